@@ -1,0 +1,170 @@
+/**
+ * The on-disk cache: kernels, built kernels, images. Every entry is a folder built in a
+ * temporary sibling and renamed into place only when whole, with a manifest of the sizes of
+ * every file in it. An entry whose files no longer match the manifest (truncated, deleted)
+ * is discarded and rebuilt; a half-built entry is never visible under its final name.
+ * Two processes building the same entry serialise on a lock folder.
+ */
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { createHash } from 'node:crypto';
+
+const MANIFEST = '.rootprobe-manifest.json';
+
+/** `$ROOTPROBE_CACHE`, else `$XDG_CACHE_HOME/rootprobe`, else `~/.cache/rootprobe`. */
+export function cacheRoot(): string {
+  if (process.env.ROOTPROBE_CACHE) return path.resolve(process.env.ROOTPROBE_CACHE);
+  const xdg = process.env.XDG_CACHE_HOME;
+  return path.join(xdg && path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), '.cache'), 'rootprobe');
+}
+
+/** A short stable hash of anything JSON-serialisable (keys sorted) or of raw bytes. */
+export function contentHash(...parts: Array<unknown>): string {
+  const h = createHash('sha256');
+  for (const p of parts) {
+    if (Buffer.isBuffer(p)) h.update(p);
+    else h.update(stableJson(p));
+    h.update('\0');
+  }
+  return h.digest('hex').slice(0, 32);
+}
+
+export function stableJson(v: unknown): string {
+  return JSON.stringify(v, (_k, val) => {
+    if (val && typeof val === 'object' && !Array.isArray(val) && !Buffer.isBuffer(val)) {
+      return Object.fromEntries(Object.keys(val).sort().map((k) => [k, (val as Record<string, unknown>)[k]]));
+    }
+    return val;
+  });
+}
+
+interface Manifest {
+  key: string;
+  created: string;
+  files: Record<string, number>;
+}
+
+async function listFiles(dir: string, base = dir, out: Record<string, number> = {}): Promise<Record<string, number>> {
+  for (const ent of await fs.readdir(dir, { withFileTypes: true })) {
+    const p = path.join(dir, ent.name);
+    if (ent.isDirectory()) await listFiles(p, base, out);
+    else if (ent.isFile() && ent.name !== MANIFEST) out[path.relative(base, p)] = (await fs.stat(p)).size;
+  }
+  return out;
+}
+
+/** True when `dir` is a whole entry: its manifest exists and every file has its size. */
+export async function isWholeEntry(dir: string): Promise<boolean> {
+  let m: Manifest;
+  try {
+    m = JSON.parse(await fs.readFile(path.join(dir, MANIFEST), 'utf8')) as Manifest;
+  } catch {
+    return false;
+  }
+  for (const [rel, size] of Object.entries(m.files)) {
+    try {
+      const st = await fs.stat(path.join(dir, rel));
+      if (st.size !== size) return false;
+    } catch {
+      return false;
+    }
+  }
+  return true;
+}
+
+async function sleep(ms: number): Promise<void> {
+  await new Promise((r) => setTimeout(r, ms));
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** A lock folder with the holder's pid; a lock whose holder is gone is taken over. */
+async function withLock<T>(lockDir: string, fn: () => Promise<T>, onWait?: () => void): Promise<T> {
+  let waited = false;
+  for (;;) {
+    try {
+      await fs.mkdir(lockDir);
+      await fs.writeFile(path.join(lockDir, 'pid'), String(process.pid));
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const holder = Number(await fs.readFile(path.join(lockDir, 'pid'), 'utf8').catch(() => '0'));
+      if (holder && !pidAlive(holder)) {
+        await fs.rm(lockDir, { recursive: true, force: true });
+        continue;
+      }
+      if (!waited && onWait) onWait();
+      waited = true;
+      await sleep(200);
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    await fs.rm(lockDir, { recursive: true, force: true });
+  }
+}
+
+export interface CachedOptions {
+  /** Called once if another process holds the entry's lock and this one waits. */
+  onWait?: () => void;
+}
+
+/**
+ * The folder of cache entry `kind/key`, built by `build(dir)` into a temporary folder if it
+ * is missing or damaged. `build` writes files into the folder it is given; if it throws,
+ * nothing is kept.
+ */
+export async function cachedEntry(
+  kind: string,
+  key: string,
+  build: (dir: string) => Promise<void>,
+  opts: CachedOptions = {},
+): Promise<string> {
+  if (!/^[A-Za-z0-9._-]+$/.test(key) || !/^[A-Za-z0-9._/-]+$/.test(kind) || kind.includes('..')) {
+    throw new Error(`internal: bad cache key ${kind}/${key}`);
+  }
+  const parent = path.join(cacheRoot(), kind);
+  const final = path.join(parent, key);
+  if (await isWholeEntry(final)) return final;
+  await fs.mkdir(parent, { recursive: true });
+  return withLock(
+    `${final}.lock`,
+    async () => {
+      if (await isWholeEntry(final)) return final;
+      await fs.rm(final, { recursive: true, force: true });
+      const tmp = await fs.mkdtemp(path.join(parent, `.tmp-${key}-`));
+      try {
+        await build(tmp);
+        const manifest: Manifest = { key, created: new Date().toISOString(), files: await listFiles(tmp) };
+        await fs.writeFile(path.join(tmp, MANIFEST), JSON.stringify(manifest, null, 1));
+        await fs.rename(tmp, final);
+      } catch (e) {
+        await fs.rm(tmp, { recursive: true, force: true });
+        throw e;
+      }
+      return final;
+    },
+    opts.onWait,
+  );
+}
+
+/** Entries of a kind that are whole, by key. */
+export async function listEntries(kind: string): Promise<string[]> {
+  const parent = path.join(cacheRoot(), kind);
+  const names = await fs.readdir(parent).catch(() => [] as string[]);
+  const out: string[] = [];
+  for (const n of names) {
+    if (n.startsWith('.') || n.endsWith('.lock')) continue;
+    if (await isWholeEntry(path.join(parent, n))) out.push(n);
+  }
+  return out.sort();
+}

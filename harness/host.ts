@@ -1,0 +1,71 @@
+/**
+ * The host tools rootprobe runs, which Debian package provides each, and how to find them.
+ * `rootprobe doctor` reports on this table; code that needs a tool calls requireTool() so a
+ * missing one is a clear error naming the package, before anything boots.
+ */
+import { accessSync, constants } from 'node:fs';
+import * as path from 'node:path';
+import { SetupError } from './errors.ts';
+
+export interface HostTool {
+  /** The command name looked up on PATH (plus /usr/sbin and /sbin). */
+  command: string;
+  /** The Debian package that provides it. */
+  debianPackage: string;
+  /** What rootprobe uses it for, for the doctor's report. */
+  purpose: string;
+  /** Absolute paths tried before PATH (e.g. busybox-static's binary). */
+  candidates?: string[];
+}
+
+export const HOST_TOOLS: HostTool[] = [
+  { command: 'qemu-system-x86_64', debianPackage: 'qemu-system-x86', purpose: 'boots the guests' },
+  {
+    command: 'busybox',
+    debianPackage: 'busybox-static',
+    purpose: 'the guest userland (a static binary, copied into images)',
+    candidates: ['/bin/busybox', '/usr/bin/busybox'],
+  },
+  { command: 'mke2fs', debianPackage: 'e2fsprogs', purpose: 'builds ext4 disk images from a folder' },
+  { command: 'debugfs', debianPackage: 'e2fsprogs', purpose: 'sets owners and device nodes in disk images without root' },
+  { command: 'e2fsck', debianPackage: 'e2fsprogs', purpose: 'checks disk images after a run' },
+  { command: 'dumpe2fs', debianPackage: 'e2fsprogs', purpose: 'reads disk image features (needs_recovery) after a run' },
+  { command: 'cpio', debianPackage: 'cpio', purpose: 'GNU cpio, used by tests to cross-check our archives' },
+  { command: 'apt-get', debianPackage: 'apt', purpose: 'downloads Debian kernel packages (nothing is installed)' },
+  { command: 'dpkg-deb', debianPackage: 'dpkg', purpose: 'unpacks Debian kernel packages into the cache' },
+  { command: 'switch_root', debianPackage: 'util-linux', purpose: "util-linux's switch_root, copied into images" },
+];
+
+const EXTRA_DIRS = ['/usr/local/sbin', '/usr/sbin', '/sbin'];
+
+function isExecutable(p: string): boolean {
+  try {
+    accessSync(p, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The absolute path of a command, or undefined. */
+export function findCommand(command: string, candidates: string[] = []): string | undefined {
+  for (const c of candidates) if (isExecutable(c)) return c;
+  const dirs = [...(process.env.PATH ?? '').split(':').filter(Boolean), ...EXTRA_DIRS];
+  for (const d of dirs) {
+    const p = path.join(d, command);
+    if (isExecutable(p)) return p;
+  }
+  return undefined;
+}
+
+/** The absolute path of a tool from HOST_TOOLS (or any command), or a SetupError naming its package. */
+export function requireTool(command: string, why?: string): string {
+  const tool = HOST_TOOLS.find((t) => t.command === command);
+  const found = findCommand(command, tool?.candidates);
+  if (found) return found;
+  const pkg = tool ? ` (Debian package ${tool.debianPackage})` : '';
+  throw new SetupError(
+    `${command} is not installed${pkg}${why ? `; it is needed ${why}` : ''}. ` +
+      `Run \`npx rootprobe doctor --install\` as root, or install it yourself.`,
+  );
+}
