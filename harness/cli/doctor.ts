@@ -1,0 +1,69 @@
+/**
+ * `rootprobe doctor [--install]`: reports every host tool rootprobe needs, the cache folder
+ * and the accelerator situation; with --install, as root on Debian or Ubuntu, installs the
+ * missing packages with apt-get (nothing else is ever installed on the host).
+ */
+import { parseArgs } from 'node:util';
+import { spawnSync } from 'node:child_process';
+import { promises as fs, constants } from 'node:fs';
+import { HOST_TOOLS, findCommand } from '../host.ts';
+import { cacheRoot } from '../cache.ts';
+import { SetupError } from '../errors.ts';
+
+function staticBusybox(p: string): boolean {
+  // A dynamically linked busybox cannot run on a root without its libraries.
+  const r = spawnSync('sh', ['-c', `LC_ALL=C od -An -c -N 4 "${p}" >/dev/null && grep -q 'ld-linux' "${p}"`]);
+  return r.status !== 0;
+}
+
+export async function doctor(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { install: { type: 'boolean' } } });
+  const rows: Array<{ tool: string; pkg: string; found?: string; ok: boolean; note?: string }> = [];
+  for (const t of HOST_TOOLS) {
+    const found = findCommand(t.command, t.candidates);
+    let ok = Boolean(found);
+    let note: string | undefined;
+    if (found && t.command === 'busybox' && !staticBusybox(found)) {
+      ok = false;
+      note = 'dynamically linked: install busybox-static';
+    }
+    rows.push({ tool: t.command, pkg: t.debianPackage, found, ok, note });
+  }
+  const missing = [...new Set(rows.filter((r) => !r.ok).map((r) => r.pkg))];
+  if (missing.length > 0 && values.install) {
+    if (process.getuid?.() !== 0) throw new SetupError(`--install needs root (apt-get install ${missing.join(' ')})`);
+    if (!findCommand('apt-get')) throw new SetupError(`--install needs apt-get (Debian or Ubuntu); install: ${missing.join(' ')}`);
+    process.stderr.write(`installing: ${missing.join(' ')}\n`);
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    const upd = spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
+    if (upd.status !== 0) throw new SetupError('apt-get update failed (see above)');
+    const inst = spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: 'inherit', env });
+    if (inst.status !== 0) throw new SetupError(`apt-get install ${missing.join(' ')} failed (see above)`);
+    return doctor([]);
+  }
+  const w = Math.max(...rows.map((r) => r.tool.length)) + 2;
+  for (const r of rows) {
+    const state = r.ok ? `ok   ${r.found}` : `MISSING (Debian package ${r.pkg})${r.note ? `: ${r.note}` : ''}`;
+    process.stdout.write(`${r.tool.padEnd(w)}${state}\n`);
+  }
+  const cache = cacheRoot();
+  await fs.mkdir(cache, { recursive: true }).catch(() => undefined);
+  const writable = await fs.access(cache, constants.W_OK).then(
+    () => true,
+    () => false,
+  );
+  process.stdout.write(`${'cache'.padEnd(w)}${writable ? 'ok  ' : 'NOT WRITABLE'} ${cache}\n`);
+  const kvm = await fs.access('/dev/kvm', constants.R_OK | constants.W_OK).then(
+    () => 'present and accessible: a probe boot decides whether it works (cached per boot)',
+    () => 'not accessible: guests run under TCG',
+  );
+  process.stdout.write(`${'kvm'.padEnd(w)}${kvm}\n`);
+  const [major, minor] = process.versions.node.split('.').map(Number);
+  const nodeOk = major > 20 || (major === 20 && minor >= 19);
+  process.stdout.write(`${'node'.padEnd(w)}${nodeOk ? 'ok  ' : 'TOO OLD (need >= 20.19)'} ${process.version}\n`);
+  if (missing.length > 0) {
+    process.stdout.write(`\nmissing: ${missing.join(' ')}; run \`npx rootprobe doctor --install\` as root\n`);
+    return 2;
+  }
+  return writable && nodeOk ? 0 : 2;
+}

@@ -1,0 +1,167 @@
+/**
+ * The rootprobe command line.
+ *
+ *   rootprobe run [scenario...] [--all] [--kernel K]... [--jobs N] [--json FILE] [--junit FILE]
+ *                 [--tap FILE|-] [--artifacts DIR] [--keep] [--scenarios DIR]...
+ *   rootprobe list [--scenarios DIR]...
+ *   rootprobe kernels
+ *   rootprobe doctor [--install]
+ *
+ * Exit status: 0 when every run passed, 1 when any did not, 2 on bad usage or missing setup.
+ */
+import { parseArgs } from 'node:util';
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { isPeopleError, UsageError } from '../errors.ts';
+import { loadScenarios, pickScenarios } from '../../scenarios/index.ts';
+import { KNOWN_KERNELS, listKernels, parseKernelSpec } from '../../kernels/index.ts';
+import { runMatrix } from '../run/matrix.ts';
+import { summaryText } from '../report/terminal.ts';
+import { toJUnit, toJson, toTap } from '../report/formats.ts';
+import { doctor } from './doctor.ts';
+import { cleanupAll } from '../lifecycle.ts';
+
+export const DEFAULT_KERNEL = 'debian/bookworm';
+
+const USAGE = `rootprobe: QEMU-based tests of Linux boot and root-switch flows
+
+usage:
+  rootprobe run [scenario...] [--all] [--kernel K]... [options]   boot scenarios, print verdicts
+  rootprobe list                                                  the scenarios and what they check
+  rootprobe kernels                                               known kernels, cached or not
+  rootprobe doctor [--install]                                    check (and install) host tools
+
+run options:
+  --kernel K         debian/bookworm (default), debian/trixie, debian/sid, debian/<suite>:<flavour>,
+                     file:<bzImage>[,modules=<dir>,config=<file>]; repeat for a matrix
+  --all              every scenario (also the default when none is named)
+  --jobs N           VMs booted at once (default: the number of cores)
+  --json FILE        the full report as JSON (stages with mountinfo and processes)
+  --junit FILE       JUnit XML, one testcase per scenario x kernel
+  --tap FILE|-       TAP version 13 (- for standard output)
+  --artifacts DIR    where run folders are kept (default ./rootprobe-artifacts)
+  --keep             keep the run folder of passing runs too
+  --scenarios DIR    load more scenarios from DIR (repeatable)
+  --cmdline TEXT     append to every guest's kernel command line
+
+environment: ROOTPROBE_ACCEL=kvm|tcg, ROOTPROBE_TIMEOUT_FACTOR, ROOTPROBE_CACHE, ROOTPROBE_DEBIAN_MIRROR
+exit status: 0 all passed, 1 some did not, 2 bad usage or missing setup`;
+
+async function writeOut(file: string, text: string): Promise<void> {
+  if (file === '-') {
+    process.stdout.write(text);
+    return;
+  }
+  await fs.mkdir(path.dirname(path.resolve(file)), { recursive: true });
+  const tmp = `${file}.tmp-${process.pid}`;
+  await fs.writeFile(tmp, text);
+  await fs.rename(tmp, file);
+}
+
+function positiveInt(v: string | undefined, name: string, dflt: number): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${name} takes a whole number of at least 1 (got '${v}')`);
+  return n;
+}
+
+async function cmdRun(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      all: { type: 'boolean' },
+      kernel: { type: 'string', multiple: true },
+      jobs: { type: 'string' },
+      json: { type: 'string' },
+      junit: { type: 'string' },
+      tap: { type: 'string' },
+      artifacts: { type: 'string' },
+      keep: { type: 'boolean' },
+      scenarios: { type: 'string', multiple: true },
+      cmdline: { type: 'string' },
+    },
+  });
+  const kernels = values.kernel?.length ? values.kernel : [DEFAULT_KERNEL];
+  for (const k of kernels) parseKernelSpec(k); // a bad spec is a usage error before anything runs
+  const jobs = positiveInt(values.jobs, '--jobs', os.availableParallelism());
+  const all = await loadScenarios(values.scenarios ?? []);
+  const chosen = positionals.length > 0 && !values.all ? pickScenarios(all, positionals) : all;
+  if (positionals.length > 0 && values.all) throw new UsageError('name scenarios or give --all, not both');
+  const rerunArgs = (values.scenarios ?? []).flatMap((d) => ['--scenarios', path.resolve(d)]);
+  const report = await runMatrix(chosen, kernels, {
+    jobs,
+    artifactsRoot: values.artifacts ?? 'rootprobe-artifacts',
+    keep: values.keep ?? false,
+    extraCmdline: values.cmdline,
+    rerunArgs,
+    partialReport: async (partial) => {
+      if (values.json) await writeOut(values.json, toJson(partial));
+      if (values.junit) await writeOut(values.junit, toJUnit(partial));
+    },
+  });
+  if (values.json) await writeOut(values.json, toJson(report));
+  if (values.junit) await writeOut(values.junit, toJUnit(report));
+  if (values.tap) await writeOut(values.tap, toTap(report));
+  process.stdout.write(summaryText(report, Boolean(process.stdout.isTTY) && !process.env.CI));
+  return report.runs.length > 0 && report.runs.every((r) => r.outcome === 'passed') ? 0 : 1;
+}
+
+async function cmdList(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { scenarios: { type: 'string', multiple: true } } });
+  const all = await loadScenarios(values.scenarios ?? []);
+  const w = Math.max(...all.map((s) => s.name.length)) + 2;
+  for (const s of all) {
+    const seeds = s.seeds?.length ? ` [seeds ${s.seeds.join(', ')}]` : '';
+    process.stdout.write(`${s.name.padEnd(w)}${s.description}${seeds}\n`);
+  }
+  return 0;
+}
+
+async function cmdKernels(): Promise<number> {
+  const list = await listKernels();
+  const w = Math.max(...list.map((k) => k.id.length), 8) + 2;
+  process.stdout.write(`${'kernel'.padEnd(w)}${'cached'.padEnd(8)}release\n`);
+  for (const k of list) {
+    process.stdout.write(`${k.id.padEnd(w)}${(k.cached ? 'yes' : 'no').padEnd(8)}${k.release ?? ''}\n`);
+  }
+  process.stdout.write(`\nalso: file:<bzImage>[,modules=<dir>,config=<file>], debian/<suite>:<flavour> (${KNOWN_KERNELS.join(', ')})\n`);
+  return 0;
+}
+
+/** Runs the CLI; returns the exit status. */
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case 'run':
+        return await cmdRun(rest);
+      case 'list':
+        return await cmdList(rest);
+      case 'kernels':
+        return await cmdKernels();
+      case 'doctor':
+        return await doctor(rest);
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        process.stdout.write(USAGE + '\n');
+        return cmd === undefined ? 2 : 0;
+      default:
+        throw new UsageError(`unknown command '${cmd}'; try: run, list, kernels, doctor`);
+    }
+  } catch (e) {
+    const err = e as Error & { code?: string };
+    if (isPeopleError(e) || err.code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`rootprobe: ${err.message}\n`);
+      if (err.code?.startsWith('ERR_PARSE_ARGS')) process.stderr.write(`(see: rootprobe --help)\n`);
+      await cleanupAll();
+      return 2;
+    }
+    process.stderr.write(`rootprobe: internal error: ${err.stack ?? err.message}\n`);
+    await cleanupAll();
+    return 1;
+  }
+}

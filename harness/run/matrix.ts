@@ -1,0 +1,100 @@
+/**
+ * A scenario x kernel matrix: resolve the kernels (downloading into the cache as needed),
+ * decide the accelerator once, then boot up to `jobs` VMs at once. On Ctrl-C the runs under
+ * way are stopped, their QEMUs killed and temp folders removed (lifecycle), and the report of
+ * the runs that finished is still written.
+ */
+import * as os from 'node:os';
+import { createRequire } from 'node:module';
+import { resolveKernel, type Kernel } from '../../kernels/index.ts';
+import { detectAccel } from '../qemu/accel.ts';
+import { onCleanup } from '../lifecycle.ts';
+import type { Scenario } from '../scenario.ts';
+import { runScenario, type RunRecord } from './run-scenario.ts';
+import { summarize, type MatrixReport } from '../report/formats.ts';
+import { Progress } from '../report/terminal.ts';
+
+const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
+
+export interface MatrixOptions {
+  jobs: number;
+  artifactsRoot: string;
+  keep: boolean;
+  extraCmdline?: string;
+  rerunArgs?: string[];
+  progress?: Progress;
+  /** Called with the report of the runs finished so far when the run is interrupted. */
+  partialReport?: (r: MatrixReport) => Promise<void>;
+}
+
+/** Runs `fn` over `items` with at most `n` at once, keeping results in input order. */
+export async function pool<T, R>(items: T[], n: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i], i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
+  return out;
+}
+
+export async function runMatrix(scenarios: Scenario[], kernelSpecs: string[], opts: MatrixOptions): Promise<MatrixReport> {
+  const started = Date.now();
+  const progress = opts.progress ?? new Progress();
+  const kernels: Kernel[] = [];
+  for (const spec of kernelSpecs) {
+    kernels.push(await resolveKernel(spec, { onProgress: (m) => progress.message(`kernel ${spec}: ${m}`) }));
+  }
+  const accel = await detectAccel(kernels[0].vmlinuz, { onProgress: (m: string) => progress.message(`accel: ${m}`) });
+  progress.message(
+    `accelerator: ${accel.accel} (${accel.reason}${accel.cached ? ', cached' : ''}); ${opts.jobs} at once; ` +
+      `${scenarios.length} scenario(s) x ${kernels.length} kernel(s)`,
+  );
+
+  const cells = kernels.flatMap((k) => scenarios.map((s) => ({ s, k })));
+  const records: Array<RunRecord | undefined> = new Array(cells.length);
+  const abort = new AbortController();
+  const report = (): MatrixReport => {
+    const runs = records.filter((r): r is RunRecord => Boolean(r));
+    return {
+      tool: 'rootprobe',
+      version: pkg.version,
+      startedAt: new Date(started).toISOString(),
+      durationMs: Date.now() - started,
+      accel: accel.accel,
+      accelReason: accel.reason,
+      host: { cpus: os.availableParallelism(), node: process.version },
+      summary: summarize(runs),
+      runs,
+    };
+  };
+  const unhook = onCleanup(async () => {
+    abort.abort();
+    progress.stop();
+    if (opts.partialReport) await opts.partialReport(report());
+  });
+  try {
+    await pool(cells, opts.jobs, async ({ s, k }, i) => {
+      if (abort.signal.aborted) return;
+      progress.start(s.name, k.id);
+      const r = await runScenario(s, k, {
+        accel: accel.accel,
+        artifactsRoot: opts.artifactsRoot,
+        keep: opts.keep,
+        extraCmdline: opts.extraCmdline,
+        rerunArgs: opts.rerunArgs,
+        signal: abort.signal,
+        onEvent: (e) => progress.event(e),
+      });
+      records[i] = r;
+      progress.end(r);
+    });
+  } finally {
+    unhook();
+    progress.stop();
+  }
+  return report();
+}

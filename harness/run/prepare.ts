@@ -1,0 +1,99 @@
+/**
+ * A scenario's images for one kernel: the initramfs as cached cpio segments (busybox base,
+ * the kernel's modules, the scenario's own files, the probe toolkit) and its disk images.
+ * Each part is cached by content, so a second run builds nothing.
+ */
+import * as path from 'node:path';
+import { ImageTree } from '../image/tree.ts';
+import { buildCpioSegment } from '../image/initramfs.ts';
+import { buildExt4, rawImage } from '../image/disk.ts';
+import { probeToolkit } from '../guest/toolkit.ts';
+import { requireTool } from '../host.ts';
+import { baseInitramfs } from '../../images/base.ts';
+import { checkFeatures } from '../../kernels/config.ts';
+import type { Kernel } from '../../kernels/index.ts';
+import type { BuildContext, DiskSpec, Scenario } from '../scenario.ts';
+
+export interface PreparedDisk {
+  name: string;
+  /** The cached image: copy it before a guest writes to it. */
+  cachedPath: string;
+}
+
+export interface PreparedImages {
+  /** cpio segments in the order the kernel unpacks them. */
+  segments: Array<{ name: string; path: string }>;
+  disks: PreparedDisk[];
+  /** Modules loaded from the initramfs, in no particular order. */
+  modules: string[];
+  warnings: string[];
+}
+
+export function buildContext(sc: Scenario, kernel: Kernel): BuildContext {
+  return {
+    kernel,
+    here: (rel: string) => path.resolve(sc.dir, rel),
+    tool: (command: string) => requireTool(command, `by scenario '${sc.name}'`),
+  };
+}
+
+async function diskTree(spec: Omit<DiskSpec, 'images'>, ctx: BuildContext, extra?: (t: ImageTree) => Promise<void>): Promise<ImageTree> {
+  const t = new ImageTree(`disk '${spec.name}'`);
+  if (spec.content) await spec.content(t, ctx);
+  if (extra) await extra(t);
+  t.merge(probeToolkit());
+  return t;
+}
+
+async function buildDisk(spec: DiskSpec, ctx: BuildContext): Promise<string> {
+  if (spec.fs === 'raw') return rawImage({ sizeMiB: spec.sizeMiB });
+  const inner = spec.images ?? {};
+  const t = await diskTree(spec, ctx, async (tree) => {
+    // Images stored as files on this disk (a loop root on a partition): built first.
+    for (const [guestPath, innerSpec] of Object.entries(inner)) {
+      const innerPath = await buildDisk(innerSpec as DiskSpec, ctx);
+      tree.copy(guestPath, innerPath, 0o644);
+    }
+  });
+  await t.validate();
+  return buildExt4(t, { sizeMiB: spec.sizeMiB, label: spec.label });
+}
+
+/** Checks the kernel and builds (or finds in the cache) everything a boot of `sc` needs. */
+export async function prepareImages(sc: Scenario, kernel: Kernel): Promise<PreparedImages> {
+  const { modules, warnings } = checkFeatures(kernel, sc.features, sc.name);
+  const wanted = [...new Set([...modules, ...(sc.modules ?? [])])].sort();
+  const ctx = buildContext(sc, kernel);
+
+  const base = baseInitramfs();
+  const mods = new ImageTree(`modules for ${kernel.release}`);
+  if (wanted.length > 0) {
+    if (!kernel.modulesDir) {
+      throw new (await import('../errors.ts')).SetupError(
+        `kernel ${kernel.id} has these options as modules but no modules folder: ${wanted.join(', ')}; ` +
+          `give one with file:<bzImage>,modules=<dir>, or build them in`,
+      );
+    }
+    mods.kernelModules(kernel, wanted);
+  }
+  const overlay = new ImageTree(`scenario '${sc.name}' initramfs`);
+  await sc.initramfs(overlay, ctx);
+  const toolkit = probeToolkit();
+
+  const parts: Array<[string, ImageTree]> = [
+    ['base', base],
+    ['modules', mods],
+    ['scenario', overlay],
+    ['probe', toolkit],
+  ];
+  for (const [, t] of parts) await t.validate();
+  const segments: PreparedImages['segments'] = [];
+  for (const [name, t] of parts) {
+    if ((await t.list()).length === 0) continue;
+    segments.push({ name, path: await buildCpioSegment(t) });
+  }
+
+  const disks: PreparedDisk[] = [];
+  for (const d of sc.disks ?? []) disks.push({ name: d.name, cachedPath: await buildDisk(d, ctx) });
+  return { segments, disks, modules: wanted, warnings };
+}

@@ -1,0 +1,342 @@
+/**
+ * One boot of one scenario on one kernel, from images to verdict:
+ *
+ *   images (cached) -> QEMU (console on ttyS0, frames on ttyS1) -> stages -> check -> verdict
+ *
+ * The verdict is one of: passed, failed (an assertion), panic, timeout (the deadline came
+ * first), missing-stage (the guest stopped without reporting a stage), error (the harness or
+ * the result channel broke, or the guest reported something the scenario does not declare).
+ * Every run gets a folder with its console log, raw result stream, readback, QEMU command
+ * line and a reproduce script; it is kept for failed runs, and for all with `keep`.
+ */
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import * as chai from 'chai';
+import { rootprobeChai } from '../assert/chai-rootprobe.ts';
+import { FrameDecoder, type ReadbackEvent } from '../readback/frame.ts';
+import { parseSnapshot, type StageJSON } from '../readback/snapshot.ts';
+import { RunReadback } from '../readback/result.ts';
+import { bootQemu, standaloneArgv, type BootOutcome } from '../qemu/runner.ts';
+import { shellLine } from '../qemu/command.ts';
+import { timeoutFactor } from '../qemu/accel.ts';
+import { makeTempDir, removeTempDir } from '../lifecycle.ts';
+import { concatSegments } from '../image/initramfs.ts';
+import { copyForRun } from '../image/disk.ts';
+import { expectedStages, type CheckContext, type Scenario } from '../scenario.ts';
+import { prepareImages } from './prepare.ts';
+import type { Kernel } from '../../kernels/index.ts';
+
+chai.use(rootprobeChai);
+
+export type Outcome = 'passed' | 'failed' | 'panic' | 'timeout' | 'missing-stage' | 'error';
+export type Accel = 'kvm' | 'tcg';
+
+export interface RunArtifacts {
+  dir: string;
+  consoleLog: string;
+  resultStream: string;
+  qemuCmdline: string;
+  readback: string;
+  reproduce: string;
+}
+
+export interface RunRecord {
+  scenario: string;
+  kernel: string;
+  kernelRelease: string;
+  accel: Accel;
+  outcome: Outcome;
+  /** Why, for anything but passed: the assertion, the missing stage, the panic line. */
+  message?: string;
+  durationMs: number;
+  /** Stage names in the order they reported. */
+  stagesReported: string[];
+  stages: StageJSON[];
+  evidence: string[];
+  behaviours: string[];
+  consoleTail: string[];
+  memoryMiB: number;
+  deadlineMs: number;
+  warnings: string[];
+  /** The command that reruns just this case. */
+  rerun: string;
+  artifacts?: RunArtifacts;
+}
+
+export type RunEvent =
+  | { type: 'phase'; scenario: string; kernel: string; phase: 'images' | 'boot' }
+  | { type: 'stage'; scenario: string; kernel: string; stage: string; elapsedMs: number }
+  | { type: 'console'; scenario: string; kernel: string; line: string };
+
+export interface RunOptions {
+  accel: Accel;
+  /** Where kept artifact folders go. */
+  artifactsRoot: string;
+  /** Keep the artifact folder of passing runs too. */
+  keep?: boolean;
+  onEvent?: (e: RunEvent) => void;
+  signal?: AbortSignal;
+  /** Appended to the kernel command line. */
+  extraCmdline?: string;
+  /** For the rerun line: how the user invoked rootprobe (default `npx rootprobe`). */
+  invocation?: string;
+  /** Extra arguments for the rerun line (e.g. --scenarios DIR). */
+  rerunArgs?: string[];
+}
+
+const DEFAULT_TIMEOUT_SEC = 30;
+const DEFAULT_MEMORY_MIB = 256;
+/** After `done`, the guest powers off by itself; this long, then QEMU is stopped. */
+const DONE_GRACE_MS = 5000;
+
+export function artifactSlug(scenario: string, kernel: string): string {
+  return `${scenario}--${kernel}`.replace(/[^A-Za-z0-9._-]+/g, '_');
+}
+
+function q(s: string): string {
+  return /^[A-Za-z0-9_./:=@%+-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`;
+}
+
+export function rerunLine(sc: Scenario, kernel: Kernel, opts: Pick<RunOptions, 'invocation' | 'rerunArgs'>): string {
+  return [opts.invocation ?? 'npx rootprobe', 'run', sc.name, '--kernel', kernel.id, ...(opts.rerunArgs ?? []), '--keep']
+    .map((a, i) => (i === 0 ? a : q(a)))
+    .join(' ');
+}
+
+/** Boots `sc` on `kernel` once and returns its verdict with the evidence. */
+export async function runScenario(sc: Scenario, kernel: Kernel, opts: RunOptions): Promise<RunRecord> {
+  const started = Date.now();
+  const factor = timeoutFactor(opts.accel);
+  const deadlineMs = Math.round((sc.timeoutSec ?? DEFAULT_TIMEOUT_SEC) * 1000 * factor);
+  const memoryMiB = sc.memoryMiB ?? DEFAULT_MEMORY_MIB;
+  const record: RunRecord = {
+    scenario: sc.name,
+    kernel: kernel.id,
+    kernelRelease: kernel.release,
+    accel: opts.accel,
+    outcome: 'error',
+    durationMs: 0,
+    stagesReported: [],
+    stages: [],
+    evidence: [],
+    behaviours: [],
+    consoleTail: [],
+    memoryMiB,
+    deadlineMs,
+    warnings: [],
+    rerun: rerunLine(sc, kernel, opts),
+  };
+  const emit = (e: RunEvent): void => opts.onEvent?.(e);
+  const runDir = await makeTempDir(`rootprobe-${sc.name}-`);
+  let boot: BootOutcome | undefined;
+  const readback = new RunReadback();
+  try {
+    emit({ type: 'phase', scenario: sc.name, kernel: kernel.id, phase: 'images' });
+    const images = await prepareImages(sc, kernel);
+    record.warnings.push(...images.warnings);
+    const initrd = path.join(runDir, 'initrd.cpio');
+    await concatSegments(
+      images.segments.map((s) => s.path),
+      initrd,
+    );
+    const disks: Record<string, { path: string }> = {};
+    for (const d of images.disks) {
+      const p = path.join(runDir, `disk-${d.name}.img`);
+      await copyForRun(d.cachedPath, p);
+      disks[d.name] = { path: p };
+    }
+    if (opts.signal?.aborted) throw new Error('interrupted before boot');
+
+    emit({ type: 'phase', scenario: sc.name, kernel: kernel.id, phase: 'boot' });
+    let parsing: Promise<void> = Promise.resolve();
+    let doneTimer: NodeJS.Timeout | undefined;
+    let control: { stop(reason: string): void } | undefined;
+    const onFrameEvent = (ev: ReadbackEvent): void => {
+      if (ev.kind === 'damaged') {
+        readback.damaged.push(ev);
+      } else if (ev.kind === 'frame') {
+        parsing = parsing.then(async () => {
+          try {
+            const stage = await parseSnapshot(ev.payload);
+            readback.add(stage);
+            emit({ type: 'stage', scenario: sc.name, kernel: kernel.id, stage: stage.name, elapsedMs: Date.now() - started });
+          } catch (e) {
+            readback.unreadable.push({ stage: ev.stage, error: (e as Error).message });
+          }
+        });
+        if (ev.stage === 'done' && !doneTimer) {
+          doneTimer = setTimeout(() => control?.stop('the guest reported done but did not power off'), DONE_GRACE_MS);
+        }
+      }
+    };
+    const decoder = new FrameDecoder({ onEvent: onFrameEvent });
+    const started_ = bootQemu(
+      {
+        kernel: kernel.vmlinuz,
+        initrd,
+        append: [sc.cmdline, opts.extraCmdline].filter(Boolean).join(' '),
+        disks: Object.values(disks).map((d) => ({ path: d.path })),
+        memoryMiB,
+        accel: opts.accel,
+        runDir,
+      },
+      {
+        deadlineMs,
+        signal: opts.signal,
+        onResult: (chunk) => decoder.push(chunk),
+        onConsole: (line) => emit({ type: 'console', scenario: sc.name, kernel: kernel.id, line }),
+      },
+    );
+    control = started_.control;
+    boot = await started_.outcome;
+    if (doneTimer) clearTimeout(doneTimer);
+    decoder.end();
+    await parsing;
+
+    record.consoleTail = boot.consoleTail;
+    record.stagesReported = readback.names;
+    record.stages = readback.stages.map((s) => s.toJSON());
+    const verdict = await judge(sc, kernel, boot, readback, disks, record);
+    record.outcome = verdict.outcome;
+    record.message = verdict.message;
+  } catch (e) {
+    record.outcome = 'error';
+    record.message = (e as Error).message;
+    if (boot) record.consoleTail = boot.consoleTail;
+  } finally {
+    record.durationMs = Date.now() - started;
+    try {
+      if (record.outcome !== 'passed' || opts.keep) {
+        record.artifacts = await keepArtifacts(runDir, sc, kernel, record, readback, boot, opts);
+      }
+    } finally {
+      await removeTempDir(runDir);
+    }
+  }
+  return record;
+}
+
+function lastLines(tail: string[], n = 20): string {
+  return tail.slice(-n).map((l) => `    | ${l}`).join('\n');
+}
+
+async function judge(
+  sc: Scenario,
+  kernel: Kernel,
+  boot: BootOutcome,
+  readback: RunReadback,
+  disks: Record<string, { path: string }>,
+  record: RunRecord,
+): Promise<{ outcome: Outcome; message?: string }> {
+  if (boot.end === 'spawn-error') return { outcome: 'error', message: `QEMU did not start: ${boot.stderr.trim()}` };
+  if (readback.damaged.length > 0) {
+    const d = readback.damaged[0];
+    return { outcome: 'error', message: `the result frame of stage \`${d.stage}\` arrived damaged (${d.reason}): ${d.detail}` };
+  }
+  if (readback.unreadable.length > 0) {
+    const u = readback.unreadable[0];
+    return { outcome: 'error', message: `the snapshot of stage \`${u.stage}\` could not be read: ${u.error}` };
+  }
+  if (boot.end === 'panic') {
+    return {
+      outcome: 'panic',
+      message: `the kernel panicked${readback.last ? ` after stage \`${readback.last.name}\`` : ' before any stage'}: ${boot.panicLine ?? ''}`,
+    };
+  }
+  const guestError = readback.has('guest-error') ? readback.stage('guest-error').vars.message : undefined;
+  const expected = expectedStages(sc);
+  const undeclared = readback.names.filter((n) => !expected.includes(n) && n !== 'guest-error');
+  if (undeclared.length > 0) {
+    return {
+      outcome: 'error',
+      message: `the guest probed stage(s) ${undeclared.map((n) => `\`${n}\``).join(', ')} that scenario '${sc.name}' does not declare (${sc.file}); declared: ${expected.join(', ')}`,
+    };
+  }
+  const missing = expected.find((s) => !readback.has(s));
+  if (missing) {
+    const last = readback.last?.name;
+    const reached = last ? `last stage reached: \`${last}\`` : 'no stage reported';
+    const why = guestError ? `; the guest said: ${guestError}` : '';
+    if (boot.end === 'deadline') {
+      return {
+        outcome: 'timeout',
+        message: `waited ${(record.deadlineMs / 1000).toFixed(0)} s (${record.accel}) for stage \`${missing}\`; ${reached}${why}\n  last console lines:\n${lastLines(boot.consoleTail)}`,
+      };
+    }
+    const how = boot.end === 'stopped' ? `the run was stopped (${boot.stopReason ?? 'interrupted'})` : 'QEMU exited';
+    return {
+      outcome: 'missing-stage',
+      message: `stage \`${missing}\` never reported (${how}; ${reached})${why}\n  last console lines:\n${lastLines(boot.consoleTail)}`,
+    };
+  }
+  const ctx: CheckContext = {
+    result: readback,
+    stage: (name: string) => {
+      if (!expected.includes(name)) {
+        throw new Error(`scenario '${sc.name}' asserts on stage \`${name}\`, which it does not declare in stages (${sc.file})`);
+      }
+      return readback.stage(name);
+    },
+    expect: chai.expect,
+    kernel,
+    disks,
+    evidence: (line) => record.evidence.push(line),
+    behaviour: (name) => record.behaviours.push(name),
+  };
+  try {
+    await sc.check(ctx);
+    return { outcome: 'passed' };
+  } catch (e) {
+    const err = e as Error;
+    if (err instanceof chai.AssertionError || err.name === 'AssertionError') return { outcome: 'failed', message: err.message };
+    return { outcome: 'error', message: `scenario '${sc.name}' check threw: ${err.stack ?? err.message}` };
+  }
+}
+
+async function keepArtifacts(
+  runDir: string,
+  sc: Scenario,
+  kernel: Kernel,
+  record: RunRecord,
+  readback: RunReadback,
+  boot: BootOutcome | undefined,
+  opts: RunOptions,
+): Promise<RunArtifacts> {
+  const dir = path.resolve(opts.artifactsRoot, artifactSlug(sc.name, kernel.id));
+  await fs.rm(dir, { recursive: true, force: true });
+  await fs.mkdir(path.dirname(dir), { recursive: true });
+  await fs.cp(runDir, dir, { recursive: true });
+  await fs.rm(path.join(dir, 'res.sock'), { force: true });
+  const art: RunArtifacts = {
+    dir,
+    consoleLog: path.join(dir, 'console.log'),
+    resultStream: path.join(dir, 'result.stream'),
+    qemuCmdline: path.join(dir, 'qemu.cmdline'),
+    readback: path.join(dir, 'readback.json'),
+    reproduce: path.join(dir, 'reproduce.sh'),
+  };
+  await fs.writeFile(art.readback, JSON.stringify(readback.toJSON(), null, 1));
+  await fs.writeFile(path.join(dir, 'run.json'), JSON.stringify({ ...record, artifacts: art }, null, 1));
+  const projectDir = process.cwd();
+  await fs.writeFile(
+    art.reproduce,
+    [
+      '#!/bin/sh',
+      `# Reruns just this case (${sc.name} on ${kernel.id}) through rootprobe, keeping its artifacts:`,
+      `cd ${q(projectDir)} && exec ${record.rerun} "$@"`,
+      '',
+    ].join('\n'),
+    { mode: 0o755 },
+  );
+  if (boot) {
+    // The exact QEMU command, rewritten to use the kept images, with the result channel
+    // going to a file and the console on the terminal.
+    const argv = standaloneArgv(boot.argv).map((a) => a.split(runDir).join('.'));
+    await fs.writeFile(
+      path.join(dir, 'qemu.sh'),
+      ['#!/bin/sh', '# Boots the kept images with the exact QEMU command line of this run.', `cd "$(dirname "$0")" && exec ${shellLine(argv)}`, ''].join('\n'),
+      { mode: 0o755 },
+    );
+  }
+  return art;
+}
