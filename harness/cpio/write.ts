@@ -88,7 +88,7 @@ function pad4(n: number): number {
 }
 
 function hex8(v: number): string {
-  return v.toString(16).padStart(8, '0');
+  return v.toString(16).toUpperCase().padStart(8, '0'); // upper case, like GNU cpio
 }
 
 /** One newc header (magic 070701) with its name and the padding after the name. */

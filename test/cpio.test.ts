@@ -1,0 +1,384 @@
+import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { UsageError } from '../harness/errors.ts';
+import { requireTool } from '../harness/host.ts';
+import { archivePath, packNewc, readNewc, writeNewcFile, type CpioEntry } from '../harness/cpio/index.ts';
+
+const cpio = requireTool('cpio', 'to cross-check our archives');
+const tmpDirs: string[] = [];
+function tmpDir(): string {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'rootprobe-cpio-test-'));
+  tmpDirs.push(d);
+  return d;
+}
+after(() => {
+  for (const d of tmpDirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+function gnu(args: string[], input: Buffer, cwd?: string): string {
+  return execFileSync(cpio, args, { input, cwd, stdio: ['pipe', 'pipe', 'pipe'] }).toString('utf8');
+}
+
+/** The fields of every header in a plain segment, walked by hand (independent of readNewc). */
+function rawHeaders(buf: Buffer): Array<{ offset: number; name: Buffer; namesize: number; filesize: number; nlink: number; ino: number; mtime: number }> {
+  const out = [];
+  let o = 0;
+  for (;;) {
+    expect(buf.toString('latin1', o, o + 6), `magic at ${o}`).to.equal('070701');
+    const f = (i: number) => parseInt(buf.toString('latin1', o + 6 + 8 * i, o + 14 + 8 * i), 16);
+    const namesize = f(11);
+    const filesize = f(6);
+    const name = buf.subarray(o + 110, o + 110 + namesize - 1);
+    out.push({ offset: o, name, namesize, filesize, nlink: f(4), ino: f(0), mtime: f(5) });
+    if (name.toString() === 'TRAILER!!!') return out;
+    o = (((o + 110 + namesize + 3) & ~3) + filesize + 3) & ~3;
+  }
+}
+
+const sizes = [0, 1, 2, 3, 4, 5];
+const longName = `long/${'x'.repeat(200)}/${'y'.repeat(200)}`;
+/** A tree without device nodes, which GNU cpio can extract without root. */
+const tree: CpioEntry[] = [
+  { type: 'dir', path: 'etc', mode: 0o700 },
+  { type: 'file', path: '/etc/passwd', data: Buffer.from('root:x:0:0::/root:/bin/sh\n'), mode: 0o600 },
+  ...sizes.map((n): CpioEntry => ({ type: 'file', path: `sizes/s${n}`, data: Buffer.alloc(n, 0x41 + n) })),
+  { type: 'file', path: 'bin/café', data: Buffer.from('non-ascii\n'), mode: 0o755 },
+  { type: 'file', path: longName, data: Buffer.from('long\n') },
+  { type: 'symlink', path: 'bin/sh', target: 'busybox' },
+  { type: 'symlink', path: 'lib64', target: '/usr/lib' },
+  { type: 'file', path: 'bin/busybox', data: Buffer.from('#!fake busybox\n'), mode: 0o755 },
+  { type: 'hardlink', path: 'bin/ls', target: 'bin/busybox' },
+  { type: 'hardlink', path: 'bin/cat', target: '/bin/busybox' },
+  { type: 'fifo', path: 'run/initctl', mode: 0o600 },
+  { type: 'dir', path: 'empty' },
+];
+/** Paths GNU cpio lists for `tree` (parents synthesised, sorted by components). */
+const treePaths = [
+  'bin', 'bin/busybox', 'bin/café', 'bin/cat', 'bin/ls', 'bin/sh', 'empty', 'etc', 'etc/passwd', 'lib64',
+  'long', `long/${'x'.repeat(200)}`, longName, 'run', 'run/initctl', 'sizes', ...sizes.map((n) => `sizes/s${n}`),
+];
+
+describe('cpio: archivePath', () => {
+  it('normalises leading /, // and ./', () => {
+    expect(archivePath('/a//b/./c')).to.equal('a/b/c');
+    expect(archivePath('./x/')).to.equal('x');
+  });
+  for (const bad of ['../x', 'a/../../b', '', '/', '.', 'a\0b']) {
+    it(`rejects ${JSON.stringify(bad)} with a UsageError naming it`, () => {
+      expect(() => archivePath(bad)).to.throw(UsageError, JSON.stringify(bad));
+    });
+  }
+});
+
+describe('cpio: round trip through GNU cpio', () => {
+  let archive: Buffer;
+  let dir: string;
+  before(async () => {
+    archive = await packNewc(tree, { mtime: 1_600_000_000 });
+    dir = tmpDir();
+    gnu(['-idm', '--no-absolute-filenames', '--quiet'], archive, dir);
+  });
+
+  it('GNU cpio -it lists the same paths, parents first', () => {
+    const listed = gnu(['-it', '--quiet'], archive).split('\n').filter(Boolean);
+    expect(listed).to.deep.equal(treePaths);
+  });
+
+  it('GNU cpio -idm extracts the same contents, modes, mtimes and symlink targets', () => {
+    for (const e of tree) {
+      const p = path.join(dir, archivePath(e.path));
+      const st = fs.lstatSync(p);
+      if (e.type === 'file') {
+        expect(st.isFile(), e.path).to.equal(true);
+        expect(fs.readFileSync(p).equals(e.data), `content of ${e.path}`).to.equal(true);
+        expect(st.mode & 0o7777, `mode of ${e.path}`).to.equal(e.mode ?? 0o644);
+        expect(st.mtimeMs / 1000, `mtime of ${e.path}`).to.equal(1_600_000_000);
+      } else if (e.type === 'symlink') {
+        expect(fs.readlinkSync(p)).to.equal(e.target);
+      } else if (e.type === 'dir') {
+        expect(st.isDirectory()).to.equal(true);
+        expect(st.mode & 0o7777, `mode of ${e.path}`).to.equal(e.mode ?? 0o755);
+      } else if (e.type === 'fifo') {
+        expect(st.isFIFO(), `${e.path} is a fifo`).to.equal(true);
+        expect(st.mode & 0o7777).to.equal(0o600);
+      }
+    }
+    expect(fs.lstatSync(path.join(dir, 'run')).mode & 0o7777, 'synthesised parent').to.equal(0o755);
+  });
+
+  it('hard links share one inode and the data', () => {
+    const inos = ['bin/busybox', 'bin/ls', 'bin/cat'].map((p) => fs.statSync(path.join(dir, p)));
+    expect(new Set(inos.map((s) => s.ino)).size).to.equal(1);
+    expect(inos[0].nlink).to.equal(3);
+    expect(fs.readFileSync(path.join(dir, 'bin/cat'), 'utf8')).to.equal('#!fake busybox\n');
+  });
+
+  it('GNU cpio -itv shows device numbers and types', async () => {
+    const devs = await packNewc([
+      { type: 'char', path: 'dev/console', major: 5, minor: 1 },
+      { type: 'block', path: 'dev/vda', major: 254, minor: 0, mode: 0o660 },
+      { type: 'char', path: 'dev/big', major: 4000, minor: 70000 },
+    ]);
+    const lines = gnu(['-itv', '--quiet'], devs).split('\n').filter(Boolean);
+    expect(lines).to.have.length(4);
+    expect(lines[1]).to.match(/^crw------- .* 4000, +70000 .* dev\/big$/);
+    expect(lines[2]).to.match(/^crw------- .* 5, +1 .* dev\/console$/);
+    expect(lines[3]).to.match(/^brw-rw---- .* 254, +0 .* dev\/vda$/);
+    const back = await readNewc(devs);
+    expect(back.map((e) => [e.path, e.type, e.major, e.minor])).to.deep.equal([
+      ['dev', 'dir', undefined, undefined],
+      ['dev/big', 'char', 4000, 70000],
+      ['dev/console', 'char', 5, 1],
+      ['dev/vda', 'block', 254, 0],
+    ]);
+  });
+
+  it('readNewc reads our archive back to the same entries', async () => {
+    const back = await readNewc(archive);
+    expect(back.map((e) => e.path)).to.deep.equal(treePaths);
+    const byPath = new Map(back.map((e) => [e.path, e]));
+    for (const e of tree) {
+      const r = byPath.get(archivePath(e.path))!;
+      expect(r.mtime).to.equal(1_600_000_000);
+      expect([r.uid, r.gid]).to.deep.equal([0, 0]);
+      if (e.type === 'file') expect(r.data.equals(e.data), e.path).to.equal(true);
+      if (e.type === 'symlink') expect([r.type, r.target, r.mode]).to.deep.equal(['symlink', e.target, 0o777]);
+      if (e.type === 'hardlink') {
+        const t = byPath.get(archivePath(e.target))!;
+        expect([r.type, r.ino, r.nlink, r.mode]).to.deep.equal(['file', t.ino, 3, 0o755]);
+        expect(r.data.toString()).to.equal('#!fake busybox\n');
+      }
+    }
+    expect(byPath.get('etc')!.nlink).to.equal(2);
+    expect(byPath.get('long')!.nlink).to.equal(3);
+  });
+});
+
+describe('cpio: layout', () => {
+  it('counts name bytes (not characters), includes the NUL, pads header+name and data to 4', async () => {
+    const buf = await packNewc(tree);
+    const hs = rawHeaders(buf);
+    for (const h of hs) {
+      expect(h.offset % 4, `offset of ${h.name}`).to.equal(0);
+      expect(h.namesize).to.equal(h.name.length + 1);
+    }
+    const cafe = hs.find((h) => h.name.toString() === 'bin/café')!;
+    expect(cafe.namesize).to.equal(Buffer.byteLength('bin/café') + 1).and.equal(10);
+    expect(hs.find((h) => h.name.toString() === longName)!.namesize).to.equal(longName.length + 1);
+    for (const n of sizes) expect(hs.find((h) => h.name.toString() === `sizes/s${n}`)!.filesize).to.equal(n);
+    // Every entry but the trailer has a distinct inode except the hard-link group.
+    expect(hs[hs.length - 1].name.toString()).to.equal('TRAILER!!!');
+    expect(hs[hs.length - 1].nlink).to.equal(1);
+    expect(buf.length % 512).to.equal(0);
+    expect(buf.subarray(hs[hs.length - 1].offset + 124).every((b) => b === 0)).to.equal(true);
+  });
+
+  it('stores a hard-link group\'s data once, on its last entry in archive order', async () => {
+    const hs = rawHeaders(await packNewc(tree));
+    const group = hs.filter((h) => ['bin/busybox', 'bin/cat', 'bin/ls'].includes(h.name.toString()));
+    expect(group.map((h) => h.name.toString())).to.deep.equal(['bin/busybox', 'bin/cat', 'bin/ls']);
+    expect(group.map((h) => h.filesize)).to.deep.equal([0, 0, 15]);
+    expect(group.map((h) => h.nlink)).to.deep.equal([3, 3, 3]);
+    expect(new Set(group.map((h) => h.ino)).size).to.equal(1);
+    // Inodes 1..N in order, hard links not counted twice.
+    const inos = hs.slice(0, -1).map((h) => h.ino);
+    expect(Math.max(...inos)).to.equal(new Set(inos).size);
+    expect(inos[0]).to.equal(1);
+  });
+
+  it('writes a deterministic gzip header (no name, mtime 0) and pads gzip segments to 4', async () => {
+    const gz = await packNewc(tree, { compress: 'gzip' });
+    expect([...gz.subarray(0, 4)]).to.deep.equal([0x1f, 0x8b, 8, 0]); // deflate, no FNAME/FEXTRA flags
+    expect(gz.readUInt32LE(4)).to.equal(0);
+    expect(gz.length % 4).to.equal(0);
+  });
+});
+
+describe('cpio: determinism', () => {
+  let saved: string | undefined;
+  beforeEach(() => {
+    saved = process.env.SOURCE_DATE_EPOCH;
+  });
+  afterEach(() => {
+    if (saved === undefined) delete process.env.SOURCE_DATE_EPOCH;
+    else process.env.SOURCE_DATE_EPOCH = saved;
+  });
+
+  it('same entries (in any order) give identical bytes, plain and gzip', async () => {
+    const shuffled = [...tree].reverse();
+    expect((await packNewc(tree)).equals(await packNewc(shuffled))).to.equal(true);
+    const a = await packNewc(tree, { compress: 'gzip' });
+    expect(a.equals(await packNewc(shuffled, { compress: 'gzip' }))).to.equal(true);
+  });
+
+  it('SOURCE_DATE_EPOCH sets the default mtime; opts.mtime and entry.mtime take precedence', async () => {
+    process.env.SOURCE_DATE_EPOCH = '1000';
+    const a = await packNewc(tree);
+    process.env.SOURCE_DATE_EPOCH = '2000';
+    const b = await packNewc(tree);
+    expect(a.equals(b)).to.equal(false);
+    expect(new Set((await readNewc(b)).map((e) => e.mtime))).to.deep.equal(new Set([2000]));
+    const c = await readNewc(
+      await packNewc([{ type: 'file', path: 'a/x', data: Buffer.alloc(0), mtime: 7 }, { type: 'dir', path: 'b' }], { mtime: 5 }),
+    );
+    expect(c.map((e) => [e.path, e.mtime])).to.deep.equal([['a', 5], ['a/x', 7], ['b', 5]]);
+    delete process.env.SOURCE_DATE_EPOCH;
+    expect(rawHeaders(await packNewc(tree)).every((h) => h.mtime === 0)).to.equal(true);
+    process.env.SOURCE_DATE_EPOCH = 'yesterday';
+    await expectReject(packNewc(tree), UsageError, 'SOURCE_DATE_EPOCH');
+  });
+
+  it('writeNewcFile writes the same bytes as packNewc, from an array or an async iterable', async () => {
+    const d = tmpDir();
+    const big = Buffer.alloc(3 * 1024 * 1024 + 1, 7);
+    const entries: CpioEntry[] = [...tree, { type: 'file', path: 'big', data: big }, { type: 'hardlink', path: 'big2', target: 'big' }];
+    async function* gen() {
+      for (const e of entries) yield e;
+    }
+    const spillsBefore = fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith('rootprobe-cpio-') && !n.includes('test')).length;
+    for (const compress of ['none', 'gzip'] as const) {
+      const want = await packNewc(entries, { compress });
+      await writeNewcFile(entries, path.join(d, `a-${compress}`), { compress });
+      await writeNewcFile(gen(), path.join(d, `b-${compress}`), { compress });
+      expect(fs.readFileSync(path.join(d, `a-${compress}`)).equals(want), `array, ${compress}`).to.equal(true);
+      expect(fs.readFileSync(path.join(d, `b-${compress}`)).equals(want), `iterable, ${compress}`).to.equal(true);
+    }
+    expect(fs.readdirSync(d).sort()).to.deep.equal(['a-gzip', 'a-none', 'b-gzip', 'b-none']); // no temp files left
+    const spillsAfter = fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith('rootprobe-cpio-') && !n.includes('test')).length;
+    expect(spillsAfter).to.equal(spillsBefore);
+  });
+});
+
+async function expectReject(p: Promise<unknown>, type: new (...a: never[]) => Error, text: string): Promise<Error> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).to.be.instanceOf(type);
+    expect((err as Error).message).to.include(text);
+    return err as Error;
+  }
+  throw new Error(`expected a ${type.name} mentioning ${JSON.stringify(text)}, but it resolved`);
+}
+
+describe('cpio: bad entries', () => {
+  const f = (p: string): CpioEntry => ({ type: 'file', path: p, data: Buffer.from('x') });
+  it('rejects duplicate paths, naming them', async () => {
+    await expectReject(packNewc([f('a/b'), f('/a//b')]), UsageError, '"a/b" appears twice');
+  });
+  it('rejects a hard link whose target is missing or not a file', async () => {
+    await expectReject(packNewc([{ type: 'hardlink', path: 'l', target: 'nope' }]), UsageError, '"nope", which is not in the archive');
+    await expectReject(
+      packNewc([{ type: 'dir', path: 'd' }, { type: 'hardlink', path: 'l', target: 'd' }]),
+      UsageError,
+      'which is a dir',
+    );
+  });
+  it('rejects an entry inside a non-folder, the TRAILER!!! name, type bits in mode, and out-of-range numbers', async () => {
+    await expectReject(packNewc([f('a'), f('a/b')]), UsageError, 'inside "a", which is a file');
+    await expectReject(packNewc([f('TRAILER!!!')]), UsageError, 'TRAILER!!!');
+    await expectReject(packNewc([{ type: 'file', path: 'm', data: Buffer.alloc(0), mode: 0o100644 }]), UsageError, 'mode 0o100644');
+    await expectReject(packNewc([{ type: 'char', path: 'c', major: -1, minor: 0 }]), UsageError, 'major -1');
+    await expectReject(packNewc([{ type: 'dir', path: 'u', uid: 2 ** 32 }]), UsageError, 'uid 4294967296');
+    await expectReject(packNewc([f('../etc/x')]), UsageError, '"../etc/x"');
+    await expectReject(packNewc([{ type: 'symlink', path: 's', target: '' }]), UsageError, 'symlink target');
+  });
+});
+
+describe('cpio: reading GNU cpio output', () => {
+  it('reads find . | cpio -o -H newc of a real tree', async () => {
+    const d = tmpDir();
+    const t = path.join(d, 'tree');
+    fs.mkdirSync(path.join(t, 'emptydir'), { recursive: true });
+    fs.writeFileSync(path.join(t, 'café'), 'crème\n');
+    fs.writeFileSync(path.join(t, 'empty'), '');
+    fs.writeFileSync(path.join(t, 'one'), 'linked data');
+    fs.linkSync(path.join(t, 'one'), path.join(t, 'two'));
+    fs.symlinkSync('café', path.join(t, 'sym'));
+    fs.chmodSync(path.join(t, 'empty'), 0o640);
+    const list = execFileSync('find', ['.'], { cwd: t });
+    const archive = execFileSync(cpio, ['-o', '-H', 'newc', '--quiet'], { cwd: t, input: list });
+    const back = await readNewc(archive);
+    const byPath = new Map(back.map((e) => [e.path, e]));
+    expect([...byPath.keys()].sort()).to.deep.equal(['.', 'café', 'empty', 'emptydir', 'one', 'sym', 'two']);
+    expect(byPath.get('.')!.type).to.equal('dir');
+    expect(byPath.get('café')!.data.toString()).to.equal('crème\n');
+    expect(byPath.get('empty')!.data.length).to.equal(0);
+    expect(byPath.get('empty')!.mode).to.equal(0o640);
+    expect(byPath.get('emptydir')!.type).to.equal('dir');
+    expect(byPath.get('sym')).to.include({ type: 'symlink', target: 'café' });
+    const one = byPath.get('one')!;
+    const two = byPath.get('two')!;
+    expect([one.nlink, two.nlink, one.ino]).to.deep.equal([2, 2, two.ino]);
+    expect(one.data.toString()).to.equal('linked data');
+    expect(two.data.toString()).to.equal('linked data');
+    expect(one.mtime).to.equal(Math.floor(fs.statSync(path.join(t, 'one')).mtimeMs / 1000));
+  });
+});
+
+describe('cpio: concatenated segments', () => {
+  const seg = (name: string, compress: 'none' | 'gzip') =>
+    packNewc([{ type: 'file', path: `${name}/f`, data: Buffer.from(name) }], { compress });
+
+  it('reads plain + gzip + plain, with kernel-style zero padding between them, as the union', async () => {
+    const whole = Buffer.concat([
+      await seg('p1', 'none'),
+      await seg('g1', 'gzip'),
+      Buffer.alloc(8),
+      await seg('g2', 'gzip'),
+      await seg('p2', 'none'),
+      Buffer.alloc(512),
+    ]);
+    const back = await readNewc(whole);
+    expect(back.map((e) => e.path)).to.deep.equal(['p1', 'p1/f', 'g1', 'g1/f', 'g2', 'g2/f', 'p2', 'p2/f']);
+    expect(back.find((e) => e.path === 'g2/f')!.data.toString()).to.equal('g2');
+  });
+
+  it('rejects a plain segment that does not start 4-byte aligned', async () => {
+    const whole = Buffer.concat([await seg('a', 'none'), Buffer.alloc(2), await seg('b', 'none')]);
+    await expectReject(readNewc(whole), Error, 'offset 514 does not start on a 4-byte boundary');
+  });
+
+  it('gives each hard-link group its data within its own segment', async () => {
+    const a = await packNewc([
+      { type: 'file', path: 'x', data: Buffer.from('data') },
+      { type: 'hardlink', path: 'y', target: 'x' },
+    ]);
+    const back = await readNewc(Buffer.concat([a, a]));
+    expect(back.map((e) => e.data.toString())).to.deep.equal(['data', 'data', 'data', 'data']);
+  });
+});
+
+describe('cpio: damaged archives', () => {
+  let good: Buffer;
+  before(async () => {
+    good = await packNewc([
+      { type: 'file', path: 'first', data: Buffer.from('hello') },
+      { type: 'file', path: 'second', data: Buffer.alloc(100, 1) },
+    ]);
+  });
+  it('a truncated archive names the entry', async () => {
+    const hs = rawHeaders(good);
+    const second = hs.find((h) => h.name.toString() === 'second')!;
+    await expectReject(readNewc(good.subarray(0, second.offset + 120 + 50)), Error, 'truncated entry "second"');
+    await expectReject(readNewc(good.subarray(0, second.offset + 50)), Error, 'truncated newc header at offset');
+    const third = hs[hs.length - 1].offset;
+    await expectReject(readNewc(good.subarray(0, third)), Error, `ends at offset ${third} after entry "second" without a TRAILER!!!`);
+  });
+  it('bad magic names the offset', async () => {
+    const hs = rawHeaders(good);
+    const bad = Buffer.from(good);
+    bad.write('070707', hs[1].offset, 'latin1');
+    await expectReject(readNewc(bad), Error, `bad magic at offset ${hs[1].offset}`);
+    await expectReject(readNewc(Buffer.from('hello world, not cpio')), Error, 'bad magic at offset 0');
+  });
+  it('a truncated gzip segment is reported as such', async () => {
+    const gz = await packNewc([{ type: 'file', path: 'f', data: Buffer.alloc(10000, 3) }], { compress: 'gzip' });
+    await expectReject(readNewc(gz.subarray(0, gz.length - 10)), Error, 'gzip segment at offset 0 is damaged or truncated');
+  });
+  it('an all-zero buffer is not an archive', async () => {
+    await expectReject(readNewc(Buffer.alloc(512)), Error, 'No newc archive');
+  });
+});
