@@ -33,6 +33,8 @@ export const HOST_TOOLS: HostTool[] = [
   { command: 'cpio', debianPackage: 'cpio', purpose: 'GNU cpio, used by tests to cross-check our archives' },
   { command: 'apt-get', debianPackage: 'apt', purpose: 'downloads Debian kernel packages (nothing is installed)' },
   { command: 'dpkg-deb', debianPackage: 'dpkg', purpose: 'unpacks Debian kernel packages into the cache' },
+  { command: 'xz', debianPackage: 'xz-utils', purpose: 'decompresses .ko.xz kernel modules' },
+  { command: 'zstd', debianPackage: 'zstd', purpose: 'decompresses .ko.zst kernel modules' },
   { command: 'switch_root', debianPackage: 'util-linux', purpose: "util-linux's switch_root, copied into images" },
 ];
 

@@ -1,0 +1,287 @@
+/**
+ * Provider `debian/<suite>[:<flavour>]`: the kernel of Debian's `linux-image-<flavour>-amd64`
+ * metapackage, downloaded with a private apt tree and unpacked (never installed) into a
+ * cache entry keyed by suite, flavour and exact package version. A small pointer file per
+ * suite and flavour lets a later run use the entry without touching the network while the
+ * package lists are fresh.
+ */
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { cacheRoot, cachedEntry, isWholeEntry } from '../harness/cache.ts';
+import { SetupError } from '../harness/errors.ts';
+import { requireTool } from '../harness/host.ts';
+import { AptError, PrivateApt, type PackageInfo } from './apt.ts';
+import { debianArchive } from './apt-sources.ts';
+import { readBzImageHeader } from './bzimage.ts';
+import { parseKernelConfig } from './config.ts';
+import { writeModuleIndex } from './modules.ts';
+import type { Kernel } from './index.ts';
+
+export const DEBIAN_SUITES = ['bookworm', 'trixie', 'sid'] as const;
+export type DebianSuite = (typeof DEBIAN_SUITES)[number];
+export const DEFAULT_FLAVOUR = 'cloud';
+
+/** What a kernel entry records about itself; paths relative to the entry. */
+interface KernelRecord {
+  id: string;
+  suite: string;
+  flavour: string;
+  release: string;
+  vmlinuz: string;
+  modulesDir?: string;
+  configPath?: string;
+  description: string;
+  sha256: string;
+  packages: Array<{ package: string; version: string }>;
+}
+
+interface Pointer {
+  key: string;
+  /** The lists update time the pointer was resolved from. */
+  listsUpdatedAt: number;
+}
+
+type Progress = (msg: string) => void;
+
+export function debianId(suite: string, flavour: string): string {
+  return flavour === DEFAULT_FLAVOUR ? `debian/${suite}` : `debian/${suite}:${flavour}`;
+}
+
+/** `linux-image-cloud-amd64`; the generic flavour is `linux-image-amd64`. */
+export function metapackageName(flavour: string): string {
+  return flavour === 'generic' ? 'linux-image-amd64' : `linux-image-${flavour}-amd64`;
+}
+
+function pointerFile(suite: string, flavour: string): string {
+  return path.join(cacheRoot(), 'kernels', `${suite}-${flavour}.current`);
+}
+
+async function readPointer(suite: string, flavour: string): Promise<Pointer | undefined> {
+  try {
+    const p = JSON.parse(await fs.readFile(pointerFile(suite, flavour), 'utf8')) as Pointer;
+    return typeof p.key === 'string' && typeof p.listsUpdatedAt === 'number' ? p : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function writePointer(suite: string, flavour: string, p: Pointer): Promise<void> {
+  const file = pointerFile(suite, flavour);
+  await fs.mkdir(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  await fs.writeFile(tmp, JSON.stringify(p));
+  await fs.rename(tmp, file);
+}
+
+function entryDir(key: string): string {
+  return path.join(cacheRoot(), 'kernels', key);
+}
+
+/** Loads the Kernel of a whole cache entry. */
+async function loadEntry(dir: string): Promise<Kernel> {
+  const rec = JSON.parse(await fs.readFile(path.join(dir, 'kernel.json'), 'utf8')) as KernelRecord;
+  const abs = (p: string | undefined): string | undefined => (p === undefined ? undefined : path.join(dir, p));
+  const configPath = abs(rec.configPath);
+  return {
+    id: rec.id,
+    release: rec.release,
+    vmlinuz: path.join(dir, rec.vmlinuz),
+    modulesDir: abs(rec.modulesDir),
+    configPath,
+    config: configPath ? parseKernelConfig(await fs.readFile(configPath, 'utf8')) : undefined,
+    description: rec.description,
+    sha256: rec.sha256,
+  };
+}
+
+/** The cached kernel of a suite and flavour, if there is a whole entry (no network). */
+export async function cachedDebianKernel(suite: string, flavour: string): Promise<Kernel | undefined> {
+  const p = await readPointer(suite, flavour);
+  if (!p || !(await isWholeEntry(entryDir(p.key)))) return undefined;
+  return loadEntry(entryDir(p.key));
+}
+
+interface Resolved {
+  image: PackageInfo;
+  release: string;
+  packages: PackageInfo[];
+}
+
+/** From the metapackage to the versioned image package and everything of the same release it needs. */
+async function resolvePackages(apt: PrivateApt, suite: string, flavour: string): Promise<Resolved> {
+  const meta = metapackageName(flavour);
+  const metaInfo = await apt.show(meta);
+  if (!metaInfo) {
+    throw new SetupError(
+      `Debian ${suite} has no package ${meta} (flavour "${flavour}"). ` +
+        `Flavours for amd64 are e.g. cloud, rt, generic; check the name.`,
+    );
+  }
+  const imageName = metaInfo.depends.flat().find((n) => /^linux-image-\d/.test(n) && !n.endsWith('-dbg'));
+  if (!imageName) {
+    throw new SetupError(`${meta} ${metaInfo.version} in Debian ${suite} depends on no linux-image-<version> package; cannot tell which kernel it means.`);
+  }
+  let image = await apt.show(imageName);
+  if (!image && !imageName.endsWith('-unsigned')) image = await apt.show(`${imageName}-unsigned`);
+  if (!image) throw new SetupError(`Debian ${suite}: ${meta} depends on ${imageName}, which the package lists do not have.`);
+  const release = imageName.replace(/^linux-image-/, '').replace(/-unsigned$/, '');
+  // Newer kernels split the image into linux-binary-/linux-modules-/linux-base-<release>: follow
+  // every dependency that carries the release in its name.
+  const packages: PackageInfo[] = [];
+  const seen = new Set<string>();
+  const queue = [image];
+  while (queue.length) {
+    const p = queue.shift()!;
+    if (seen.has(p.package)) continue;
+    seen.add(p.package);
+    packages.push(p);
+    for (const alt of p.depends) {
+      for (const name of alt) {
+        if (seen.has(name) || name.endsWith('-dbg')) continue;
+        if (!(name.endsWith(`-${release}`) || name.endsWith(`-${release}-unsigned`))) continue;
+        const info = await apt.show(name);
+        if (info) queue.push(info);
+      }
+    }
+  }
+  return { image, release, packages };
+}
+
+function entryKey(suite: string, flavour: string, r: Resolved): string {
+  return `debian-${suite}-${flavour}-${r.release}-${r.image.version}`.replace(/[^A-Za-z0-9._-]/g, '_');
+}
+
+function run(cmd: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { maxBuffer: 16 << 20 }, (err, _o, stderr) => {
+      if (err) reject(new SetupError(`${path.basename(cmd)} ${args.join(' ')} failed: ${stderr.trim() || err.message}`));
+      else resolve();
+    });
+  });
+}
+
+async function firstExisting(paths: string[]): Promise<string | undefined> {
+  for (const p of paths) {
+    if (await fs.stat(p).then(() => true, () => false)) return p;
+  }
+  return undefined;
+}
+
+async function sha256File(file: string): Promise<string> {
+  return createHash('sha256').update(await fs.readFile(file)).digest('hex');
+}
+
+function mb(bytes: number): string {
+  return `${Math.max(1, Math.round(bytes / 1e6))} MB`;
+}
+
+/** Downloads and unpacks the packages into `dir` (a cache entry being built). */
+async function buildEntry(dir: string, apt: PrivateApt, suite: string, flavour: string, r: Resolved, progress: Progress): Promise<void> {
+  const dpkgDeb = requireTool('dpkg-deb', 'to unpack Debian kernel packages');
+  const dl = await fs.mkdtemp(path.join(apt.dir, 'download-'));
+  try {
+    const total = r.packages.reduce((s, p) => s + p.size, 0);
+    progress(`downloading ${r.packages.map((p) => p.package).join(', ')} ${r.image.version} (${mb(total)})`);
+    const debs = await apt.download(r.packages, dl);
+    if (debs.length !== r.packages.length) {
+      throw new SetupError(`apt-get download gave ${debs.length} files for ${r.packages.length} packages in ${dl}`);
+    }
+    progress(`unpacking ${r.image.package}`);
+    const root = path.join(dir, 'root');
+    await fs.mkdir(root);
+    for (const deb of debs) await run(dpkgDeb, ['-x', deb, root]);
+  } finally {
+    await fs.rm(dl, { recursive: true, force: true });
+  }
+
+  const root = path.join(dir, 'root');
+  const rel = r.release;
+  const modulesDir = await firstExisting([path.join(root, 'usr/lib/modules', rel), path.join(root, 'lib/modules', rel)]);
+  const vmlinuz = await firstExisting([
+    path.join(root, 'boot', `vmlinuz-${rel}`),
+    ...(modulesDir ? [path.join(modulesDir, 'vmlinuz')] : []),
+  ]);
+  if (!vmlinuz) {
+    throw new SetupError(
+      `the packages ${r.packages.map((p) => `${p.package} ${p.version}`).join(', ')} hold no boot/vmlinuz-${rel} ` +
+        `nor usr/lib/modules/${rel}/vmlinuz; rootprobe does not know this layout.`,
+    );
+  }
+  const config = await firstExisting([
+    path.join(root, 'boot', `config-${rel}`),
+    ...(modulesDir ? [path.join(modulesDir, 'config')] : []),
+  ]);
+  const header = await readBzImageHeader(vmlinuz);
+  if (!header) throw new SetupError(`${vmlinuz} from ${r.image.package} ${r.image.version} is not a bzImage`);
+  if (modulesDir) {
+    progress('indexing modules');
+    await writeModuleIndex(modulesDir);
+  }
+  const record: KernelRecord = {
+    id: debianId(suite, flavour),
+    suite,
+    flavour,
+    release: header.release ?? rel,
+    vmlinuz: path.relative(dir, vmlinuz),
+    modulesDir: modulesDir && path.relative(dir, modulesDir),
+    configPath: config && path.relative(dir, config),
+    description: `Debian ${suite} ${r.image.package} ${r.image.version}`,
+    sha256: await sha256File(vmlinuz),
+    packages: r.packages.map((p) => ({ package: p.package, version: p.version })),
+  };
+  await fs.writeFile(path.join(dir, 'kernel.json'), JSON.stringify(record, null, 1));
+}
+
+/**
+ * The kernel of `debian/<suite>[:<flavour>]`. No network when a whole entry exists and the
+ * package lists are fresh; lists are refreshed after LISTS_MAX_AGE_MS, and when the recorded
+ * version has gone from the archive.
+ */
+export async function resolveDebianKernel(suite: string, flavour: string, onProgress?: Progress): Promise<Kernel> {
+  const progress: Progress = onProgress ?? (() => {});
+  const archive = await debianArchive();
+  const apt = new PrivateApt(suite, archive);
+  const pointer = await readPointer(suite, flavour);
+  const listsAt = await apt.listsUpdatedAt();
+  const fresh = await apt.listsFresh();
+  if (pointer && fresh && listsAt === pointer.listsUpdatedAt && (await isWholeEntry(entryDir(pointer.key)))) {
+    return loadEntry(entryDir(pointer.key));
+  }
+
+  if (!fresh) {
+    progress(`updating package lists for ${suite}`);
+    try {
+      await apt.update();
+    } catch (e) {
+      const cached = await cachedDebianKernel(suite, flavour);
+      if (cached) {
+        progress(`could not update the package lists for ${suite} (${(e as Error).message.split('\n')[0]}); using the cached ${cached.description}`);
+        return cached;
+      }
+      throw e;
+    }
+  }
+
+  const attempt = async (): Promise<Kernel> => {
+    const r = await resolvePackages(apt, suite, flavour);
+    const key = entryKey(suite, flavour, r);
+    const dir = await cachedEntry('kernels', key, (d) => buildEntry(d, apt, suite, flavour, r, progress), {
+      onWait: () => progress(`waiting for another rootprobe that is fetching ${r.image.package}`),
+    });
+    await writePointer(suite, flavour, { key, listsUpdatedAt: (await apt.listsUpdatedAt()) ?? Date.now() });
+    return loadEntry(dir);
+  };
+  try {
+    return await attempt();
+  } catch (e) {
+    // Lists a few hours old may name a version the archive has since dropped (404).
+    if (fresh && e instanceof AptError && /404|Not Found|Failed to fetch/i.test(e.stderr)) {
+      progress(`updating package lists for ${suite} (the listed version is gone)`);
+      await apt.update();
+      return attempt();
+    }
+    throw e;
+  }
+}
