@@ -335,6 +335,8 @@ describe('ext4 images', () => {
     const other = mkdtempSync(path.join(os.tmpdir(), 'rootprobe-image-cache2-'));
     try {
       process.env.ROOTPROBE_CACHE = other;
+      // Another second: host ctimes differ, and must not reach the image.
+      await new Promise((r) => setTimeout(r, 1100));
       const img2 = await buildExt4(t, { sizeMiB: 8, label: 'rootprobe' });
       const sha = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
       expect(sha(img2)).to.equal(sha(img));

@@ -18,7 +18,7 @@ import { requireTool } from '../host.ts';
 import type { ImageTree, TreeEntry } from './tree.ts';
 
 /** Bump when the bytes written for the same tree and options change. */
-const DISK_FORMAT = 'ext4-1';
+const DISK_FORMAT = 'ext4-2';
 export const DISK_FILE = 'disk.img';
 
 export interface Ext4Options {
@@ -220,6 +220,8 @@ async function materialise(tree: ImageTree, entries: TreeEntry[], root: string):
     if (e.type !== 'symlink' && (st.mode & 0o7777) !== e.mode) {
       cmds.push(`set_inode_field ${q(e.path)} mode 0${(TYPE_BITS[e.type] | e.mode).toString(8)}`);
     }
+    // mke2fs -d copies the host ctime, which no user can set: pin it to the image epoch.
+    cmds.push(`set_inode_field ${q(e.path)} ctime @${epoch}`);
     if (st.uid !== e.uid) cmds.push(`set_inode_field ${q(e.path)} uid ${e.uid}`);
     if (st.gid !== e.gid) cmds.push(`set_inode_field ${q(e.path)} gid ${e.gid}`);
   }
