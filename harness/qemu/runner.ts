@@ -1,0 +1,327 @@
+/**
+ * Boots one QEMU guest and watches it: the console (ttyS0) streamed to `console.log` and to a
+ * handler line by line, the result channel (ttyS1) streamed to `result.stream` and to a
+ * handler as raw bytes. The boot ends the moment QEMU exits, on a kernel panic line, at the
+ * deadline, on stop() or on the abort signal; QEMU never outlives it (see lifecycle.ts).
+ *
+ * Files in runDir: console.log, result.stream, qemu.cmdline (the exact argv, shell-quoted on
+ * one line; note that its result channel is a socket QEMU waits on: to rerun it by hand,
+ * replace `socket,id=res,...` by `file,id=res,path=result.stream`, see standaloneArgv()),
+ * qemu.pid (written by QEMU, removed by QEMU when it exits cleanly).
+ */
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { Readable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
+import { SetupError, UsageError } from '../errors.ts';
+import { removeTempDir, spawnGuarded, terminate, trackTempDir } from '../lifecycle.ts';
+import { MAX_SOCKET_PATH, qemuArgs, shellLine, type BootSpec } from './command.ts';
+
+export type { BootSpec } from './command.ts';
+
+export interface BootHandlers {
+  /** each console line (no \r\n) */
+  onConsole?(line: string): void;
+  /** raw bytes from ttyS1 as they arrive */
+  onResult?(chunk: Buffer): void;
+}
+
+export type BootEnd = 'exited' | 'panic' | 'deadline' | 'stopped' | 'signal' | 'spawn-error';
+
+export interface BootOutcome {
+  end: BootEnd;
+  exitCode: number | null;
+  signal: string | null;
+  /** the 'Kernel panic - not syncing: ...' line */
+  panicLine?: string;
+  /** why stop() was called (or the abort reason) when end = 'stopped' */
+  stopReason?: string;
+  durationMs: number;
+  /** last 20 console lines */
+  consoleTail: string[];
+  consoleLog: string;
+  resultStream: string;
+  cmdlineFile: string;
+  /** the exact argv (argv[0] = qemu binary) */
+  argv: string[];
+  /** QEMU's own stderr (bounded, last 8 KiB) */
+  stderr: string;
+  /** QEMU's pid (also in runDir/qemu.pid while it runs) */
+  pid?: number;
+  /** false when QEMU runs without a parent-death signal (setpriv missing) */
+  pdeathsig: boolean;
+}
+
+export interface BootControl {
+  /** ends the boot now (kills QEMU), end='stopped' */
+  stop(reason: string): void;
+}
+
+export interface BootOptions extends BootHandlers {
+  deadlineMs: number;
+  signal?: AbortSignal;
+  /** console on the user's terminal (Ctrl-a x quits); the result channel stays on the socket */
+  interactive?: boolean;
+}
+
+export const PANIC_MARK = 'Kernel panic - not syncing';
+const TAIL_LINES = 20;
+const STDERR_MAX = 8 * 1024;
+/** A console "line" longer than this is cut into pieces (a guest may print without newlines). */
+const MAX_LINE = 64 * 1024;
+/** After the panic line, QEMU usually exits by itself (panic=-1, -no-reboot); else it is killed. */
+const PANIC_GRACE_MS = 500;
+const MAX_TIMER = 2 ** 31 - 1;
+
+/** A folder for the result socket whose path leaves room under the 107-byte sun_path limit. */
+function shortTempDir(): string {
+  const base = Buffer.byteLength(os.tmpdir()) <= 60 ? os.tmpdir() : '/tmp';
+  const dir = mkdtempSync(path.join(base, 'rootprobe-q-'));
+  if (Buffer.byteLength(path.join(dir, 'res.sock')) > MAX_SOCKET_PATH) {
+    rmSync(dir, { recursive: true, force: true });
+    throw new SetupError(`no temporary folder with a path short enough for a unix socket (tried ${base})`);
+  }
+  return dir;
+}
+
+function mustExist(what: string, p: string): void {
+  if (!existsSync(p)) {
+    throw new SetupError(`the ${what} ${p} does not exist; build or fetch it first (check the path given to the runner)`);
+  }
+}
+
+/** Writes to a stream and pauses `source` until the stream drains (bounded memory). */
+function writeWithBackpressure(ws: WriteStream, chunk: Buffer, source: Readable | net.Socket): void {
+  if (!ws.write(chunk)) {
+    source.pause();
+    ws.once('drain', () => source.resume());
+  }
+}
+
+function endStream(ws: WriteStream): Promise<void> {
+  return new Promise((resolve) => {
+    if (ws.writableFinished || ws.destroyed) return resolve();
+    ws.once('error', () => resolve());
+    ws.end(() => resolve());
+  });
+}
+
+/** Replaces the waiting result socket by a file, so a person can rerun the argv from a shell. */
+export function standaloneArgv(argv: string[], resultFile = 'result.stream'): string[] {
+  return argv.map((a) =>
+    a.startsWith('socket,id=res,') ? `file,id=res,path=${resultFile.replaceAll(',', ',,')}` : a,
+  );
+}
+
+export function bootQemu(
+  spec: BootSpec,
+  opts: BootOptions,
+): { control: BootControl; outcome: Promise<BootOutcome> } {
+  if (!(typeof opts.deadlineMs === 'number' && opts.deadlineMs > 0)) {
+    throw new UsageError(`deadlineMs must be a positive number of milliseconds; got ${opts.deadlineMs}`);
+  }
+  mustExist('kernel image', spec.kernel);
+  if (spec.initrd !== undefined) mustExist('initramfs', spec.initrd);
+  for (const d of spec.disks ?? []) mustExist('disk image', d.path);
+  if (spec.qemuBinary !== undefined) mustExist('QEMU binary', spec.qemuBinary);
+
+  mkdirSync(spec.runDir, { recursive: true });
+  const consoleLog = path.join(spec.runDir, 'console.log');
+  const resultStream = path.join(spec.runDir, 'result.stream');
+  const cmdlineFile = path.join(spec.runDir, 'qemu.cmdline');
+  const pidFile = path.join(spec.runDir, 'qemu.pid');
+
+  // A private folder: the result socket (short path) and QEMU's TMPDIR (snapshot overlays).
+  const privDir = shortTempDir();
+  trackTempDir(privDir);
+  const socketPath = path.join(privDir, 'res.sock');
+  let argv: string[];
+  try {
+    argv = qemuArgs(spec, { resultSocket: socketPath, interactive: opts.interactive });
+  } catch (e) {
+    void removeTempDir(privDir);
+    throw e;
+  }
+  writeFileSync(cmdlineFile, `${shellLine(argv)}\n`);
+  rmSync(pidFile, { force: true });
+
+  const consoleWs = createWriteStream(consoleLog);
+  const resultWs = createWriteStream(resultStream);
+  const tail: string[] = [];
+  let stderrBuf = Buffer.alloc(0);
+  let ending: { end: 'panic' | 'deadline' | 'stopped'; reason?: string } | undefined;
+  let panicLine: string | undefined;
+  let spawnError: Error | undefined;
+  let exited = false;
+  const timers: NodeJS.Timeout[] = [];
+
+  const started = Date.now();
+  const { child, pdeathsig } = spawnGuarded(argv[0], argv.slice(1), {
+    stdio: opts.interactive ? ['inherit', 'inherit', 'pipe'] : ['ignore', 'pipe', 'pipe'],
+    // Own process group: a Ctrl-C on the terminal reaches rootprobe, which ends QEMU itself.
+    // Interactive QEMU stays in the foreground group, or it could not read the terminal.
+    detached: !opts.interactive,
+    env: { ...process.env, TMPDIR: privDir },
+  });
+
+  const kill = (graceMs: number): void => {
+    if (!exited) void terminate(child, graceMs);
+  };
+  const requestEnd = (end: 'panic' | 'deadline' | 'stopped', reason?: string): void => {
+    if (ending || exited) return;
+    ending = { end, reason };
+    if (end === 'panic') {
+      const t = setTimeout(() => kill(0), PANIC_GRACE_MS);
+      timers.push(t);
+    } else {
+      kill(1000);
+    }
+  };
+
+  // Console: a ring of the last lines, never the whole text.
+  const decoder = new StringDecoder('utf8');
+  let partial = '';
+  const takeLine = (line: string): void => {
+    if (line.endsWith('\r')) line = line.slice(0, -1);
+    tail.push(line);
+    if (tail.length > TAIL_LINES) tail.shift();
+    if (panicLine === undefined && line.includes(PANIC_MARK)) {
+      panicLine = line.slice(line.indexOf(PANIC_MARK));
+      requestEnd('panic');
+    }
+    if (opts.onConsole) {
+      try {
+        opts.onConsole(line);
+      } catch (e) {
+        requestEnd('stopped', `onConsole handler threw: ${(e as Error).message}`);
+      }
+    }
+  };
+  const takeText = (text: string): void => {
+    partial += text;
+    let nl: number;
+    while ((nl = partial.indexOf('\n')) >= 0) {
+      takeLine(partial.slice(0, nl));
+      partial = partial.slice(nl + 1);
+    }
+    while (partial.length > MAX_LINE) {
+      takeLine(partial.slice(0, MAX_LINE));
+      partial = partial.slice(MAX_LINE);
+    }
+  };
+  if (child.stdout) {
+    const out = child.stdout;
+    out.on('data', (chunk: Buffer) => {
+      writeWithBackpressure(consoleWs, chunk, out);
+      takeText(decoder.write(chunk));
+    });
+  }
+  child.stderr?.on('data', (chunk: Buffer) => {
+    if (opts.interactive) process.stderr.write(chunk);
+    stderrBuf = Buffer.concat([stderrBuf, chunk]);
+    if (stderrBuf.length > STDERR_MAX) stderrBuf = stderrBuf.subarray(stderrBuf.length - STDERR_MAX);
+  });
+
+  // Result channel: QEMU listens and waits for us before it starts the guest.
+  let sock: net.Socket | undefined;
+  let sockClosed: Promise<void> = Promise.resolve();
+  const connect = (): void => {
+    if (exited || ending) return;
+    const s = net.createConnection(socketPath);
+    s.once('error', () => {
+      s.destroy();
+      if (sock === s) return; // an error after connecting: close follows
+      const t = setTimeout(connect, 20);
+      timers.push(t);
+    });
+    s.once('connect', () => {
+      sock = s;
+      sockClosed = new Promise((resolve) => s.once('close', () => resolve()));
+      s.on('data', (chunk: Buffer) => {
+        writeWithBackpressure(resultWs, chunk, s);
+        if (opts.onResult) {
+          try {
+            opts.onResult(chunk);
+          } catch (e) {
+            requestEnd('stopped', `onResult handler threw: ${(e as Error).message}`);
+          }
+        }
+      });
+    });
+  };
+  connect();
+
+  timers.push(setTimeout(() => requestEnd('deadline'), Math.min(opts.deadlineMs, MAX_TIMER)));
+  const onAbort = (): void => {
+    const r = opts.signal?.reason;
+    requestEnd('stopped', r instanceof Error ? r.message : r !== undefined ? String(r) : 'aborted');
+  };
+  if (opts.signal?.aborted) onAbort();
+  else opts.signal?.addEventListener('abort', onAbort, { once: true });
+
+  const outcome = new Promise<BootOutcome>((resolve) => {
+    let done = false;
+    const finish = async (exitCode: number | null, signal: string | null): Promise<void> => {
+      if (done) return;
+      done = true;
+      exited = true;
+      const durationMs = Date.now() - started;
+      for (const t of timers) clearTimeout(t);
+      opts.signal?.removeEventListener('abort', onAbort);
+      const rest = decoder.end();
+      if (rest || partial) {
+        takeText(rest);
+        if (partial) takeLine(partial);
+        partial = '';
+      }
+      // QEMU is gone, so the socket's far end is closed; wait briefly for the last bytes.
+      if (sock) {
+        const t = setTimeout(() => sock?.destroy(), 1000);
+        await sockClosed;
+        clearTimeout(t);
+      }
+      await Promise.all([endStream(consoleWs), endStream(resultWs)]);
+      await removeTempDir(privDir);
+      let end: BootEnd;
+      if (spawnError) end = 'spawn-error';
+      else if (panicLine !== undefined && (!ending || ending.end === 'panic')) end = 'panic';
+      else if (ending) end = ending.end;
+      else if (signal !== null) end = 'signal';
+      else end = 'exited';
+      resolve({
+        end,
+        exitCode,
+        signal,
+        ...(panicLine !== undefined ? { panicLine } : {}),
+        ...(end === 'stopped' ? { stopReason: ending?.reason } : {}),
+        durationMs,
+        consoleTail: [...tail],
+        consoleLog,
+        resultStream,
+        cmdlineFile,
+        argv,
+        stderr:
+          stderrBuf.toString('utf8') + (spawnError ? `\nspawn failed: ${spawnError.message}` : ''),
+        ...(child.pid !== undefined ? { pid: child.pid } : {}),
+        pdeathsig,
+      });
+    };
+    child.once('error', (e) => {
+      spawnError = e;
+      // A spawn failure emits no 'close' when no stdio was opened; don't wait for it.
+      setTimeout(() => void finish(child.exitCode, child.signalCode), 50);
+    });
+    child.once('close', (code, sig) => void finish(code, sig));
+  });
+
+  return {
+    control: {
+      stop(reason: string) {
+        requestEnd('stopped', reason);
+      },
+    },
+    outcome,
+  };
+}
