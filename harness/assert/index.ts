@@ -1,0 +1,2 @@
+/** Assertions on what a guest reported. */
+export { rootprobeChai } from './chai-rootprobe.ts';
