@@ -7,7 +7,9 @@ import {
   RunReadback, readRunStream,
 } from '../harness/readback/index.ts';
 import { packNewc } from '../harness/cpio/index.ts';
-import { fixtureText, packSnapshotDir } from './fixtures/readback/fixtures.ts';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fixtureDir, fixtureText, packSnapshotDir } from './fixtures/readback/fixtures.ts';
 
 const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
 
@@ -94,6 +96,14 @@ describe('readback: frame decoder', () => {
     expect(events).to.deep.equal([
       { kind: 'frame', stage: 'one', payload: Buffer.from('first') },
       { kind: 'frame', stage: 'two', payload: payloadA },
+    ]);
+  });
+
+  it('splits console text that stands in front of a BEGIN line off as noise', () => {
+    const events = decodeFrames('[    1.234] printk without newline' + encodeFrame('s', payloadB));
+    expect(events).to.deep.equal([
+      { kind: 'noise', line: '[    1.234] printk without newline' },
+      { kind: 'frame', stage: 's', payload: payloadB },
     ]);
   });
 
@@ -462,6 +472,19 @@ describe('readback: run readback', () => {
       /stage "done" never reported; stages that reported: x, realroot, realroot; damaged frame of stage "lost" \(hash: sha256 mismatch/);
     const back = RunReadback.fromJSON(JSON.parse(JSON.stringify(readback)));
     expect(back.toJSON()).to.deep.equal(readback.toJSON());
+  });
+
+  it('reads a real recorded ttyS1 stream (gzip-compressed snapshots, stage x then done)', async () => {
+    const { readback, noise } = await readRunStream(readFileSync(join(fixtureDir, 'initramfs-run.ttyS1')));
+    expect(noise).to.deep.equal([]);
+    expect(readback.damaged).to.deep.equal([]);
+    expect(readback.unreadable).to.deep.equal([]);
+    expect(readback.names).to.deep.equal(['x', 'done']);
+    expect(readback.done).to.equal(true);
+    const x = readback.stage('x');
+    expect(x.mountAt('/')).to.include({ fsType: 'rootfs', source: 'rootfs' });
+    expect(x.process(1)).to.include({ comm: 'init', exe: '/bin/busybox' });
+    expect(x.processes.filter((p) => p.probe)).to.have.length.above(0);
   });
 
   it('says that no stage reported', () => {

@@ -207,7 +207,13 @@ export class FrameDecoder {
 
   private finishLine(): void {
     this.lineNo++;
-    const raw = this.takeLine().replace(/\r+$/, '');
+    let raw = this.takeLine().replace(/\r+$/, '');
+    // Console text that lacked its newline may stand in front of a BEGIN: split it off as noise.
+    const begin = raw.indexOf(`${BEGIN_WORD} `);
+    if (begin > 0) {
+      this.emit({ kind: 'noise', line: raw.slice(0, begin) });
+      raw = raw.slice(begin);
+    }
     const line = raw.replace(/^\r+/, '');
     const trimmed = line.trim();
     const word = trimmed.split(/\s+/, 1)[0];
