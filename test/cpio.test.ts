@@ -382,3 +382,104 @@ describe('cpio: damaged archives', () => {
     await expectReject(readNewc(Buffer.alloc(512)), Error, 'No newc archive');
   });
 });
+
+describe('cpio: the kernel unpacks our archives @boot', function () {
+  this.timeout(180_000);
+  // A kernel with gzip initramfs support and 8250/ttyS0 built in; override with ROOTPROBE_TEST_KERNEL.
+  const kernel = process.env.ROOTPROBE_TEST_KERNEL ?? '/tmp/exp/apt/k/boot/vmlinuz-6.1.0-50-cloud-amd64';
+
+  it('unpacks plain + gzip + plain segments: names, modes, links, devices, fifos', async function () {
+    if (!fs.existsSync(kernel)) this.skip(); // no kernel on this machine: set ROOTPROBE_TEST_KERNEL
+    const qemu = requireTool('qemu-system-x86_64', 'to boot the test kernel');
+    const busybox = fs.readFileSync(requireTool('busybox', 'as the guest shell'));
+    const init = [
+      '#!/bin/busybox sh',
+      'B=/bin/busybox',
+      'echo "@@BEGIN"',
+      'for p in /bin/busybox /bin/sh /bin/ls /data/café /long/* /long/*/* /data/h1 /data/h2 /data/h3 /dev/console /dev/vda /run/fifo /gz/z /late/l /etc; do',
+      '  $B stat -c "@@S %n|%i|%h|%F|%a|%t,%T|%s|%Y" "$p"',
+      'done',
+      'echo "@@C $($B cat /data/h1)|$($B cat /data/h3)|$($B cat /data/café)|$($B cat /gz/z)|$($B cat /late/l)|$($B readlink /bin/ls)"',
+      'echo "@@END"',
+      '$B reboot -f',
+    ].join('\n');
+    const longDir = `long/${'d'.repeat(150)}`;
+    const first = await packNewc([
+      { type: 'file', path: 'init', data: Buffer.from(init + '\n'), mode: 0o755 },
+      { type: 'file', path: 'bin/busybox', data: busybox, mode: 0o755 },
+      { type: 'hardlink', path: 'bin/sh', target: 'bin/busybox' },
+      { type: 'symlink', path: 'bin/ls', target: 'busybox' },
+      { type: 'char', path: 'dev/console', major: 5, minor: 1 },
+      { type: 'block', path: 'dev/vda', major: 254, minor: 3, mode: 0o660 },
+      { type: 'fifo', path: 'run/fifo', mode: 0o620 },
+      { type: 'file', path: 'data/café', data: Buffer.from('crème') },
+      { type: 'file', path: 'data/h2', data: Buffer.from('shared'), mode: 0o640 },
+      { type: 'hardlink', path: 'data/h1', target: 'data/h2' },
+      { type: 'hardlink', path: 'data/h3', target: 'data/h2' },
+      { type: 'file', path: `${longDir}/${'f'.repeat(150)}`, data: Buffer.from('abc') },
+      { type: 'dir', path: 'etc', mode: 0o700 },
+    ], { mtime: 1_234_567_890 });
+    const initrd = Buffer.concat([
+      first,
+      await packNewc([{ type: 'file', path: 'gz/z', data: Buffer.from('zipped') }], { compress: 'gzip' }),
+      await packNewc([{ type: 'file', path: 'late/l', data: Buffer.from('x') }]),
+    ]);
+    const dir = tmpDir();
+    fs.writeFileSync(path.join(dir, 'initrd'), initrd);
+    const { spawn } = await import('node:child_process');
+    const child = spawn(qemu, [
+      '-nodefaults', '-no-reboot', '-display', 'none', '-M', 'pc', '-accel', 'tcg', '-cpu', 'max', '-m', '256',
+      '-kernel', kernel, '-initrd', path.join(dir, 'initrd'), '-append', 'console=ttyS0 panic=-1 quiet',
+      '-chardev', 'stdio,id=c0,signal=off', '-serial', 'chardev:c0', '-nic', 'none',
+    ], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString('utf8')));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    try {
+      await new Promise((resolve) => child.on('exit', resolve));
+    } finally {
+      clearTimeout(timer);
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+    expect(out, out).to.include('@@END');
+    const stat = new Map(
+      [...out.matchAll(/^@@S ([^|]+)\|(.*?)\r?$/gm)].map((m) => [m[1], m[2].split('|')] as [string, string[]]),
+    );
+    // fields: inode | links | type | mode | major,minor (hex) | size | mtime
+    const s = (p: string) => stat.get(p) ?? expect.fail(`no stat line for ${p} in:\n${out}`);
+    expect(s('/data/h1')[0]).to.equal(s('/data/h2')[0]);
+    expect(s('/data/h3')[0]).to.equal(s('/data/h2')[0]);
+    expect(s('/data/h2').slice(1, 4)).to.deep.equal(['3', 'regular file', '640']);
+    expect(s('/data/h2')[5]).to.equal('6');
+    expect(s('/bin/sh')[0]).to.equal(s('/bin/busybox')[0]);
+    expect(s('/bin/sh').slice(1, 3)).to.deep.equal(['2', 'regular file']);
+    expect(s('/bin/ls')[2]).to.equal('symbolic link');
+    expect(s('/dev/console').slice(2, 5)).to.deep.equal(['character special file', '600', '5,1']);
+    expect(s('/dev/vda').slice(2, 5)).to.deep.equal(['block special file', '660', 'fe,3']);
+    expect(s('/run/fifo').slice(2, 4)).to.deep.equal(['fifo', '620']);
+    expect(s('/etc').slice(2, 4)).to.deep.equal(['directory', '700']);
+    expect(s('/data/café')[6]).to.equal('1234567890');
+    expect(s(`/${longDir}/${'f'.repeat(150)}`)[5]).to.equal('3');
+    expect(s('/gz/z')[5]).to.equal('6');
+    expect(s('/late/l')[5]).to.equal('1');
+    expect(out).to.match(/@@C shared\|shared\|crème\|zipped\|x\|busybox\r?\n/);
+  });
+});
+
+describe('cpio: edge cases', () => {
+  it('an empty entry list gives a lone trailer that GNU cpio and readNewc accept', async () => {
+    const empty = await packNewc([]);
+    expect(empty.length).to.equal(512);
+    expect(rawHeaders(empty).map((h) => h.name.toString())).to.deep.equal(['TRAILER!!!']);
+    expect(gnu(['-it', '--quiet'], empty)).to.equal('');
+    expect(await readNewc(empty)).to.deep.equal([]);
+  });
+
+  it('sorts by path components in byte order, parents before children', async () => {
+    const names = ['a-b', 'a/b', 'a.c', 'B', 'a/Z/y', 'é', 'z'];
+    const back = await readNewc(await packNewc(names.map((p) => ({ type: 'file', path: `${p}x`, data: Buffer.alloc(0) }))));
+    // 'a/Zx/y' is not a child of 'ax': each name gets an 'x' so a/b's parent is 'a' (synthesised).
+    expect(back.map((e) => e.path)).to.deep.equal(['Bx', 'a', 'a/Z', 'a/Z/yx', 'a/bx', 'a-bx', 'a.cx', 'zx', 'éx']);
+  });
+});
