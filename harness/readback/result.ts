@@ -27,6 +27,27 @@ export class RunReadback {
     return this;
   }
 
+  /**
+   * Take one decoder event: a frame is parsed and added as a stage (or recorded as unreadable,
+   * also when its meta names another stage than its frame), a damaged frame is recorded, noise
+   * is ignored. Returns the stage added, if any. Await each call before the next to keep order.
+   */
+  async addEvent(ev: ReadbackEvent): Promise<Stage | undefined> {
+    if (ev.kind === 'damaged') this.damaged.push(ev);
+    if (ev.kind !== 'frame') return undefined;
+    try {
+      const stage = await parseSnapshot(ev.payload);
+      if (stage.name !== ev.stage) {
+        throw new Error(`the frame is named ${JSON.stringify(ev.stage)} but its meta says stage=${stage.name}`);
+      }
+      this.add(stage);
+      return stage;
+    } catch (e) {
+      this.unreadable.push({ stage: ev.stage, error: (e as Error).message });
+      return undefined;
+    }
+  }
+
   /** All stages in arrival order (a name may occur twice). */
   get stages(): readonly Stage[] {
     return this.list;
@@ -98,18 +119,7 @@ export async function readRunStream(stream: Buffer | string): Promise<{ readback
   const noise: string[] = [];
   for (const ev of events) {
     if (ev.kind === 'noise') noise.push(ev.line);
-    else if (ev.kind === 'damaged') readback.damaged.push(ev);
-    else {
-      try {
-        const stage = await parseSnapshot(ev.payload);
-        if (stage.name !== ev.stage) {
-          throw new Error(`the frame is named ${JSON.stringify(ev.stage)} but its meta says stage=${stage.name}`);
-        }
-        readback.add(stage);
-      } catch (e) {
-        readback.unreadable.push({ stage: ev.stage, error: (e as Error).message });
-      }
-    }
+    else await readback.addEvent(ev);
   }
   return { readback, noise };
 }
