@@ -11,6 +11,7 @@ import { detectAccel } from '../qemu/accel.ts';
 import { onCleanup } from '../lifecycle.ts';
 import type { Scenario } from '../scenario.ts';
 import { runScenario, type RunRecord } from './run-scenario.ts';
+import { prepareImages, type PreparedImages } from './prepare.ts';
 import { summarize, type MatrixReport } from '../report/formats.ts';
 import { Progress } from '../report/terminal.ts';
 
@@ -48,13 +49,21 @@ export async function runMatrix(scenarios: Scenario[], kernelSpecs: string[], op
   for (const spec of kernelSpecs) {
     kernels.push(await resolveKernel(spec, { onProgress: (m) => progress.message(`kernel ${spec}: ${m}`) }));
   }
+  // Every image is built (or found in the cache) before the first boot, so a scenario that
+  // cannot be built (a missing host binary, a kernel without an option it needs, a disk
+  // that does not fit) is an error before anything boots.
+  const cells: Array<{ s: Scenario; k: Kernel; images: PreparedImages }> = [];
+  for (const k of kernels) {
+    for (const s of scenarios) {
+      cells.push({ s, k, images: await prepareImages(s, k) });
+    }
+  }
   const accel = await detectAccel(kernels[0].vmlinuz, { onProgress: (m: string) => progress.message(`accel: ${m}`) });
   progress.message(
     `accelerator: ${accel.accel} (${accel.reason}${accel.cached ? ', cached' : ''}); ${opts.jobs} at once; ` +
       `${scenarios.length} scenario(s) x ${kernels.length} kernel(s)`,
   );
 
-  const cells = kernels.flatMap((k) => scenarios.map((s) => ({ s, k })));
   const records: Array<RunRecord | undefined> = new Array(cells.length);
   const abort = new AbortController();
   const report = (): MatrixReport => {
@@ -77,7 +86,7 @@ export async function runMatrix(scenarios: Scenario[], kernelSpecs: string[], op
     if (opts.partialReport) await opts.partialReport(report());
   });
   try {
-    await pool(cells, opts.jobs, async ({ s, k }, i) => {
+    await pool(cells, opts.jobs, async ({ s, k, images }, i) => {
       if (abort.signal.aborted) return;
       progress.start(s.name, k.id);
       const r = await runScenario(s, k, {
@@ -86,6 +95,7 @@ export async function runMatrix(scenarios: Scenario[], kernelSpecs: string[], op
         keep: opts.keep,
         extraCmdline: opts.extraCmdline,
         rerunArgs: opts.rerunArgs,
+        images,
         signal: abort.signal,
         onEvent: (e) => progress.event(e),
       });

@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import * as chai from 'chai';
 import { rootprobeChai } from '../assert/chai-rootprobe.ts';
 import { FrameDecoder, type ReadbackEvent } from '../readback/frame.ts';
-import { parseSnapshot, type StageJSON } from '../readback/snapshot.ts';
+import type { StageJSON } from '../readback/snapshot.ts';
 import { RunReadback } from '../readback/result.ts';
 import { bootQemu, standaloneArgv, type BootOutcome } from '../qemu/runner.ts';
 import { shellLine } from '../qemu/command.ts';
@@ -23,7 +23,7 @@ import { makeTempDir, removeTempDir } from '../lifecycle.ts';
 import { concatSegments } from '../image/initramfs.ts';
 import { copyForRun } from '../image/disk.ts';
 import { expectedStages, type CheckContext, type Scenario } from '../scenario.ts';
-import { prepareImages } from './prepare.ts';
+import { prepareImages, type PreparedImages } from './prepare.ts';
 import type { Kernel } from '../../kernels/index.ts';
 
 chai.use(rootprobeChai);
@@ -82,6 +82,8 @@ export interface RunOptions {
   invocation?: string;
   /** Extra arguments for the rerun line (e.g. --scenarios DIR). */
   rerunArgs?: string[];
+  /** Images already prepared (runMatrix builds all of them before the first boot). */
+  images?: PreparedImages;
 }
 
 const DEFAULT_TIMEOUT_SEC = 30;
@@ -132,7 +134,7 @@ export async function runScenario(sc: Scenario, kernel: Kernel, opts: RunOptions
   const readback = new RunReadback();
   try {
     emit({ type: 'phase', scenario: sc.name, kernel: kernel.id, phase: 'images' });
-    const images = await prepareImages(sc, kernel);
+    const images = opts.images ?? (await prepareImages(sc, kernel));
     record.warnings.push(...images.warnings);
     const initrd = path.join(runDir, 'initrd.cpio');
     await concatSegments(
@@ -152,21 +154,12 @@ export async function runScenario(sc: Scenario, kernel: Kernel, opts: RunOptions
     let doneTimer: NodeJS.Timeout | undefined;
     let control: { stop(reason: string): void } | undefined;
     const onFrameEvent = (ev: ReadbackEvent): void => {
-      if (ev.kind === 'damaged') {
-        readback.damaged.push(ev);
-      } else if (ev.kind === 'frame') {
-        parsing = parsing.then(async () => {
-          try {
-            const stage = await parseSnapshot(ev.payload);
-            readback.add(stage);
-            emit({ type: 'stage', scenario: sc.name, kernel: kernel.id, stage: stage.name, elapsedMs: Date.now() - started });
-          } catch (e) {
-            readback.unreadable.push({ stage: ev.stage, error: (e as Error).message });
-          }
-        });
-        if (ev.stage === 'done' && !doneTimer) {
-          doneTimer = setTimeout(() => control?.stop('the guest reported done but did not power off'), DONE_GRACE_MS);
-        }
+      parsing = parsing.then(async () => {
+        const stage = await readback.addEvent(ev);
+        if (stage) emit({ type: 'stage', scenario: sc.name, kernel: kernel.id, stage: stage.name, elapsedMs: Date.now() - started });
+      });
+      if (ev.kind === 'frame' && ev.stage === 'done' && !doneTimer) {
+        doneTimer = setTimeout(() => control?.stop('the guest reported done but did not power off'), DONE_GRACE_MS);
       }
     };
     const decoder = new FrameDecoder({ onEvent: onFrameEvent });
