@@ -432,9 +432,10 @@ describe('cpio: the kernel unpacks our archives @boot', function () {
       '-kernel', kernel, '-initrd', path.join(dir, 'initrd'), '-append', 'console=ttyS0 panic=-1 quiet',
       '-chardev', 'stdio,id=c0,signal=off', '-serial', 'chardev:c0', '-nic', 'none',
     ], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString('utf8')));
+    // Collect bytes, decode once: a chunk boundary may split a UTF-8 character ("café").
+    const chunks: Buffer[] = [];
+    child.stdout.on('data', (d: Buffer) => chunks.push(d));
+    child.stderr.on('data', (d: Buffer) => chunks.push(d));
     const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
     try {
       await new Promise((resolve) => child.on('exit', resolve));
@@ -442,6 +443,7 @@ describe('cpio: the kernel unpacks our archives @boot', function () {
       clearTimeout(timer);
       if (child.exitCode === null) child.kill('SIGKILL');
     }
+    const out = Buffer.concat(chunks).toString('utf8');
     expect(out, out).to.include('@@END');
     const stat = new Map(
       [...out.matchAll(/^@@S ([^|]+)\|(.*?)\r?$/gm)].map((m) => [m[1], m[2].split('|')] as [string, string[]]),
