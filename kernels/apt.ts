@@ -132,7 +132,12 @@ export class PrivateApt {
     return this.runFull(tool, args, cwd).then((r) => r.stdout);
   }
 
-  private runFull(tool: 'apt-get' | 'apt-cache', args: string[], cwd?: string): Promise<{ stdout: string; stderr: string }> {
+  private prepared?: Promise<void>;
+
+  private async runFull(tool: 'apt-get' | 'apt-cache', args: string[], cwd?: string): Promise<{ stdout: string; stderr: string }> {
+    // The tree's sources file is (re)written for this archive before apt reads it: a run with
+    // another address (ROOTPROBE_DEBIAN_MIRROR) may have left its own there.
+    await (this.prepared ??= this.prepare());
     const cmd = requireTool(tool, 'to download Debian kernel packages');
     const all = [...this.options(), ...args];
     return new Promise((resolve, reject) => {
@@ -152,7 +157,6 @@ export class PrivateApt {
 
   /** `apt-get update` of the private lists. */
   async update(): Promise<void> {
-    await this.prepare();
     // apt-get update exits 0 when an index failed to download ("W: Failed to fetch").
     const { stderr } = await this.runFull('apt-get', ['-q', 'update']);
     const failed = stderr.split('\n').filter((l) => /^(E:|W: Failed to fetch|W: Some index files failed)/.test(l));
@@ -183,6 +187,59 @@ export class PrivateApt {
   async download(pkgs: Array<{ package: string; version: string }>, destDir: string): Promise<string[]> {
     await this.run('apt-get', ['-q', 'download', ...pkgs.map((p) => `${p.package}=${p.version}`)], destDir);
     return (await fs.readdir(destDir)).filter((n) => n.endsWith('.deb')).map((n) => path.join(destDir, n));
+  }
+}
+
+const inProcess = new Map<string, Promise<unknown>>();
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Runs `fn` holding the suite's apt tree: other calls in this process queue behind it, other
+ * processes wait on a lock folder (taken over when its holder is gone). apt runs with
+ * Debug::NoLocking, so this is what keeps two updates of one tree apart.
+ */
+export async function withAptTree<T>(apt: PrivateApt, fn: () => Promise<T>, onWait?: () => void): Promise<T> {
+  const prev = inProcess.get(apt.dir) ?? Promise.resolve();
+  const run = prev.catch(() => undefined).then(async () => {
+    await fs.mkdir(path.dirname(apt.dir), { recursive: true });
+    const lock = `${apt.dir}.lock`;
+    let waited = false;
+    for (;;) {
+      try {
+        await fs.mkdir(lock);
+        await fs.writeFile(path.join(lock, 'pid'), String(process.pid));
+        break;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        const holder = Number(await fs.readFile(path.join(lock, 'pid'), 'utf8').catch(() => '0'));
+        if (holder && !pidAlive(holder)) {
+          await fs.rm(lock, { recursive: true, force: true });
+          continue;
+        }
+        if (!waited) onWait?.();
+        waited = true;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+    try {
+      return await fn();
+    } finally {
+      await fs.rm(lock, { recursive: true, force: true });
+    }
+  });
+  inProcess.set(apt.dir, run);
+  try {
+    return await run;
+  } finally {
+    if (inProcess.get(apt.dir) === run) inProcess.delete(apt.dir);
   }
 }
 

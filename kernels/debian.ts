@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { cacheRoot, cachedEntry, isWholeEntry } from '../harness/cache.ts';
 import { SetupError } from '../harness/errors.ts';
 import { requireTool } from '../harness/host.ts';
-import { AptError, PrivateApt, type PackageInfo } from './apt.ts';
+import { AptError, PrivateApt, withAptTree, type PackageInfo } from './apt.ts';
 import { debianArchive } from './apt-sources.ts';
 import { readBzImageHeader } from './bzimage.ts';
 import { parseKernelConfig } from './config.ts';
@@ -247,6 +247,18 @@ export async function resolveDebianKernel(suite: string, flavour: string, onProg
   const listsAt = await apt.listsUpdatedAt();
   const fresh = await apt.listsFresh();
   if (pointer && fresh && listsAt === pointer.listsUpdatedAt && (await isWholeEntry(entryDir(pointer.key)))) {
+    return loadEntry(entryDir(pointer.key));
+  }
+  return withAptTree(apt, () => fetchDebianKernel(apt, suite, flavour, progress), () =>
+    progress(`waiting for another rootprobe that is using the package lists for ${suite}`),
+  );
+}
+
+async function fetchDebianKernel(apt: PrivateApt, suite: string, flavour: string, progress: Progress): Promise<Kernel> {
+  // Another process may have done the work while this one waited for the tree.
+  const pointer = await readPointer(suite, flavour);
+  const fresh = await apt.listsFresh();
+  if (pointer && fresh && (await apt.listsUpdatedAt()) === pointer.listsUpdatedAt && (await isWholeEntry(entryDir(pointer.key)))) {
     return loadEntry(entryDir(pointer.key));
   }
 

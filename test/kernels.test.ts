@@ -415,5 +415,50 @@ describe('kernels: debian/bookworm end to end (downloads ~26 MB)', function () {
       if (saved === undefined) delete process.env[MIRROR_ENV];
       else process.env[MIRROR_ENV] = saved;
     }
+    // Back on the real archive, with no pointer: the fresh lists still resolve the package
+    // (the failed run must not have left its address in the tree), and nothing is fetched.
+    await fs.rm(path.join(cache.root(), 'kernels', 'bookworm-cloud.current'), { force: true });
+    const notes: string[] = [];
+    const k = await resolveKernel('debian/bookworm', { onProgress: (m) => notes.push(m) });
+    expect(k).to.deep.equal(kernel);
+    expect(notes).to.deep.equal([]);
+  });
+
+  it('two resolves at once in one process share the work', async () => {
+    await fs.rm(path.join(cache.root(), 'kernels', 'bookworm-cloud.current'), { force: true });
+    const [a, b] = await Promise.all([resolveKernel('debian/bookworm'), resolveKernel('debian/bookworm')]);
+    expect(a).to.deep.equal(kernel);
+    expect(b).to.deep.equal(kernel);
+  });
+});
+
+// trixie and sid take 8-14 s each here (lists ~10 MB + packages ~35 MB): run them with
+// ROOTPROBE_TEST_ALL_SUITES=1.
+const allSuites = process.env.ROOTPROBE_TEST_ALL_SUITES === '1' ? describe : describe.skip;
+allSuites('kernels: debian/trixie and debian/sid (downloads ~75 MB; ROOTPROBE_TEST_ALL_SUITES=1)', function () {
+  this.timeout(600_000);
+  withTempCache('suites');
+
+  it('trixie: boot/vmlinuz, merged-/usr modules as .ko.xz, virtio_pci built in', async () => {
+    const k = await resolveKernel('debian/trixie');
+    expect(k.vmlinuz).to.match(/\/root\/boot\/vmlinuz-6\.\d+\.\d+\+deb13-cloud-amd64$/);
+    expect(k.modulesDir).to.match(/\/root\/usr\/lib\/modules\/6\.\d+\.\d+\+deb13-cloud-amd64$/);
+    expect((await readBzImageHeader(k.vmlinuz))?.release).to.equal(k.release);
+    const r = checkFeatures(k, ALL, 'trixie');
+    expect(r.modules).to.include('virtio_blk').and.not.include('virtio_pci');
+    const c = await moduleClosure(k.modulesDir!, r.modules);
+    expect(c.find((m) => m.name === 'virtio_blk')?.relPath).to.equal('kernel/drivers/block/virtio_blk.ko.xz');
+    expect(parseModinfo(await readModule(c.find((m) => m.name === 'virtio_blk')!)).some(([key, v]) => key === 'name' && v === 'virtio_blk')).to.equal(true);
+  });
+
+  it('sid: image split into linux-binary/linux-modules/linux-base, everything under usr/lib/modules/<release>', async () => {
+    const k = await resolveKernel('debian/sid');
+    expect(path.basename(k.vmlinuz)).to.equal('vmlinuz');
+    expect(path.dirname(k.vmlinuz)).to.equal(k.modulesDir);
+    expect(k.configPath).to.equal(path.join(k.modulesDir!, 'config'));
+    expect((await readBzImageHeader(k.vmlinuz))?.release).to.equal(k.release);
+    const c = await moduleClosure(k.modulesDir!, checkFeatures(k, ALL, 'sid').modules);
+    expect(c.length).to.be.greaterThan(0);
+    for (const m of c) expect(m.relPath).to.match(/\.ko\.xz$/);
   });
 });
