@@ -316,6 +316,19 @@ describe('cpio: reading GNU cpio output', () => {
     expect(two.data.toString()).to.equal('linked data');
     expect(one.mtime).to.equal(Math.floor(fs.statSync(path.join(t, 'one')).mtimeMs / 1000));
   });
+  it('reads busybox cpio -o -H newc (what the guest snapshots use; no 512-byte padding)', async () => {
+    const busybox = requireTool('busybox', 'to cross-check busybox cpio output');
+    const d = tmpDir();
+    fs.mkdirSync(path.join(d, 'sub'));
+    fs.writeFileSync(path.join(d, 'a'), 'hello');
+    fs.linkSync(path.join(d, 'a'), path.join(d, 'sub/b'));
+    fs.writeFileSync(path.join(d, 'café'), 'é\n');
+    const list = execFileSync('find', ['.'], { cwd: d });
+    const archive = execFileSync(busybox, ['cpio', '-o', '-H', 'newc'], { cwd: d, input: list, stdio: ['pipe', 'pipe', 'ignore'] });
+    const back = await readNewc(archive);
+    const data = Object.fromEntries(back.filter((e) => e.type === 'file').map((e) => [e.path, e.data.toString()]));
+    expect(data).to.deep.equal({ a: 'hello', 'sub/b': 'hello', 'café': 'é\n' });
+  });
 });
 
 describe('cpio: concatenated segments', () => {
