@@ -7,7 +7,7 @@ import { DefinitionError, SetupError, UsageError } from '../harness/errors.ts';
 import { detectAccel, timeoutFactor } from '../harness/qemu/accel.ts';
 import { BASE_CMDLINE, qemuArgs, shellLine, type BootSpec } from '../harness/qemu/command.ts';
 import { bootQemu, PANIC_MARK, standaloneArgv } from '../harness/qemu/runner.ts';
-import { buildInitramfs, FIXTURES, TEST_KERNEL } from './fixtures/qemu/initramfs.ts';
+import { buildInitramfs, FIXTURES, TEST_KERNEL, VIRTIO_BLK_MODULES } from './fixtures/qemu/initramfs.ts';
 
 function pidDead(pid: number): boolean {
   try {
@@ -130,6 +130,11 @@ describe('bootQemu: real boots of the Debian cloud kernel under TCG @boot', func
     if (!existsSync(TEST_KERNEL)) this.skip();
     work = mkdtempSync(path.join(os.tmpdir(), 'rootprobe-qemutest-'));
     for (const n of ['init-exit', 'init-panic', 'init-hang', 'init-flood']) cpio[n] = buildInitramfs(n, work);
+    cpio['init-disks'] = buildInitramfs(
+      'init-disks',
+      work,
+      Object.fromEntries(VIRTIO_BLK_MODULES.map((m) => [`modules/${path.basename(m)}`, m])),
+    );
   });
   after(() => work && rmSync(work, { recursive: true, force: true }));
 
@@ -269,6 +274,31 @@ describe('bootQemu: real boots of the Debian cloud kernel under TCG @boot', func
     } finally {
       delete process.env.ROOTPROBE_FLOOD_BYTES;
     }
+  });
+
+  it('(f) disks: writes reach the file by the time QEMU exits; snapshot and read-only disks stay unchanged', async () => {
+    const img = (n: string): string => {
+      const p = path.join(work, `${n}.img`);
+      writeFileSync(p, Buffer.alloc(1024 * 1024));
+      return p;
+    };
+    const [vda, vdb, vdc] = [img('vda'), img('vdb'), img('vdc')];
+    let result = '';
+    const { outcome } = bootQemu(
+      {
+        ...spec('init-disks', 'f'),
+        disks: [{ path: vda, serial: 'rp-vda' }, { path: vdb, snapshot: true }, { path: vdc, readOnly: true }],
+      },
+      { deadlineMs: 60_000, onResult: (c) => (result += c.toString('latin1')) },
+    );
+    const o = await outcome;
+    expect(o.end, o.consoleTail.join('\n')).to.equal('exited');
+    expect(result).to.include('vda-serial=rp-vda');
+    expect(result).to.include('vdc=refused');
+    expect(result).to.include('vdb-reads=ROOTPROBE-WROTE-VDB'); // the guest sees its write...
+    expect(readFileSync(vda).subarray(0, 19).toString()).to.equal('ROOTPROBE-WROTE-VDA');
+    expect(readFileSync(vdb).every((b) => b === 0)).to.equal(true); // ...the file does not
+    expect(readFileSync(vdc).every((b) => b === 0)).to.equal(true);
   });
 
   it('a missing kernel or QEMU binary is a SetupError before anything starts', () => {
