@@ -172,6 +172,7 @@ describe('bootQemu: real boots of the Debian cloud kernel under TCG @boot', func
     expect(cmd.trimEnd().split('\n')).to.have.length(1);
     expect(cmd).to.equal(`${shellLine(o.argv)}\n`);
     expect(o.pdeathsig).to.equal(true);
+    expect(o.stderr).to.not.include('waiting for connection');
     // The private socket folder is gone.
     const sock = /path=([^,]*res\.sock)/.exec(o.argv.join(' '))![1];
     expect(existsSync(path.dirname(sock))).to.equal(false);

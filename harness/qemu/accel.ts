@@ -144,7 +144,7 @@ async function probeKvm(
     if (reached !== undefined) {
       return { accel: 'kvm', reason: `KVM probe boot reached "${reached.slice(0, 80)}" in ${secs} s` };
     }
-    const lastErr = o.stderr.trim().split('\n').filter((l) => !l.includes('waiting for connection')).pop();
+    const lastErr = o.stderr.trim().split('\n').pop();
     let why: string;
     if (o.end === 'deadline') why = `the KVM guest printed no panic within ${deadlineMs / 1000} s (it hangs)`;
     else if (o.end === 'panic') why = `the KVM guest panicked unexpectedly: ${o.panicLine}`;

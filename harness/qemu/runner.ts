@@ -218,7 +218,12 @@ export function bootQemu(
       takeText(decoder.write(chunk));
     });
   }
-  child.stderr?.on('data', (chunk: Buffer) => {
+  child.stderr?.on('data', (raw: Buffer) => {
+    // QEMU announces that it waits for our socket connection; that is expected, not news.
+    const chunk = raw.includes('QEMU waiting for connection on')
+      ? Buffer.from(raw.toString('utf8').replace(/^.*QEMU waiting for connection on.*\n?/gm, ''))
+      : raw;
+    if (chunk.length === 0) return;
     if (opts.interactive) process.stderr.write(chunk);
     stderrBuf = Buffer.concat([stderrBuf, chunk]);
     if (stderrBuf.length > STDERR_MAX) stderrBuf = stderrBuf.subarray(stderrBuf.length - STDERR_MAX);
