@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { TEST_KERNEL } from './support/kernel.ts';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -399,10 +400,9 @@ describe('cpio: damaged archives', () => {
 describe('cpio: the kernel unpacks our archives @boot', function () {
   this.timeout(180_000);
   // A kernel with gzip initramfs support and 8250/ttyS0 built in; override with ROOTPROBE_TEST_KERNEL.
-  const kernel = process.env.ROOTPROBE_TEST_KERNEL ?? '/tmp/exp/apt/k/boot/vmlinuz-6.1.0-50-cloud-amd64';
+  const kernel = TEST_KERNEL;
 
   it('unpacks plain + gzip + plain segments: names, modes, links, devices, fifos', async function () {
-    if (!fs.existsSync(kernel)) this.skip(); // no kernel on this machine: set ROOTPROBE_TEST_KERNEL
     const qemu = requireTool('qemu-system-x86_64', 'to boot the test kernel');
     const busybox = fs.readFileSync(requireTool('busybox', 'as the guest shell'));
     const init = [

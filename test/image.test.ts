@@ -12,15 +12,11 @@ import { buildCpioSegment, concatSegments } from '../harness/image/initramfs.ts'
 import { ImageTree, MODULES_LOAD_FILE, modulesDep } from '../harness/image/tree.ts';
 import { baseInitramfs, baseRootDisk } from '../images/base.ts';
 
-const KROOT = '/tmp/exp/apt/k';
-const KREL = '6.1.0-50-cloud-amd64';
-const KERNEL = {
-  id: 'bookworm-cloud',
-  release: KREL,
-  vmlinuz: `${KROOT}/boot/vmlinuz-${KREL}`,
-  modulesDir: `${KROOT}/lib/modules/${KREL}`,
-};
-const haveKernel = existsSync(KERNEL.modulesDir) && existsSync(KERNEL.vmlinuz);
+import { testKernel, TEST_KERNEL_ROOT } from './support/kernel.ts';
+
+const KROOT = TEST_KERNEL_ROOT;
+const KREL = testKernel.release;
+const KERNEL = testKernel;
 
 async function rejects(p: Promise<unknown>): Promise<Error> {
   try {
@@ -257,7 +253,6 @@ describe('cpio segments', () => {
 
 describe('kernelModules', function () {
   before(function () {
-    if (!haveKernel) this.skip();
   });
 
   it('adds virtio_blk with its dependencies, decompressed, with modules.dep and the load list', async () => {
@@ -386,7 +381,6 @@ describe('ext4 images', () => {
 
 describe('image @boot', function () {
   before(function () {
-    if (!haveKernel) this.skip();
   });
 
   it('boots the base initramfs, loads virtio_blk from modules.load and mounts a built ext4 disk', async function () {
