@@ -80,6 +80,14 @@ describe('rootprobe CLI: bad input is rejected before anything boots', () => {
     expect((await cli(['frobnicate'])).code).to.equal(2);
   });
 
+  it('doctor finds every host tool on this machine (busybox-static counts as static) and exits 0', async () => {
+    const r = await cli(['doctor']);
+    expect(r.code, r.stdout + r.stderr).to.equal(0);
+    expect(r.stdout).to.match(/^busybox\s+ok\s+\//m);
+    expect(r.stdout).to.match(/^qemu-system-x86_64\s+ok/m);
+    expect(r.stdout).to.not.match(/MISSING/);
+  });
+
   it('list shows the scenarios with their seeds', async () => {
     const r = await cli(['list']);
     expect(r.code).to.equal(0);

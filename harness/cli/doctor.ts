@@ -9,11 +9,15 @@ import { promises as fs, constants } from 'node:fs';
 import { HOST_TOOLS, findCommand } from '../host.ts';
 import { cacheRoot } from '../cache.ts';
 import { SetupError } from '../errors.ts';
+import { isStatic, readElf } from '../image/elf.ts';
 
-function staticBusybox(p: string): boolean {
-  // A dynamically linked busybox cannot run on a root without its libraries.
-  const r = spawnSync('sh', ['-c', `LC_ALL=C od -An -c -N 4 "${p}" >/dev/null && grep -q 'ld-linux' "${p}"`]);
-  return r.status !== 0;
+/** A dynamically linked busybox cannot run on a root without its libraries. */
+async function staticBusybox(p: string): Promise<boolean> {
+  try {
+    return isStatic(await readElf(p));
+  } catch {
+    return false;
+  }
 }
 
 export async function doctor(args: string[]): Promise<number> {
@@ -23,7 +27,7 @@ export async function doctor(args: string[]): Promise<number> {
     const found = findCommand(t.command, t.candidates);
     let ok = Boolean(found);
     let note: string | undefined;
-    if (found && t.command === 'busybox' && !staticBusybox(found)) {
+    if (found && t.command === 'busybox' && !(await staticBusybox(found))) {
       ok = false;
       note = 'dynamically linked: install busybox-static';
     }
