@@ -36,6 +36,7 @@ export const HOST_TOOLS: HostTool[] = [
   { command: 'xz', debianPackage: 'xz-utils', purpose: 'decompresses .ko.xz kernel modules' },
   { command: 'zstd', debianPackage: 'zstd', purpose: 'decompresses .ko.zst kernel modules' },
   { command: 'switch_root', debianPackage: 'util-linux', purpose: "util-linux's switch_root, copied into images" },
+  { command: 'setpriv', debianPackage: 'util-linux', purpose: 'gives QEMU a parent-death signal, so it cannot outlive rootprobe' },
 ];
 
 const EXTRA_DIRS = ['/usr/local/sbin', '/usr/sbin', '/sbin'];
