@@ -43,8 +43,11 @@ export interface LoopShutdownVariant {
   name: string;
   description: string;
   seeds?: string[];
-  /** 'initctl': a process with its cwd on the loop root and its /run/initctl fifo open. */
-  holder?: 'none' | 'initctl';
+  /**
+   * 'initctl': a process with its cwd on the loop root and its /run/initctl fifo open;
+   * 'host-cwd': a process started from the shutdown root after the pivot, with its cwd on the partition (/host/images).
+   */
+  holder?: 'none' | 'initctl' | 'host-cwd';
   faults?: Fault[];
   /** What the check asserts: a clean shutdown, or the busy loop root (with the dirty partition). */
   expect: 'clean' | 'busy';
@@ -215,14 +218,14 @@ async function checkClean(ctx: CheckContext): Promise<void> {
   let innerLine = '';
   const outer = await hostImages(ctx, async (inner, file) => {
     innerLine = describeState(inner);
-    expect(inner.info.needsRecovery, `root image ${ROOT_IMAGE}: ${innerLine}`).to.equal(false);
+    expect(inner.info.needsRecovery, `the root image ${ROOT_IMAGE} must be clean after the shutdown, but: ${innerLine}`).to.equal(false);
     expect(inner.info.clean && inner.fsck.clean, `root image ${ROOT_IMAGE}: ${innerLine}\n${inner.fsck.output}`).to.equal(true);
     const onDisk = await debugfs(file, `cat "${LOG_FILE}"`);
     expect(onDisk === log, `${LOG_FILE} read from the host (${onDisk.length} bytes) is what the guest wrote (${log.length} bytes)`).to
       .equal(true);
   });
   const outerLine = describeState(outer);
-  expect(outer.info.needsRecovery, `partition image: ${outerLine}`).to.equal(false);
+  expect(outer.info.needsRecovery, `the partition image must be clean after the shutdown, but: ${outerLine}`).to.equal(false);
   expect(outer.info.clean && outer.fsck.clean, `partition image: ${outerLine}\n${outer.fsck.output}`).to.equal(true);
   evidence(`host: partition image ${outerLine}`);
   evidence(`host: ${ROOT_IMAGE} inside it ${innerLine}; ${LOG_FILE} (${log.length} bytes) read back through both layers`);

@@ -15,6 +15,12 @@ exec </dev/null >/dev/console 2>&1
 
 probe pivoted -v loop="$loop"
 
+# A holder on the partition only (for a test twin): a process run from the shutdown root
+# with its cwd in /host/images.
+if [ "$HOLDER" = host-cwd ]; then
+  (cd /host/images && exec $BB sleep 1000000) &
+fi
+
 : > /steps
 # step NAME COMMAND...: runs it, records "NAME<TAB>STATUS<TAB>COMMAND<TAB>OUTPUT" (one line).
 step() {
