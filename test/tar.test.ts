@@ -1,0 +1,190 @@
+import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, promises as fs, rmSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Readable } from 'node:stream';
+import * as tar from 'tar-stream';
+import { readNewc } from '../harness/cpio/index.ts';
+import { UsageError } from '../harness/errors.ts';
+import { buildExt4 } from '../harness/image/disk.ts';
+import { buildCpioSegment } from '../harness/image/initramfs.ts';
+import { importTar, tarEntryPath } from '../harness/image/tar.ts';
+import { ImageTree, type TreeEntry } from '../harness/image/tree.ts';
+
+let work: string;
+let cacheDir: string;
+let savedCache: string | undefined;
+
+before(() => {
+  savedCache = process.env.ROOTPROBE_CACHE;
+  cacheDir = mkdtempSync(path.join(os.tmpdir(), 'rootprobe-tar-cache-'));
+  work = mkdtempSync(path.join(os.tmpdir(), 'rootprobe-tar-work-'));
+  process.env.ROOTPROBE_CACHE = cacheDir;
+});
+
+after(() => {
+  if (savedCache === undefined) delete process.env.ROOTPROBE_CACHE;
+  else process.env.ROOTPROBE_CACHE = savedCache;
+  rmSync(cacheDir, { recursive: true, force: true });
+  rmSync(work, { recursive: true, force: true });
+});
+
+/** A tar archive made by tar-stream's packer (for what GNU tar cannot make without root). */
+async function packed(entries: Array<tar.Headers & { data?: string }>): Promise<Buffer> {
+  const pack = tar.pack();
+  const chunks: Buffer[] = [];
+  const collected = (async () => {
+    for await (const c of pack) chunks.push(c as Buffer);
+  })();
+  for (const { data, ...h } of entries) {
+    await new Promise<void>((resolve, reject) => pack.entry(h, data ?? '', (e) => (e ? reject(e) : resolve())));
+  }
+  pack.finalize();
+  await collected;
+  return Buffer.concat(chunks);
+}
+
+async function rejection(p: Promise<unknown>): Promise<Error> {
+  try {
+    await p;
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error('expected a rejection');
+}
+
+function byPath(list: TreeEntry[]): Map<string, TreeEntry> {
+  return new Map(list.map((e) => [e.path, e]));
+}
+
+/** A folder made on the host, archived by GNU tar with numeric owners set. */
+async function gnuTarFixture(): Promise<string> {
+  const src = path.join(work, 'src');
+  await fs.rm(src, { recursive: true, force: true });
+  await fs.mkdir(path.join(src, 'usr/bin'), { recursive: true });
+  await fs.mkdir(path.join(src, 'etc'), { recursive: true });
+  await fs.mkdir(path.join(src, 'home/user'), { recursive: true });
+  await fs.writeFile(path.join(src, 'usr/bin/tool'), '#!/bin/sh\necho tool\n', { mode: 0o755 });
+  await fs.chmod(path.join(src, 'usr/bin/tool'), 0o4755);
+  await fs.writeFile(path.join(src, 'etc/hostname'), 'rootprobe\n');
+  await fs.link(path.join(src, 'usr/bin/tool'), path.join(src, 'usr/bin/tool2'));
+  await fs.symlink('usr/bin', path.join(src, 'bin'));
+  await fs.symlink('/etc/hostname', path.join(src, 'etc/name-abs'));
+  await fs.writeFile(path.join(src, 'home/user/notes'), 'x'.repeat(100000));
+  const out = path.join(work, 'gnu.tar');
+  execFileSync('tar', ['--numeric-owner', '--owner=0', '--group=0', '-C', src, '-cf', out, '.']);
+  // home/user owned by 1000:1000 in the archive (GNU tar can set owners without root).
+  const out2 = path.join(work, 'gnu-home.tar');
+  execFileSync('tar', ['--numeric-owner', '--owner=1000', '--group=1000', '-C', src, '-cf', out2, 'home/user']);
+  execFileSync('tar', ['-A', '-f', out, out2]);
+  return out;
+}
+
+describe('tar import (harness/image/tar.ts)', () => {
+  it('maps entry names into the tree and rejects names with ..', () => {
+    expect(tarEntryPath('./etc/passwd', 'a.tar')).to.equal('/etc/passwd');
+    expect(tarEntryPath('/etc/passwd', 'a.tar')).to.equal('/etc/passwd');
+    expect(tarEntryPath('./', 'a.tar')).to.equal('/');
+    expect(tarEntryPath('etc//x/', 'a.tar', '/root')).to.equal('/root/etc/x');
+    expect(() => tarEntryPath('etc/../../x', 'a.tar')).to.throw(UsageError, /"etc\/..\/..\/x" escapes the root/);
+  });
+
+  it('reads a GNU tar archive: modes (setuid), numeric owners, symlinks, hard links, big files', async () => {
+    const file = await gnuTarFixture();
+    const t = new ImageTree('gnu');
+    const sum = await importTar(t, file);
+    expect(sum.hardlinks).to.equal(1);
+    expect(sum.symlinks).to.equal(2);
+    const m = byPath(await t.list());
+    // GNU tar stores the first name it meets as the file, the other as a link to it.
+    const [a, b] = ['/usr/bin/tool', '/usr/bin/tool2'].map((p) => m.get(p)!);
+    const [reg, link] = a.type === 'file' ? [a, b] : [b, a];
+    expect(reg).to.include({ type: 'file', mode: 0o4755, uid: 0, gid: 0 });
+    expect(link).to.deep.include({ type: 'hardlink', target: reg === a ? '/usr/bin/tool' : '/usr/bin/tool2' });
+    expect(m.get('/bin')).to.deep.include({ type: 'symlink', target: 'usr/bin' });
+    expect(m.get('/etc/name-abs')).to.deep.include({ type: 'symlink', target: '/etc/hostname' });
+    expect(m.get('/home/user')).to.include({ type: 'dir', uid: 1000, gid: 1000 });
+    expect(m.get('/home/user/notes')).to.include({ type: 'file', uid: 1000, gid: 1000 });
+  });
+
+  it('reads gzip, xz and zstd compressed archives (by magic, not by name)', async () => {
+    const file = await gnuTarFixture();
+    for (const [tool, args] of [['gzip', ['-c']], ['xz', ['-c']], ['zstd', ['-q', '-c']]] as const) {
+      const out = path.join(work, `c.${tool}`);
+      execFileSync('sh', ['-c', `${tool} ${args.join(' ')} "$1" > "$2"`, 'sh', file, out]);
+      const t = new ImageTree(tool);
+      const sum = await importTar(t, out);
+      expect(sum.files, tool).to.equal(4);
+      const m = byPath(await t.list());
+      expect(m.get('/etc/hostname'), tool).to.include({ type: 'file' });
+    }
+  });
+
+  it('keeps device nodes and fifos from a crafted archive, into a cpio segment and an ext4 image, without root', async () => {
+    const buf = await packed([
+      { name: 'dev/', type: 'directory', mode: 0o755 },
+      { name: 'dev/console', type: 'character-device', devmajor: 5, devminor: 1, mode: 0o600 },
+      { name: 'dev/vda', type: 'block-device', devmajor: 254, devminor: 0, mode: 0o660, uid: 0, gid: 6 },
+      { name: 'run/initctl', type: 'fifo', mode: 0o600 },
+      { name: 'etc/shadow', type: 'file', mode: 0o640, uid: 0, gid: 42, data: 'root:*:1::::::\n' },
+    ]);
+    const t = new ImageTree('crafted');
+    await importTar(t, Readable.from([buf]));
+    const m = byPath(await t.list());
+    expect(m.get('/dev/console')).to.include({ type: 'char', major: 5, minor: 1, mode: 0o600 });
+    expect(m.get('/dev/vda')).to.include({ type: 'block', major: 254, minor: 0, gid: 6 });
+    expect(m.get('/run/initctl')).to.include({ type: 'fifo' });
+
+    const seg = await buildCpioSegment(t);
+    const entries = new Map((await readNewc(await fs.readFile(seg))).map((e) => [e.path, e]));
+    expect(entries.get('dev/vda')).to.include({ type: 'block', major: 254, minor: 0, gid: 6, mode: 0o660 });
+    expect(entries.get('etc/shadow')).to.include({ gid: 42, mode: 0o640 });
+
+    const img = await buildExt4(t, { sizeMiB: 8 });
+    const stat = execFileSync('debugfs', ['-R', 'stat /dev/vda', img], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    expect(stat).to.match(/Type: block special/);
+    expect(stat).to.match(/Group:\s+6/);
+    expect(stat).to.match(/Device major\/minor number: 254:0/);
+  });
+
+  it('rejects entries that escape the root, naming the entry', async () => {
+    const dotdot = await packed([{ name: 'etc/../../evil', type: 'file', data: 'x' }]);
+    const e1 = await rejection(importTar(new ImageTree('a'), Readable.from([dotdot]), { name: 'dotdot.tar' }));
+    expect(e1).to.be.instanceOf(UsageError);
+    expect(e1.message).to.match(/dotdot\.tar: entry "etc\/..\/..\/evil" escapes the root/);
+
+    const absLink = await packed([
+      { name: 'etc/passwd', type: 'file', data: 'x' },
+      { name: 'etc/hosts', type: 'link', linkname: '/etc/passwd' },
+    ]);
+    const e2 = await rejection(importTar(new ImageTree('b'), Readable.from([absLink]), { name: 'abs.tar' }));
+    expect(e2.message).to.match(/hard link "etc\/hosts" -> "\/etc\/passwd" escapes the root/);
+
+    const upLink = await packed([{ name: 'x', type: 'link', linkname: '../etc/shadow' }]);
+    const e3 = await rejection(importTar(new ImageTree('c'), Readable.from([upLink]), { name: 'up.tar' }));
+    expect(e3.message).to.match(/hard link "x" -> "..\/etc\/shadow" escapes the root/);
+
+    const dangling = await packed([{ name: 'x', type: 'link', linkname: 'nothere' }]);
+    const e4 = await rejection(importTar(new ImageTree('d'), Readable.from([dangling]), { name: 'd.tar' }));
+    expect(e4.message).to.match(/not an earlier entry/);
+
+    // A symlinked folder is never followed: an entry below it cannot land outside.
+    const through = await packed([
+      { name: 'lnk', type: 'symlink', linkname: '/etc' },
+      { name: 'lnk/passwd', type: 'file', data: 'x' },
+    ]);
+    const t = new ImageTree('through');
+    await importTar(t, Readable.from([through]));
+    const e5 = await rejection(t.list());
+    expect(e5.message).to.match(/\/lnk is a symlink, not a folder/);
+  });
+
+  it('rejects what is not a tar archive', async () => {
+    const e = await rejection(importTar(new ImageTree('x'), Readable.from([Buffer.from('hello, this is not tar'.repeat(40))]), { name: 'junk' }));
+    expect(e).to.be.instanceOf(UsageError);
+    expect(e.message).to.match(/junk/);
+    const e2 = await rejection(importTar(new ImageTree('x'), path.join(work, 'missing.tar')));
+    expect(e2.message).to.match(/cannot read the tar archive/);
+  });
+});
