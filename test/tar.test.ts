@@ -31,7 +31,7 @@ after(() => {
 });
 
 /** A tar archive made by tar-stream's packer (for what GNU tar cannot make without root). */
-async function packed(entries: Array<tar.Headers & { data?: string }>): Promise<Buffer> {
+async function packed(entries: Array<Partial<tar.Header> & { name: string; data?: string }>): Promise<Buffer> {
   const pack = tar.pack();
   const chunks: Buffer[] = [];
   const collected = (async () => {

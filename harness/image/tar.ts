@@ -112,9 +112,9 @@ function decompressWith(tool: string, src: Readable, archive: string): Readable 
   return out;
 }
 
-async function readAll(s: Readable): Promise<Buffer> {
+async function readAll(s: AsyncIterable<unknown>): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const c of s) chunks.push(c as Buffer);
+  for await (const c of s) chunks.push(Buffer.from(c as Uint8Array));
   return Buffer.concat(chunks);
 }
 
