@@ -19,6 +19,7 @@ import { KNOWN_KERNELS, listKernels, parseKernelSpec } from '../../kernels/index
 import { runMatrix } from '../run/matrix.ts';
 import { summaryText } from '../report/terminal.ts';
 import { toJUnit, toJson, toTap } from '../report/formats.ts';
+import { evidenceMarkdown } from '../report/evidence.ts';
 import { doctor } from './doctor.ts';
 import { cleanupAll } from '../lifecycle.ts';
 
@@ -40,6 +41,7 @@ run options:
   --json FILE        the full report as JSON (stages with mountinfo and processes)
   --junit FILE       JUnit XML, one testcase per scenario x kernel
   --tap FILE|-       TAP version 13 (- for standard output)
+  --evidence FILE    a Markdown table: each seed claim, the scenarios checking it, what each kernel showed
   --artifacts DIR    where run folders are kept (default ./rootprobe-artifacts)
   --keep             keep the run folder of passing runs too
   --scenarios DIR    load more scenarios from DIR (repeatable)
@@ -77,6 +79,7 @@ async function cmdRun(args: string[]): Promise<number> {
       json: { type: 'string' },
       junit: { type: 'string' },
       tap: { type: 'string' },
+      evidence: { type: 'string' },
       artifacts: { type: 'string' },
       keep: { type: 'boolean' },
       scenarios: { type: 'string', multiple: true },
@@ -99,11 +102,13 @@ async function cmdRun(args: string[]): Promise<number> {
     partialReport: async (partial) => {
       if (values.json) await writeOut(values.json, toJson(partial));
       if (values.junit) await writeOut(values.junit, toJUnit(partial));
+      if (values.evidence) await writeOut(values.evidence, evidenceMarkdown(partial, chosen));
     },
   });
   if (values.json) await writeOut(values.json, toJson(report));
   if (values.junit) await writeOut(values.junit, toJUnit(report));
   if (values.tap) await writeOut(values.tap, toTap(report));
+  if (values.evidence) await writeOut(values.evidence, evidenceMarkdown(report, chosen));
   process.stdout.write(summaryText(report, Boolean(process.stdout.isTTY) && !process.env.CI));
   return report.runs.length > 0 && report.runs.every((r) => r.outcome === 'passed') ? 0 : 1;
 }
