@@ -9,7 +9,7 @@
  * Every run gets a folder with its console log, raw result stream, readback, QEMU command
  * line and a reproduce script; it is kept for failed runs, and for all with `keep`.
  */
-import { promises as fs } from 'node:fs';
+import { promises as fs, statSync } from 'node:fs';
 import * as path from 'node:path';
 import * as chai from 'chai';
 import { rootprobeChai } from '../assert/chai-rootprobe.ts';
@@ -209,6 +209,29 @@ export async function runScenario(sc: Scenario, kernel: Kernel, opts: RunOptions
   return record;
 }
 
+/** When the guest ran out of memory or QEMU could not fit the initramfs: the sizes, and what to change. */
+function memoryHint(boot: BootOutcome, record: RunRecord): string {
+  const text = `${boot.panicLine ?? ''}\n${boot.stderr}\n${boot.consoleTail.join('\n')}`;
+  if (!/initrd is too large|Initramfs unpacking failed|out of memory|deadlocked on memory|\boom-kill/i.test(text)) return '';
+  const i = boot.argv.indexOf('-initrd');
+  let size = '';
+  try {
+    if (i >= 0) size = `; the initramfs is ${(statSync(boot.argv[i + 1]).size / 2 ** 20).toFixed(1)} MiB`;
+  } catch {
+    /* gone */
+  }
+  return ` (out of guest memory: the guest has ${record.memoryMiB} MiB${size}, which must fit in memory, twice while the kernel unpacks it: raise the scenario's memoryMiB)`;
+}
+
+/** QEMU's stderr without the remains of its expected notice about our result socket. */
+function qemuWords(stderr: string): string {
+  return stderr
+    .split('\n')
+    .filter((l) => !/-chardev socket,id=res,.*: info: ?$/.test(l))
+    .join('\n')
+    .trim();
+}
+
 function lastLines(tail: string[], n = 20): string {
   return tail.slice(-n).map((l) => `    | ${l}`).join('\n');
 }
@@ -233,8 +256,19 @@ async function judge(
   if (boot.end === 'panic') {
     return {
       outcome: 'panic',
-      message: `the kernel panicked${readback.last ? ` after stage \`${readback.last.name}\`` : ' before any stage'}: ${boot.panicLine ?? ''}`,
+      message: `the kernel panicked${readback.last ? ` after stage \`${readback.last.name}\`` : ' before any stage'}: ${boot.panicLine ?? ''}${memoryHint(boot, record)}`,
     };
+  }
+  // QEMU ended by a signal nobody here sent (the OOM killer, a kill -9 from outside).
+  if (boot.end === 'signal') {
+    return {
+      outcome: 'error',
+      message: `QEMU was killed by ${boot.signal} (not by rootprobe)${readback.last ? ` after stage \`${readback.last.name}\`` : ' before any stage'}\n  last console lines:\n${lastLines(boot.consoleTail)}`,
+    };
+  }
+  // QEMU refused to start the guest (e.g. "initrd is too large") or failed: its own words.
+  if (boot.end === 'exited' && boot.exitCode !== 0 && readback.names.length === 0) {
+    return { outcome: 'error', message: `QEMU exited with status ${boot.exitCode} before any stage: ${qemuWords(boot.stderr) || '(nothing on stderr)'}${memoryHint(boot, record)}` };
   }
   const guestError = readback.has('guest-error') ? readback.stage('guest-error').vars.message : undefined;
   const expected = expectedStages(sc);
