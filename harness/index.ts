@@ -13,3 +13,47 @@ export { detectAccel } from './qemu/accel.ts';
 export { rootprobeChai } from './assert/chai-rootprobe.ts';
 export * from './readback/index.ts';
 export { UsageError, SetupError, DefinitionError } from './errors.ts';
+export { validateScenarios, definitionProblems } from './validate.ts';
+export { shardCells, parseShard, junitMerge, type Shard } from './run/shard.ts';
+
+import { resolveKernel as resolveKernel_ } from '../kernels/index.ts';
+import { detectAccel as detectAccel_ } from './qemu/accel.ts';
+import { runScenario as runScenario_, type RunEvent, type RunRecord as RunRecord_ } from './run/run-scenario.ts';
+import { validateScenarios as validate_ } from './validate.ts';
+import type { Scenario as Scenario_ } from './scenario.ts';
+
+export interface BootOptions {
+  /** A kernel spec as on the command line (default 'debian/bookworm'). */
+  kernel?: string;
+  /** Where the folder of a run that did not pass is kept (default ./rootprobe-artifacts). */
+  artifactsRoot?: string;
+  /** Keep the folder of a passing run too. */
+  keep?: boolean;
+  /** Appended to the kernel command line. */
+  extraCmdline?: string;
+  onEvent?: (e: RunEvent) => void;
+  signal?: AbortSignal;
+}
+
+/**
+ * One boot of one scenario, for a test author's own suite: checks the definition, resolves
+ * (downloads into the cache if needed) the kernel, picks the accelerator, boots, runs the
+ * scenario's check and returns the record: `outcome` ('passed', 'failed', ...), `message`
+ * (why not), `stages` (each stage's mountinfo and processes), `evidence`, `artifacts`.
+ *
+ *   const run = await boot(myScenario, { kernel: 'debian/bookworm' });
+ *   expect(run.outcome, run.message).to.equal('passed');
+ */
+export async function boot(sc: Scenario_, opts: BootOptions = {}): Promise<RunRecord_> {
+  validate_([sc]);
+  const kernel = await resolveKernel_(opts.kernel ?? 'debian/bookworm');
+  const { accel } = await detectAccel_(kernel.vmlinuz);
+  return runScenario_(sc, kernel, {
+    accel,
+    artifactsRoot: opts.artifactsRoot ?? 'rootprobe-artifacts',
+    keep: opts.keep,
+    extraCmdline: opts.extraCmdline,
+    onEvent: opts.onEvent,
+    signal: opts.signal,
+  });
+}

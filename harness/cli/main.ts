@@ -3,6 +3,9 @@
  *
  *   rootprobe run [scenario...] [--all] [--kernel K]... [--jobs N] [--json FILE] [--junit FILE]
  *                 [--tap FILE|-] [--artifacts DIR] [--keep] [--scenarios DIR]...
+ *   rootprobe shell <scenario> [--kernel K] [--stage S]      (shell.ts)
+ *   rootprobe build <scenario> [--kernel K] --out DIR        (build.ts)
+ *   rootprobe junit-merge OUT IN...                          (shard.ts)
  *   rootprobe list [--scenarios DIR]...
  *   rootprobe kernels
  *   rootprobe doctor [--install]
@@ -22,6 +25,9 @@ import { toJUnit, toJson, toTap } from '../report/formats.ts';
 import { evidenceMarkdown } from '../report/evidence.ts';
 import { doctor } from './doctor.ts';
 import { cleanupAll } from '../lifecycle.ts';
+import { cmdShell } from './shell.ts';
+import { cmdBuild } from './build.ts';
+import { junitMerge, parseShard } from '../run/shard.ts';
 
 export const DEFAULT_KERNEL = 'debian/bookworm';
 
@@ -29,6 +35,10 @@ const USAGE = `rootprobe: QEMU-based tests of Linux boot and root-switch flows
 
 usage:
   rootprobe run [scenario...] [--all] [--kernel K]... [options]   boot scenarios, print verdicts
+  rootprobe shell <scenario> [--kernel K] [--stage S]            boot it with the console here; a guest
+                                                                  shell after stage S (Ctrl-a x quits)
+  rootprobe build <scenario> [--kernel K] --out DIR               write its images and a runnable qemu.sh
+  rootprobe junit-merge OUT IN...                                 merge JUnit reports (of --shard jobs)
   rootprobe list                                                  the scenarios and what they check
   rootprobe kernels                                               known kernels, cached or not
   rootprobe doctor [--install]                                    check (and install) host tools
@@ -46,6 +56,8 @@ run options:
   --keep             keep the run folder of passing runs too
   --scenarios DIR    load more scenarios from DIR (repeatable)
   --cmdline TEXT     append to every guest's kernel command line
+  --shard I/N        run only part I of N of the scenario x kernel matrix (cells sorted by kernel,
+                     then scenario; cell k goes to part k mod N + 1): N CI jobs cover it once
 
 environment: ROOTPROBE_ACCEL=kvm|tcg, ROOTPROBE_TIMEOUT_FACTOR, ROOTPROBE_CACHE, ROOTPROBE_DEBIAN_MIRROR
 exit status: 0 all passed, 1 some did not, 2 bad usage or missing setup`;
@@ -84,8 +96,10 @@ async function cmdRun(args: string[]): Promise<number> {
       keep: { type: 'boolean' },
       scenarios: { type: 'string', multiple: true },
       cmdline: { type: 'string' },
+      shard: { type: 'string' },
     },
   });
+  const shard = values.shard !== undefined ? parseShard(values.shard) : undefined;
   const kernels = values.kernel?.length ? values.kernel : [DEFAULT_KERNEL];
   for (const k of kernels) parseKernelSpec(k); // a bad spec is a usage error before anything runs
   const jobs = positiveInt(values.jobs, '--jobs', os.availableParallelism());
@@ -99,6 +113,7 @@ async function cmdRun(args: string[]): Promise<number> {
     keep: values.keep ?? false,
     extraCmdline: values.cmdline,
     rerunArgs,
+    shard,
     partialReport: async (partial) => {
       if (values.json) await writeOut(values.json, toJson(partial));
       if (values.junit) await writeOut(values.junit, toJUnit(partial));
@@ -110,7 +125,22 @@ async function cmdRun(args: string[]): Promise<number> {
   if (values.tap) await writeOut(values.tap, toTap(report));
   if (values.evidence) await writeOut(values.evidence, evidenceMarkdown(report, chosen));
   process.stdout.write(summaryText(report, Boolean(process.stdout.isTTY) && !process.env.CI));
-  return report.runs.length > 0 && report.runs.every((r) => r.outcome === 'passed') ? 0 : 1;
+  // A shard may be empty (more shards than cells): nothing failed.
+  return (report.runs.length > 0 || shard) && report.runs.every((r) => r.outcome === 'passed') ? 0 : 1;
+}
+
+async function cmdJunitMerge(args: string[]): Promise<number> {
+  const [out, ...inputs] = args;
+  if (!out || inputs.length === 0) throw new UsageError('usage: rootprobe junit-merge OUT IN...');
+  const docs = [];
+  for (const f of inputs) {
+    const text = await fs.readFile(f, 'utf8').catch(() => {
+      throw new UsageError(`cannot read JUnit report ${f}`);
+    });
+    docs.push({ name: f, text });
+  }
+  await writeOut(out, junitMerge(docs));
+  return 0;
 }
 
 async function cmdList(args: string[]): Promise<number> {
@@ -142,6 +172,12 @@ export async function main(argv: string[]): Promise<number> {
     switch (cmd) {
       case 'run':
         return await cmdRun(rest);
+      case 'shell':
+        return await cmdShell(rest);
+      case 'build':
+        return await cmdBuild(rest);
+      case 'junit-merge':
+        return await cmdJunitMerge(rest);
       case 'list':
         return await cmdList(rest);
       case 'kernels':
@@ -155,7 +191,7 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(USAGE + '\n');
         return cmd === undefined ? 2 : 0;
       default:
-        throw new UsageError(`unknown command '${cmd}'; try: run, list, kernels, doctor`);
+        throw new UsageError(`unknown command '${cmd}'; try: run, shell, build, junit-merge, list, kernels, doctor`);
     }
   } catch (e) {
     const err = e as Error & { code?: string };

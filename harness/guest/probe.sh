@@ -158,7 +158,18 @@ $BB stty -F "$TTY" raw -echo 2>/dev/null
 } > "$TTY"
 rc=$?
 
+# `rootprobe shell --stage STAGE` puts rootprobe.shell=STAGE on the kernel command line: once
+# that stage is sent (and the probe's own mounts are gone again), an interactive shell on the
+# console; the guest script goes on when it exits.
+shell_here=0
+read -r kcmd < $PROC/cmdline
+case " $kcmd " in *" rootprobe.shell=$stage "*) shell_here=1 ;; esac
+
 cd /
 if [ $own_tmpfs = 1 ]; then $BB umount "$S"; else $BB rm -rf "$W" "$S/payload"; fi
 [ $own_proc = 1 ] && $BB umount "$PROC"
+if [ $shell_here = 1 ] && [ -c /dev/console ]; then
+  echo "rootprobe: stage '$stage' sent; guest shell (exit: the guest goes on; Ctrl-a x: quit QEMU)" > /dev/console
+  PS1="[$stage] \w # " $BB setsid $BB cttyhack $BB sh -i < /dev/console > /dev/console 2>&1
+fi
 exit $rc

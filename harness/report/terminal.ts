@@ -143,9 +143,11 @@ export function summaryText(report: MatrixReport, tty: boolean): string {
   const s = report.summary;
   const parts = [`${s.passed} passed`, `${s.total - s.passed} failed`];
   const extra = ['panic', 'timeout', 'missing-stage', 'error'].filter((k) => s[k]).map((k) => `${s[k]} ${k}`);
+  const mem = [...new Set(runs.map((r) => r.memoryMiB))].sort((a, b) => a - b);
   out.push('');
   out.push(
-    `${parts.join(', ')}${extra.length ? ` (${extra.join(', ')})` : ''} in ${(report.durationMs / 1000).toFixed(1)} s, accel ${report.accel} (${report.accelReason})`,
+    `${parts.join(', ')}${extra.length ? ` (${extra.join(', ')})` : ''} in ${(report.durationMs / 1000).toFixed(1)} s` +
+      `${mem.length ? `, ${mem.join('/')} MiB per VM` : ''}, accel ${report.accel} (${report.accelReason})`,
   );
   return out.join('\n') + '\n';
 }

@@ -7,13 +7,15 @@
 import * as os from 'node:os';
 import { createRequire } from 'node:module';
 import { resolveKernel, type Kernel } from '../../kernels/index.ts';
-import { detectAccel } from '../qemu/accel.ts';
+import { detectAccel, timeoutFactor } from '../qemu/accel.ts';
 import { onCleanup } from '../lifecycle.ts';
 import type { Scenario } from '../scenario.ts';
 import { runScenario, type RunRecord } from './run-scenario.ts';
 import { prepareImages, type PreparedImages } from './prepare.ts';
 import { summarize, type MatrixReport } from '../report/formats.ts';
 import { Progress } from '../report/terminal.ts';
+import { shardCells, type Shard } from './shard.ts';
+import { validateScenarios, withScenario } from '../validate.ts';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -26,6 +28,8 @@ export interface MatrixOptions {
   progress?: Progress;
   /** Called with the report of the runs finished so far when the run is interrupted. */
   partialReport?: (r: MatrixReport) => Promise<void>;
+  /** Run only this part of the matrix (see shard.ts). */
+  shard?: Shard;
 }
 
 /** Runs `fn` over `items` with at most `n` at once, keeping results in input order. */
@@ -45,23 +49,32 @@ export async function pool<T, R>(items: T[], n: number, fn: (item: T, i: number)
 export async function runMatrix(scenarios: Scenario[], kernelSpecs: string[], opts: MatrixOptions): Promise<MatrixReport> {
   const started = Date.now();
   const progress = opts.progress ?? new Progress();
-  const kernels: Kernel[] = [];
-  for (const spec of kernelSpecs) {
-    kernels.push(await resolveKernel(spec, { onProgress: (m) => progress.message(`kernel ${spec}: ${m}`) }));
+  // Definition mistakes (validate.ts) and a bad ROOTPROBE_TIMEOUT_FACTOR: before any download.
+  validateScenarios(scenarios);
+  timeoutFactor('kvm');
+  const chosen = shardCells(scenarios, kernelSpecs, opts.shard);
+  const kernelById = new Map<string, Kernel>();
+  for (const spec of [...new Set(chosen.map((c) => c.kernel))]) {
+    kernelById.set(spec, await resolveKernel(spec, { onProgress: (m) => progress.message(`kernel ${spec}: ${m}`) }));
   }
+  const kernels = [...kernelById.values()];
   // Every image is built (or found in the cache) before the first boot, so a scenario that
   // cannot be built (a missing host binary, a kernel without an option it needs, a disk
   // that does not fit) is an error before anything boots.
   const cells: Array<{ s: Scenario; k: Kernel; images: PreparedImages }> = [];
-  for (const k of kernels) {
-    for (const s of scenarios) {
-      cells.push({ s, k, images: await prepareImages(s, k) });
-    }
+  for (const { scenario: s, kernel } of chosen) {
+    const k = kernelById.get(kernel)!;
+    cells.push({ s, k, images: await prepareImages(s, k).catch((e) => Promise.reject(withScenario(e, s))) });
   }
-  const accel = await detectAccel(kernels[0].vmlinuz, { onProgress: (m: string) => progress.message(`accel: ${m}`) });
+  const shardNote = opts.shard ? `shard ${opts.shard.index}/${opts.shard.count}: ${cells.length} of ${scenarios.length * new Set(kernelSpecs).size} cell(s)` : '';
+  const accel =
+    kernels.length > 0
+      ? await detectAccel(kernels[0].vmlinuz, { onProgress: (m: string) => progress.message(`accel: ${m}`) })
+      : { accel: 'none', reason: 'nothing to run', cached: false };
   progress.message(
-    `accelerator: ${accel.accel} (${accel.reason}${accel.cached ? ', cached' : ''}); ${opts.jobs} at once; ` +
-      `${scenarios.length} scenario(s) x ${kernels.length} kernel(s)`,
+    `accelerator: ${accel.accel} (${accel.reason}${accel.cached ? ', cached' : ''}); ${opts.jobs} at once` +
+      ` (${[...new Set(cells.map((c) => c.s.memoryMiB ?? 256))].join('/') || 256} MiB each); ` +
+      `${scenarios.length} scenario(s) x ${kernelSpecs.length} kernel(s)${shardNote ? `; ${shardNote}` : ''}`,
   );
 
   const records: Array<RunRecord | undefined> = new Array(cells.length);
@@ -90,7 +103,7 @@ export async function runMatrix(scenarios: Scenario[], kernelSpecs: string[], op
       if (abort.signal.aborted) return;
       progress.start(s.name, k.id);
       const r = await runScenario(s, k, {
-        accel: accel.accel,
+        accel: accel.accel as 'kvm' | 'tcg',
         artifactsRoot: opts.artifactsRoot,
         keep: opts.keep,
         extraCmdline: opts.extraCmdline,
