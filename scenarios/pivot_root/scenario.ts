@@ -145,6 +145,8 @@ export function pivotRootScenario(opts: PivotRootOptions): Scenario {
       // perl's chroot() does not chdir, and its syscall() reaches the raw getcwd(2).
       t.hostBinary(ctx.tool('perl'), '/usr/bin/perl');
       t.dir('/etc/rootprobe');
+      // A put_old outside the new root (a broken twin) must exist, or pivot_root fails with ENOENT instead.
+      if (opts.putOld && !opts.putOld.startsWith('/newroot/')) t.dir(opts.putOld);
       if (conf.length > 0) t.file('/etc/rootprobe/pivot.conf', conf.join('\n') + '\n');
     },
     disks: [
