@@ -11,6 +11,7 @@
  */
 import { promises as fs, statSync } from 'node:fs';
 import * as path from 'node:path';
+import { createHash } from 'node:crypto';
 import * as chai from 'chai';
 import { rootprobeChai } from '../assert/chai-rootprobe.ts';
 import { FrameDecoder, type ReadbackEvent } from '../readback/frame.ts';
@@ -92,7 +93,9 @@ const DEFAULT_MEMORY_MIB = 256;
 const DONE_GRACE_MS = 5000;
 
 export function artifactSlug(scenario: string, kernel: string): string {
-  return `${scenario}--${kernel}`.replace(/[^A-Za-z0-9._-]+/g, '_');
+  const slug = `${scenario}--${kernel}`.replace(/[^A-Za-z0-9._-]+/g, '_');
+  // A file: kernel spec can be hundreds of characters; a folder name may have 255 bytes.
+  return slug.length <= 120 ? slug : `${slug.slice(0, 100)}-${createHash('sha256').update(slug).digest('hex').slice(0, 12)}`;
 }
 
 function q(s: string): string {
