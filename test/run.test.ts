@@ -111,6 +111,7 @@ describe('switch_root end to end through the CLI @boot', function () {
     expect(r.code, r.stdout + r.stderr).to.equal(0);
     expect(r.stdout).to.match(/^ok 1 - switch_root \[debian\/bookworm\]/m);
     expect(r.stdout).to.match(/realroot: \/ is ext4 from \/dev\/vda/);
+    expect(r.stdout).to.match(/witness pid \d+ exe "\/bin\/sleeper \(deleted\)"/);
     expect(r.stdout).to.match(/1 passed, 0 failed/);
   });
 

@@ -9,10 +9,10 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 rp_load_modules
 
-# A process started from the initramfs, with its cwd in an initramfs folder: after the
-# switch its exe and cwd can only read as deleted.
+# The witness: a binary only the initramfs has, started with its cwd in an initramfs
+# folder. After the switch its exe can only read as deleted.
 mkdir -p /witness
-(cd /witness && exec sleep 1000000) &
+(cd /witness && exec /bin/sleeper 1000000 < /dev/null > /dev/null 2>&1) &
 
 probe initramfs
 
