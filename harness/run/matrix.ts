@@ -93,7 +93,16 @@ export async function runMatrix(scenarios: Scenario[], kernelSpecs: string[], op
       runs,
     };
   };
+  // On a signal, runs under way end as their QEMUs are killed (before the cleanup callback
+  // runs): they did not finish, so they stay out of the report. Set synchronously, on the signal.
+  let interrupted = false;
+  const onSignal = (): void => {
+    interrupted = true;
+  };
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  for (const sig of signals) process.on(sig, onSignal);
   const unhook = onCleanup(async () => {
+    interrupted = true;
     abort.abort();
     progress.stop();
     if (opts.partialReport) await opts.partialReport(report());
@@ -112,10 +121,12 @@ export async function runMatrix(scenarios: Scenario[], kernelSpecs: string[], op
         signal: abort.signal,
         onEvent: (e) => progress.event(e),
       });
+      if (interrupted) return;
       records[i] = r;
       progress.end(r);
     });
   } finally {
+    for (const sig of signals) process.off(sig, onSignal);
     unhook();
     progress.stop();
   }
