@@ -1,0 +1,40 @@
+#!/.rootprobe/busybox sh
+# rootprobe external mode: the first process of a distro's initramfs (rdinit=/.rootprobe/init).
+#
+# It only starts the probe agent and then execs the distro's own init (/init, or the rdinit=
+# the user gave) as PID 1 with the kernel's arguments: the flow after that is the distro's.
+#  - A tmpfs of ours (source "rootprobe-agent") on /.rootprobe-agent holds a copy of the
+#    toolkit, so it outlives the switch: switch_root, run-init and systemd empty the old root
+#    but do not descend into other mounts. It is a folder at the top of the initramfs on
+#    purpose: klibc's run-init fails when a folder it empties keeps a mount point inside.
+#  - The agent (agent.sh) starts in the background from that copy. busybox sh opens /dev/null
+#    for a background job; an archive without /dev/null gets one for that moment, removed
+#    again once the agent runs (the agent says so by creating its `started` file).
+R=/.rootprobe
+BB=$R/busybox
+L=/.rootprobe-agent
+. $R/external.conf
+
+if $BB mount -t tmpfs -o mode=0700,size=16m rootprobe-agent $L; then
+  for f in busybox probe lib.sh agent external.conf ttyS1 hook-shutdown.sh; do
+    [ -e $R/$f ] && $BB cp -a $R/$f $L/
+  done
+  $BB mkdir -p $L/snap $L/proc
+  $BB mknod -m 600 $L/console c 5 1
+  $BB mknod -m 666 $L/null c 1 3
+  null=
+  if [ ! -e /dev/null ]; then $BB mknod -m 666 /dev/null c 1 3 && null=made; fi
+  $BB setsid $L/busybox sh $L/agent < $L/console > $L/console 2>&1 &
+  n=0
+  while [ ! -e $L/started ] && [ $n -lt 100 ]; do $BB usleep 20000; n=$((n + 1)); done
+  [ "$null" = made ] && $BB rm -f /dev/null
+else
+  echo "rootprobe: could not mount the agent's tmpfs; only the initramfs stage will report" > /dev/console
+fi
+
+# No hook point known in this archive: the `initramfs` stage is taken here, before the
+# distro's init has run.
+[ "$RP_GENERATOR" = unknown ] && $BB sh $R/probe initramfs
+
+exec "${RP_INIT:-/init}" "$@"
+echo "rootprobe: exec ${RP_INIT:-/init} failed" > /dev/console

@@ -1,0 +1,391 @@
+/**
+ * External mode: boot a kernel with an initramfs and disks that someone else made (a distro's
+ * generator, a user's own kernel) and take stage snapshots from the distro's own flow.
+ *
+ *   const record = await runExternal({ initramfs: 'initrd.img', kernel, disks: ['root.img'],
+ *                                      cmdline: 'root=/dev/vda', accel: 'tcg', artifactsRoot: 'a' });
+ *
+ * - The user's files are only read: the initramfs is copied into the run folder with our
+ *   segment appended (segment.ts); disks are attached with QEMU's snapshot=on, so the guest's
+ *   writes go to a throwaway overlay. Their sha256 is taken before and after the run and a
+ *   difference is an error.
+ * - `rdinit=/.rootprobe/init` is put on the command line (a user's own rdinit= is what our
+ *   wrapper execs instead of /init).
+ * - Stages: `initramfs` (just before the switch), `realroot` (PID 1 runs from the real root),
+ *   and for dracut `shutdown` (in /run/initramfs after its /shutdown unmounted the old root).
+ *   The run ends when the guest powers off (the agent asks the distro to, once booted).
+ * - The verdict: the stages must all arrive, then checkDistroFlow() and the caller's check.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import * as chai from 'chai';
+import { rootprobeChai } from '../assert/chai-rootprobe.ts';
+import { FrameDecoder, type ReadbackEvent } from '../readback/frame.ts';
+import { RunReadback } from '../readback/result.ts';
+import type { Stage } from '../readback/snapshot.ts';
+import type { MountinfoEntry } from '../readback/mountinfo.ts';
+import { bootQemu, standaloneArgv, type BootOutcome } from '../qemu/runner.ts';
+import { shellLine } from '../qemu/command.ts';
+import { timeoutFactor } from '../qemu/accel.ts';
+import { makeTempDir, removeTempDir } from '../lifecycle.ts';
+import { buildCpioSegment, concatSegments } from '../image/initramfs.ts';
+import { UsageError } from '../errors.ts';
+import { artifactSlug, type Accel, type Outcome, type RunEvent, type RunRecord } from '../run/run-scenario.ts';
+import type { Kernel } from '../../kernels/index.ts';
+import { externalSegment, inspectInitramfs, RDINIT, type InitramfsInfo } from './segment.ts';
+
+chai.use(rootprobeChai);
+
+export interface ExternalCheckContext {
+  result: RunReadback;
+  stage(name: string): Stage;
+  expect: Chai.ExpectStatic;
+  kernel: Kernel;
+  info: InitramfsInfo;
+  evidence(line: string): void;
+}
+
+export interface ExternalOptions {
+  /** The initramfs as the generator made it (any number of segments, compressed or not). */
+  initramfs: string;
+  kernel: Kernel;
+  /** Disk image files, in order: /dev/vda, /dev/vdb, ... Never written. */
+  disks?: string[];
+  /** The kernel command line for the distro (root=..., systemd options); console=ttyS0 is ours. */
+  cmdline?: string;
+  accel: Accel;
+  artifactsRoot: string;
+  keep?: boolean;
+  /** A name for reports and the artifact folder (default 'external'). */
+  name?: string;
+  /** Under KVM; scaled for TCG (default 120). */
+  timeoutSec?: number;
+  /** Default 1024: a distro's initramfs unpacks into RAM. */
+  memoryMiB?: number;
+  /** 'poweroff' (default): once booted, the agent asks the distro to power off. 'none': the guest decides. */
+  end?: 'poweroff' | 'none';
+  /** Seconds the agent waits for systemd to finish booting before asking for the power-off (default 240). */
+  bootWaitSec?: number;
+  /** More assertions, after checkDistroFlow. */
+  check?: (ctx: ExternalCheckContext) => void | Promise<void>;
+  /** Skip checkDistroFlow (only the stages must arrive, and the caller's check). */
+  noDefaultCheck?: boolean;
+  onEvent?: (e: RunEvent) => void;
+  signal?: AbortSignal;
+  invocation?: string;
+}
+
+export interface ExternalRecord extends RunRecord {
+  info: Omit<InitramfsInfo, 'paths'>;
+  /** sha256 of each user file before and after the run. */
+  inputs: Array<{ path: string; before: string; after: string }>;
+}
+
+export async function sha256File(file: string): Promise<string> {
+  const h = createHash('sha256');
+  await new Promise<void>((resolve, reject) => {
+    createReadStream(file)
+      .on('data', (c) => h.update(c))
+      .on('end', () => resolve())
+      .on('error', reject);
+  });
+  return h.digest('hex');
+}
+
+/** The stages an external run expects for this archive. */
+export function externalStages(info: InitramfsInfo, end: 'poweroff' | 'none'): string[] {
+  const s = ['initramfs', 'realroot'];
+  if (info.generator === 'dracut' && end === 'poweroff') s.push('shutdown');
+  return s;
+}
+
+/** Our own mounts, which the checks leave out: the agent's tmpfs and proc, the probe's. */
+export function isOurs(e: MountinfoEntry): boolean {
+  return e.source.startsWith('rootprobe-') || e.mountPoint.startsWith('/.rootprobe');
+}
+
+const VIRTUAL = new Set(['rootfs', 'tmpfs', 'ramfs']);
+
+/**
+ * What must hold for any distro flow: in `initramfs`, `/` is the initramfs (rootfs/tmpfs); in
+ * `realroot`, `/` is a block device's filesystem, PID 1 runs a program from it with its root
+ * at `/`, and no mount of the initramfs is left except those the distro moved over (/dev,
+ * /proc, /sys, /run) and the new root's own; in `shutdown`, `/` is the shutdown initramfs and
+ * the real root's filesystem is no longer mounted anywhere.
+ */
+export function checkDistroFlow(ctx: ExternalCheckContext): void {
+  const { expect } = ctx;
+  const ini = ctx.stage('initramfs');
+  const real = ctx.stage('realroot');
+  const iroot = ini.mountAt('/');
+  expect(iroot, `initramfs: no mount at /\n${ini.mountinfo.tree()}`).to.not.equal(undefined);
+  expect([...VIRTUAL], `initramfs: / should be the initramfs\n${ini.mountinfo.tree()}`).to.include(iroot!.fsType);
+
+  const root = real.mountAt('/');
+  expect(root, `realroot: no mount at /\n${real.mountinfo.tree()}`).to.not.equal(undefined);
+  expect(VIRTUAL.has(root!.fsType), `realroot: / is ${root!.fsType}, still an initramfs\n${real.mountinfo.tree()}`).to.equal(false);
+  expect(root!.source, `realroot: / should come from a block device\n${real.mountinfo.tree()}`).to.match(/^\/dev\//);
+  const pid1 = real.process(1);
+  expect(pid1, 'realroot: no PID 1 in the process table').to.not.equal(undefined);
+  expect(pid1!.exe, `realroot: PID 1 should run a program of the real root\n${real.processTable()}`).to.match(/^\/[^ ]*$/);
+  expect(pid1!.exe).to.not.match(/^\/\.rootprobe/);
+  expect(pid1!.root, 'realroot: PID 1 root').to.equal('/');
+  ctx.evidence(`realroot: / is ${root!.fsType} from ${root!.source}; PID 1 exe ${pid1!.exe}`);
+
+  // Mounts of the initramfs that are still there, seen from the real root.
+  const before = new Map(ini.mountinfo.entries.map((e) => [e.mountId, e]));
+  const rootThen = before.get(root!.mountId);
+  const leftovers = real.mountinfo.entries.filter((e) => {
+    const then = before.get(e.mountId);
+    if (!then || isOurs(e)) return false;
+    if (e.mountId === root!.mountId) return false;
+    if (rootThen && (then.mountPoint === rootThen.mountPoint || then.mountPoint.startsWith(`${rootThen.mountPoint}/`))) return false;
+    return !['/dev', '/proc', '/sys', '/run'].some((m) => e.mountPoint === m || e.mountPoint.startsWith(`${m}/`));
+  });
+  expect(
+    leftovers.map((e) => `${e.mountPoint} (${e.fsType} ${e.source}, mount ${e.mountId})`),
+    `realroot: mounts of the initramfs left behind\n${real.mountinfo.tree()}`,
+  ).to.deep.equal([]);
+  expect(real.mountinfo.entries.filter((e) => e.fsType === 'rootfs').length, 'realroot: rootfs is reachable').to.equal(0);
+
+  if (ctx.result.has('shutdown')) {
+    const sd = ctx.stage('shutdown');
+    const sroot = sd.mountAt('/');
+    expect(sroot, `shutdown: no mount at /\n${sd.mountinfo.tree()}`).to.not.equal(undefined);
+    expect([...VIRTUAL], `shutdown: / should be the shutdown initramfs\n${sd.mountinfo.tree()}`).to.include(sroot!.fsType);
+    const still = sd.mountinfo.entries.filter((e) => e.major === root!.major && e.minor === root!.minor);
+    expect(
+      still.map((e) => `${e.mountPoint} (mount ${e.mountId})`),
+      `shutdown: the real root (${root!.source}, ${root!.major}:${root!.minor}) is still mounted\n${sd.mountinfo.tree()}`,
+    ).to.deep.equal([]);
+    ctx.evidence(`shutdown: / is ${sroot!.fsType}; ${root!.source} unmounted; PID 1 exe ${sd.process(1)?.exe}`);
+  }
+}
+
+function lastLines(tail: string[], n = 25): string {
+  return tail.slice(-n).map((l) => `    | ${l}`).join('\n');
+}
+
+/** Boots the user's kernel, initramfs (+ our segment) and disks once; returns the verdict. */
+export async function runExternal(opts: ExternalOptions): Promise<ExternalRecord> {
+  const started = Date.now();
+  const name = opts.name ?? 'external';
+  const kernel = opts.kernel;
+  const end = opts.end ?? 'poweroff';
+  const inputsPaths = [opts.initramfs, ...(opts.disks ?? [])].map((p) => path.resolve(p));
+  for (const p of inputsPaths) {
+    const st = await fs.stat(p).catch(() => undefined);
+    if (!st?.isFile()) throw new UsageError(`${p} is not a file`);
+  }
+  const info = await inspectInitramfs(path.resolve(opts.initramfs));
+  const { paths: _paths, ...infoOut } = info;
+  const stagesWanted = externalStages(info, end);
+  const factor = timeoutFactor(opts.accel);
+  const deadlineMs = Math.round((opts.timeoutSec ?? 120) * 1000 * factor);
+  const memoryMiB = opts.memoryMiB ?? 1024;
+
+  // A user's rdinit= is what our wrapper runs; ours replaces it on the command line.
+  let cmdline = opts.cmdline ?? '';
+  let init = '/init';
+  cmdline = cmdline.replace(/(^|\s)rdinit=(\S+)/g, (_m, sp: string, v: string) => {
+    init = v;
+    return sp;
+  });
+  cmdline = `${cmdline.trim()} rdinit=${RDINIT}`.trim();
+
+  const record: ExternalRecord = {
+    scenario: name,
+    kernel: kernel.id,
+    kernelRelease: kernel.release,
+    accel: opts.accel,
+    outcome: 'error',
+    durationMs: 0,
+    stagesReported: [],
+    stages: [],
+    evidence: [],
+    behaviours: [],
+    consoleTail: [],
+    memoryMiB,
+    deadlineMs,
+    warnings: [],
+    rerun: [
+      opts.invocation ?? 'npx rootprobe',
+      'run external --initramfs',
+      shellLine([opts.initramfs]),
+      '--kernel',
+      shellLine([kernel.id]),
+      ...(opts.disks ?? []).flatMap((d) => ['--disk', shellLine([d])]),
+      ...(opts.cmdline ? ['--cmdline', shellLine([opts.cmdline])] : []),
+      '--keep',
+    ].join(' '),
+    info: infoOut,
+    inputs: [],
+  };
+  record.behaviours.push(`generator: ${info.generator}`);
+  const before = await Promise.all(inputsPaths.map((p) => sha256File(p)));
+  const emit = (e: RunEvent): void => opts.onEvent?.(e);
+  const runDir = await makeTempDir(`rootprobe-${name}-`);
+  const readback = new RunReadback();
+  let boot: BootOutcome | undefined;
+  try {
+    emit({ type: 'phase', scenario: name, kernel: kernel.id, phase: 'images' });
+    const seg = await buildCpioSegment(externalSegment(info, { init, end, bootWaitSec: opts.bootWaitSec ?? 240 }));
+    const initrd = path.join(runDir, 'initrd.img');
+    await concatSegments([path.resolve(opts.initramfs), seg], initrd);
+
+    emit({ type: 'phase', scenario: name, kernel: kernel.id, phase: 'boot' });
+    let parsing: Promise<void> = Promise.resolve();
+    let control: { stop(reason: string): void } | undefined;
+    let lastTimer: NodeJS.Timeout | undefined;
+    const onFrameEvent = (ev: ReadbackEvent): void => {
+      parsing = parsing.then(async () => {
+        const stage = await readback.addEvent(ev);
+        if (!stage) return;
+        emit({ type: 'stage', scenario: name, kernel: kernel.id, stage: stage.name, elapsedMs: Date.now() - started });
+        if (stagesWanted.every((s) => readback.has(s)) && !lastTimer) {
+          // Everything arrived: the guest powers off by itself; give it a while.
+          lastTimer = setTimeout(() => control?.stop('the guest sent every stage but did not power off'), 60_000 * factor);
+        }
+      });
+    };
+    const decoder = new FrameDecoder({ onEvent: onFrameEvent });
+    const b = bootQemu(
+      {
+        kernel: kernel.vmlinuz,
+        initrd,
+        append: cmdline,
+        disks: inputsPaths.slice(1).map((p) => ({ path: p, snapshot: true })),
+        memoryMiB,
+        accel: opts.accel,
+        runDir,
+      },
+      {
+        deadlineMs,
+        signal: opts.signal,
+        onResult: (chunk) => decoder.push(chunk),
+        onConsole: (line) => emit({ type: 'console', scenario: name, kernel: kernel.id, line }),
+      },
+    );
+    control = b.control;
+    boot = await b.outcome;
+    if (lastTimer) clearTimeout(lastTimer);
+    decoder.end();
+    await parsing;
+    record.consoleTail = boot.consoleTail;
+    record.stagesReported = readback.names;
+    record.stages = readback.stages.map((s) => s.toJSON());
+    if (boot.stopReason === 'the guest sent every stage but did not power off') record.warnings.push(boot.stopReason);
+    const v = await judge(opts, info, stagesWanted, boot, readback, record);
+    record.outcome = v.outcome;
+    record.message = v.message;
+  } catch (e) {
+    record.outcome = 'error';
+    record.message = (e as Error).message;
+    if (boot) record.consoleTail = boot.consoleTail;
+  } finally {
+    const after = await Promise.all(inputsPaths.map((p) => sha256File(p).catch(() => 'unreadable')));
+    record.inputs = inputsPaths.map((p, i) => ({ path: p, before: before[i], after: after[i] }));
+    const changed = record.inputs.filter((x) => x.before !== x.after);
+    if (changed.length > 0) {
+      record.outcome = 'error';
+      record.message = `the run changed the user's file(s) ${changed.map((c) => c.path).join(', ')}: that must never happen`;
+    }
+    record.durationMs = Date.now() - started;
+    try {
+      if (record.outcome !== 'passed' || opts.keep) await keep(runDir, name, kernel, record, readback, boot, opts);
+    } finally {
+      await removeTempDir(runDir);
+    }
+  }
+  return record;
+}
+
+async function judge(
+  opts: ExternalOptions,
+  info: InitramfsInfo,
+  wanted: string[],
+  boot: BootOutcome,
+  readback: RunReadback,
+  record: RunRecord,
+): Promise<{ outcome: Outcome; message?: string }> {
+  if (boot.end === 'spawn-error') return { outcome: 'error', message: `QEMU did not start: ${boot.stderr.trim()}` };
+  if (readback.damaged.length > 0) {
+    const d = readback.damaged[0];
+    return { outcome: 'error', message: `the result frame of stage \`${d.stage}\` arrived damaged (${d.reason}): ${d.detail}` };
+  }
+  if (readback.unreadable.length > 0) {
+    const u = readback.unreadable[0];
+    return { outcome: 'error', message: `the snapshot of stage \`${u.stage}\` could not be read: ${u.error}` };
+  }
+  if (boot.end === 'panic') {
+    return { outcome: 'panic', message: `the kernel panicked${readback.last ? ` after stage \`${readback.last.name}\`` : ' before any stage'}: ${boot.panicLine ?? ''}` };
+  }
+  const missing = wanted.find((s) => !readback.has(s));
+  if (missing) {
+    const reached = readback.last ? `last stage reached: \`${readback.last.name}\`` : 'no stage reported';
+    const how =
+      boot.end === 'deadline'
+        ? `waited ${(record.deadlineMs / 1000).toFixed(0)} s (${record.accel})`
+        : boot.end === 'stopped'
+          ? `the run was stopped (${boot.stopReason ?? 'interrupted'})`
+          : 'the guest powered off';
+    return {
+      outcome: boot.end === 'deadline' ? 'timeout' : 'missing-stage',
+      message: `stage \`${missing}\` never reported (${how}; ${reached}; generator ${info.generator})\n  last console lines:\n${lastLines(boot.consoleTail)}`,
+    };
+  }
+  const ctx: ExternalCheckContext = {
+    result: readback,
+    stage: (n) => readback.stage(n),
+    expect: chai.expect,
+    kernel: opts.kernel,
+    info,
+    evidence: (line) => record.evidence.push(line),
+  };
+  try {
+    if (!opts.noDefaultCheck) checkDistroFlow(ctx);
+    if (opts.check) await opts.check(ctx);
+    return { outcome: 'passed' };
+  } catch (e) {
+    const err = e as Error;
+    if (err instanceof chai.AssertionError || err.name === 'AssertionError') return { outcome: 'failed', message: err.message };
+    return { outcome: 'error', message: `external check threw: ${err.stack ?? err.message}` };
+  }
+}
+
+async function keep(
+  runDir: string,
+  name: string,
+  kernel: Kernel,
+  record: ExternalRecord,
+  readback: RunReadback,
+  boot: BootOutcome | undefined,
+  opts: ExternalOptions,
+): Promise<void> {
+  const dir = path.resolve(opts.artifactsRoot, artifactSlug(name, kernel.id));
+  await fs.rm(dir, { recursive: true, force: true });
+  await fs.mkdir(path.dirname(dir), { recursive: true });
+  await fs.cp(runDir, dir, { recursive: true });
+  await fs.rm(path.join(dir, 'res.sock'), { force: true });
+  record.artifacts = {
+    dir,
+    consoleLog: path.join(dir, 'console.log'),
+    resultStream: path.join(dir, 'result.stream'),
+    qemuCmdline: path.join(dir, 'qemu.cmdline'),
+    readback: path.join(dir, 'readback.json'),
+    reproduce: path.join(dir, 'reproduce.sh'),
+  };
+  await fs.writeFile(record.artifacts.readback, JSON.stringify(readback.toJSON(), null, 1));
+  await fs.writeFile(path.join(dir, 'run.json'), JSON.stringify(record, null, 1));
+  await fs.writeFile(record.artifacts.reproduce, `#!/bin/sh\ncd ${shellLine([process.cwd()])} && exec ${record.rerun} "$@"\n`, { mode: 0o755 });
+  if (boot) {
+    // The user's disks stay where they are (snapshot=on keeps them unwritten).
+    const argv = standaloneArgv(boot.argv).map((a) => a.split(runDir).join('.'));
+    await fs.writeFile(
+      path.join(dir, 'qemu.sh'),
+      ['#!/bin/sh', '# Boots this run again with the exact QEMU command line.', `cd "$(dirname "$0")" && exec ${shellLine(argv)}`, ''].join('\n'),
+      { mode: 0o755 },
+    );
+  }
+}

@@ -1,0 +1,209 @@
+/**
+ * External mode, image side: read (never rewrite) someone else's initramfs to learn how its
+ * flow can be probed, and build the one cpio segment rootprobe appends to it.
+ *
+ * The given file is only read: its segments (plain, gzip, and through the host's zstd/xz the
+ * other common compressions; early microcode first is fine) are listed to find
+ *  - which generator made it: dracut (a hooks/pre-pivot folder) or initramfs-tools
+ *    (scripts/init-bottom/ORDER), or neither;
+ *  - whether it already has a /.rootprobe (then it is refused: it is no pristine archive).
+ * Our segment is appended after 4-byte alignment; the kernel unpacks the concatenation in
+ * order, and a later entry replaces an earlier one of the same name. It holds the probe
+ * toolkit in /.rootprobe with init.sh (the kernel runs it by `rdinit=/.rootprobe/init`, it
+ * starts the agent and execs the distro's own init), agent.sh, and one hook for the stage
+ * before the switch: for dracut a new file in hooks/pre-pivot; for initramfs-tools a
+ * replacement ORDER for scripts/init-bottom (the original lines, then ours just before the
+ * param.conf line: init-bottom is the last step before the switch); for anything else the
+ * wrapper itself probes `initramfs`, before the distro's init has run at all.
+ */
+import { execFileSync } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { readNewc, type CpioReadEntry } from '../cpio/index.ts';
+import { UsageError } from '../errors.ts';
+import { requireTool } from '../host.ts';
+import { ImageTree } from '../image/tree.ts';
+import { probeToolkit, TOOLKIT_DIR } from '../guest/toolkit.ts';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const GUEST_DIR = path.join(here, 'guest');
+export const RDINIT = `${TOOLKIT_DIR}/init`;
+
+export type Generator = 'dracut' | 'initramfs-tools' | 'unknown';
+
+export interface InitramfsInfo {
+  file: string;
+  generator: Generator;
+  /** Number of cpio segments found. */
+  segments: number;
+  /** The compressions seen, in order ("none", "gzip", "zstd", ...). */
+  compressions: string[];
+  /** What /init is in the archive (the last entry of that name wins, as in the kernel). */
+  init?: { type: CpioReadEntry['type']; target?: string };
+  /** dracut: the hooks folder in the archive (e.g. "usr/lib/dracut/hooks"). */
+  hookDir?: string;
+  /** initramfs-tools: the archive's scripts/init-bottom/ORDER. */
+  initBottomOrder?: string;
+  /** Every path in the archive (later segments win). */
+  paths: Set<string>;
+}
+
+const MAGIC: Array<[string, number[], string[]]> = [
+  ['zstd', [0x28, 0xb5, 0x2f, 0xfd], ['zstd', '-dcq']],
+  ['xz', [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00], ['xz', '-dcq']],
+  ['lzma', [0x5d, 0x00, 0x00], ['xz', '-dcq', '--format=lzma']],
+  ['bzip2', [0x42, 0x5a, 0x68], ['bzip2', '-dcq']],
+  ['lz4', [0x02, 0x21, 0x4c, 0x18], ['lz4', '-dcq']],
+];
+
+/** Decompresses data with a host tool; trailing garbage after the stream is tolerated if output came out. */
+function hostDecompress(data: Buffer, argv: string[], what: string): Buffer {
+  const bin = requireTool(argv[0], `to read the ${what}`);
+  try {
+    return execFileSync(bin, argv.slice(1), { input: data, maxBuffer: 2 << 30, stdio: ['pipe', 'pipe', 'pipe'] });
+  } catch (e) {
+    const out = (e as { stdout?: Buffer }).stdout;
+    if (out && out.length > 0) return out;
+    throw new UsageError(`${what}: ${argv[0]} could not decompress it: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * All entries of an initramfs file: concatenated newc segments, each plain, gzip, zstd, xz,
+ * lzma, bzip2 or lz4 (the last ones through host tools). Read only.
+ */
+export async function readInitramfs(file: string): Promise<{ entries: CpioReadEntry[]; segments: number; compressions: string[] }> {
+  let data: Buffer;
+  try {
+    data = await fs.readFile(file);
+  } catch (e) {
+    throw new UsageError(`cannot read the initramfs ${file}: ${(e as Error).message}`);
+  }
+  const entries: CpioReadEntry[] = [];
+  const compressions: string[] = [];
+  let segments = 0;
+  let rest = data;
+  for (;;) {
+    try {
+      entries.push(...(await readNewc(rest)));
+      segments += countSegments(rest);
+      compressions.push(...plainOrGzip(rest));
+      break;
+    } catch (e) {
+      const m = /The segment at offset (\d+) is (\S+)-compressed/.exec((e as Error).message);
+      if (!m) throw new UsageError(`${file} is not an initramfs rootprobe can read: ${(e as Error).message}`);
+      const at = Number(m[1]);
+      if (at > 0) {
+        entries.push(...(await readNewc(rest.subarray(0, at))));
+        segments += countSegments(rest.subarray(0, at));
+        compressions.push(...plainOrGzip(rest.subarray(0, at)));
+      }
+      const kind = MAGIC.find(([, magic]) => magic.every((b, i) => rest[at + i] === b));
+      if (!kind) throw new UsageError(`${file}: cannot decompress the segment at offset ${at} (${m[2]}).`);
+      const plain = hostDecompress(rest.subarray(at), kind[2], `${kind[0]} segment of ${file}`);
+      entries.push(...(await readNewc(plain)));
+      segments++;
+      compressions.push(kind[0]);
+      // A compressed segment is, in practice, the last one (it runs to the end of the file).
+      break;
+    }
+  }
+  return { entries, segments, compressions };
+}
+
+/** Rough: how many TRAILER-terminated segments and gzip members a plain/gzip buffer holds (for reports). */
+function countSegments(buf: Buffer): number {
+  let n = 0;
+  let o = 0;
+  for (;;) {
+    const t = buf.indexOf('TRAILER!!!', o, 'latin1');
+    if (t < 0) break;
+    n++;
+    o = t + 10;
+  }
+  if (buf[0] === 0x1f && buf[1] === 0x8b) n = Math.max(n, 1);
+  return Math.max(n, 1);
+}
+
+function plainOrGzip(buf: Buffer): string[] {
+  const out: string[] = [];
+  if (buf.subarray(0, 6).toString('latin1') === '070701') out.push('none');
+  if (buf.indexOf(Buffer.from([0x1f, 0x8b, 0x08])) >= 0) out.push('gzip');
+  return out.length ? out : ['none'];
+}
+
+/** What rootprobe needs to know about an initramfs, read from it without changing it. */
+export async function inspectInitramfs(file: string): Promise<InitramfsInfo> {
+  const { entries, segments, compressions } = await readInitramfs(file);
+  const last = new Map<string, CpioReadEntry>();
+  for (const e of entries) last.set(e.path, e);
+  const paths = new Set(last.keys());
+  if ([...paths].some((p) => /^\.rootprobe(-agent)?(\/|$)/.test(p))) {
+    throw new UsageError(`${file} already has a /.rootprobe folder: give the initramfs as the generator made it.`);
+  }
+  const info: InitramfsInfo = { file, generator: 'unknown', segments, compressions, paths };
+  const init = last.get('init');
+  if (init) info.init = { type: init.type, target: init.target };
+  const prePivot = [...paths].find((p) => /(^|\/)dracut\/hooks\/pre-pivot$/.test(p) && last.get(p)?.type === 'dir');
+  if (prePivot) {
+    info.generator = 'dracut';
+    info.hookDir = prePivot.replace(/\/pre-pivot$/, '');
+  } else {
+    const order = last.get('scripts/init-bottom/ORDER');
+    if (order && order.type === 'file') {
+      info.generator = 'initramfs-tools';
+      info.initBottomOrder = order.data.toString('utf8');
+    }
+  }
+  return info;
+}
+
+export interface SegmentConfig {
+  /** The init the wrapper execs (the user's rdinit=, else /init). */
+  init: string;
+  /** 'poweroff': once booted, the agent asks the distro to power off; 'none': the guest decides. */
+  end: 'poweroff' | 'none';
+  /** Seconds the agent waits for systemd to finish booting before it asks for the power-off. */
+  bootWaitSec: number;
+}
+
+/** The `initramfs-tools` ORDER with our hook: just before the param.conf line, or at the end. */
+export function orderWithHook(order: string, hookLine: string): string {
+  const lines = order.split('\n');
+  if (lines[lines.length - 1] === '') lines.pop();
+  const at = lines.findIndex((l) => l.includes('/conf/param.conf'));
+  if (at < 0) lines.push(hookLine);
+  else lines.splice(at, 0, hookLine);
+  return `${lines.join('\n')}\n`;
+}
+
+/** The segment appended to the user's initramfs, as an ImageTree. */
+export function externalSegment(info: InitramfsInfo, cfg: SegmentConfig): ImageTree {
+  const t = new ImageTree('rootprobe external segment');
+  t.merge(probeToolkit());
+  const R = TOOLKIT_DIR;
+  t.script(`${R}/init`, path.join(GUEST_DIR, 'init.sh'));
+  t.script(`${R}/agent`, path.join(GUEST_DIR, 'agent.sh'));
+  t.copy(`${R}/hook-initramfs.sh`, path.join(GUEST_DIR, 'hook-initramfs.sh'), 0o755);
+  t.copy(`${R}/hook-shutdown.sh`, path.join(GUEST_DIR, 'hook-shutdown.sh'), 0o644);
+  t.dir('/.rootprobe-agent', 0o700);
+  const shq = (s: string): string => `'${s.replaceAll("'", "'\\''")}'`;
+  const conf = [
+    `RP_INIT=${shq(cfg.init)}`,
+    `RP_GENERATOR=${info.generator}`,
+    `RP_END=${cfg.end}`,
+    `RP_BOOT_WAIT=${Math.max(1, Math.round(cfg.bootWaitSec))}`,
+    `RP_SHUTDOWN=${info.generator === 'dracut' ? 1 : 0}`,
+    `RP_HOOKDIR=${shq(info.hookDir ?? 'usr/lib/dracut/hooks')}`,
+    '',
+  ].join('\n');
+  t.file(`${R}/external.conf`, conf, 0o644);
+  if (info.generator === 'dracut') {
+    if (cfg.end === 'poweroff') t.file(`${R}/want-shutdown`, '', 0o644);
+    t.copy(`/${info.hookDir}/pre-pivot/99-rootprobe.sh`, path.join(GUEST_DIR, 'hook-initramfs.sh'), 0o755);
+  } else if (info.generator === 'initramfs-tools') {
+    t.file('/scripts/init-bottom/ORDER', orderWithHook(info.initBottomOrder ?? '', `${R}/hook-initramfs.sh "$@"`), 0o644);
+  }
+  return t;
+}
