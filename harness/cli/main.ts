@@ -25,6 +25,7 @@ import { toJUnit, toJson, toTap } from '../report/formats.ts';
 import { evidenceMarkdown } from '../report/evidence.ts';
 import { doctor } from './doctor.ts';
 import { cleanupAll } from '../lifecycle.ts';
+import { cmdRunExternal } from '../external/cli.ts';
 import { cmdShell } from './shell.ts';
 import { cmdBuild } from './build.ts';
 import { junitMerge, parseShard } from '../run/shard.ts';
@@ -35,6 +36,8 @@ const USAGE = `rootprobe: QEMU-based tests of Linux boot and root-switch flows
 
 usage:
   rootprobe run [scenario...] [--all] [--kernel K]... [options]   boot scenarios, print verdicts
+  rootprobe run external --initramfs FILE --kernel K [--disk FILE]... [--cmdline TEXT]
+                                                                  probe a distro's own initramfs and root
   rootprobe shell <scenario> [--kernel K] [--stage S]            boot it with the console here; a guest
                                                                   shell after stage S (Ctrl-a x quits)
   rootprobe build <scenario> [--kernel K] --out DIR               write its images and a runnable qemu.sh
@@ -81,6 +84,8 @@ function positiveInt(v: string | undefined, name: string, dflt: number): number 
 }
 
 async function cmdRun(args: string[]): Promise<number> {
+  // rootprobe run external --initramfs FILE --kernel K ...: a distro's own initramfs (harness/external)
+  if (args[0] === 'external') return cmdRunExternal(args.slice(1));
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
