@@ -3,12 +3,14 @@
  * folder, maybe its .config. Specs:
  *   debian/<suite>[:<flavour>]            Debian's linux-image-<flavour>-amd64 (flavour default cloud)
  *   file:<path>[,modules=<dir>,config=<file>]   a bzImage on disk
+ *   build/<recipe>                        built from source by kernels/recipes/<recipe>/ (kernels/build.ts)
  */
 import * as path from 'node:path';
 import { UsageError } from '../harness/errors.ts';
 import type { KernelConfig } from './config.ts';
 import { DEBIAN_SUITES, DEFAULT_FLAVOUR, cachedDebianKernel, debianId, resolveDebianKernel } from './debian.ts';
 import { resolveFileKernel } from './file.ts';
+import { cachedBuildKernel, listRecipes, loadRecipe, resolveBuildKernel } from './build.ts';
 
 export { checkFeatures, parseKernelConfig, FEATURES, type Feature, type KernelConfig } from './config.ts';
 export { moduleClosure, readModule, type ModuleFile } from './modules.ts';
@@ -33,14 +35,16 @@ export interface Kernel {
 
 export type KernelSpec =
   | { kind: 'debian'; id: string; suite: string; flavour: string }
-  | { kind: 'file'; id: string; path: string; modules?: string; config?: string };
+  | { kind: 'file'; id: string; path: string; modules?: string; config?: string }
+  | { kind: 'build'; id: string; recipe: string };
 
-export const KNOWN_KERNELS: string[] = DEBIAN_SUITES.map((s) => `debian/${s}`);
+export const KNOWN_KERNELS: string[] = [...DEBIAN_SUITES.map((s) => `debian/${s}`), ...listRecipes().map((r) => `build/${r}`)];
 
 const FORMS =
   'Accepted forms: debian/<suite>[:<flavour>] with suite ' +
   `${DEBIAN_SUITES.join(', ')} and flavour e.g. cloud (the default), rt, generic; ` +
-  'or file:<path-to-bzImage>[,modules=<lib/modules/release dir>][,config=<.config file>].';
+  'or file:<path-to-bzImage>[,modules=<lib/modules/release dir>][,config=<.config file>]; ' +
+  `or build/<recipe> with recipe ${listRecipes().join(', ') || '(none)'} (kernels/recipes/).`;
 
 /** Parses a kernel spec; UsageError listing the accepted forms for a bad one. */
 export function parseKernelSpec(spec: string): KernelSpec {
@@ -75,6 +79,11 @@ export function parseKernelSpec(spec: string): KernelSpec {
     out.id = `file:${out.path}${out.modules ? `,modules=${out.modules}` : ''}${out.config ? `,config=${out.config}` : ''}`;
     return out;
   }
+  if (s.startsWith('build/')) {
+    const recipe = s.slice('build/'.length);
+    loadRecipe(recipe); // UsageError listing the known recipes
+    return { kind: 'build', id: `build/${recipe}`, recipe };
+  }
   throw new UsageError(`kernel "${spec}" is not a known kernel spec. ${FORMS}`);
 }
 
@@ -82,6 +91,7 @@ export function parseKernelSpec(spec: string): KernelSpec {
 export async function resolveKernel(spec: string, opts: { onProgress?: (msg: string) => void } = {}): Promise<Kernel> {
   const k = parseKernelSpec(spec);
   if (k.kind === 'debian') return resolveDebianKernel(k.suite, k.flavour, opts.onProgress);
+  if (k.kind === 'build') return resolveBuildKernel(k.recipe, opts.onProgress);
   return resolveFileKernel(k, k.id);
 }
 
@@ -90,8 +100,8 @@ export async function listKernels(): Promise<Array<{ id: string; cached: boolean
   const out: Array<{ id: string; cached: boolean; release?: string; description?: string }> = [];
   for (const id of KNOWN_KERNELS) {
     const k = parseKernelSpec(id);
-    if (k.kind !== 'debian') continue;
-    const cached = await cachedDebianKernel(k.suite, k.flavour).catch(() => undefined);
+    if (k.kind === 'file') continue;
+    const cached = await (k.kind === 'build' ? cachedBuildKernel(k.recipe) : cachedDebianKernel(k.suite, k.flavour)).catch(() => undefined);
     out.push(cached ? { id, cached: true, release: cached.release, description: cached.description } : { id, cached: false });
   }
   return out;
