@@ -36,6 +36,12 @@ export const HOST_TOOLS: HostTool[] = [
   { command: 'xz', debianPackage: 'xz-utils', purpose: 'decompresses .ko.xz kernel modules' },
   { command: 'zstd', debianPackage: 'zstd', purpose: 'decompresses .ko.zst kernel modules' },
   { command: 'switch_root', debianPackage: 'util-linux', purpose: "util-linux's switch_root, copied into images" },
+  { command: 'make', debianPackage: 'make', purpose: 'builds kernels from source (build/<recipe>)' },
+  { command: 'gcc', debianPackage: 'gcc', purpose: 'builds kernels from source (build/<recipe>)' },
+  { command: 'flex', debianPackage: 'flex', purpose: 'builds kernels from source (kconfig)' },
+  { command: 'bison', debianPackage: 'bison', purpose: 'builds kernels from source (kconfig)' },
+  { command: 'bc', debianPackage: 'bc', purpose: 'builds kernels from source' },
+  { command: 'patch', debianPackage: 'patch', purpose: "applies a recipe's kernel patches" },
   { command: 'setpriv', debianPackage: 'util-linux', purpose: 'gives QEMU a parent-death signal, so it cannot outlive rootprobe' },
 ];
 
