@@ -24,6 +24,7 @@ import { summaryText } from '../report/terminal.ts';
 import { toJUnit, toJson, toTap } from '../report/formats.ts';
 import { evidenceMarkdown } from '../report/evidence.ts';
 import { doctor } from './doctor.ts';
+import { diffRuns, diffText } from '../report/diff.ts';
 import { cleanupAll } from '../lifecycle.ts';
 import { cmdRunExternal } from '../external/cli.ts';
 import { cmdShell } from './shell.ts';
@@ -43,6 +44,7 @@ usage:
   rootprobe build <scenario> [--kernel K] --out DIR               write its images and a runnable qemu.sh
   rootprobe junit-merge OUT IN...                                 merge JUnit reports (of --shard jobs)
   rootprobe list                                                  the scenarios and what they check
+  rootprobe diff --kernel A --kernel B [scenario...]               the readback on two kernels: only what differs
   rootprobe kernels                                               known kernels, cached or not
   rootprobe doctor [--install]                                    check (and install) host tools
 
@@ -59,6 +61,8 @@ run options:
   --keep             keep the run folder of passing runs too
   --scenarios DIR    load more scenarios from DIR (repeatable)
   --cmdline TEXT     append to every guest's kernel command line
+  --retries N        boot a cell that did not pass again, up to N times; every attempt is
+                     reported and a cell whose attempts disagree is marked flaky
   --shard I/N        run only part I of N of the scenario x kernel matrix (cells sorted by kernel,
                      then scenario; cell k goes to part k mod N + 1): N CI jobs cover it once
 
@@ -74,6 +78,13 @@ async function writeOut(file: string, text: string): Promise<void> {
   const tmp = `${file}.tmp-${process.pid}`;
   await fs.writeFile(tmp, text);
   await fs.rename(tmp, file);
+}
+
+function nonNegativeInt(v: string | undefined, name: string, dflt: number): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`${name} takes a whole number of at least 0 (got '${v}')`);
+  return n;
 }
 
 function positiveInt(v: string | undefined, name: string, dflt: number): number {
@@ -102,6 +113,7 @@ async function cmdRun(args: string[]): Promise<number> {
       scenarios: { type: 'string', multiple: true },
       cmdline: { type: 'string' },
       shard: { type: 'string' },
+      retries: { type: 'string' },
     },
   });
   const shard = values.shard !== undefined ? parseShard(values.shard) : undefined;
@@ -119,6 +131,7 @@ async function cmdRun(args: string[]): Promise<number> {
     extraCmdline: values.cmdline,
     rerunArgs,
     shard,
+    retries: nonNegativeInt(values.retries, '--retries', 0),
     partialReport: async (partial) => {
       if (values.json) await writeOut(values.json, toJson(partial));
       if (values.junit) await writeOut(values.junit, toJUnit(partial));
@@ -146,6 +159,47 @@ async function cmdJunitMerge(args: string[]): Promise<number> {
   }
   await writeOut(out, junitMerge(docs));
   return 0;
+}
+
+/** `diff --kernel A --kernel B [scenario...]`: exit 0 when the readback is the same, 1 when it differs, as diff(1). */
+async function cmdDiff(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      kernel: { type: 'string', multiple: true },
+      jobs: { type: 'string' },
+      json: { type: 'string' },
+      artifacts: { type: 'string' },
+      scenarios: { type: 'string', multiple: true },
+      retries: { type: 'string' },
+    },
+  });
+  const kernels = values.kernel ?? [];
+  if (kernels.length !== 2) throw new UsageError(`diff takes exactly two --kernel options (got ${kernels.length})`);
+  for (const k of kernels) parseKernelSpec(k);
+  const all = await loadScenarios(values.scenarios ?? []);
+  const chosen = positionals.length > 0 ? pickScenarios(all, positionals) : all;
+  const report = await runMatrix(chosen, kernels, {
+    jobs: positiveInt(values.jobs, '--jobs', os.availableParallelism()),
+    artifactsRoot: values.artifacts ?? 'rootprobe-artifacts',
+    keep: false,
+    retries: nonNegativeInt(values.retries, '--retries', 0),
+  });
+  const ids = [...new Set(report.runs.map((r) => r.kernel))];
+  let differs = false;
+  const out: Array<{ scenario: string; a: string; b: string; differences: ReturnType<typeof diffRuns> }> = [];
+  for (const sc of chosen) {
+    const a = report.runs.find((r) => r.scenario === sc.name && r.kernel === ids[0]);
+    const b = report.runs.find((r) => r.scenario === sc.name && r.kernel === ids[1]);
+    if (!a || !b) continue;
+    const d = diffRuns(a, b);
+    if (d.length) differs = true;
+    out.push({ scenario: sc.name, a: a.kernel, b: b.kernel, differences: d });
+    process.stdout.write(diffText(a, b, d) + '\n');
+  }
+  if (values.json) await writeOut(values.json, JSON.stringify({ kernels: ids, diffs: out, report }, null, 1) + '\n');
+  return differs ? 1 : 0;
 }
 
 async function cmdList(args: string[]): Promise<number> {
@@ -185,6 +239,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdJunitMerge(rest);
       case 'list':
         return await cmdList(rest);
+      case 'diff':
+        return await cmdDiff(rest);
       case 'kernels':
         return await cmdKernels();
       case 'doctor':

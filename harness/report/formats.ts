@@ -76,7 +76,15 @@ export function toJUnit(report: MatrixReport): string {
       } else if (r.outcome !== 'passed') {
         out.push(`      <error type="${r.outcome}" message="${xml(firstLine(r.message))}">${xml(failureBody(r))}</error>`);
       }
-      const props = [`accel=${r.accel}`, `release=${r.kernelRelease}`, ...r.behaviours.map((b) => `behaviour: ${b}`), ...r.evidence];
+      const attempts = (r.attempts ?? []).map((a, n) => `attempt ${n + 1}: ${a.outcome}${a.message ? ` - ${firstLine(a.message)}` : ''}`);
+      const props = [
+        `accel=${r.accel}`,
+        `release=${r.kernelRelease}`,
+        ...(r.flaky ? ['flaky: the attempts disagreed'] : []),
+        ...attempts,
+        ...r.behaviours.map((b) => `behaviour: ${b}`),
+        ...r.evidence,
+      ];
       out.push(`      <system-out>${xml(props.join('\n'))}</system-out>`);
       out.push('    </testcase>');
     }
@@ -94,10 +102,12 @@ export function toTap(report: MatrixReport): string {
   const out = ['TAP version 13', `1..${report.runs.length}`];
   report.runs.forEach((r, i) => {
     const ok = r.outcome === 'passed';
-    out.push(`${ok ? 'ok' : 'not ok'} ${i + 1} - ${caseName(r)}${ok ? '' : ` # ${r.outcome}`}`);
+    const note = ok ? (r.flaky ? ` # flaky: passed on attempt ${r.attempts?.length}` : '') : ` # ${r.outcome}`;
+    out.push(`${ok ? 'ok' : 'not ok'} ${i + 1} - ${caseName(r)}${note}`);
     const y: string[] = [`outcome: ${r.outcome}`, `duration_ms: ${r.durationMs}`, `accel: ${r.accel}`];
     if (r.message) y.push('message: |', ...r.message.split('\n').map((l) => `  ${l}`));
     if (r.behaviours.length) y.push('behaviours:', ...r.behaviours.map((b) => `  - ${JSON.stringify(b)}`));
+    if (r.attempts) y.push('attempts:', ...r.attempts.map((a) => `  - ${JSON.stringify(a.outcome + (a.message ? `: ${firstLine(a.message)}` : ''))}`));
     if (r.artifacts) y.push(`artifacts: ${JSON.stringify(r.artifacts.dir)}`);
     if (!ok) y.push(`rerun: ${JSON.stringify(r.rerun)}`);
     out.push('  ---', ...y.map((l) => `  ${l}`), '  ...');

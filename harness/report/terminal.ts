@@ -122,16 +122,22 @@ export function summaryText(report: MatrixReport, tty: boolean): string {
   const out: string[] = [];
   const w0 = Math.max(8, ...scenarios.map((s) => s.length)) + 2;
   const cell = (r: RunRecord | undefined): string =>
-    r ? `${outcomeText(r.outcome, tty)} ${dim(`${(r.durationMs / 1000).toFixed(1)}s`, tty)}` : '-';
+    r ? `${outcomeText(r.outcome, tty)}${r.flaky ? yellow(' flaky', tty) : ''} ${dim(`${(r.durationMs / 1000).toFixed(1)}s`, tty)}` : '-';
   const widths = kernels.map((k) => Math.max(k.length, 14) + 2);
   out.push(bold(pad('scenario', w0) + kernels.map((k, i) => pad(k, widths[i])).join(''), tty));
   for (const s of scenarios) {
     out.push(pad(s, w0) + kernels.map((k, i) => pad(cell(runs.find((r) => r.scenario === s && r.kernel === k)), widths[i])).join(''));
   }
   for (const r of runs) {
-    if (r.evidence.length === 0 && r.behaviours.length === 0 && r.outcome === 'passed') continue;
+    if (r.evidence.length === 0 && r.behaviours.length === 0 && r.outcome === 'passed' && !r.attempts) continue;
     out.push('');
     out.push(`${outcomeText(r.outcome, tty)} ${bold(`${r.scenario} on ${r.kernel}`, tty)} (${r.kernelRelease}, ${r.accel})`);
+    if (r.attempts && r.attempts.length > 1) {
+      out.push(`  ${r.flaky ? yellow('flaky: ', tty) : ''}${r.attempts.length} attempts:`);
+      r.attempts.forEach((a, i) =>
+        out.push(`    ${i + 1}. ${a.outcome}${a.message ? `: ${a.message.split('\n')[0]}` : ''}${a.artifacts ? ` (${a.artifacts})` : ''}`),
+      );
+    }
     for (const b of r.behaviours) out.push(`  behaviour: ${b}`);
     for (const e of r.evidence) out.push(dim(`  ${e}`, tty));
     if (r.outcome !== 'passed') {

@@ -10,7 +10,7 @@ import { resolveKernel, type Kernel } from '../../kernels/index.ts';
 import { detectAccel, timeoutFactor } from '../qemu/accel.ts';
 import { onCleanup } from '../lifecycle.ts';
 import type { Scenario } from '../scenario.ts';
-import { runScenario, type RunRecord } from './run-scenario.ts';
+import { runScenario, type RunAttempt, type RunRecord } from './run-scenario.ts';
 import { prepareImages, type PreparedImages } from './prepare.ts';
 import { summarize, type MatrixReport } from '../report/formats.ts';
 import { Progress } from '../report/terminal.ts';
@@ -30,6 +30,16 @@ export interface MatrixOptions {
   partialReport?: (r: MatrixReport) => Promise<void>;
   /** Run only this part of the matrix (see shard.ts). */
   shard?: Shard;
+  /**
+   * Boot a cell again, at most this many times, when it did not pass. Every attempt stays in
+   * the record; a cell whose attempts disagree is marked flaky, so a flake is reported, never
+   * hidden. Default 0.
+   */
+  retries?: number;
+}
+
+function summaryOf(r: RunRecord): RunAttempt {
+  return { outcome: r.outcome, message: r.message, durationMs: r.durationMs, artifacts: r.artifacts?.dir };
 }
 
 /** Runs `fn` over `items` with at most `n` at once, keeping results in input order. */
@@ -111,16 +121,31 @@ export async function runMatrix(scenarios: Scenario[], kernelSpecs: string[], op
     await pool(cells, opts.jobs, async ({ s, k, images }, i) => {
       if (abort.signal.aborted) return;
       progress.start(s.name, k.id);
-      const r = await runScenario(s, k, {
-        accel: accel.accel as 'kvm' | 'tcg',
-        artifactsRoot: opts.artifactsRoot,
-        keep: opts.keep,
-        extraCmdline: opts.extraCmdline,
-        rerunArgs: opts.rerunArgs,
-        images,
-        signal: abort.signal,
-        onEvent: (e) => progress.event(e),
-      });
+      const attempt = () =>
+        runScenario(s, k, {
+          accel: accel.accel as 'kvm' | 'tcg',
+          artifactsRoot: opts.artifactsRoot,
+          keep: opts.keep,
+          extraCmdline: opts.extraCmdline,
+          rerunArgs: opts.rerunArgs,
+          images,
+          signal: abort.signal,
+          onEvent: (e) => progress.event(e),
+        });
+      let r = await attempt();
+      const attempts: RunAttempt[] = [summaryOf(r)];
+      for (let n = 0; n < (opts.retries ?? 0) && r.outcome !== 'passed' && !abort.signal.aborted; n++) {
+        progress.message(`retry  ${s.name} @ ${k.id}: attempt ${n + 1} ended ${r.outcome}`);
+        const previous = r;
+        r = await attempt();
+        attempts.push(summaryOf(r));
+        // The failed attempt's artifacts stay where they were kept; the new record points at its own.
+        if (!r.artifacts && previous.artifacts) r.artifacts = previous.artifacts;
+      }
+      if (attempts.length > 1) {
+        r.attempts = attempts;
+        r.flaky = new Set(attempts.map((a) => a.outcome)).size > 1;
+      }
       if (interrupted) return;
       records[i] = r;
       progress.end(r);

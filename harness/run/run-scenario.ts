@@ -41,6 +41,14 @@ export interface RunArtifacts {
   reproduce: string;
 }
 
+/** One boot of a cell that was retried (see MatrixOptions.retries). */
+export interface RunAttempt {
+  outcome: Outcome;
+  message?: string;
+  durationMs: number;
+  artifacts?: string;
+}
+
 export interface RunRecord {
   scenario: string;
   kernel: string;
@@ -62,6 +70,10 @@ export interface RunRecord {
   /** The command that reruns just this case. */
   rerun: string;
   artifacts?: RunArtifacts;
+  /** Every boot of this cell when it was retried, in order; the record is the last. */
+  attempts?: RunAttempt[];
+  /** The attempts disagreed: the outcome depends on the boot, not only on the kernel. */
+  flaky?: boolean;
 }
 
 export type RunEvent =
