@@ -86,8 +86,11 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-/** A lock folder with the holder's pid; a lock whose holder is gone is taken over. */
-async function withLock<T>(lockDir: string, fn: () => Promise<T>, onWait?: () => void): Promise<T> {
+/**
+ * Runs `fn` holding a lock folder that records the holder's pid, across processes; a lock
+ * whose holder is gone is taken over.
+ */
+export async function withLock<T>(lockDir: string, fn: () => Promise<T>, onWait?: () => void): Promise<T> {
   let waited = false;
   for (;;) {
     try {

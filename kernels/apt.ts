@@ -6,7 +6,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { execFile } from 'node:child_process';
-import { cacheRoot } from '../harness/cache.ts';
+import { cacheRoot, withLock } from '../harness/cache.ts';
 import { SetupError } from '../harness/errors.ts';
 import { requireTool } from '../harness/host.ts';
 import { formatDeb822Source, type DebianArchive } from './apt-sources.ts';
@@ -192,14 +192,6 @@ export class PrivateApt {
 
 const inProcess = new Map<string, Promise<unknown>>();
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * Runs `fn` holding the suite's apt tree: other calls in this process queue behind it, other
@@ -210,30 +202,7 @@ export async function withAptTree<T>(apt: PrivateApt, fn: () => Promise<T>, onWa
   const prev = inProcess.get(apt.dir) ?? Promise.resolve();
   const run = prev.catch(() => undefined).then(async () => {
     await fs.mkdir(path.dirname(apt.dir), { recursive: true });
-    const lock = `${apt.dir}.lock`;
-    let waited = false;
-    for (;;) {
-      try {
-        await fs.mkdir(lock);
-        await fs.writeFile(path.join(lock, 'pid'), String(process.pid));
-        break;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-        const holder = Number(await fs.readFile(path.join(lock, 'pid'), 'utf8').catch(() => '0'));
-        if (holder && !pidAlive(holder)) {
-          await fs.rm(lock, { recursive: true, force: true });
-          continue;
-        }
-        if (!waited) onWait?.();
-        waited = true;
-        await new Promise((r) => setTimeout(r, 250));
-      }
-    }
-    try {
-      return await fn();
-    } finally {
-      await fs.rm(lock, { recursive: true, force: true });
-    }
+    return withLock(`${apt.dir}.lock`, fn, onWait);
   });
   inProcess.set(apt.dir, run);
   try {
