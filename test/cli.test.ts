@@ -18,6 +18,7 @@ import { Progress, summaryText } from '../harness/report/terminal.ts';
 import type { RunRecord, Outcome } from '../harness/run/run-scenario.ts';
 import { DefinitionError, UsageError } from '../harness/errors.ts';
 import type { Scenario } from '../harness/scenario.ts';
+import { timeoutFactor } from '../harness/qemu/accel.ts';
 import { checkJUnit, checkTap, parseXml } from './report-checks.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -294,6 +295,21 @@ describe('CLI: bad input to the day-to-day commands exits 2 before any boot', ()
       expect(r.code, v).to.equal(2);
       expect(r.stderr).to.match(/ROOTPROBE_TIMEOUT_FACTOR must be a positive number/);
       expect(r.stderr).to.not.match(/accelerator:/);
+    }
+  });
+
+  it('deadlines scale with the accelerator and ROOTPROBE_TIMEOUT_FACTOR', () => {
+    const saved = process.env.ROOTPROBE_TIMEOUT_FACTOR;
+    try {
+      delete process.env.ROOTPROBE_TIMEOUT_FACTOR;
+      expect([timeoutFactor('kvm'), timeoutFactor('tcg')]).to.deep.equal([1, 5]);
+      process.env.ROOTPROBE_TIMEOUT_FACTOR = '2.5';
+      expect([timeoutFactor('kvm'), timeoutFactor('tcg')]).to.deep.equal([2.5, 12.5]);
+      process.env.ROOTPROBE_TIMEOUT_FACTOR = 'fast';
+      expect(() => timeoutFactor('kvm')).to.throw(UsageError, /"fast"/);
+    } finally {
+      if (saved === undefined) delete process.env.ROOTPROBE_TIMEOUT_FACTOR;
+      else process.env.ROOTPROBE_TIMEOUT_FACTOR = saved;
     }
   });
 
