@@ -305,14 +305,15 @@ describe('rootprobe build writes the images and a qemu.sh that boots them @boot'
 
 describe('rootprobe shell under a terminal (tmux) @boot', function () {
   this.timeout(600_000);
-  const sock = `rootprobe-test-${process.pid}`;
-  const tmux = (...args: string[]) => spawnSync('tmux', ['-L', sock, ...args], { encoding: 'utf8' });
+  const sock = path.join(os.tmpdir(), `rootprobe-tmux-${process.pid}`); // a private tmux server
+  const tmux = (...args: string[]) => spawnSync('tmux', ['-S', sock, ...args], { encoding: 'utf8' });
   let tmpdir: string;
   before(async () => {
     tmpdir = await fs.mkdtemp(path.join(os.tmpdir(), 'rootprobe-sh-'));
   });
   after(async () => {
     tmux('kill-server');
+    await fs.rm(sock, { force: true });
     await fs.rm(tmpdir, { recursive: true, force: true });
   });
 
