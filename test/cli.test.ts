@@ -4,7 +4,6 @@
  * to bad input (exit 2, before any kernel or QEMU).
  */
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -20,30 +19,11 @@ import { DefinitionError, UsageError } from '../harness/errors.ts';
 import type { Scenario } from '../harness/scenario.ts';
 import { timeoutFactor } from '../harness/qemu/accel.ts';
 import { checkJUnit, checkTap, parseXml } from './report-checks.ts';
+import { cli } from './support/cli.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const bin = path.join(root, 'bin/rootprobe.js');
 const fixtures = path.join(root, 'test/fixtures/scenarios');
-
-export interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
-export function cli(args: string[], opts: { cwd?: string; env?: Record<string, string | undefined> } = {}): Promise<CliResult> {
-  const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { cwd: opts.cwd ?? root, env: { ...process.env, CI: '1', ...opts.env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr, ms: Date.now() - started }));
-  });
-}
 
 function record(scenario: string, kernel: string, outcome: Outcome, extra: Partial<RunRecord> = {}): RunRecord {
   return {

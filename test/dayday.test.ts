@@ -6,7 +6,7 @@
  * under mocha through the library; `rootprobe build`'s qemu.sh; `rootprobe shell` under tmux.
  */
 import { expect } from 'chai';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { promises as fs, existsSync, readdirSync, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -15,28 +15,11 @@ import { checkJUnit, checkTap } from './report-checks.ts';
 import { readNewc } from '../harness/cpio/read.ts';
 import { readRunStream } from '../harness/readback/result.ts';
 
+import { run, type Ran } from './support/cli.ts';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const bin = path.join(root, 'bin/rootprobe.js');
 const example = path.join(root, 'examples');
 const dayday = path.join(root, 'test/fixtures/scenarios/dayday');
-
-interface Ran {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Ran> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: opts.cwd ?? root, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 /** argv of the QEMU processes whose command line contains `marker`. */
 function qemus(marker: string): string[][] {

@@ -3,8 +3,7 @@
  * CLI as a user runs it, and the verdicts of guests that go wrong on purpose.
  */
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
-import { promises as fs, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { promises as fs, existsSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,44 +13,11 @@ import { runScenario, type RunRecord } from '../harness/run/run-scenario.ts';
 import { runMatrix, pool } from '../harness/run/matrix.ts';
 import { detectAccel } from '../harness/qemu/accel.ts';
 import { SetupError } from '../harness/errors.ts';
+import { cli, qemuPids, type Ran } from './support/cli.ts';
 import { Progress } from '../harness/report/terminal.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const fixtures = path.join(root, 'test/fixtures/scenarios/broken');
-const bin = path.join(root, 'bin/rootprobe.js');
-
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[], opts: { cwd?: string } = {}): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], { cwd: opts.cwd ?? root, env: { ...process.env, CI: '1' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-/** QEMU processes whose command line mentions `marker` (runs of other tests are left out). */
-function qemuPids(marker: string): number[] {
-  const out: number[] = [];
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${p}/cmdline`, 'latin1');
-      if (/(^|\/)qemu-system-x86_64\0/.test(cmd) && cmd.includes(marker)) out.push(Number(p));
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
-}
 
 describe('rootprobe CLI: bad input is rejected before anything boots', () => {
   it('an unknown scenario exits 2 and lists the known ones', async () => {
@@ -97,7 +63,7 @@ describe('rootprobe CLI: bad input is rejected before anything boots', () => {
 
 describe('switch_root end to end through the CLI @boot', function () {
   let dir: string;
-  let r: CliResult;
+  let r: Ran;
   before(async function () {
     this.timeout(900_000);
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'rootprobe-cli-test-'));

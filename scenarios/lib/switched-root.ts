@@ -10,12 +10,23 @@
  */
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { CheckContext, DiskSpec } from '../../harness/scenario.ts';
+import type { BuildContext, CheckContext, DiskSpec } from '../../harness/scenario.ts';
+import type { ImageTree } from '../../harness/image/tree.ts';
 import type { MountinfoEntry } from '../../harness/readback/mountinfo.ts';
 import type { ProcessInfo, Stage } from '../../harness/readback/snapshot.ts';
 import { baseRootDisk } from '../../images/base.ts';
 
 export const LIB_DIR = path.dirname(fileURLToPath(import.meta.url));
+
+/**
+ * The initramfs side of every variant: its /init (beside the scenario), the guest functions
+ * of lib/switch.sh, and the witness binary (coreutils' sleep, a binary only the initramfs has).
+ */
+export function switchInitramfs(t: ImageTree, ctx: BuildContext): void {
+  t.script('/init', ctx.here('init.sh'));
+  t.copy('/lib/rootprobe/switch.sh', path.join(LIB_DIR, 'switch.sh'), 0o644);
+  t.hostBinary(ctx.tool('sleep'), '/bin/sleeper');
+}
 
 /** The real root disk: busybox userland, busybox init as /sbin/init running lib/realroot.sh. */
 export function realRootDisk(opts: { waitForCleanup?: boolean } = {}): DiskSpec {

@@ -9,7 +9,7 @@
  * (scenarios/lib/switched-root.ts) and differ where their tools differ.
  */
 import { scenario } from '../../harness/scenario.ts';
-import { checkSwitchedRoot, realRootDisk } from '../lib/switched-root.ts';
+import { checkSwitchedRoot, realRootDisk, switchInitramfs } from '../lib/switched-root.ts';
 
 export default scenario({
   name: 'switch_root',
@@ -20,8 +20,7 @@ export default scenario({
   features: ['initrd', 'proc', 'sysfs', 'devtmpfs', 'tmpfs', 'serial', 'virtio-blk', 'ext4'],
 
   initramfs(t, ctx) {
-    t.script('/init', ctx.here('init.sh'));
-    t.hostBinary(ctx.tool('sleep'), '/bin/sleeper');
+    switchInitramfs(t, ctx);
   },
 
   disks: [realRootDisk()],

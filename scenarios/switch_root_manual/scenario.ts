@@ -7,7 +7,7 @@
  * root's view ties it to the initramfs).
  */
 import { scenario, type CheckContext, type Scenario } from '../../harness/scenario.ts';
-import { checkSwitchedRoot, realRootDisk } from '../lib/switched-root.ts';
+import { checkSwitchedRoot, realRootDisk, switchInitramfs } from '../lib/switched-root.ts';
 
 export function checkManual(ctx: CheckContext): void {
   const { leftFiles, witness } = checkSwitchedRoot(ctx, {
@@ -28,8 +28,7 @@ export function switchRootManualScenario(opts: { name: string; check?: (ctx: Che
     seeds: ['003', '000'],
     features: ['initrd', 'proc', 'sysfs', 'devtmpfs', 'serial', 'virtio-blk', 'ext4'],
     initramfs(t, ctx) {
-      t.script('/init', ctx.here('init.sh'));
-      t.hostBinary(ctx.tool('sleep'), '/bin/sleeper');
+      switchInitramfs(t, ctx);
     },
     disks: [realRootDisk()],
     stages: ['initramfs', 'realroot'],

@@ -7,7 +7,7 @@
  * reads `/bin/sleeper (deleted)`; nothing ties it to the initramfs any more.
  */
 import { scenario, type CheckContext, type Scenario } from '../../harness/scenario.ts';
-import { checkSwitchedRoot, realRootDisk } from '../lib/switched-root.ts';
+import { checkSwitchedRoot, realRootDisk, switchInitramfs } from '../lib/switched-root.ts';
 
 /** util-linux's outcome: everything deleted, /dev /proc /sys /run carried over. */
 export function checkUtilLinux(ctx: CheckContext): void {
@@ -36,9 +36,8 @@ export function switchRootUtilLinuxScenario(opts: { name: string; check?: (ctx: 
     seeds: ['003', '000'],
     features: ['initrd', 'proc', 'sysfs', 'devtmpfs', 'tmpfs', 'serial', 'virtio-blk', 'ext4'],
     initramfs(t, ctx) {
-      t.script('/init', ctx.here('init.sh'));
+      switchInitramfs(t, ctx);
       t.hostBinary(ctx.tool('switch_root'), '/sbin/switch_root.util-linux');
-      t.hostBinary(ctx.tool('sleep'), '/bin/sleeper');
     },
     disks: [realRootDisk({ waitForCleanup: true })],
     stages: ['initramfs', 'realroot'],
