@@ -256,7 +256,7 @@ if (only.has('matrix')) {
   const n = Math.max(1, Math.min(reps, 2));
   for (let i = 0; i < n; i++) {
     for (const jobs of ['1', '2']) {
-      const c = await cli(['run', '--jobs', jobs, ...kernelSpecs.flatMap((k) => ['--kernel', k]), '--artifacts', path.join(work, 'm-art')]);
+      const c = await cli(['run', ...scenarios.map((x) => x.name), '--jobs', jobs, ...kernelSpecs.flatMap((k) => ['--kernel', k]), '--artifacts', path.join(work, 'm-art')]);
       t[jobs].push(c.ms);
       log(`matrix --jobs ${jobs}: ${fmtS(c.ms)} (exit ${c.code})`);
     }
