@@ -17,7 +17,7 @@ import { rootprobeChai } from '../assert/chai-rootprobe.ts';
 import { FrameDecoder, type ReadbackEvent } from '../readback/frame.ts';
 import type { StageJSON } from '../readback/snapshot.ts';
 import { RunReadback } from '../readback/result.ts';
-import { bootQemu, standaloneArgv, type BootOutcome } from '../qemu/runner.ts';
+import { bootQemu, standaloneArgv, type BootOutcome, type BootSpec } from '../qemu/runner.ts';
 import { shellLine } from '../qemu/command.ts';
 import { timeoutFactor } from '../qemu/accel.ts';
 import { makeTempDir, removeTempDir } from '../lifecycle.ts';
@@ -165,20 +165,7 @@ export async function runScenario(sc: Scenario, kernel: Kernel, opts: RunOptions
     if (opts.signal?.aborted) throw new Error('interrupted before boot');
 
     emit({ type: 'phase', scenario: sc.name, kernel: kernel.id, phase: 'boot' });
-    let parsing: Promise<void> = Promise.resolve();
-    let doneTimer: NodeJS.Timeout | undefined;
-    let control: { stop(reason: string): void } | undefined;
-    const onFrameEvent = (ev: ReadbackEvent): void => {
-      parsing = parsing.then(async () => {
-        const stage = await readback.addEvent(ev);
-        if (stage) emit({ type: 'stage', scenario: sc.name, kernel: kernel.id, stage: stage.name, elapsedMs: Date.now() - started });
-      });
-      if (ev.kind === 'frame' && ev.stage === 'done' && !doneTimer) {
-        doneTimer = setTimeout(() => control?.stop('the guest reported done but did not power off'), DONE_GRACE_MS);
-      }
-    };
-    const decoder = new FrameDecoder({ onEvent: onFrameEvent });
-    const started_ = bootQemu(
+    boot = await bootAndRead(
       {
         kernel: kernel.vmlinuz,
         initrd,
@@ -188,18 +175,16 @@ export async function runScenario(sc: Scenario, kernel: Kernel, opts: RunOptions
         accel: opts.accel,
         runDir,
       },
+      readback,
       {
         deadlineMs,
         signal: opts.signal,
-        onResult: (chunk) => decoder.push(chunk),
+        complete: (rb) => rb.done,
+        graceMs: DONE_GRACE_MS,
+        onStage: (stage) => emit({ type: 'stage', scenario: sc.name, kernel: kernel.id, stage, elapsedMs: Date.now() - started }),
         onConsole: (line) => emit({ type: 'console', scenario: sc.name, kernel: kernel.id, line }),
       },
     );
-    control = started_.control;
-    boot = await started_.outcome;
-    if (doneTimer) clearTimeout(doneTimer);
-    decoder.end();
-    await parsing;
 
     record.consoleTail = boot.consoleTail;
     record.stagesReported = readback.names;
@@ -225,7 +210,7 @@ export async function runScenario(sc: Scenario, kernel: Kernel, opts: RunOptions
 }
 
 /** When the guest ran out of memory or QEMU could not fit the initramfs: the sizes, and what to change. */
-function memoryHint(boot: BootOutcome, record: RunRecord): string {
+function memoryHint(boot: BootOutcome, record: Pick<RunRecord, 'memoryMiB'>): string {
   const text = `${boot.panicLine ?? ''}\n${boot.stderr}\n${boot.consoleTail.join('\n')}`;
   if (!/initrd is too large|Initramfs unpacking failed|out of memory|deadlocked on memory|\boom-kill/i.test(text)) return '';
   const i = boot.argv.indexOf('-initrd');
@@ -251,14 +236,20 @@ function lastLines(tail: string[], n = 20): string {
   return tail.slice(-n).map((l) => `    | ${l}`).join('\n');
 }
 
-async function judge(
-  sc: Scenario,
-  kernel: Kernel,
+/**
+ * The verdict that needs no scenario check: QEMU did not start or was killed, a frame arrived
+ * damaged, the kernel panicked, or a stage in `expected` never came (timeout or
+ * missing-stage, with the stage waited for, the last one reached and the console's last
+ * lines). Undefined when every expected stage arrived intact. `undeclared` words the error
+ * for stages the guest sent that are not expected (omit it to allow extra stages).
+ */
+export function channelVerdict(
   boot: BootOutcome,
   readback: RunReadback,
-  disks: Record<string, { path: string }>,
-  record: RunRecord,
-): Promise<{ outcome: Outcome; message?: string }> {
+  record: Pick<RunRecord, 'deadlineMs' | 'accel' | 'memoryMiB'>,
+  expected: string[],
+  opts: { undeclared?: (names: string[]) => string } = {},
+): { outcome: Outcome; message?: string } | undefined {
   if (boot.end === 'spawn-error') return { outcome: 'error', message: `QEMU did not start: ${boot.stderr.trim()}` };
   if (readback.damaged.length > 0) {
     const d = readback.damaged[0];
@@ -286,14 +277,8 @@ async function judge(
     return { outcome: 'error', message: `QEMU exited with status ${boot.exitCode} before any stage: ${qemuWords(boot.stderr) || '(nothing on stderr)'}${memoryHint(boot, record)}` };
   }
   const guestError = readback.has('guest-error') ? readback.stage('guest-error').vars.message : undefined;
-  const expected = expectedStages(sc);
   const undeclared = readback.names.filter((n) => !expected.includes(n) && n !== 'guest-error');
-  if (undeclared.length > 0) {
-    return {
-      outcome: 'error',
-      message: `the guest probed stage(s) ${undeclared.map((n) => `\`${n}\``).join(', ')} that scenario '${sc.name}' does not declare (${sc.file}); declared: ${expected.join(', ')}`,
-    };
-  }
+  if (undeclared.length > 0 && opts.undeclared) return { outcome: 'error', message: opts.undeclared(undeclared) };
   const missing = expected.find((s) => !readback.has(s));
   if (missing) {
     const last = readback.last?.name;
@@ -311,6 +296,66 @@ async function judge(
       message: `stage \`${missing}\` never reported (${how}; ${reached})${why}\n  last console lines:\n${lastLines(boot.consoleTail)}`,
     };
   }
+  return undefined;
+}
+
+export interface BootAndReadOptions {
+  deadlineMs: number;
+  signal?: AbortSignal;
+  /** True once the guest has said all it will: the boot then gets `graceMs` to power off before it is stopped. */
+  complete: (readback: RunReadback) => boolean;
+  graceMs: number;
+  onStage?: (name: string) => void;
+  onConsole?: (line: string) => void;
+}
+
+/**
+ * Boots QEMU and turns its result channel into stages in `readback` as they arrive (frames
+ * decoded, length and hash checked, snapshots parsed in order). Returns when QEMU is gone.
+ */
+export async function bootAndRead(spec: BootSpec, readback: RunReadback, opts: BootAndReadOptions): Promise<BootOutcome> {
+  let parsing: Promise<void> = Promise.resolve();
+  let graceTimer: NodeJS.Timeout | undefined;
+  let control: { stop(reason: string): void } | undefined;
+  const decoder = new FrameDecoder({
+    onEvent: (ev: ReadbackEvent) => {
+      parsing = parsing.then(async () => {
+        const stage = await readback.addEvent(ev);
+        if (stage) opts.onStage?.(stage.name);
+        if (!graceTimer && opts.complete(readback)) {
+          graceTimer = setTimeout(() => control?.stop('the guest reported everything but did not power off'), opts.graceMs);
+        }
+      });
+    },
+  });
+  const started = bootQemu(spec, {
+    deadlineMs: opts.deadlineMs,
+    signal: opts.signal,
+    onResult: (chunk) => decoder.push(chunk),
+    onConsole: (line) => opts.onConsole?.(line),
+  });
+  control = started.control;
+  const boot = await started.outcome;
+  if (graceTimer) clearTimeout(graceTimer);
+  decoder.end();
+  await parsing;
+  return boot;
+}
+
+async function judge(
+  sc: Scenario,
+  kernel: Kernel,
+  boot: BootOutcome,
+  readback: RunReadback,
+  disks: Record<string, { path: string }>,
+  record: RunRecord,
+): Promise<{ outcome: Outcome; message?: string }> {
+  const expected = expectedStages(sc);
+  const early = channelVerdict(boot, readback, record, expected, {
+    undeclared: (names) =>
+      `the guest probed stage(s) ${names.map((n) => `\`${n}\``).join(', ')} that scenario '${sc.name}' does not declare (${sc.file}); declared: ${expected.join(', ')}`,
+  });
+  if (early) return early;
   const ctx: CheckContext = {
     result: readback,
     stage: (name: string) => {
