@@ -17,6 +17,7 @@
  * wrapper itself probes `initramfs`, before the distro's init has run at all.
  */
 import { execFileSync } from 'node:child_process';
+import * as zlib from 'node:zlib';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -61,7 +62,7 @@ const MAGIC: Array<[string, number[], string[]]> = [
 function hostDecompress(data: Buffer, argv: string[], what: string): Buffer {
   const bin = requireTool(argv[0], `to read the ${what}`);
   try {
-    return execFileSync(bin, argv.slice(1), { input: data, maxBuffer: 2 << 30, stdio: ['pipe', 'pipe', 'pipe'] });
+    return execFileSync(bin, argv.slice(1), { input: data, maxBuffer: 1 << 30, stdio: ['pipe', 'pipe', 'pipe'] });
   } catch (e) {
     const out = (e as { stdout?: Buffer }).stdout;
     if (out && out.length > 0) return out;
@@ -82,13 +83,11 @@ export async function readInitramfs(file: string): Promise<{ entries: CpioReadEn
   }
   const entries: CpioReadEntry[] = [];
   const compressions: string[] = [];
-  let segments = 0;
-  let rest = data;
+  const rest = data;
   for (;;) {
     try {
       entries.push(...(await readNewc(rest)));
-      segments += countSegments(rest);
-      compressions.push(...plainOrGzip(rest));
+      compressions.push(...segmentKinds(rest));
       break;
     } catch (e) {
       const m = /The segment at offset (\d+) is (\S+)-compressed/.exec((e as Error).message);
@@ -96,41 +95,41 @@ export async function readInitramfs(file: string): Promise<{ entries: CpioReadEn
       const at = Number(m[1]);
       if (at > 0) {
         entries.push(...(await readNewc(rest.subarray(0, at))));
-        segments += countSegments(rest.subarray(0, at));
-        compressions.push(...plainOrGzip(rest.subarray(0, at)));
+        compressions.push(...segmentKinds(rest.subarray(0, at)));
       }
       const kind = MAGIC.find(([, magic]) => magic.every((b, i) => rest[at + i] === b));
       if (!kind) throw new UsageError(`${file}: cannot decompress the segment at offset ${at} (${m[2]}).`);
       const plain = hostDecompress(rest.subarray(at), kind[2], `${kind[0]} segment of ${file}`);
       entries.push(...(await readNewc(plain)));
-      segments++;
       compressions.push(kind[0]);
       // A compressed segment is, in practice, the last one (it runs to the end of the file).
       break;
     }
   }
-  return { entries, segments, compressions };
+  return { entries, segments: compressions.length, compressions };
 }
 
-/** Rough: how many TRAILER-terminated segments and gzip members a plain/gzip buffer holds (for reports). */
-function countSegments(buf: Buffer): number {
-  let n = 0;
-  let o = 0;
-  for (;;) {
-    const t = buf.indexOf('TRAILER!!!', o, 'latin1');
-    if (t < 0) break;
-    n++;
-    o = t + 10;
-  }
-  if (buf[0] === 0x1f && buf[1] === 0x8b) n = Math.max(n, 1);
-  return Math.max(n, 1);
-}
-
-function plainOrGzip(buf: Buffer): string[] {
+/** The compression of each segment in a buffer of plain and gzip newc segments, in order. */
+function segmentKinds(buf: Buffer): string[] {
   const out: string[] = [];
-  if (buf.subarray(0, 6).toString('latin1') === '070701') out.push('none');
-  if (buf.indexOf(Buffer.from([0x1f, 0x8b, 0x08])) >= 0) out.push('gzip');
-  return out.length ? out : ['none'];
+  let o = 0;
+  while (o < buf.length) {
+    if (buf[o] === 0) {
+      o++;
+      continue;
+    }
+    if (buf[o] === 0x1f && buf[o + 1] === 0x8b) {
+      const r = zlib.gunzipSync(buf.subarray(o), { info: true }) as unknown as { engine: zlib.Gunzip };
+      out.push('gzip');
+      o += r.engine.bytesWritten;
+      continue;
+    }
+    const t = buf.indexOf('TRAILER!!!\0', o, 'latin1');
+    out.push('none');
+    if (t < 0) break;
+    o = (t + 11 + 3) & ~3;
+  }
+  return out;
 }
 
 /** What rootprobe needs to know about an initramfs, read from it without changing it. */

@@ -92,6 +92,7 @@ if [ "$RP_END" != none ]; then
   log "asking the distro to power off"
   k=0
   until in_root /bin/sh -c 'exec poweroff'; do
+    log "poweroff in the real root failed (status $?)"
     k=$((k + 1))
     [ $k -gt 20 ] && { log "poweroff did not go through"; break; }
     $BB sleep 1
