@@ -43,6 +43,7 @@ export const HOST_TOOLS: HostTool[] = [
   { command: 'bc', debianPackage: 'bc', purpose: 'builds kernels from source' },
   { command: 'patch', debianPackage: 'patch', purpose: "applies a recipe's kernel patches" },
   { command: 'setpriv', debianPackage: 'util-linux', purpose: 'gives QEMU a parent-death signal, so it cannot outlive rootprobe' },
+  { command: 'debootstrap', debianPackage: 'debootstrap', purpose: 'builds the Debian roots of the distro tests (as root; images/debootstrap.ts)' },
 ];
 
 const EXTRA_DIRS = ['/usr/local/sbin', '/usr/sbin', '/sbin'];
