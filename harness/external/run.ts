@@ -21,17 +21,25 @@ import { createReadStream, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import * as chai from 'chai';
 import { rootprobeChai } from '../assert/chai-rootprobe.ts';
-import { FrameDecoder, type ReadbackEvent } from '../readback/frame.ts';
 import { RunReadback } from '../readback/result.ts';
 import type { Stage } from '../readback/snapshot.ts';
 import type { MountinfoEntry } from '../readback/mountinfo.ts';
-import { bootQemu, standaloneArgv, type BootOutcome } from '../qemu/runner.ts';
+import { standaloneArgv, type BootOutcome } from '../qemu/runner.ts';
 import { shellLine } from '../qemu/command.ts';
 import { timeoutFactor } from '../qemu/accel.ts';
 import { makeTempDir, removeTempDir } from '../lifecycle.ts';
 import { buildCpioSegment, concatSegments } from '../image/initramfs.ts';
 import { UsageError } from '../errors.ts';
-import { artifactSlug, type Accel, type Outcome, type RunEvent, type RunRecord } from '../run/run-scenario.ts';
+import {
+  artifactSlug,
+  bootAndRead,
+  channelVerdict,
+  GRACE_STOP_REASON,
+  type Accel,
+  type Outcome,
+  type RunEvent,
+  type RunRecord,
+} from '../run/run-scenario.ts';
 import type { Kernel } from '../../kernels/index.ts';
 import { externalSegment, inspectInitramfs, RDINIT, type InitramfsInfo } from './segment.ts';
 
@@ -163,10 +171,6 @@ export function checkDistroFlow(ctx: ExternalCheckContext): void {
   }
 }
 
-function lastLines(tail: string[], n = 25): string {
-  return tail.slice(-n).map((l) => `    | ${l}`).join('\n');
-}
-
 /** Boots the user's kernel, initramfs (+ our segment) and disks once; returns the verdict. */
 export async function runExternal(opts: ExternalOptions): Promise<ExternalRecord> {
   const started = Date.now();
@@ -235,22 +239,7 @@ export async function runExternal(opts: ExternalOptions): Promise<ExternalRecord
     await concatSegments([path.resolve(opts.initramfs), seg], initrd);
 
     emit({ type: 'phase', scenario: name, kernel: kernel.id, phase: 'boot' });
-    let parsing: Promise<void> = Promise.resolve();
-    let control: { stop(reason: string): void } | undefined;
-    let lastTimer: NodeJS.Timeout | undefined;
-    const onFrameEvent = (ev: ReadbackEvent): void => {
-      parsing = parsing.then(async () => {
-        const stage = await readback.addEvent(ev);
-        if (!stage) return;
-        emit({ type: 'stage', scenario: name, kernel: kernel.id, stage: stage.name, elapsedMs: Date.now() - started });
-        if (stagesWanted.every((s) => readback.has(s)) && !lastTimer) {
-          // Everything arrived: the guest powers off by itself; give it a while.
-          lastTimer = setTimeout(() => control?.stop('the guest sent every stage but did not power off'), 60_000 * factor);
-        }
-      });
-    };
-    const decoder = new FrameDecoder({ onEvent: onFrameEvent });
-    const b = bootQemu(
+    boot = await bootAndRead(
       {
         kernel: kernel.vmlinuz,
         initrd,
@@ -260,22 +249,21 @@ export async function runExternal(opts: ExternalOptions): Promise<ExternalRecord
         accel: opts.accel,
         runDir,
       },
+      readback,
       {
         deadlineMs,
         signal: opts.signal,
-        onResult: (chunk) => decoder.push(chunk),
+        // Everything arrived: the guest powers off by itself (the distro's own shutdown); give it a while.
+        complete: (rb) => stagesWanted.every((st) => rb.has(st)),
+        graceMs: 60_000 * factor,
+        onStage: (stage) => emit({ type: 'stage', scenario: name, kernel: kernel.id, stage, elapsedMs: Date.now() - started }),
         onConsole: (line) => emit({ type: 'console', scenario: name, kernel: kernel.id, line }),
       },
     );
-    control = b.control;
-    boot = await b.outcome;
-    if (lastTimer) clearTimeout(lastTimer);
-    decoder.end();
-    await parsing;
     record.consoleTail = boot.consoleTail;
     record.stagesReported = readback.names;
     record.stages = readback.stages.map((s) => s.toJSON());
-    if (boot.stopReason === 'the guest sent every stage but did not power off') record.warnings.push(boot.stopReason);
+    if (boot.stopReason === GRACE_STOP_REASON) record.warnings.push(boot.stopReason);
     const v = await judge(opts, info, stagesWanted, boot, readback, record);
     record.outcome = v.outcome;
     record.message = v.message;
@@ -309,32 +297,9 @@ async function judge(
   readback: RunReadback,
   record: RunRecord,
 ): Promise<{ outcome: Outcome; message?: string }> {
-  if (boot.end === 'spawn-error') return { outcome: 'error', message: `QEMU did not start: ${boot.stderr.trim()}` };
-  if (readback.damaged.length > 0) {
-    const d = readback.damaged[0];
-    return { outcome: 'error', message: `the result frame of stage \`${d.stage}\` arrived damaged (${d.reason}): ${d.detail}` };
-  }
-  if (readback.unreadable.length > 0) {
-    const u = readback.unreadable[0];
-    return { outcome: 'error', message: `the snapshot of stage \`${u.stage}\` could not be read: ${u.error}` };
-  }
-  if (boot.end === 'panic') {
-    return { outcome: 'panic', message: `the kernel panicked${readback.last ? ` after stage \`${readback.last.name}\`` : ' before any stage'}: ${boot.panicLine ?? ''}` };
-  }
-  const missing = wanted.find((s) => !readback.has(s));
-  if (missing) {
-    const reached = readback.last ? `last stage reached: \`${readback.last.name}\`` : 'no stage reported';
-    const how =
-      boot.end === 'deadline'
-        ? `waited ${(record.deadlineMs / 1000).toFixed(0)} s (${record.accel})`
-        : boot.end === 'stopped'
-          ? `the run was stopped (${boot.stopReason ?? 'interrupted'})`
-          : 'the guest powered off';
-    return {
-      outcome: boot.end === 'deadline' ? 'timeout' : 'missing-stage',
-      message: `stage \`${missing}\` never reported (${how}; ${reached}; generator ${info.generator})\n  last console lines:\n${lastLines(boot.consoleTail)}`,
-    };
-  }
+  // A stage that never came names the generator too: which init flow was waited on.
+  const early = channelVerdict(boot, readback, record, wanted);
+  if (early) return early.outcome === 'passed' ? early : { ...early, message: `${early.message ?? ''}\n  (initramfs made by ${info.generator})` };
   const ctx: ExternalCheckContext = {
     result: readback,
     stage: (n) => readback.stage(n),

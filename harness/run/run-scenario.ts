@@ -299,6 +299,9 @@ export function channelVerdict(
   return undefined;
 }
 
+/** Why bootAndRead stopped a guest that had said everything but kept running. */
+export const GRACE_STOP_REASON = 'the guest reported everything but did not power off';
+
 export interface BootAndReadOptions {
   deadlineMs: number;
   signal?: AbortSignal;
@@ -323,7 +326,7 @@ export async function bootAndRead(spec: BootSpec, readback: RunReadback, opts: B
         const stage = await readback.addEvent(ev);
         if (stage) opts.onStage?.(stage.name);
         if (!graceTimer && opts.complete(readback)) {
-          graceTimer = setTimeout(() => control?.stop('the guest reported everything but did not power off'), opts.graceMs);
+          graceTimer = setTimeout(() => control?.stop(GRACE_STOP_REASON), opts.graceMs);
         }
       });
     },
