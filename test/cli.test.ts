@@ -22,7 +22,6 @@ import { checkJUnit, checkTap, parseXml } from './report-checks.ts';
 import { cli } from './support/cli.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const bin = path.join(root, 'bin/rootprobe.js');
 const fixtures = path.join(root, 'test/fixtures/scenarios');
 
 function record(scenario: string, kernel: string, outcome: Outcome, extra: Partial<RunRecord> = {}): RunRecord {

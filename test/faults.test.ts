@@ -29,26 +29,12 @@ import { ImageTree } from '../harness/image/tree.ts';
 import { buildExt4 } from '../harness/image/disk.ts';
 import { HOST_TOOLS, findCommand } from '../harness/host.ts';
 import { testKernel } from './support/kernel.ts';
+import { qemuPids } from './support/cli.ts';
 import { FLOOD_MIB } from './fixtures/scenarios/faults/scenarios.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const fixtures = path.join(root, 'test/fixtures/scenarios/faults');
 const bin = path.join(root, 'bin/rootprobe.js');
-
-/** pids of QEMU processes whose command line contains `marker`. */
-function qemuPids(marker: string): number[] {
-  const out: number[] = [];
-  for (const p of readdirSync('/proc')) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${p}/cmdline`, 'latin1');
-      if (/(^|\/)qemu-system-x86_64\0/.test(cmd) && cmd.includes(marker)) out.push(Number(p));
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
-}
 
 function vmHwmKiB(pid: number): number | undefined {
   try {

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, promises as fs, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { mkdtempSync, promises as fs, readFileSync, realpathSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { readNewc, type CpioReadEntry } from '../harness/cpio/index.ts';

@@ -13,11 +13,8 @@ import { expect } from 'chai';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { cli } from './support/cli.ts';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const bin = path.join(root, 'bin/rootprobe.js');
 const KERNELS = ['debian/bookworm', 'debian/trixie', 'debian/sid', 'build/nonroot-6.1'];
 
 interface Run {
