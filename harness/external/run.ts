@@ -24,17 +24,17 @@ import { rootprobeChai } from '../assert/chai-rootprobe.ts';
 import { RunReadback } from '../readback/result.ts';
 import type { Stage } from '../readback/snapshot.ts';
 import type { MountinfoEntry } from '../readback/mountinfo.ts';
-import { standaloneArgv, type BootOutcome } from '../qemu/runner.ts';
+import type { BootOutcome } from '../qemu/runner.ts';
 import { shellLine } from '../qemu/command.ts';
 import { timeoutFactor } from '../qemu/accel.ts';
 import { makeTempDir, removeTempDir } from '../lifecycle.ts';
 import { buildCpioSegment, concatSegments } from '../image/initramfs.ts';
 import { UsageError } from '../errors.ts';
 import {
-  artifactSlug,
   bootAndRead,
   channelVerdict,
   GRACE_STOP_REASON,
+  keepArtifacts,
   type Accel,
   type Outcome,
   type RunEvent,
@@ -281,7 +281,7 @@ export async function runExternal(opts: ExternalOptions): Promise<ExternalRecord
     }
     record.durationMs = Date.now() - started;
     try {
-      if (record.outcome !== 'passed' || opts.keep) await keep(runDir, name, kernel, record, readback, boot, opts);
+      if (record.outcome !== 'passed' || opts.keep) record.artifacts = await keepArtifacts(runDir, name, kernel, record, readback, boot, opts);
     } finally {
       await removeTempDir(runDir);
     }
@@ -319,38 +319,3 @@ async function judge(
   }
 }
 
-async function keep(
-  runDir: string,
-  name: string,
-  kernel: Kernel,
-  record: ExternalRecord,
-  readback: RunReadback,
-  boot: BootOutcome | undefined,
-  opts: ExternalOptions,
-): Promise<void> {
-  const dir = path.resolve(opts.artifactsRoot, artifactSlug(name, kernel.id));
-  await fs.rm(dir, { recursive: true, force: true });
-  await fs.mkdir(path.dirname(dir), { recursive: true });
-  await fs.cp(runDir, dir, { recursive: true });
-  await fs.rm(path.join(dir, 'res.sock'), { force: true });
-  record.artifacts = {
-    dir,
-    consoleLog: path.join(dir, 'console.log'),
-    resultStream: path.join(dir, 'result.stream'),
-    qemuCmdline: path.join(dir, 'qemu.cmdline'),
-    readback: path.join(dir, 'readback.json'),
-    reproduce: path.join(dir, 'reproduce.sh'),
-  };
-  await fs.writeFile(record.artifacts.readback, JSON.stringify(readback.toJSON(), null, 1));
-  await fs.writeFile(path.join(dir, 'run.json'), JSON.stringify(record, null, 1));
-  await fs.writeFile(record.artifacts.reproduce, `#!/bin/sh\ncd ${shellLine([process.cwd()])} && exec ${record.rerun} "$@"\n`, { mode: 0o755 });
-  if (boot) {
-    // The user's disks stay where they are (snapshot=on keeps them unwritten).
-    const argv = standaloneArgv(boot.argv).map((a) => a.split(runDir).join('.'));
-    await fs.writeFile(
-      path.join(dir, 'qemu.sh'),
-      ['#!/bin/sh', '# Boots this run again with the exact QEMU command line.', `cd "$(dirname "$0")" && exec ${shellLine(argv)}`, ''].join('\n'),
-      { mode: 0o755 },
-    );
-  }
-}

@@ -200,7 +200,7 @@ export async function runScenario(sc: Scenario, kernel: Kernel, opts: RunOptions
     record.durationMs = Date.now() - started;
     try {
       if (record.outcome !== 'passed' || opts.keep) {
-        record.artifacts = await keepArtifacts(runDir, sc, kernel, record, readback, boot, opts);
+        record.artifacts = await keepArtifacts(runDir, sc.name, kernel, record, readback, boot, opts);
       }
     } finally {
       await removeTempDir(runDir);
@@ -383,16 +383,21 @@ async function judge(
   }
 }
 
-async function keepArtifacts(
+/**
+ * Copies a run's folder to `<artifactsRoot>/<name>--<kernel>/` (replacing an older one) with
+ * its readback, its record, a script that reruns the case through rootprobe and one that boots
+ * the kept images with the run's exact QEMU command line.
+ */
+export async function keepArtifacts(
   runDir: string,
-  sc: Scenario,
-  kernel: Kernel,
+  name: string,
+  kernel: Pick<Kernel, 'id'>,
   record: RunRecord,
   readback: RunReadback,
   boot: BootOutcome | undefined,
-  opts: RunOptions,
+  opts: Pick<RunOptions, 'artifactsRoot'>,
 ): Promise<RunArtifacts> {
-  const dir = path.resolve(opts.artifactsRoot, artifactSlug(sc.name, kernel.id));
+  const dir = path.resolve(opts.artifactsRoot, artifactSlug(name, kernel.id));
   await fs.rm(dir, { recursive: true, force: true });
   await fs.mkdir(path.dirname(dir), { recursive: true });
   await fs.cp(runDir, dir, { recursive: true });
@@ -412,7 +417,7 @@ async function keepArtifacts(
     art.reproduce,
     [
       '#!/bin/sh',
-      `# Reruns just this case (${sc.name} on ${kernel.id}) through rootprobe, keeping its artifacts:`,
+      `# Reruns just this case (${name} on ${kernel.id}) through rootprobe, keeping its artifacts:`,
       `cd ${q(projectDir)} && exec ${record.rerun} "$@"`,
       '',
     ].join('\n'),
