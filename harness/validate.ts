@@ -25,7 +25,7 @@ import { expectedStages, RESERVED_STAGES, type Scenario } from './scenario.ts';
 /** `stage('x')`, `ctx.stage("x")`, `stage(\`x\`)`: the stage names check() asks for. */
 const STAGE_CALL = /\bstage\(\s*(['"`])([^'"`$\\]+)\1\s*\)/g;
 /** `probe name`, `probe "name"` at the start of a command. */
-const PROBE_CALL = /(?:^|[\s;&|(){}`]|\$\()probe[ \t]+(["']?)([^\s"';&|)]+)\1/g;
+const PROBE_CALL = /(?:^|[\s;&|(){}`'"]|\$\()probe[ \t]+(["']?)([^\s"';&|)\\]+)\1/g;
 const DYNAMIC_NAME = /^\$|\$\{?/;
 
 function readText(file: string): string | undefined {
@@ -104,7 +104,9 @@ export function guestProbes(sc: Scenario): GuestProbes {
     if (/(?:^|[\s;&|(){}])rp_finish\b/.test(code)) names.add('done');
   };
   for (const f of files) scan(readText(f) ?? '');
-  scan(source);
+  // Scripts written inline in the .ts are string literals: their line breaks are `\n` escapes,
+  // and a script may start right after the quote.
+  scan(source.replace(/\\[nt]/g, '\n'));
   return { names, dynamic, files: [...files] };
 }
 
