@@ -3,6 +3,7 @@
  * `rootprobe doctor` reports on this table; code that needs a tool calls requireTool() so a
  * missing one is a clear error naming the package, before anything boots.
  */
+import { spawnSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import * as path from 'node:path';
 import { SetupError } from './errors.ts';
@@ -37,7 +38,7 @@ export const HOST_TOOLS: HostTool[] = [
   { command: 'zstd', debianPackage: 'zstd', purpose: 'decompresses .ko.zst kernel modules' },
   { command: 'switch_root', debianPackage: 'util-linux', purpose: "util-linux's switch_root, copied into images" },
   { command: 'make', debianPackage: 'make', purpose: 'builds kernels from source (build/<recipe>)' },
-  { command: 'gcc', debianPackage: 'gcc', purpose: 'builds kernels from source (build/<recipe>)' },
+  { command: 'gcc', debianPackage: 'gcc', purpose: 'builds the guest probe, and kernels from source (build/<recipe>)' },
   { command: 'flex', debianPackage: 'flex', purpose: 'builds kernels from source (kconfig)' },
   { command: 'bison', debianPackage: 'bison', purpose: 'builds kernels from source (kconfig)' },
   { command: 'bc', debianPackage: 'bc', purpose: 'builds kernels from source' },
@@ -66,6 +67,32 @@ export function findCommand(command: string, candidates: string[] = []): string 
     if (isExecutable(p)) return p;
   }
   return undefined;
+}
+
+/** Static libraries the guest probe is linked with (found through gcc -print-file-name). */
+export const STATIC_LIBS: Array<{ file: string; debianPackage: string }> = [
+  { file: 'libc.a', debianPackage: 'libc6-dev' },
+  { file: 'libz.a', debianPackage: 'zlib1g-dev' },
+];
+
+/** Where gcc finds a static library, or undefined (also when there is no gcc). */
+export function findStaticLib(file: string): string | undefined {
+  const gcc = findCommand('gcc');
+  if (!gcc) return undefined;
+  const r = spawnSync(gcc, [`-print-file-name=${file}`], { encoding: 'utf8' });
+  const p = r.status === 0 ? r.stdout.trim() : '';
+  return path.isAbsolute(p) ? p : undefined;
+}
+
+/** A static library from STATIC_LIBS, or a SetupError naming its package. */
+export function requireStaticLib(file: string, why: string): string {
+  const found = findStaticLib(file);
+  if (found) return found;
+  const pkg = STATIC_LIBS.find((l) => l.file === file)?.debianPackage;
+  throw new SetupError(
+    `${file} is not installed${pkg ? ` (Debian package ${pkg})` : ''}; it is needed ${why}. ` +
+      `Run \`npx rootprobe doctor --install\` as root, or install it yourself.`,
+  );
 }
 
 /** The absolute path of a tool from HOST_TOOLS (or any command), or a SetupError naming its package. */

@@ -91,7 +91,7 @@ describe('external mode: reading the given initramfs (harness/external/segment.t
     const info = await inspectInitramfs(f);
     expect(info).to.include({ generator: 'dracut', hookDir: 'usr/lib/dracut/hooks' });
     expect(info.init).to.deep.equal({ type: 'symlink', target: 'usr/lib/systemd/systemd' });
-    const seg = await readNewc(await fs.readFile(await buildCpioSegment(externalSegment(info, { init: '/init', end: 'poweroff', bootWaitSec: 60 }))));
+    const seg = await readNewc(await fs.readFile(await buildCpioSegment(await externalSegment(info, { init: '/init', end: 'poweroff', bootWaitSec: 60 }))));
     const paths = seg.map((e) => e.path);
     expect(paths).to.include.members([
       'usr/lib/dracut/hooks/pre-pivot/99-rootprobe.sh',

@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { spawnSync } from 'node:child_process';
 import { promises as fs, constants } from 'node:fs';
-import { HOST_TOOLS, findCommand } from '../host.ts';
+import { HOST_TOOLS, STATIC_LIBS, findCommand, findStaticLib } from '../host.ts';
 import { cacheRoot } from '../cache.ts';
 import { SetupError } from '../errors.ts';
 import { isStatic, readElf } from '../image/elf.ts';
@@ -32,6 +32,10 @@ export async function doctor(args: string[]): Promise<number> {
       note = 'dynamically linked: install busybox-static';
     }
     rows.push({ tool: t.command, pkg: t.debianPackage, found, ok, note });
+  }
+  for (const l of STATIC_LIBS) {
+    const found = findStaticLib(l.file);
+    rows.push({ tool: l.file, pkg: l.debianPackage, found, ok: Boolean(found) });
   }
   const missing = [...new Set(rows.filter((r) => !r.ok).map((r) => r.pkg))];
   if (missing.length > 0 && values.install) {

@@ -4,7 +4,7 @@
  * Boots the scenario's images (the same ones `run` boots) with the guest console on this
  * terminal, and stops in a guest shell once the probe has sent stage S (default: the first
  * declared stage): the kernel command line gets `rootprobe.shell=S`, and the probe
- * (harness/guest/probe.sh) then runs an interactive busybox sh on /dev/console. Leaving that
+ * (harness/guest/probe.c) then runs an interactive busybox sh on /dev/console. Leaving that
  * shell lets the guest go on (to the next stages and its poweroff); Ctrl-a x quits QEMU at
  * any moment (Ctrl-a h lists QEMU's other console keys). No deadline applies. The run's temp
  * folder (initrd, copies of the disks) is removed afterwards and QEMU never outlives the

@@ -234,7 +234,7 @@ export async function runExternal(opts: ExternalOptions): Promise<ExternalRecord
   let boot: BootOutcome | undefined;
   try {
     emit({ type: 'phase', scenario: name, kernel: kernel.id, phase: 'images' });
-    const seg = await buildCpioSegment(externalSegment(info, { init, end, bootWaitSec: opts.bootWaitSec ?? 240 }));
+    const seg = await buildCpioSegment(await externalSegment(info, { init, end, bootWaitSec: opts.bootWaitSec ?? 240 }));
     const initrd = path.join(runDir, 'initrd.img');
     await concatSegments([path.resolve(opts.initramfs), seg], initrd);
 

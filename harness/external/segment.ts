@@ -178,9 +178,9 @@ export function orderWithHook(order: string, hookLine: string): string {
 }
 
 /** The segment appended to the user's initramfs, as an ImageTree. */
-export function externalSegment(info: InitramfsInfo, cfg: SegmentConfig): ImageTree {
+export async function externalSegment(info: InitramfsInfo, cfg: SegmentConfig): Promise<ImageTree> {
   const t = new ImageTree('rootprobe external segment');
-  t.merge(probeToolkit());
+  t.merge(await probeToolkit());
   const R = TOOLKIT_DIR;
   t.script(`${R}/init`, path.join(GUEST_DIR, 'init.sh'));
   t.script(`${R}/agent`, path.join(GUEST_DIR, 'agent.sh'));

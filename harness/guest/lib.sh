@@ -1,11 +1,11 @@
 # rootprobe's guest library, sourced by a scenario's guest scripts:  . /.rootprobe/lib.sh
-# Everything here runs through the probe's own static busybox, so it works on any root.
+# Everything here runs through the toolkit's own static busybox, so it works on any root.
 
 RP=/.rootprobe
 BB=$RP/busybox
 
-# probe STAGE [-f PATH]... [-c NAME COMMAND]... [-v NAME=VALUE]...   (see probe.sh)
-probe() { $BB sh $RP/probe "$@"; }
+# probe STAGE [-f PATH]... [-c NAME COMMAND]... [-v NAME=VALUE]...   (see probe.c)
+probe() { $RP/probe "$@"; }
 
 rp_log() { echo "rootprobe-guest: $*" >&2; }
 

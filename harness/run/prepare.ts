@@ -41,7 +41,7 @@ async function diskTree(spec: Omit<DiskSpec, 'images'>, ctx: BuildContext, extra
   const t = new ImageTree(`disk '${spec.name}'`);
   if (spec.content) await spec.content(t, ctx);
   if (extra) await extra(t);
-  t.merge(probeToolkit());
+  t.merge(await probeToolkit());
   return t;
 }
 
@@ -78,7 +78,8 @@ export async function prepareImages(sc: Scenario, kernel: Kernel): Promise<Prepa
   }
   const overlay = new ImageTree(`scenario '${sc.name}' initramfs`);
   await sc.initramfs(overlay, ctx);
-  const toolkit = probeToolkit();
+  // The base's /bin/busybox is the toolkit's own busybox unless the scenario puts another there.
+  const toolkit = await probeToolkit({ busyboxAt: (await overlay.has('/bin/busybox')) ? undefined : '/bin/busybox' });
 
   const parts: Array<[string, ImageTree]> = [
     ['base', base],

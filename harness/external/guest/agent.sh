@@ -44,7 +44,7 @@ on_term() {
   sd=$P/1/root/run/initramfs
   if [ "$RP_SHUTDOWN" = 1 ] && [ -e $sd/shutdown ]; then
     hooks=$sd/$RP_HOOKDIR/shutdown
-    $BB mkdir -p $sd/.rootprobe/snap $sd/.rootprobe/proc $hooks
+    $BB mkdir -p $sd/.rootprobe/proc $hooks
     for f in busybox probe lib.sh ttyS1; do $BB cp -a $L/$f $sd/.rootprobe/; done
     $BB cp $L/hook-shutdown.sh $hooks/99-rootprobe.sh
     log "shutdown hook installed in the shutdown initramfs"

@@ -19,7 +19,7 @@ if $BB mount -t tmpfs -o mode=0700,size=16m rootprobe-agent $L; then
   for f in busybox probe lib.sh agent external.conf ttyS1 hook-shutdown.sh; do
     [ -e $R/$f ] && $BB cp -a $R/$f $L/
   done
-  $BB mkdir -p $L/snap $L/proc
+  $BB mkdir -p $L/proc
   $BB mknod -m 600 $L/console c 5 1
   $BB mknod -m 666 $L/null c 1 3
   null=
