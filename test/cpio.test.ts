@@ -94,7 +94,7 @@ describe('cpio: round trip through GNU cpio', () => {
       const st = fs.lstatSync(p);
       if (e.type === 'file') {
         expect(st.isFile(), e.path).to.equal(true);
-        expect(fs.readFileSync(p).equals(e.data), `content of ${e.path}`).to.equal(true);
+        expect(fs.readFileSync(p).equals(e.data!), `content of ${e.path}`).to.equal(true);
         expect(st.mode & 0o7777, `mode of ${e.path}`).to.equal(e.mode ?? 0o644);
         expect(st.mtimeMs / 1000, `mtime of ${e.path}`).to.equal(1_600_000_000);
       } else if (e.type === 'symlink') {
@@ -145,7 +145,7 @@ describe('cpio: round trip through GNU cpio', () => {
       const r = byPath.get(archivePath(e.path))!;
       expect(r.mtime).to.equal(1_600_000_000);
       expect([r.uid, r.gid]).to.deep.equal([0, 0]);
-      if (e.type === 'file') expect(r.data.equals(e.data), e.path).to.equal(true);
+      if (e.type === 'file') expect(r.data.equals(e.data!), e.path).to.equal(true);
       if (e.type === 'symlink') expect([r.type, r.target, r.mode]).to.deep.equal(['symlink', e.target, 0o777]);
       if (e.type === 'hardlink') {
         const t = byPath.get(archivePath(e.target))!;

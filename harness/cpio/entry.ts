@@ -11,11 +11,18 @@ interface Owner {
 }
 
 /**
+ * A file's content: in memory (`data`), or a host file (`hostPath`) that the writer opens when
+ * it reaches the entry and streams in chunks, never holding it whole; its size is the size of
+ * the opened file at that moment (a regular file; symlinks to one are followed).
+ */
+export type FileContent = { data: Buffer; hostPath?: undefined } | { hostPath: string; data?: undefined };
+
+/**
  * One entry to pack. `mode` is permission bits only (e.g. 0o755, 0o4755); the type bits come
  * from `type`. Defaults: dir 0o755, file 0o644, symlink 0o777, char/block 0o600, fifo 0o644.
  */
 export type CpioEntry =
-  | ({ type: 'file'; path: string; data: Buffer; mode?: number } & Owner)
+  | ({ type: 'file'; path: string; mode?: number } & FileContent & Owner)
   | ({ type: 'dir'; path: string; mode?: number } & Owner)
   | ({ type: 'symlink'; path: string; target: string } & Owner)
   /** target = path of a 'file' entry in the same archive; the link shares its inode, mode, owner and data. */

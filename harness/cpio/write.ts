@@ -1,41 +1,38 @@
 /**
  * Deterministic newc (070701) writer.
  *
- * Built on cpio-stream's packer (lib/pack.js), but with our own header encoder. What we found
- * in cpio-stream 1.4.3 and what we do about it:
- *
- * Kept from cpio-stream's Pack stream (it gets these right):
- *   - the framing: header, then data, then zero padding of the data to 4 bytes;
- *   - streamed file data through the Sink with backpressure, and its check that the bytes
- *     streamed match the size in the header ("size mismatch");
- *   - writing the TRAILER!!! entry on finalize(), after the last streamed entry.
- *
- * Replaced, because its newc header encoder (lib/newc.js encode) is broken beyond a small
- * workaround (we swap `pack._encode` for encodeHeader() below):
+ * Our own framing and header encoder. It started on cpio-stream's packer, which we dropped:
+ * its per-entry streams cost more than the copying itself, and its newc encoder (1.4.3,
+ * lib/newc.js) is wrong in ways no small workaround fixes:
  *   - namesize is the name's length in UTF-16 code units, not in bytes, and the header buffer
  *     is sized the same way: a non-ASCII name like "café" gets a wrong namesize and its last
- *     bytes cut off. (namesize does include the NUL, and the 110+namesize padding to 4 is
- *     right for ASCII names.)
- *   - Pack.entry() replaces every falsy field with a default: mtime 0 becomes the current
- *     time (not deterministic), dev 0 becomes 0o777777 and is copied into devminor, so the
- *     dev fields are never 0; nlink is always 1 (directories should count their subfolders).
- *   - encodeHex clamps values above 0xFFFFFFFF silently (a 5 GiB file gets a wrong size);
- *     we reject them with a UsageError instead.
- *   - `linkname` (symlink target) is fine, but we pass the target bytes as data ourselves.
- *   - finalize() pads with zeros only when the whole archive is under 512 bytes, and for
- *     archives between 512 and 1024 bytes it pads by a slice with a negative end (a length
- *     that means nothing). We set `pack.padding = 1` (no padding at all from it) and pad the
- *     segment to a multiple of 512 bytes ourselves, like GNU cpio.
- *   - It has no hard-link handling: we assign inodes, nlink, and put the data of a hard-link
- *     group on the last entry of the group only (others have size 0), as GNU cpio writes and
- *     both GNU cpio and the kernel's init/initramfs.c expect.
- *   - It has no gzip; we gzip with node's zlib (header: no name, mtime 0) and pad the
- *     compressed segment with zeros to a multiple of 4 bytes, so a segment appended after it
- *     starts 4-byte aligned as the kernel requires.
+ *     bytes cut off;
+ *   - Pack.entry() replaces every falsy field with a default: mtime 0 becomes the current time
+ *     (not deterministic), dev 0 becomes 0o777777 and is copied into devminor; nlink is always 1;
+ *   - values above 0xFFFFFFFF are clamped silently (a 5 GiB file gets a wrong size);
+ *   - finalize() pads only archives under 512 bytes, and those between 512 and 1024 bytes by a
+ *     slice with a negative end;
+ *   - no hard-link handling and no gzip.
+ *
+ * What we write, like GNU cpio: per entry a 110-byte header (upper-case hex fields, dev fields
+ * 0, namesize counting the name's bytes and its NUL), the name padded to 4, the data padded
+ * to 4; then TRAILER!!!, and zeros to a multiple of 512 bytes. Inodes are 1..N in archive
+ * order, folders count their subfolders in nlink, and a hard-link group shares one inode and
+ * stores its data once, on the last entry of the group (size 0 on the others), as GNU cpio
+ * writes and both GNU cpio and the kernel's init/initramfs.c expect. With gzip, the whole
+ * segment is compressed with node's zlib (header: no name, mtime 0) and the compressed bytes
+ * padded with zeros to a multiple of 4, so a segment appended after it starts 4-byte aligned
+ * as the kernel requires.
+ *
+ * How we write it (the bytes do not depend on any of this): the archive is produced as 1 MiB
+ * chunks by a synchronous generator. Headers, padding and small bodies are batched into the
+ * chunk; host file bodies (`hostPath` entries) are read with read(2) straight into it, so a
+ * file is never held whole and memory stays at a chunk or two whatever the file sizes; a
+ * Buffer body of a chunk or more is passed on as it is. writeNewcFile writes plain archives
+ * with write(2) on one fd, reusing the one chunk buffer, and lets the event loop run between
+ * chunks every few milliseconds; gzip (and packNewc) go through node streams.
  */
-import { createRequire } from 'node:module';
-import { createWriteStream, promises as fs } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
+import { closeSync, createWriteStream, fstatSync, openSync, promises as fs, readFileSync, readSync, writeSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Readable, Transform, Writable } from 'node:stream';
@@ -44,20 +41,11 @@ import * as zlib from 'node:zlib';
 import { UsageError } from '../errors.ts';
 import { archivePath, TRAILER, TYPE_BITS, type CpioEntry, type PackOptions } from './entry.ts';
 
-/** The parts of cpio-stream's Pack we use (the package has no type declarations). */
-interface CpioStreamPack extends Readable {
-  entry(header: object, buffer: Buffer, callback: (err?: Error) => void): Writable | undefined;
-  entry(header: object, callback: (err?: Error) => void): Writable | undefined;
-  finalize(): void;
-  _encode: (header: PackHeader) => Buffer;
-  padding: number;
-}
-const require = createRequire(import.meta.url);
-const cpioStream = require('cpio-stream') as { pack(opts: { format: 'newc' }): CpioStreamPack };
-
 const U32_MAX = 0xffffffff;
-const EMPTY = Buffer.alloc(0);
 const BLOCK = 512;
+const EMPTY = Buffer.alloc(0);
+/** The size of the chunks the archive is produced in. */
+export const CHUNK = 1 << 20;
 
 /** A fully resolved header: every newc field we write. */
 export interface Planned {
@@ -71,63 +59,50 @@ export interface Planned {
   nlink: number;
   rdevmajor: number;
   rdevminor: number;
+  /** Bytes of data; for a `hostPath` body, set when the file is opened (just before its header is written). */
   size: number;
-  /** In-memory data (size bytes), or where it sits in the spill file. */
+  /** The body: in memory, a host file, or where it sits in the spill file (at most one of them). */
   data?: Buffer;
+  hostPath?: string;
   spill?: { offset: number; length: number };
-}
-
-/** What we hand to cpio-stream's Pack.entry(); it mutates the top-level fields, we read `rp`. */
-interface PackHeader {
-  rp?: Planned;
-  size?: number;
 }
 
 function pad4(n: number): number {
   return (n + 3) & ~3;
 }
 
-function hex8(v: number): string {
-  return v.toString(16).toUpperCase().padStart(8, '0'); // upper case, like GNU cpio
+const HEX = Buffer.from('0123456789ABCDEF', 'latin1'); // upper case, like GNU cpio
+const MAGIC = Buffer.from('070701', 'latin1');
+
+/** The bytes of a header with a name of `nameBytes` bytes: 110, the name, its NUL, padding to 4. */
+function headerLength(nameBytes: number): number {
+  return pad4(110 + nameBytes + 1);
 }
 
-/** One newc header (magic 070701) with its name and the padding after the name. */
-export function encodeHeader(h: Planned | undefined): Buffer {
-  // cpio-stream calls us with its own END_OF_CPIO object (no `rp`) for the trailer.
-  const p: Planned = h ?? {
-    path: TRAILER, mode: 0, uid: 0, gid: 0, mtime: 0, ino: 0, nlink: 1, rdevmajor: 0, rdevminor: 0, size: 0,
-  };
-  const name = Buffer.from(p.path, 'utf8');
+/**
+ * Writes one newc header with its name and padding into `buf` at `at`; returns its length.
+ * `size` is given apart: a host file's is known only once it is opened.
+ */
+function writeHeader(buf: Buffer, at: number, p: Planned, size: number, name: Buffer): number {
   const namesize = name.length + 1; // includes the NUL
-  const buf = Buffer.alloc(pad4(110 + namesize)); // zero-filled: the NUL and the padding
-  const fields = [p.ino, p.mode, p.uid, p.gid, p.nlink, p.mtime, p.size, 0, 0, p.rdevmajor, p.rdevminor, namesize, 0];
-  let s = '070701';
+  const fields = [p.ino, p.mode, p.uid, p.gid, p.nlink, p.mtime, size, 0, 0, p.rdevmajor, p.rdevminor, namesize, 0];
+  MAGIC.copy(buf, at);
+  let o = at + 6;
   for (const f of fields) {
     if (!Number.isInteger(f) || f < 0 || f > U32_MAX) throw new Error(`internal: newc field ${f} out of range in ${p.path}`);
-    s += hex8(f);
+    for (let i = 7, v = f; i >= 0; i--, v >>>= 4) buf[o + i] = HEX[v & 15];
+    o += 8;
   }
-  buf.write(s, 0, 'ascii');
-  name.copy(buf, 110);
-  return buf;
-}
-
-function newPack(): CpioStreamPack {
-  const pack = cpioStream.pack({ format: 'newc' });
-  pack._encode = (header: PackHeader) => {
-    const rp = header.rp;
-    if (rp && header.size !== undefined && header.size !== rp.size) {
-      throw new Error(`internal: cpio-stream size ${header.size} != planned ${rp.size} for ${rp.path}`);
-    }
-    return encodeHeader(rp);
-  };
-  pack.padding = 1; // see the comment at the top: we pad the segment ourselves
-  return pack;
+  name.copy(buf, at + 110);
+  const end = at + headerLength(name.length);
+  buf.fill(0, at + 110 + name.length, end); // the NUL and the padding
+  return end - at;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Planning: validate, normalise, synthesise parents, sort, assign inodes and link counts.
 
-/** An input entry; a file's data may already sit in the spill file. */
+/** An input entry; a file's in-memory data may already sit in the spill file. */
 interface Item {
   entry: CpioEntry;
   spill?: { offset: number; length: number };
@@ -146,6 +121,10 @@ function u32(where: string, what: string, v: unknown): number {
     throw new UsageError(`${where}: ${what} ${String(v)} is not an integer from 0 to ${U32_MAX} (newc stores 32 bits).`);
   }
   return v;
+}
+
+function tooBig(where: string, size: number): void {
+  if (size > U32_MAX) throw new UsageError(`${where}: ${size} bytes is too big for newc (at most ${U32_MAX} per file).`);
 }
 
 function perm(where: string, v: number | undefined, def: number): number {
@@ -210,14 +189,19 @@ export function planEntries(items: Item[], opts: PackOptions = {}): Planned[] {
     let target: string | undefined;
     switch (e.type) {
       case 'file': {
+        const mode = TYPE_BITS.file | perm(where, e.mode, 0o644);
         if (spill) {
-          planned = { ...base, mode: TYPE_BITS.file | perm(where, e.mode, 0o644), size: spill.length, spill };
-        } else {
-          if (!Buffer.isBuffer(e.data)) throw new UsageError(`${where}: data must be a Buffer.`);
-          if (e.data.length > U32_MAX) {
-            throw new UsageError(`${where}: ${e.data.length} bytes is too big for newc (at most ${U32_MAX} per file).`);
+          planned = { ...base, mode, size: spill.length, spill };
+        } else if (e.hostPath !== undefined) {
+          if (e.data !== undefined) throw new UsageError(`${where}: give data or hostPath, not both.`);
+          if (typeof e.hostPath !== 'string' || e.hostPath === '' || e.hostPath.includes('\0')) {
+            throw new UsageError(`${where}: hostPath ${JSON.stringify(e.hostPath)} must be a non-empty path without NUL.`);
           }
-          planned = { ...base, mode: TYPE_BITS.file | perm(where, e.mode, 0o644), size: e.data.length, data: e.data };
+          planned = { ...base, mode, size: 0, hostPath: e.hostPath };
+        } else {
+          if (!Buffer.isBuffer(e.data)) throw new UsageError(`${where}: data must be a Buffer (or give hostPath).`);
+          tooBig(where, e.data.length);
+          planned = { ...base, mode, size: e.data.length, data: e.data };
         }
         break;
       }
@@ -335,14 +319,16 @@ export function planEntries(items: Item[], opts: PackOptions = {}): Planned[] {
       mp.nlink = members.length;
     }
     const holder = members[members.length - 1].planned; // members are in archive order
-    const { size, data, spill } = f;
+    const { size, data, hostPath, spill } = f;
     for (const m of members) {
       m.planned.size = 0;
       m.planned.data = undefined;
+      m.planned.hostPath = undefined;
       m.planned.spill = undefined;
     }
     holder.size = size;
     holder.data = data;
+    holder.hostPath = hostPath;
     holder.spill = spill;
   }
 
@@ -352,35 +338,142 @@ export function planEntries(items: Item[], opts: PackOptions = {}): Planned[] {
 // ---------------------------------------------------------------------------------------------
 // Emitting.
 
-type SpillReader = (at: { offset: number; length: number }) => Readable;
+const TRAILER_ENTRY: Planned = {
+  path: TRAILER, mode: 0, uid: 0, gid: 0, mtime: 0, ino: 0, nlink: 1, rdevmajor: 0, rdevminor: 0, size: 0,
+};
 
-function addEntry(pack: CpioStreamPack, p: Planned, readSpill?: SpillReader): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const done = (err?: Error | null) => (err ? reject(err) : resolve());
-    // Pack.entry() overwrites falsy top-level fields with defaults; our encoder reads `rp` only.
-    // It decides "stream the data" from mode being S_IFREG, and checks streamed bytes against size.
-    const header = { rp: p, mode: p.mode, size: p.size };
-    if (p.spill && p.size > 0) {
-      if (!readSpill) return reject(new Error(`internal: no spill reader for ${p.path}`));
-      const sink = pack.entry(header, done);
-      if (!sink) return reject(new Error(`cpio packer closed before entry "${p.path}"`));
-      pipeline(readSpill(p.spill), sink).catch(reject);
-    } else {
-      const buf = p.data ?? EMPTY;
-      if (buf.length !== p.size) return reject(new Error(`internal: ${p.path} has ${buf.length} bytes, planned ${p.size}`));
-      delete (header as { size?: number }).size; // Pack sets it from the buffer
-      if (!pack.entry(header, buf, done)) reject(new Error(`cpio packer closed before entry "${p.path}"`));
-    }
-  });
+/** The chunk being filled. */
+class Chunker {
+  buf = Buffer.allocUnsafe(CHUNK);
+  pos = 0;
+  /** Bytes handed out before the current chunk. */
+  done = 0;
+
+  /** reuse: the consumer is done with a chunk when it asks for the next one (it writes synchronously). */
+  constructor(private readonly reuse: boolean) {}
+
+  get room(): number {
+    return CHUNK - this.pos;
+  }
+
+  /** Hands out the filled part; without `reuse` the next bytes go to a fresh buffer. */
+  take(): Buffer {
+    const chunk = this.buf.subarray(0, this.pos);
+    this.done += this.pos;
+    this.pos = 0;
+    if (!this.reuse) this.buf = Buffer.allocUnsafe(CHUNK);
+    return chunk;
+  }
 }
 
-function packStream(plan: Planned[], readSpill?: SpillReader): Readable {
-  const pack = newPack();
-  (async () => {
-    for (const p of plan) await addEntry(pack, p, readSpill);
-    pack.finalize();
-  })().catch((err: Error) => pack.destroy(err));
-  return pack;
+function* zeros(c: Chunker, n: number): Generator<Buffer, void, undefined> {
+  while (n > 0) {
+    if (c.room === 0) yield c.take();
+    const k = Math.min(n, c.room);
+    c.buf.fill(0, c.pos, c.pos + k);
+    c.pos += k;
+    n -= k;
+  }
+}
+
+function* copyIn(c: Chunker, data: Buffer): Generator<Buffer, void, undefined> {
+  if (data.length >= CHUNK) {
+    // Big enough to go out on its own, without a copy.
+    if (c.pos > 0) yield c.take();
+    c.done += data.length;
+    yield data;
+    return;
+  }
+  for (let off = 0; off < data.length; ) {
+    if (c.room === 0) yield c.take();
+    const k = Math.min(data.length - off, c.room);
+    data.copy(c.buf, c.pos, off, off + k);
+    c.pos += k;
+    off += k;
+  }
+}
+
+/** `length` bytes of fd, from `position` (null: the file position), read straight into the chunks. */
+function* readIn(c: Chunker, fd: number, length: number, position: number | null, what: string): Generator<Buffer, void, undefined> {
+  for (let left = length; left > 0; ) {
+    if (c.room === 0) yield c.take();
+    const n = readSync(fd, c.buf, c.pos, Math.min(left, c.room), position);
+    if (n === 0) {
+      throw new Error(`${what} ended ${left} bytes short of the ${length} bytes it had when opened: it shrank while the archive was written.`);
+    }
+    c.pos += n;
+    left -= n;
+    if (position !== null) position += n;
+  }
+}
+
+/**
+ * Opens the host file of a `hostPath` body: its size now, and an fd to stream it from, or for
+ * a file that says it is empty (procfs and sysfs files do), its content read whole.
+ */
+function openHost(entry: string, hostPath: string): { size: number; fd?: number; data?: Buffer } {
+  let fd: number;
+  try {
+    fd = openSync(hostPath, 'r');
+  } catch (err) {
+    throw new Error(`cpio entry "${entry}": cannot open its host file: ${(err as Error).message}`);
+  }
+  let keep = false;
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new UsageError(`cpio entry "${entry}": its host file ${hostPath} is not a regular file.`);
+    if (st.size > 0) {
+      tooBig(`cpio entry "${entry}" (${hostPath})`, st.size);
+      keep = true;
+      return { size: st.size, fd };
+    }
+    const data = readFileSync(fd);
+    tooBig(`cpio entry "${entry}" (${hostPath})`, data.length);
+    return { size: data.length, data };
+  } finally {
+    if (!keep) closeSync(fd);
+  }
+}
+
+/**
+ * The archive as chunks of at most CHUNK bytes (a Buffer body of CHUNK or more comes as it
+ * is). With `reuse`, every chunk but such bodies is the same buffer: the consumer must be
+ * done with a chunk before it asks for the next.
+ */
+function* archiveChunks(plan: Planned[], reuse: boolean, spillFd?: number): Generator<Buffer, void, undefined> {
+  const c = new Chunker(reuse);
+  for (const p of [...plan, TRAILER_ENTRY]) {
+    let fd: number | undefined;
+    try {
+      let { size, data } = p;
+      if (p.hostPath !== undefined) ({ size, fd, data } = openHost(p.path, p.hostPath));
+      const name = Buffer.from(p.path, 'utf8');
+      const hlen = headerLength(name.length);
+      if (hlen <= c.room) {
+        c.pos += writeHeader(c.buf, c.pos, p, size, name);
+      } else {
+        const h = Buffer.allocUnsafe(hlen);
+        writeHeader(h, 0, p, size, name);
+        yield* copyIn(c, h);
+      }
+      if (data) {
+        if (data.length !== size) throw new Error(`internal: ${p.path} has ${data.length} bytes, planned ${size}`);
+        yield* copyIn(c, data);
+      } else if (fd !== undefined) {
+        yield* readIn(c, fd, size, null, `host file ${p.hostPath} (cpio entry "${p.path}")`);
+      } else if (p.spill) {
+        if (spillFd === undefined) throw new Error(`internal: no spill file for ${p.path}`);
+        yield* readIn(c, spillFd, size, p.spill.offset, `the spill file (cpio entry "${p.path}")`);
+      } else if (size !== 0) {
+        throw new Error(`internal: ${p.path} has no data, planned ${size} bytes`);
+      }
+      yield* zeros(c, pad4(size) - size);
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+    }
+  }
+  yield* zeros(c, (BLOCK - ((c.done + c.pos) % BLOCK)) % BLOCK); // like GNU cpio
+  if (c.pos > 0) yield c.take();
 }
 
 /** Pads the stream with zeros to a multiple of `block` bytes. */
@@ -398,20 +491,49 @@ function padTo(block: number): Transform {
   });
 }
 
-function stages(plan: Planned[], opts: PackOptions, readSpill?: SpillReader): Array<Readable | Transform> {
+/** The gzip stages after the archive's chunks: compress, pad to 4 bytes. */
+function gzipped(chunks: Iterable<Buffer>): Array<Readable | Transform> {
+  return [Readable.from(chunks, { objectMode: true, highWaterMark: 2 }), zlib.createGzip(), padTo(4)];
+}
+
+function compression(opts: PackOptions): 'none' | 'gzip' {
   const compress = opts.compress ?? 'none';
   if (compress !== 'none' && compress !== 'gzip') {
     throw new UsageError(`Unknown cpio compression ${JSON.stringify(compress)}; use 'none' or 'gzip'.`);
   }
-  const s: Array<Readable | Transform> = [packStream(plan, readSpill), padTo(BLOCK)];
-  if (compress === 'gzip') s.push(zlib.createGzip(), padTo(4));
-  return s;
+  return compress;
 }
 
-/** One newc segment (with TRAILER!!!), optionally gzip-compressed. Deterministic: same entries -> same bytes. */
+function writeAll(fd: number, buf: Buffer, position: number | null): void {
+  for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off, buf.length - off, position === null ? null : position + off);
+}
+
+/** Writes the chunks to a new file with write(2), letting the event loop run every few ms. */
+async function writePlain(chunks: Iterable<Buffer>, file: string): Promise<void> {
+  const fd = openSync(file, 'w');
+  try {
+    let since = performance.now();
+    for (const chunk of chunks) {
+      writeAll(fd, chunk, null);
+      if (performance.now() - since > 10) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        since = performance.now();
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * One newc segment (with TRAILER!!!), optionally gzip-compressed. Deterministic: same entries
+ * -> same bytes. `hostPath` bodies are read as the archive is made; the result is in memory.
+ */
 export async function packNewc(entries: CpioEntry[], opts: PackOptions = {}): Promise<Buffer> {
   if (!Array.isArray(entries)) throw new UsageError('packNewc needs an array of entries.');
+  const compress = compression(opts);
   const plan = planEntries(entries.map((entry) => ({ entry })), opts);
+  if (compress === 'none') return Buffer.concat([...archiveChunks(plan, false)]);
   const chunks: Buffer[] = [];
   const collect = new Writable({
     write(chunk: Buffer, _enc, cb) {
@@ -419,22 +541,24 @@ export async function packNewc(entries: CpioEntry[], opts: PackOptions = {}): Pr
       cb();
     },
   });
-  await pipeline([...stages(plan, opts), collect]);
+  await pipeline([...gzipped(archiveChunks(plan, false)), collect]);
   return Buffer.concat(chunks);
 }
 
 /**
- * Same as packNewc, streamed to a file (written under a temporary name, renamed when whole).
- * Memory stays bounded for an AsyncIterable: file data goes to a temporary spill file while
- * the entries are collected (they must be sorted before writing), and is streamed from there.
+ * Same bytes as packNewc, streamed to a file (written under a temporary name, renamed when
+ * whole). Memory stays bounded: `hostPath` bodies are streamed from their files, and for an
+ * AsyncIterable, in-memory data goes to a temporary spill file while the entries are collected
+ * (they must be sorted before writing), and is streamed from there.
  */
 export async function writeNewcFile(
   entries: CpioEntry[] | AsyncIterable<CpioEntry>,
   outPath: string,
   opts: PackOptions = {},
 ): Promise<void> {
+  const compress = compression(opts);
   let spillDir: string | undefined;
-  let spill: FileHandle | undefined;
+  let spillFd: number | undefined;
   const tmpOut = `${outPath}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
   try {
     let items: Item[];
@@ -444,13 +568,13 @@ export async function writeNewcFile(
       items = [];
       let offset = 0;
       for await (const entry of entries) {
-        if (entry && entry.type === 'file' && Buffer.isBuffer(entry.data) && entry.data.length > 0) {
-          if (!spill) {
+        if (entry && entry.type === 'file' && entry.hostPath === undefined && Buffer.isBuffer(entry.data) && entry.data.length > 0) {
+          if (spillFd === undefined) {
             spillDir = await fs.mkdtemp(path.join(os.tmpdir(), 'rootprobe-cpio-'));
-            spill = await fs.open(path.join(spillDir, 'spill'), 'w+');
+            spillFd = openSync(path.join(spillDir, 'spill'), 'w+');
           }
           const length = entry.data.length;
-          await spill.write(entry.data, 0, length, offset);
+          writeAll(spillFd, entry.data, offset);
           items.push({ entry: { ...entry, data: EMPTY }, spill: { offset, length } });
           offset += length;
         } else {
@@ -459,17 +583,17 @@ export async function writeNewcFile(
       }
     }
     const plan = planEntries(items, opts);
-    const fh = spill;
-    const readSpill: SpillReader | undefined = fh
-      ? ({ offset, length }) => fh.createReadStream({ start: offset, end: offset + length - 1, autoClose: false })
-      : undefined;
-    await pipeline([...stages(plan, opts, readSpill), createWriteStream(tmpOut)]);
+    if (compress === 'gzip') {
+      await pipeline([...gzipped(archiveChunks(plan, false, spillFd)), createWriteStream(tmpOut)]);
+    } else {
+      await writePlain(archiveChunks(plan, true, spillFd), tmpOut);
+    }
     await fs.rename(tmpOut, outPath);
   } catch (err) {
     await fs.rm(tmpOut, { force: true });
     throw err;
   } finally {
-    await spill?.close();
+    if (spillFd !== undefined) closeSync(spillFd);
     if (spillDir) await fs.rm(spillDir, { recursive: true, force: true });
   }
 }

@@ -435,7 +435,10 @@ export class ImageTree {
     return s && s.node.type === 'dir' ? { mode: s.node.mode, uid: s.node.uid, gid: s.node.gid } : { mode: 0o755, ...ROOT_OWNER };
   }
 
-  /** The tree as cpio entries (host files read into memory: meant for initramfs-sized trees). */
+  /**
+   * The tree as cpio entries. Host files are named (`hostPath`), not read: the cpio writer
+   * streams them when it writes the archive, so memory does not grow with their size.
+   */
   async entries(): Promise<CpioEntry[]> {
     const out: CpioEntry[] = [];
     for (const e of await this.list()) {
@@ -444,11 +447,13 @@ export class ImageTree {
         case 'dir':
           out.push({ type: 'dir', path: p, mode: e.mode, uid: e.uid, gid: e.gid });
           break;
-        case 'file': {
-          const data = e.source.kind === 'data' ? e.source.data : await fs.readFile(e.source.hostPath);
-          out.push({ type: 'file', path: p, data, mode: e.mode, uid: e.uid, gid: e.gid });
+        case 'file':
+          out.push(
+            e.source.kind === 'data'
+              ? { type: 'file', path: p, data: e.source.data, mode: e.mode, uid: e.uid, gid: e.gid }
+              : { type: 'file', path: p, hostPath: e.source.hostPath, mode: e.mode, uid: e.uid, gid: e.gid },
+          );
           break;
-        }
         case 'symlink':
           out.push({ type: 'symlink', path: p, target: e.target, uid: e.uid, gid: e.gid });
           break;
