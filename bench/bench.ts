@@ -15,8 +15,9 @@
  *   matrix    the default matrix through the CLI with --jobs 1 and --jobs 2. Target >= 1.7.
  *   images    image build cold (empty ROOTPROBE_CACHE, kernel kept) vs warm, each in a fresh
  *             process as a CLI run does it. Target warm <= 100 ms per scenario.
- *   cpio      our newc writer (ImageTree -> writeNewcFile) vs GNU cpio on a 100 MB tree.
- *             Target throughput ratio >= 1.
+ *   cpio      our newc writer (ImageTree -> writeNewcFile) vs GNU `cpio -o -H newc` on a
+ *             100 MB tree: same path list, both to a new file on the same file system, warm
+ *             page cache (see the section for exactly what is timed). Target ratio >= 1.
  *   levers    boot-time levers on the lower-bound boot: qboot, without -nodefaults, no option
  *             ROMs (kvmvapic off), quiet, and the scenario's real initramfs plain vs gzip.
  *
@@ -24,7 +25,8 @@
  * bound so both see the same load. Results go to bench/results.json and a table on stdout.
  */
 import { execFileSync } from 'node:child_process';
-import { promises as fs, createReadStream, createWriteStream } from 'node:fs';
+import { closeSync, promises as fs, createReadStream, createWriteStream, openSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -37,7 +39,7 @@ import { runScenario, type RunEvent } from '../harness/run/run-scenario.ts';
 import { prepareImages } from '../harness/run/prepare.ts';
 import { concatSegments } from '../harness/image/initramfs.ts';
 import { ImageTree } from '../harness/image/tree.ts';
-import { writeNewcFile } from '../harness/cpio/index.ts';
+import { readNewc, writeNewcFile } from '../harness/cpio/index.ts';
 import { requireTool } from '../harness/host.ts';
 import type { Scenario } from '../harness/scenario.ts';
 import {
@@ -292,6 +294,23 @@ if (only.has('images')) {
 }
 
 // ---- cpio -----------------------------------------------------------------------------------
+// What is compared: the same ~100 MB tree (2040 files in 20 folders), the same list of 2060
+// paths (folders and files, relative, in our archive order, no "."), written as newc to a new
+// file in the same folder of the same file system:
+//   GNU   `cpio -o -H newc --quiet` run directly (no shell, no find) in the tree, the list on
+//         stdin from a file, stdout the output file; timed from spawn to exit.
+//   ours  read the same list, describe it as an ImageTree (dir() and copy() per path: a stat
+//         per file, as cpio's lstat), entries(), writeNewcFile (temporary name, then rename);
+//         timed in this process.
+// GNU cpio writes in its default 512-byte blocks (a write(2) each); the target compares with
+// that, as GNU is normally run. For honesty the same GNU run with `-C 1048576` (1 MiB blocks,
+// the size of our writes) is timed too and reported beside it, outside the target.
+// Neither fsyncs. Before every run, timed or not, both outputs are removed and `sync` flushes
+// dirty pages, so each run starts from the same state; the tree is in the page cache. Each
+// side has one untimed warm-up run; then --reps rounds, the order within a round alternating,
+// and the medians are compared. Afterwards, untimed, both archives are read back and must hold
+// the same paths and file contents (headers differ: GNU cpio stores the real inodes, owners and
+// mtimes).
 if (only.has('cpio')) {
   const tree = path.join(work, 'tree');
   let bytes = 0;
@@ -309,42 +328,93 @@ if (only.has('cpio')) {
     await fs.writeFile(path.join(tree, `d${i % 20}`, `small${i}`), rnd.subarray(i, i + 10240));
     bytes += 10240;
   }
+  // The one list both sides get, folders marked by a trailing '/' for ours only.
+  const dirs = (await fs.readdir(tree)).sort();
+  const listed: string[] = [];
+  for (const d of dirs) {
+    listed.push(`${d}/`);
+    for (const f of (await fs.readdir(path.join(tree, d))).sort()) listed.push(`${d}/${f}`);
+  }
+  const listFile = path.join(work, 'cpio-list');
+  const oursList = path.join(work, 'cpio-list-ours');
+  await fs.writeFile(listFile, listed.map((p) => `${p.replace(/\/$/, '')}\n`).join(''));
+  await fs.writeFile(oursList, listed.map((p) => `${p}\n`).join(''));
   const gnuCpio = requireTool('cpio');
-  const ours: number[] = [];
-  const gnu: number[] = [];
   const oursOut = path.join(work, 'ours.cpio');
   const gnuOut = path.join(work, 'gnu.cpio');
-  execFileSync('sh', ['-c', 'cd "$1" && find . | "$2" -o -H newc --quiet > "$3"', 'sh', tree, gnuCpio, gnuOut]); // warm the page cache
+  const gnuRun = (extra: string[]) => async (): Promise<void> => {
+    const stdin = openSync(listFile, 'r');
+    const stdout = openSync(gnuOut, 'w');
+    try {
+      execFileSync(gnuCpio, ['-o', '-H', 'newc', '--quiet', ...extra], { cwd: tree, stdio: [stdin, stdout, 'pipe'] });
+    } finally {
+      closeSync(stdin);
+      closeSync(stdout);
+    }
+  };
+  const runGnu = gnuRun([]);
+  const runOurs = async (): Promise<void> => {
+    const t = new ImageTree('bench tree');
+    for (const p of (await fs.readFile(oursList, 'utf8')).split('\n')) {
+      if (p.endsWith('/')) t.dir(`/${p.slice(0, -1)}`);
+      else if (p) t.copy(`/${p}`, path.join(tree, p), 0o644);
+    }
+    await writeNewcFile(await t.entries(), oursOut);
+  };
+  const fresh = async (): Promise<void> => {
+    await fs.rm(oursOut, { force: true });
+    await fs.rm(gnuOut, { force: true });
+    execFileSync('sync');
+  };
+  const sides: Array<{ run: () => Promise<void>; ms: number[] }> = [
+    { run: runGnu, ms: [] },
+    { run: runOurs, ms: [] },
+    { run: gnuRun(['-C', '1048576']), ms: [] },
+  ];
+  for (const side of sides) {
+    await fresh();
+    await side.run(); // warm-up, untimed
+  }
   for (let i = 0; i < reps; i++) {
-    gnu.push(
-      (await timed(async () => execFileSync('sh', ['-c', 'cd "$1" && find . | "$2" -o -H newc --quiet > "$3"', 'sh', tree, gnuCpio, gnuOut]))).ms,
-    );
-    ours.push(
-      (
-        await timed(async () => {
-          const t = new ImageTree('bench tree');
-          for (const d of await fs.readdir(tree)) {
-            t.dir(`/${d}`);
-            for (const f of await fs.readdir(path.join(tree, d))) t.copy(`/${d}/${f}`, path.join(tree, d, f), 0o644);
-          }
-          await writeNewcFile(await t.entries(), oursOut);
-        })
-      ).ms,
-    );
+    for (const side of i % 2 ? [...sides].reverse() : sides) {
+      await fresh();
+      side.ms.push((await timed(side.run)).ms);
+    }
+  }
+  await runGnu(); // both outputs again (each run removed the other's), for the check below
+  await runOurs();
+  const [gnu, ours, gnuBig] = sides.map((s) => s.ms);
+  const contents = async (file: string): Promise<string[]> =>
+    (await readNewc(await fs.readFile(file)))
+      .filter((e) => e.path !== '.')
+      .map((e) => `${e.path} ${e.type} ${e.type === 'file' ? createHash('sha256').update(e.data).digest('hex') : ''}`)
+      .sort();
+  const [gnuHas, oursHas] = [await contents(gnuOut), await contents(oursOut)];
+  if (gnuHas.length !== listed.length || gnuHas.join('\n') !== oursHas.join('\n')) {
+    throw new Error(`cpio bench: the two archives differ in paths or contents (GNU ${gnuHas.length} entries, ours ${oursHas.length}, ${listed.length} listed)`);
   }
   const mbs = (ms: number): number => r2(bytes / 1e6 / (ms / 1000));
   const ratio = r2(median(gnu) / median(ours));
   results.sections.cpio = {
+    compared: 'same path list, both write a new file in the same folder, warm page cache, one untimed warm-up each; GNU: cpio -o -H newc (spawn to exit); ours: ImageTree from the list -> entries() -> writeNewcFile',
     treeBytes: bytes,
-    files: 2040,
+    files: listed.length - dirs.length,
+    paths: listed.length,
+    oursMs: ours.map(ms0),
+    gnuMs: gnu.map(ms0),
     oursMedianMs: ms0(median(ours)),
     gnuMedianMs: ms0(median(gnu)),
     oursMBps: mbs(median(ours)),
     gnuMBps: mbs(median(gnu)),
     ratio,
+    gnu1MiBBlocksMs: gnuBig.map(ms0),
+    gnu1MiBBlocksMBps: mbs(median(gnuBig)),
+    ratioVsGnu1MiBBlocks: r2(median(gnuBig) / median(ours)),
     oursBytes: (await fs.stat(oursOut)).size,
     gnuBytes: (await fs.stat(gnuOut)).size,
+    sameContents: true,
   };
+  log(`cpio: GNU ${gnu.map(ms0).join(', ')} ms; ours ${ours.map(ms0).join(', ')} ms; GNU -C 1048576 ${gnuBig.map(ms0).join(', ')} ms`);
   results.targets.push({ what: 'cpio writer throughput vs GNU cpio (100 MB)', value: ratio, target: '>= 1', met: ratio >= 1 });
   await fs.rm(tree, { recursive: true, force: true });
   await fs.rm(oursOut, { force: true });
@@ -444,7 +514,10 @@ if (im) {
   out.push(table(['scenario', 'cold', 'warm (fresh process)', 'warm (same process)', 'target'], im.map((r) => [r.scenario, `${r.coldMs} ms`, `${r.warmFreshProcessMs} ms`, `${r.warmSameProcessMs} ms`, '<= 100 ms'])));
 }
 const cp = results.sections.cpio as Record<string, any> | undefined;
-if (cp) out.push('', `cpio on ${(cp.treeBytes / 1e6).toFixed(0)} MB, ${cp.files} files: ours ${cp.oursMBps} MB/s, GNU cpio ${cp.gnuMBps} MB/s: ratio ${cp.ratio} (target >= 1)`);
+if (cp) {
+  out.push('', `cpio on ${(cp.treeBytes / 1e6).toFixed(0)} MB, ${cp.files} files: ours ${cp.oursMBps} MB/s, GNU cpio ${cp.gnuMBps} MB/s: ratio ${cp.ratio} (target >= 1)`);
+  out.push(`  (GNU cpio -C 1048576, 1 MiB blocks: ${cp.gnu1MiBBlocksMBps} MB/s, ratio ${cp.ratioVsGnu1MiBBlocks}; not a target)`);
+}
 const lv = results.sections.levers as Array<Record<string, any>> | undefined;
 if (lv) {
   out.push('', 'boot-time levers (plain QEMU, halting /init)');
