@@ -30,7 +30,8 @@
  * file is never held whole and memory stays at a chunk or two whatever the file sizes; a
  * Buffer body of a chunk or more is passed on as it is. writeNewcFile writes plain archives
  * with write(2) on one fd, reusing the one chunk buffer, and lets the event loop run between
- * chunks every few milliseconds; gzip (and packNewc) go through node streams.
+ * chunks every few milliseconds; gzip goes through node's zlib stream; packNewc collects the
+ * chunks in memory.
  */
 import { closeSync, createWriteStream, fstatSync, openSync, promises as fs, readFileSync, readSync, writeSync } from 'node:fs';
 import * as os from 'node:os';
