@@ -19,6 +19,37 @@ export function cacheRoot(): string {
   return path.join(xdg && path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), '.cache'), 'rootprobe');
 }
 
+/**
+ * A fact derived from a file's bytes (its sha256, the applet list of a busybox, a compiler's
+ * version), remembered across processes: keyed by the file's path and its identity (device,
+ * inode, size, mtime, ctime), kept as a small JSON file under <cache>/memo. A file changed in
+ * any way gets a new key; a file modified within the last 2 s is not remembered, since another
+ * write in the same clock tick would leave its identity unchanged (git's "racy" files).
+ */
+export async function fileMemo<T>(kind: string, file: string, compute: () => Promise<T>): Promise<T> {
+  const st = await fs.stat(file);
+  const id = `${kind}\0${path.resolve(file)}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+  const memoFile = path.join(cacheRoot(), 'memo', `${createHash('sha256').update(id).digest('hex').slice(0, 40)}.json`);
+  try {
+    const stored = JSON.parse(await fs.readFile(memoFile, 'utf8')) as { id: string; value: T };
+    if (stored.id === id) return stored.value;
+  } catch {
+    // not remembered yet, or unreadable: compute it
+  }
+  const value = await compute();
+  if (Date.now() - Math.max(st.mtimeMs, st.ctimeMs) > 2000) {
+    try {
+      await fs.mkdir(path.dirname(memoFile), { recursive: true });
+      const tmp = `${memoFile}.${process.pid}.tmp`;
+      await fs.writeFile(tmp, JSON.stringify({ id, value }));
+      await fs.rename(tmp, memoFile);
+    } catch {
+      // a read-only cache only costs the recomputation
+    }
+  }
+  return value;
+}
+
 /** A short stable hash of anything JSON-serialisable (keys sorted) or of raw bytes. */
 export function contentHash(...parts: Array<unknown>): string {
   const h = createHash('sha256');

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ImageTree } from '../image/tree.ts';
 import { requireTool, requireStaticLib } from '../host.ts';
-import { cachedEntry, contentHash } from '../cache.ts';
+import { cachedEntry, contentHash, fileMemo } from '../cache.ts';
 import { SetupError } from '../errors.ts';
 
 export const TOOLKIT_DIR = '/.rootprobe';
@@ -28,11 +28,13 @@ let built: Promise<string> | undefined;
 export function probeBinary(): Promise<string> {
   built ??= (async () => {
     const gcc = requireTool('gcc', 'to build the guest probe (harness/guest/probe.c)');
-    requireStaticLib('libc.a', 'to link the guest probe statically');
-    requireStaticLib('libz.a', "to link the guest probe statically (it gzips its snapshots)");
     const source = readFileSync(PROBE_SOURCE);
-    const compiler = execFileSync(gcc, ['-dumpfullversion', '-dumpmachine'], { encoding: 'utf8' });
+    const compiler = await fileMemo('gcc-version', gcc, async () =>
+      execFileSync(gcc, ['-dumpfullversion', '-dumpmachine'], { encoding: 'utf8' }),
+    );
     const dir = await cachedEntry('probe', contentHash(source, CFLAGS, compiler), async (tmp) => {
+      requireStaticLib('libc.a', 'to link the guest probe statically');
+      requireStaticLib('libz.a', 'to link the guest probe statically (it gzips its snapshots)');
       try {
         execFileSync(gcc, [...CFLAGS, '-o', path.join(tmp, 'probe'), PROBE_SOURCE, '-lz'], { stdio: ['ignore', 'pipe', 'pipe'] });
       } catch (e) {

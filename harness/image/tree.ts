@@ -17,6 +17,7 @@ import { archivePath, type CpioEntry } from '../cpio/index.ts';
 import { moduleClosure, readModule, type ModuleFile } from '../../kernels/modules.ts';
 import { SetupError, UsageError } from '../errors.ts';
 import { requireTool } from '../host.ts';
+import { fileMemo } from '../cache.ts';
 import { isStatic, readElf } from './elf.ts';
 import { neededFiles } from './libs.ts';
 
@@ -89,12 +90,14 @@ const busyboxListMemo = new Map<string, Promise<string[]>>();
 function busyboxApplets(bin: string): Promise<string[]> {
   let p = busyboxListMemo.get(bin);
   if (!p) {
-    p = new Promise((resolve, reject) => {
-      execFile(bin, ['--list-full'], (err, stdout) => {
-        if (err) reject(new SetupError(`${bin} --list-full failed (${err.message}); is it a working busybox?`));
-        else resolve(stdout.split('\n').map((l) => l.trim()).filter(Boolean));
-      });
-    });
+    p = fileMemo('busybox-applets', bin, () =>
+      new Promise<string[]>((resolve, reject) => {
+        execFile(bin, ['--list-full'], (err, stdout) => {
+          if (err) reject(new SetupError(`${bin} --list-full failed (${err.message}); is it a working busybox?`));
+          else resolve(stdout.split('\n').map((l) => l.trim()).filter(Boolean));
+        });
+      }),
+    );
     busyboxListMemo.set(bin, p);
     p.catch(() => busyboxListMemo.delete(bin));
   }
@@ -103,20 +106,25 @@ function busyboxApplets(bin: string): Promise<string[]> {
 
 const hashMemo = new Map<string, string>();
 
-/** sha256 of a host file, streamed; remembered per (path, inode, size, mtime, ctime). */
+/**
+ * sha256 of a host file, streamed; remembered per (path, inode, size, mtime, ctime) in this
+ * process and across processes (fileMemo), so that a warm image build reads no file whole.
+ */
 export async function hashHostFile(file: string): Promise<string> {
   const st = await fs.stat(file);
   const key = `${file}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
   const hit = hashMemo.get(key);
   if (hit) return hit;
-  const h = createHash('sha256');
-  await new Promise<void>((resolve, reject) => {
-    createReadStream(file)
-      .on('data', (c) => h.update(c))
-      .on('end', () => resolve())
-      .on('error', reject);
+  const digest = await fileMemo('sha256', file, async () => {
+    const h = createHash('sha256');
+    await new Promise<void>((resolve, reject) => {
+      createReadStream(file)
+        .on('data', (c) => h.update(c))
+        .on('end', () => resolve())
+        .on('error', reject);
+    });
+    return h.digest('hex');
   });
-  const digest = h.digest('hex');
   hashMemo.set(key, digest);
   return digest;
 }
