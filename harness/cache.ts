@@ -5,7 +5,7 @@
  * is discarded and rebuilt; a half-built entry is never visible under its final name.
  * Two processes building the same entry serialise on a lock folder.
  */
-import { promises as fs } from 'node:fs';
+import { createReadStream, promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
@@ -48,6 +48,13 @@ export async function fileMemo<T>(kind: string, file: string, compute: () => Pro
     }
   }
   return value;
+}
+
+/** sha256 of a file's bytes, streamed (hex). Always reads the file: for a remembered one, fileMemo. */
+export async function sha256File(file: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
+  return h.digest('hex');
 }
 
 /** A short stable hash of anything JSON-serialisable (keys sorted) or of raw bytes. */

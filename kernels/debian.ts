@@ -8,8 +8,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { cacheRoot, cachedEntry, isWholeEntry } from '../harness/cache.ts';
+import { cacheRoot, cachedEntry, isWholeEntry, sha256File } from '../harness/cache.ts';
 import { SetupError } from '../harness/errors.ts';
 import { requireTool } from '../harness/host.ts';
 import { AptError, PrivateApt, withAptTree, type PackageInfo } from './apt.ts';
@@ -167,10 +166,6 @@ async function firstExisting(paths: string[]): Promise<string | undefined> {
     if (await fs.stat(p).then(() => true, () => false)) return p;
   }
   return undefined;
-}
-
-async function sha256File(file: string): Promise<string> {
-  return createHash('sha256').update(await fs.readFile(file)).digest('hex');
 }
 
 function mb(bytes: number): string {

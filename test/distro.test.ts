@@ -10,7 +10,8 @@
  */
 import { expect } from 'chai';
 import { cachedDistro, debianDistro, distroBuildBlocker, DISTRO_GENERATORS, type DistroImages } from '../images/debootstrap.ts';
-import { runExternal, sha256File, type ExternalRecord } from '../harness/external/run.ts';
+import { runExternal, type ExternalRecord } from '../harness/external/run.ts';
+import { sha256File } from '../harness/cache.ts';
 import { detectAccel } from '../harness/qemu/accel.ts';
 import { pool } from '../harness/run/matrix.ts';
 import { resolveKernel } from '../kernels/index.ts';

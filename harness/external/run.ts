@@ -16,8 +16,8 @@
  *   The run ends when the guest powers off (the agent asks the distro to, once booted).
  * - The verdict: the stages must all arrive, then checkDistroFlow() and the caller's check.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
+import { sha256File } from '../cache.ts';
 import * as path from 'node:path';
 import * as chai from 'chai';
 import { rootprobeChai } from '../assert/chai-rootprobe.ts';
@@ -88,17 +88,6 @@ export interface ExternalRecord extends RunRecord {
   info: Omit<InitramfsInfo, 'paths'>;
   /** sha256 of each user file before and after the run. */
   inputs: Array<{ path: string; before: string; after: string }>;
-}
-
-export async function sha256File(file: string): Promise<string> {
-  const h = createHash('sha256');
-  await new Promise<void>((resolve, reject) => {
-    createReadStream(file)
-      .on('data', (c) => h.update(c))
-      .on('end', () => resolve())
-      .on('error', reject);
-  });
-  return h.digest('hex');
 }
 
 /** The stages an external run expects for this archive. */

@@ -10,14 +10,14 @@
  * them (so `busybox()` then `file('/sbin/init', …)` gives the file, in either order).
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import { execFile } from 'node:child_process';
 import * as path from 'node:path';
 import { archivePath, type CpioEntry } from '../cpio/index.ts';
 import { moduleClosure, readModule, type ModuleFile } from '../../kernels/modules.ts';
 import { SetupError, UsageError } from '../errors.ts';
 import { requireTool } from '../host.ts';
-import { fileMemo } from '../cache.ts';
+import { fileMemo, sha256File } from '../cache.ts';
 import { isStatic, readElf } from './elf.ts';
 import { neededFiles } from './libs.ts';
 
@@ -115,16 +115,7 @@ export async function hashHostFile(file: string): Promise<string> {
   const key = `${file}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
   const hit = hashMemo.get(key);
   if (hit) return hit;
-  const digest = await fileMemo('sha256', file, async () => {
-    const h = createHash('sha256');
-    await new Promise<void>((resolve, reject) => {
-      createReadStream(file)
-        .on('data', (c) => h.update(c))
-        .on('end', () => resolve())
-        .on('error', reject);
-    });
-    return h.digest('hex');
-  });
+  const digest = await fileMemo('sha256', file, () => sha256File(file));
   hashMemo.set(key, digest);
   return digest;
 }

@@ -5,10 +5,9 @@
  * cached in `<cacheRoot>/accel.json`, keyed by the host's boot id, the QEMU binary (path and
  * mtime) and the kernel's sha256.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream, constants, openSync, closeSync, promises as fs, statSync, readFileSync } from 'node:fs';
+import { constants, openSync, closeSync, promises as fs, statSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { cacheRoot } from '../cache.ts';
+import { cacheRoot, fileMemo, sha256File } from '../cache.ts';
 import { SetupError, UsageError } from '../errors.ts';
 import { requireTool } from '../host.ts';
 import { makeTempDir, removeTempDir } from '../lifecycle.ts';
@@ -35,12 +34,6 @@ const PROBE_MARKS = ['Kernel panic', 'VFS: Unable to mount root'];
 
 interface CacheFile {
   entries: Record<string, { accel: Accel; reason: string; at: string; bootId: string }>;
-}
-
-async function sha256File(p: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(p)) h.update(chunk as Buffer);
-  return h.digest('hex');
 }
 
 function bootId(): string {
@@ -95,7 +88,7 @@ export async function detectAccel(kernelPath: string, opts: DetectOptions = {}):
     throw new SetupError(`the kernel image ${kernelPath} does not exist; fetch or build the kernel first`);
   }
   const qemu = requireTool('qemu-system-x86_64', 'to boot the guests');
-  const key = [bootId(), qemu, statSync(qemu).mtimeMs, await sha256File(kernelPath)].join('|');
+  const key = [bootId(), qemu, statSync(qemu).mtimeMs, await fileMemo('sha256', kernelPath, () => sha256File(kernelPath))].join('|');
   const file = path.join(cacheRoot(), CACHE_FILE);
   const cache = await readCache(file);
   const hit = cache.entries[key];
