@@ -32,10 +32,10 @@ in_root() { $BB chroot $P/1/root "$@"; }
 # The probe, chrooted into PID 1's root; its files are reached through our own cwd link.
 probe_root() {
   if [ -d $P/1/root/proc/$me ]; then
-    in_root /proc/$me/cwd/busybox sh /proc/$me/cwd/probe "$@"
+    in_root /proc/$me/cwd/probe "$@"
   else
     log "the real root has no /proc: probing from the agent's own root"
-    $BB sh $L/probe "$@" -v view=agent
+    $L/probe "$@" -v view=agent
   fi
 }
 

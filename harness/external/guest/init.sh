@@ -34,7 +34,7 @@ fi
 
 # No hook point known in this archive: the `initramfs` stage is taken here, before the
 # distro's init has run.
-[ "$RP_GENERATOR" = unknown ] && $BB sh $R/probe initramfs
+[ "$RP_GENERATOR" = unknown ] && $R/probe initramfs
 
 exec "${RP_INIT:-/init}" "$@"
 echo "rootprobe: exec ${RP_INIT:-/init} failed" > /dev/console
