@@ -41,6 +41,11 @@ export interface BootOutcome {
   durationMs: number;
   /** last 20 console lines */
   consoleTail: string[];
+  /**
+   * Console lines that explain a failure printed long before it, so they may have left the
+   * tail (at most 10): the initramfs failing to unpack, the kernel out of memory.
+   */
+  notices: string[];
   consoleLog: string;
   resultStream: string;
   cmdlineFile: string;
@@ -68,6 +73,8 @@ export interface BootOptions extends BootHandlers {
 
 export const PANIC_MARK = 'Kernel panic - not syncing';
 const TAIL_LINES = 20;
+const NOTICE_RE = /Initramfs unpacking failed|Out of memory|oom-kill|Unable to mount root fs|No working init found/;
+const MAX_NOTICES = 10;
 const STDERR_MAX = 8 * 1024;
 /** A console "line" longer than this is cut into pieces (a guest may print without newlines). */
 const MAX_LINE = 64 * 1024;
@@ -153,6 +160,7 @@ export function bootQemu(
   let stderrBuf = Buffer.alloc(0);
   let ending: { end: 'panic' | 'deadline' | 'stopped'; reason?: string } | undefined;
   let panicLine: string | undefined;
+  const notices: string[] = [];
   let spawnError: Error | undefined;
   let exited = false;
   const timers: NodeJS.Timeout[] = [];
@@ -187,6 +195,7 @@ export function bootQemu(
     if (line.endsWith('\r')) line = line.slice(0, -1);
     tail.push(line);
     if (tail.length > TAIL_LINES) tail.shift();
+    if (notices.length < MAX_NOTICES && NOTICE_RE.test(line)) notices.push(line.slice(0, 500));
     if (panicLine === undefined && line.includes(PANIC_MARK)) {
       panicLine = line.slice(line.indexOf(PANIC_MARK));
       requestEnd('panic');
@@ -303,6 +312,7 @@ export function bootQemu(
         ...(end === 'stopped' ? { stopReason: ending?.reason } : {}),
         durationMs,
         consoleTail: [...tail],
+        notices: [...notices],
         consoleLog,
         resultStream,
         cmdlineFile,

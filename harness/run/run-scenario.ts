@@ -209,9 +209,16 @@ export async function runScenario(sc: Scenario, kernel: Kernel, opts: RunOptions
   return record;
 }
 
+/** What the kernel said long before it panicked that explains the panic (it may have left the console tail). */
+function earlier(boot: BootOutcome): string {
+  const said = boot.notices.filter((l) => !boot.panicLine || !l.includes(boot.panicLine));
+  if (said.length === 0) return '';
+  return `; before that it said: ${said.slice(0, 3).map((l) => l.replace(/^\[\s*[0-9.]+\]\s*/, '')).join(' | ')}`;
+}
+
 /** When the guest ran out of memory or QEMU could not fit the initramfs: the sizes, and what to change. */
 function memoryHint(boot: BootOutcome, record: Pick<RunRecord, 'memoryMiB'>): string {
-  const text = `${boot.panicLine ?? ''}\n${boot.stderr}\n${boot.consoleTail.join('\n')}`;
+  const text = `${boot.panicLine ?? ''}\n${boot.stderr}\n${boot.consoleTail.join('\n')}\n${boot.notices.join('\n')}`;
   if (!/initrd is too large|Initramfs unpacking failed|out of memory|deadlocked on memory|\boom-kill/i.test(text)) return '';
   const i = boot.argv.indexOf('-initrd');
   let size = '';
@@ -262,7 +269,7 @@ export function channelVerdict(
   if (boot.end === 'panic') {
     return {
       outcome: 'panic',
-      message: `the kernel panicked${readback.last ? ` after stage \`${readback.last.name}\`` : ' before any stage'}: ${boot.panicLine ?? ''}${memoryHint(boot, record)}`,
+      message: `the kernel panicked${readback.last ? ` after stage \`${readback.last.name}\`` : ' before any stage'}: ${boot.panicLine ?? ''}${earlier(boot)}${memoryHint(boot, record)}`,
     };
   }
   // QEMU ended by a signal nobody here sent (the OOM killer, a kill -9 from outside).
