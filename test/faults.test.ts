@@ -168,7 +168,7 @@ describe('fault injection: QEMU and the guest going wrong @boot', function () {
     // that fails ("invalid magic", "write error") and then no root to mount. Either way the
     // message carries them and says what to change.
     expect(r.message).to.match(/Kernel panic - not syncing: (.*memory|VFS: Unable to mount root fs)/i);
-    if (/Unable to mount root/.test(r.message)) expect(r.message).to.match(/before that it said: Initramfs unpacking failed: /);
+    if (/Unable to mount root/.test(r.message ?? '')) expect(r.message).to.match(/before that it said: Initramfs unpacking failed: /);
     expect(r.message).to.match(/out of guest memory: the guest has 160 MiB; the initramfs is \d+\.\d MiB/);
   });
 });
