@@ -9,7 +9,7 @@
  * median and slowest duration) and keeps the artifact folder of every run that did not pass
  * under rootprobe-artifacts/soak/<n>/. Exit status 0 when there was no flake, 1 otherwise.
  */
-import { promises as fs } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadScenarios, pickScenarios } from '../scenarios/index.ts';
@@ -98,12 +98,14 @@ const summary = () => {
     cells: perCell,
   };
 };
-const writeSummary = async (): Promise<void> => {
-  await fs.writeFile(values.out, JSON.stringify(summary(), null, 1) + '\n');
+// Synchronous, so that a summary written while the process exits is whole (an async write
+// from the exit-time cleanup truncated the file and never finished).
+const writeSummary = (): void => {
+  writeFileSync(values.out, JSON.stringify(summary(), null, 1) + '\n');
 };
-onCleanup(async () => {
+const stopOnInterrupt = onCleanup(() => {
   abort.abort();
-  await writeSummary();
+  writeSummary();
 });
 
 await pool(work, jobs, async ({ s, k, key, n }) => {
@@ -124,7 +126,8 @@ await pool(work, jobs, async ({ s, k, key, n }) => {
   process.stderr.write(`soak ${done}/${work.length}: ${key} run ${n + 1}: ${r.outcome} ${(r.durationMs / 1000).toFixed(1)} s${flag}\n`);
 });
 
-await writeSummary();
+stopOnInterrupt();
+writeSummary();
 const s = summary();
 for (const [k, v] of Object.entries(s.cells)) {
   process.stdout.write(

@@ -57,7 +57,7 @@ describe('qemuArgs', () => {
     expect(valueAfter(a, '-m')).to.equal('256');
     expect(valueAfter(a, '-smp')).to.equal('2');
     expect(valueAfter(a, '-initrd')).to.equal('/i.cpio');
-    expect(valueAfter(a, '-append')).to.equal('console=ttyS0 panic=-1 oops=panic rdinit=/x quiet');
+    expect(valueAfter(a, '-append')).to.equal('console=ttyS0 panic=-1 oops=panic no_timer_check rdinit=/x quiet');
   });
 
   it('ttyS0 is the console on stdio, ttyS1 the waiting result socket', () => {
