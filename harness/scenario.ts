@@ -32,6 +32,12 @@ export interface BuildContext {
   here(rel: string): string;
   /** The absolute path of a host tool (busybox, switch_root, ...), or a SetupError naming its package. */
   tool(command: string): string;
+  /**
+   * A static binary built from a C file beside the scenario (gcc -static -Os -Wall -Werror,
+   * linked with `libs`), cached by its source and the compiler: a guest helper of a few KB of
+   * code instead of an interpreter and its libraries in the image. Resolves to its host path.
+   */
+  program(rel: string, libs?: string[]): Promise<string>;
 }
 
 export interface DiskSpec {

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { ImageTree } from '../image/tree.ts';
 import { requireTool, requireStaticLib } from '../host.ts';
 import { cachedEntry, contentHash, fileMemo } from '../cache.ts';
-import { SetupError } from '../errors.ts';
+import { DefinitionError, SetupError } from '../errors.ts';
 
 export const TOOLKIT_DIR = '/.rootprobe';
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -22,30 +22,50 @@ export const PROBE_SOURCE = path.join(here, 'probe.c');
 export const GUEST_LIB = path.join(here, 'lib.sh');
 const CFLAGS = ['-static', '-Os', '-s', '-Wall', '-Wextra', '-Werror', '-std=gnu11'];
 
-let built: Promise<string> | undefined;
+const builds = new Map<string, Promise<string>>();
 
-/** The probe binary, compiled once per source and compiler and kept in the cache. */
-export function probeBinary(): Promise<string> {
-  built ??= (async () => {
-    const gcc = requireTool('gcc', 'to build the guest probe (harness/guest/probe.c)');
-    const source = readFileSync(PROBE_SOURCE);
+/**
+ * A static binary built from one C file (gcc -static -Os, warnings as errors) and kept in the
+ * cache by the hash of its source, flags, libraries and compiler: the probe, and the helpers a
+ * scenario asks for with ctx.program(). Compiled once per process and source.
+ */
+export function staticProgram(source: string, opts: { libs?: string[]; purpose: string; cacheKind?: string }): Promise<string> {
+  const key = path.resolve(source);
+  let p = builds.get(key);
+  if (p) return p;
+  p = (async () => {
+    const gcc = requireTool('gcc', `to build ${opts.purpose} (${source})`);
+    let text: Buffer;
+    try {
+      text = readFileSync(source);
+    } catch (e) {
+      throw new DefinitionError(`${opts.purpose}: cannot read ${source}: ${(e as Error).message}`);
+    }
+    const libs = opts.libs ?? [];
     const compiler = await fileMemo('gcc-version', gcc, async () =>
       execFileSync(gcc, ['-dumpfullversion', '-dumpmachine'], { encoding: 'utf8' }),
     );
-    const dir = await cachedEntry('probe', contentHash(source, CFLAGS, compiler), async (tmp) => {
-      requireStaticLib('libc.a', 'to link the guest probe statically');
-      requireStaticLib('libz.a', 'to link the guest probe statically (it gzips its snapshots)');
+    const name = path.basename(source).replace(/\.c$/, '');
+    const dir = await cachedEntry(opts.cacheKind ?? 'programs', contentHash(text, CFLAGS, libs, compiler, name), async (tmp) => {
+      requireStaticLib('libc.a', `to link ${opts.purpose} statically`);
+      for (const l of libs) requireStaticLib(`lib${l}.a`, `to link ${opts.purpose} statically`);
       try {
-        execFileSync(gcc, [...CFLAGS, '-o', path.join(tmp, 'probe'), PROBE_SOURCE, '-lz'], { stdio: ['ignore', 'pipe', 'pipe'] });
+        execFileSync(gcc, [...CFLAGS, '-o', path.join(tmp, name), source, ...libs.map((l) => `-l${l}`)], { stdio: ['ignore', 'pipe', 'pipe'] });
       } catch (e) {
         const err = e as { stderr?: Buffer };
-        throw new SetupError(`building the guest probe failed:\n${err.stderr?.toString().trim() ?? (e as Error).message}`);
+        throw new SetupError(`building ${opts.purpose} failed:\n${err.stderr?.toString().trim() ?? (e as Error).message}`);
       }
     });
-    return path.join(dir, 'probe');
+    return path.join(dir, name);
   })();
-  built.catch(() => (built = undefined));
-  return built;
+  builds.set(key, p);
+  p.catch(() => builds.delete(key));
+  return p;
+}
+
+/** The probe binary, compiled once per source and compiler and kept in the cache. */
+export function probeBinary(): Promise<string> {
+  return staticProgram(PROBE_SOURCE, { libs: ['z'], purpose: 'the guest probe', cacheKind: 'probe' });
 }
 
 export interface ToolkitOptions {

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { ImageTree } from '../image/tree.ts';
 import { buildCpioSegment } from '../image/initramfs.ts';
 import { buildExt4, rawImage } from '../image/disk.ts';
-import { probeToolkit } from '../guest/toolkit.ts';
+import { probeToolkit, staticProgram } from '../guest/toolkit.ts';
 import { requireTool } from '../host.ts';
 import { baseInitramfs } from '../../images/base.ts';
 import { checkFeatures } from '../../kernels/config.ts';
@@ -34,6 +34,8 @@ export function buildContext(sc: Scenario, kernel: Kernel): BuildContext {
     kernel,
     here: (rel: string) => path.resolve(sc.dir, rel),
     tool: (command: string) => requireTool(command, `by scenario '${sc.name}'`),
+    program: (rel: string, libs?: string[]) =>
+      staticProgram(path.resolve(sc.dir, rel), { libs, purpose: `scenario '${sc.name}''s helper ${rel}` }),
   };
 }
 

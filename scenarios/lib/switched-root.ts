@@ -20,12 +20,12 @@ export const LIB_DIR = path.dirname(fileURLToPath(import.meta.url));
 
 /**
  * The initramfs side of every variant: its /init (beside the scenario), the guest functions
- * of lib/switch.sh, and the witness binary (coreutils' sleep, a binary only the initramfs has).
+ * of lib/switch.sh, and the witness binary (lib/sleeper.c, a binary only the initramfs has).
  */
-export function switchInitramfs(t: ImageTree, ctx: BuildContext): void {
+export async function switchInitramfs(t: ImageTree, ctx: BuildContext): Promise<void> {
   t.script('/init', ctx.here('init.sh'));
   t.copy('/lib/rootprobe/switch.sh', path.join(LIB_DIR, 'switch.sh'), 0o644);
-  t.hostBinary(ctx.tool('sleep'), '/bin/sleeper');
+  t.copy('/bin/sleeper', await ctx.program(path.join(LIB_DIR, 'sleeper.c')), 0o755);
 }
 
 /** The real root disk: busybox userland, busybox init as /sbin/init running lib/realroot.sh. */

@@ -63,20 +63,13 @@ stage2() {
   /bin/sleeper 100000 < /dev/null > /dev/null 2>&1 &
   # A process whose cwd is a folder of the initramfs, not its root.
   (cd /tmp && exec sleep 100001 < /dev/null > /dev/null 2>&1) &
-  # Seed 001: chroot without chdir. perl's chroot() does not chdir; the raw getcwd syscall
-  # (79 on x86_64) then answers from outside the root. It logs its getcwd now and on USR1.
-  perl -e '
-    open(my $o, ">>", "/tmp/nochdir.log") or die "open: $!"; select($o); $| = 1;
-    sub cwd { my $b = "\0" x 4096; my $r = syscall(79, $b, 4096); $b =~ s/\0.*//s; $r < 0 ? "error $!" : $b }
-    chroot("/newroot") or die "chroot: $!";
-    print "chroot ", cwd(), "\n";
-    $SIG{USR1} = sub { print "usr1 ", cwd(), "\n" };
-    sleep 1 while 1;
-  ' < /dev/null > /dev/null 2>&1 &
+  # Seed 001: chroot without chdir (nochdir.c): the cwd stays outside the new root, and the raw
+  # getcwd syscall answers from there. It logs its getcwd now and on USR1.
+  /bin/nochdir /newroot /tmp/nochdir.log < /dev/null > /dev/null 2>&1 &
   nochdir=$!
   n=0
   until grep -q '^chroot ' /tmp/nochdir.log 2>/dev/null; do
-    n=$((n + 1)); [ $n -gt 300 ] && rp_fail "perl did not log its getcwd"; usleep 100000
+    n=$((n + 1)); [ $n -gt 300 ] && rp_fail "nochdir did not log its getcwd: $(cat /tmp/nochdir.log 2>&1)"; usleep 100000
   done
 
   probe initramfs -f /tmp/nochdir.log -v how="$how" -v direct_rc="$direct_rc" -v direct_out="$direct_out"

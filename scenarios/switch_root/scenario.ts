@@ -19,8 +19,8 @@ export default scenario({
   seeds: ['003', '000'],
   features: ['initrd', 'proc', 'sysfs', 'devtmpfs', 'tmpfs', 'serial', 'virtio-blk', 'ext4'],
 
-  initramfs(t, ctx) {
-    switchInitramfs(t, ctx);
+  async initramfs(t, ctx) {
+    await switchInitramfs(t, ctx);
   },
 
   disks: [realRootDisk()],

@@ -27,8 +27,8 @@ export function switchRootManualScenario(opts: { name: string; check?: (ctx: Che
       'into it, without cleanup; / is ext4 atop rootfs, PID 1 the disk\'s init, the initramfs stays intact.',
     seeds: ['003', '000'],
     features: ['initrd', 'proc', 'sysfs', 'devtmpfs', 'serial', 'virtio-blk', 'ext4'],
-    initramfs(t, ctx) {
-      switchInitramfs(t, ctx);
+    async initramfs(t, ctx) {
+      await switchInitramfs(t, ctx);
     },
     disks: [realRootDisk()],
     stages: ['initramfs', 'realroot'],

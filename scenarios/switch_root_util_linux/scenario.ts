@@ -35,8 +35,8 @@ export function switchRootUtilLinuxScenario(opts: { name: string; check?: (ctx: 
       'over rootfs and deletes the initramfs; / is ext4 atop rootfs, the witness reads (deleted), no directory is left.',
     seeds: ['003', '000'],
     features: ['initrd', 'proc', 'sysfs', 'devtmpfs', 'tmpfs', 'serial', 'virtio-blk', 'ext4'],
-    initramfs(t, ctx) {
-      switchInitramfs(t, ctx);
+    async initramfs(t, ctx) {
+      await switchInitramfs(t, ctx);
       t.hostBinary(ctx.tool('switch_root'), '/sbin/switch_root.util-linux');
     },
     disks: [realRootDisk({ waitForCleanup: true })],
