@@ -1,9 +1,11 @@
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnGuarded, terminate, trackTempDir, tracked } from '../harness/lifecycle.ts';
+import { moveRunDir } from '../harness/run/run-scenario.ts';
 import { buildInitramfs, FIXTURES } from './fixtures/qemu/initramfs.ts';
 
 const CHILD = path.join(FIXTURES, 'lifecycle-child.ts');
@@ -193,5 +195,52 @@ describe('lifecycle with a real QEMU @boot', () => {
     s.child.kill('SIGKILL');
     await s.exit;
     expect(await waitDead(s.info.pid, 2000)).to.equal(true);
+  });
+});
+
+describe('keeping a run folder as artifacts (moveRunDir)', () => {
+  const made: string[] = [];
+  after(() => {
+    for (const d of made) rmSync(d, { recursive: true, force: true });
+  });
+  /** A run folder: a 64 MiB disk image with 1 MiB of data, a log, a listening socket. */
+  async function runFolder(): Promise<{ dir: string; server: net.Server }> {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'rootprobe-keep-test-'));
+    made.push(dir);
+    const fd = openSync(path.join(dir, 'disk-root.img'), 'w');
+    writeSync(fd, Buffer.alloc(1 << 20, 0x5a), 0, 1 << 20, 32 << 20);
+    ftruncateSync(fd, 64 << 20);
+    closeSync(fd);
+    writeFileSync(path.join(dir, 'console.log'), 'hello\n');
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(path.join(dir, 'res.sock'), resolve));
+    return { dir, server };
+  }
+  const allocated = (p: string): number => statSync(p).blocks * 512;
+
+  it('moves it on one file system: nothing copied, the run folder is gone', async () => {
+    const { dir, server } = await runFolder();
+    const dest = path.join(mkdtempSync(path.join(os.tmpdir(), 'rootprobe-keep-dest-')), 'kept');
+    made.push(path.dirname(dest));
+    await moveRunDir(dir, dest);
+    server.close();
+    expect(existsSync(dir)).to.equal(false);
+    expect(readFileSync(path.join(dest, 'console.log'), 'utf8')).to.equal('hello\n');
+    expect(allocated(path.join(dest, 'disk-root.img'))).to.be.below(4 << 20);
+  });
+
+  it('copies it across file systems keeping disk images sparse and leaving sockets out', async function () {
+    if (!existsSync('/dev/shm') || statSync('/dev/shm').dev === statSync(os.tmpdir()).dev) this.skip();
+    const { dir, server } = await runFolder();
+    const dest = path.join(mkdtempSync(path.join('/dev/shm', 'rootprobe-keep-dest-')), 'kept');
+    made.push(path.dirname(dest));
+    await moveRunDir(dir, dest);
+    server.close();
+    const img = path.join(dest, 'disk-root.img');
+    expect(statSync(img).size).to.equal(64 << 20);
+    expect(allocated(img), 'a 64 MiB image with 1 MiB of data').to.be.below(4 << 20);
+    expect(readFileSync(img).subarray(32 << 20, (32 << 20) + 4).toString()).to.equal('ZZZZ');
+    expect(readFileSync(path.join(dest, 'console.log'), 'utf8')).to.equal('hello\n');
+    expect(existsSync(path.join(dest, 'res.sock'))).to.equal(false);
   });
 });
