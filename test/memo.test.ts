@@ -1,23 +1,12 @@
 /** fileMemo (harness/cache.ts): facts about host files remembered across processes, never stale. */
 import { expect } from 'chai';
 import { promises as fs } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileMemo } from '../harness/cache.ts';
+import { usePrivateCache } from './support/cache.ts';
 
 describe('fileMemo: per-file facts remembered in the cache', () => {
-  let dir: string;
-  let saved: string | undefined;
-  beforeEach(async () => {
-    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'rootprobe-memo-'));
-    saved = process.env.ROOTPROBE_CACHE;
-    process.env.ROOTPROBE_CACHE = path.join(dir, 'cache');
-  });
-  afterEach(async () => {
-    if (saved === undefined) delete process.env.ROOTPROBE_CACHE;
-    else process.env.ROOTPROBE_CACHE = saved;
-    await fs.rm(dir, { recursive: true, force: true });
-  });
+  const tmp = usePrivateCache('rootprobe-memo-', { each: true });
 
   const old = new Date(Date.now() - 3600_000);
   async function oldFile(p: string, text: string): Promise<void> {
@@ -26,7 +15,7 @@ describe('fileMemo: per-file facts remembered in the cache', () => {
   }
 
   it('computes once for an unchanged file, again when its bytes change (even with size and mtime put back)', async () => {
-    const f = path.join(dir, 'f');
+    const f = path.join(tmp.dir, 'f');
     await oldFile(f, 'aaaa');
     // ctime cannot be set back; wait until it is older than the racy window
     await new Promise((r) => setTimeout(r, 2100));
@@ -41,7 +30,7 @@ describe('fileMemo: per-file facts remembered in the cache', () => {
   }).timeout(10_000);
 
   it('does not remember a file modified within the last 2 s', async () => {
-    const f = path.join(dir, 'fresh');
+    const f = path.join(tmp.dir, 'fresh');
     await fs.writeFile(f, 'x');
     let calls = 0;
     const compute = async () => ++calls;
@@ -51,11 +40,11 @@ describe('fileMemo: per-file facts remembered in the cache', () => {
   });
 
   it('a damaged memo file is recomputed, not trusted or fatal', async () => {
-    const f = path.join(dir, 'g');
+    const f = path.join(tmp.dir, 'g');
     await oldFile(f, 'g');
     await new Promise((r) => setTimeout(r, 2100));
     await fileMemo('t', f, async () => 'good');
-    const memoDir = path.join(dir, 'cache', 'memo');
+    const memoDir = path.join(tmp.dir, 'cache', 'memo');
     for (const m of await fs.readdir(memoDir)) await fs.writeFile(path.join(memoDir, m), '{"id": "x", "val');
     expect(await fileMemo('t', f, async () => 'recomputed')).to.equal('recomputed');
   }).timeout(10_000);

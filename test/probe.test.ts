@@ -14,6 +14,7 @@ import { decodeFrames, type FrameEvent } from '../harness/readback/frame.ts';
 import { parseSnapshot } from '../harness/readback/snapshot.ts';
 import { readNewc } from '../harness/cpio/index.ts';
 import { isStatic, readElf } from '../harness/image/elf.ts';
+import { usePrivateCache } from './support/cache.ts';
 
 function runProbe(bin: string, args: string[], cwd?: string) {
   return spawnSync(bin, args, { cwd, encoding: 'buffer', timeout: 20_000 });
@@ -127,31 +128,20 @@ describe('the guest probe, run on the host', function () {
 
 describe("a scenario's C helper (ctx.program)", function () {
   this.timeout(60_000);
-  let dir: string;
-  let savedCache: string | undefined;
-  before(async () => {
-    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'rootprobe-program-test-'));
-    // The test helpers are cached in a cache of their own, not the user's.
-    savedCache = process.env.ROOTPROBE_CACHE;
-    process.env.ROOTPROBE_CACHE = path.join(dir, 'cache');
-  });
-  after(async () => {
-    if (savedCache === undefined) delete process.env.ROOTPROBE_CACHE;
-    else process.env.ROOTPROBE_CACHE = savedCache;
-    await fs.rm(dir, { recursive: true, force: true });
-  });
+  // The test helpers are built into a cache of their own, not the user's.
+  const tmp = usePrivateCache('rootprobe-program-test-');
 
   it('is built static from its source, runs, and is cached by its content', async () => {
-    const src = path.join(dir, 'hello.c');
+    const src = path.join(tmp.dir, 'hello.c');
     await fs.writeFile(src, '#include <stdio.h>\nint main(void) { puts("hello from a helper"); return 3; }\n');
     const bin = await staticProgram(src, { purpose: 'a test helper' });
     expect(isStatic(await readElf(bin))).to.equal(true);
     const r = spawnSync(bin, [], { encoding: 'utf8' });
     expect(r.status).to.equal(3);
     expect(r.stdout).to.equal('hello from a helper\n');
-    expect(bin.startsWith(path.join(dir, 'cache', 'programs') + path.sep), bin).to.equal(true);
+    expect(bin.startsWith(path.join(tmp.dir, 'cache', 'programs') + path.sep), bin).to.equal(true);
     // Another source: another binary, another cache entry.
-    const src2 = path.join(dir, 'other', 'hello.c');
+    const src2 = path.join(tmp.dir, 'other', 'hello.c');
     await fs.mkdir(path.dirname(src2));
     await fs.writeFile(src2, 'int main(void) { return 4; }\n');
     const bin2 = await staticProgram(src2, { purpose: 'a test helper' });
@@ -160,12 +150,12 @@ describe("a scenario's C helper (ctx.program)", function () {
   });
 
   it("names the helper and quotes the compiler when it does not build, and a missing file is the scenario's mistake", async () => {
-    const bad = path.join(dir, 'bad.c');
+    const bad = path.join(tmp.dir, 'bad.c');
     await fs.writeFile(bad, 'int main(void) { return undefined_thing; }\n');
     const e1 = await staticProgram(bad, { purpose: "scenario 'x''s helper bad.c" }).then(() => null, (e: Error) => e);
     expect(e1?.name).to.equal('SetupError');
     expect(e1?.message).to.match(/building scenario 'x''s helper bad\.c failed:[\s\S]*undefined_thing/);
-    const e2 = await staticProgram(path.join(dir, 'missing.c'), { purpose: 'a test helper' }).then(() => null, (e: Error) => e);
+    const e2 = await staticProgram(path.join(tmp.dir, 'missing.c'), { purpose: 'a test helper' }).then(() => null, (e: Error) => e);
     expect(e2?.name).to.equal('DefinitionError');
     expect(e2?.message).to.include('missing.c');
   });
