@@ -67,7 +67,11 @@ describe('switch_root end to end through the CLI @boot', function () {
   before(async function () {
     this.timeout(900_000);
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'rootprobe-cli-test-'));
-    r = await cli(['run', 'switch_root', '--json', path.join(dir, 'r.json'), '--junit', path.join(dir, 'j.xml'), '--tap', '-', '--artifacts', path.join(dir, 'art')]);
+    // A TMPDIR of its own, so that what it leaves is told apart from other runs on the machine.
+    await fs.mkdir(path.join(dir, 'tmp'));
+    r = await cli(['run', 'switch_root', '--json', path.join(dir, 'r.json'), '--junit', path.join(dir, 'j.xml'), '--tap', '-', '--artifacts', path.join(dir, 'art')], {
+      env: { TMPDIR: path.join(dir, 'tmp') },
+    });
   });
   after(async () => {
     await fs.rm(dir, { recursive: true, force: true });
@@ -107,9 +111,11 @@ describe('switch_root end to end through the CLI @boot', function () {
     expect(x).to.not.match(/<failure|<error/);
   });
 
-  it('keeps no artifact folder for a passing run without --keep, and leaves no QEMU', async () => {
+  it('keeps no artifact folder for a passing run without --keep, and leaves no QEMU and no temp folder', async () => {
     expect(existsSync(path.join(dir, 'art', 'switch_root--debian_bookworm'))).to.equal(false);
-    expect(qemuPids('rootprobe-switch_root-')).to.deep.equal([]);
+    expect(qemuPids(path.join(dir, 'tmp'))).to.deep.equal([]);
+    // (tsx keeps its compile cache there too: only rootprobe's own folders count)
+    expect((await fs.readdir(path.join(dir, 'tmp'))).filter((n) => n.startsWith('rootprobe'))).to.deep.equal([]);
   });
 });
 
