@@ -26,7 +26,8 @@ let signalled = false;
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
-function keepTmp(): boolean {
+/** ROOTPROBE_KEEP_TMP=1: temp folders stay where they are (for debugging the harness). */
+export function keepTmp(): boolean {
   return process.env.ROOTPROBE_KEEP_TMP === '1';
 }
 

@@ -20,7 +20,7 @@ import { RunReadback } from '../readback/result.ts';
 import { bootQemu, standaloneArgv, type BootOutcome, type BootSpec } from '../qemu/runner.ts';
 import { shellLine } from '../qemu/command.ts';
 import { timeoutFactor } from '../qemu/accel.ts';
-import { makeTempDir, removeTempDir } from '../lifecycle.ts';
+import { keepTmp, makeTempDir, removeTempDir } from '../lifecycle.ts';
 import { concatSegments } from '../image/initramfs.ts';
 import { copyForRun } from '../image/disk.ts';
 import { expectedStages, type CheckContext, type Scenario } from '../scenario.ts';
@@ -397,7 +397,7 @@ async function judge(
  * took 64 MiB).
  */
 export async function moveRunDir(runDir: string, dir: string): Promise<void> {
-  if (process.env.ROOTPROBE_KEEP_TMP !== '1') {
+  if (!keepTmp()) {
     try {
       await fs.rename(runDir, dir);
       return;
