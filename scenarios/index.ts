@@ -22,13 +22,13 @@ async function scenarioFiles(dir: string): Promise<string[]> {
   for (const e of ents.sort((a, b) => a.name.localeCompare(b.name))) {
     const p = path.join(dir, e.name);
     if (e.isDirectory()) {
-      for (const f of ['scenario.ts', 'scenario.js', 'scenario.mjs']) {
+      for (const f of ['scenario.ts', 'scenario.mts', 'scenario.js', 'scenario.mjs']) {
         if (await fs.stat(path.join(p, f)).then(() => true, () => false)) {
           out.push(path.join(p, f));
           break;
         }
       }
-    } else if (/\.(ts|js|mjs)$/.test(e.name) && !/\.(test|d)\.ts$/.test(e.name) && dir !== BUILTIN_DIR) {
+    } else if (/\.(ts|mts|js|mjs)$/.test(e.name) && !/\.(test|d)\.m?ts$/.test(e.name) && dir !== BUILTIN_DIR) {
       out.push(p);
     }
   }
@@ -39,13 +39,51 @@ function isScenario(v: unknown): v is Scenario {
   return Boolean(v && typeof v === 'object' && 'name' in v && 'check' in v && 'file' in v);
 }
 
+/** The "type" of the package.json nearest above `file` ('commonjs' when there is none). */
+async function packageType(file: string): Promise<string> {
+  for (let dir = path.dirname(file); ; dir = path.dirname(dir)) {
+    const text = await fs.readFile(path.join(dir, 'package.json'), 'utf8').catch(() => undefined);
+    if (text !== undefined) {
+      try {
+        return (JSON.parse(text) as { type?: string }).type ?? 'commonjs';
+      } catch {
+        return 'commonjs';
+      }
+    }
+    if (path.dirname(dir) === dir) return 'commonjs';
+  }
+}
+
+/**
+ * Imports one scenario file. A scenario file that fails to load is the scenario's mistake
+ * (exit 2, naming the file), not an internal error; the commonest one, a .ts file outside any
+ * package with "type": "module", gets said in so many words (Node then loads it as CommonJS,
+ * and its `import` of the harness fails with a require() cycle).
+ */
+async function importScenarioFile(file: string): Promise<Record<string, unknown>> {
+  try {
+    return (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+  } catch (e) {
+    if (e instanceof DefinitionError || e instanceof UsageError) throw e;
+    const err = e as NodeJS.ErrnoException;
+    const where = err.stack?.split('\n').find((l) => l.includes(path.dirname(file)))?.trim();
+    if (/\.(ts|js)$/.test(file) && (await packageType(file)) !== 'module') {
+      throw new DefinitionError(
+        `${file} could not be loaded: no package.json with "type": "module" above it, so Node reads it as ` +
+          `CommonJS. Add one to its folder (or a parent), or name it .mts/.mjs. (${err.code ?? err.name}: ${err.message.split('\n')[0]})`,
+      );
+    }
+    throw new DefinitionError(`${file} could not be loaded: ${err.message.split('\n')[0]}${where ? `\n  ${where}` : ''}`);
+  }
+}
+
 /** Loads the scenarios of the given folders (the built-in ones first). Duplicate names are an error. */
 export async function loadScenarios(extraDirs: string[] = []): Promise<Scenario[]> {
   const dirs = [BUILTIN_DIR, ...extraDirs.map((d) => path.resolve(d))];
   const all: Scenario[] = [];
   for (const dir of dirs) {
     for (const file of await scenarioFiles(dir)) {
-      const mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+      const mod = await importScenarioFile(file);
       const found = Object.values(mod).filter(isScenario);
       if (found.length === 0) {
         if (dir === BUILTIN_DIR) throw new DefinitionError(`${file} exports no scenario(); export default scenario({...})`);

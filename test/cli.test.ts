@@ -314,3 +314,39 @@ describe('CLI: bad input to the day-to-day commands exits 2 before any boot', ()
     for (const w of ['rootprobe shell', 'rootprobe build', 'junit-merge', '--shard I/N']) expect(r.stdout).to.include(w);
   });
 });
+
+describe('a user scenario file that does not load', () => {
+  let dir: string;
+  const harness = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../harness/index.ts');
+  const body = (extra = ''): string =>
+    `import { scenario } from ${JSON.stringify(harness)};\n${extra}\n` +
+    `export default scenario({ name: 'loads-not', description: 'x', features: ['initrd'], ` +
+    `initramfs() {}, stages: ['one'], check() {} });\n`;
+  beforeEach(async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'rootprobe-load-test-'));
+    await fs.mkdir(path.join(dir, 'sc'));
+  });
+  afterEach(async () => {
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  it('outside a "type": "module" package: exit 2 saying so, not an internal error', async () => {
+    await fs.writeFile(path.join(dir, 'sc', 'scenario.ts'), body());
+    const r = await cli(['run', 'loads-not', '--scenarios', dir]);
+    expect(r.code, r.stderr).to.equal(2);
+    expect(r.stderr).to.include(`${path.join(dir, 'sc', 'scenario.ts')} could not be loaded`);
+    expect(r.stderr).to.include('"type": "module"');
+    expect(r.stderr).to.not.include('internal error');
+  });
+
+  it('as .mts it loads without a package.json; a throw at its top level is exit 2 naming the file', async () => {
+    await fs.writeFile(path.join(dir, 'sc', 'scenario.mts'), body());
+    expect((await loadScenarios([dir])).map((s) => s.name)).to.include('loads-not');
+    await fs.writeFile(path.join(dir, 'package.json'), '{"type":"module"}\n');
+    await fs.rm(path.join(dir, 'sc', 'scenario.mts'));
+    await fs.writeFile(path.join(dir, 'sc', 'scenario.ts'), body("throw new TypeError('the scenario broke');"));
+    const r = await cli(['list', '--scenarios', dir]);
+    expect(r.code, r.stderr).to.equal(2);
+    expect(r.stderr).to.match(/scenario\.ts could not be loaded: the scenario broke/);
+  });
+});

@@ -152,9 +152,9 @@ describe("a scenario's C helper (ctx.program)", function () {
   it("names the helper and quotes the compiler when it does not build, and a missing file is the scenario's mistake", async () => {
     const bad = path.join(tmp.dir, 'bad.c');
     await fs.writeFile(bad, 'int main(void) { return undefined_thing; }\n');
-    const e1 = await staticProgram(bad, { purpose: "scenario 'x''s helper bad.c" }).then(() => null, (e: Error) => e);
+    const e1 = await staticProgram(bad, { purpose: "helper bad.c of scenario 'x'" }).then(() => null, (e: Error) => e);
     expect(e1?.name).to.equal('SetupError');
-    expect(e1?.message).to.match(/building scenario 'x''s helper bad\.c failed:[\s\S]*undefined_thing/);
+    expect(e1?.message).to.match(/building helper bad\.c of scenario 'x' failed:[\s\S]*undefined_thing/);
     const e2 = await staticProgram(path.join(tmp.dir, 'missing.c'), { purpose: 'a test helper' }).then(() => null, (e: Error) => e);
     expect(e2?.name).to.equal('DefinitionError');
     expect(e2?.message).to.include('missing.c');

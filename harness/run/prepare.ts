@@ -35,7 +35,7 @@ export function buildContext(sc: Scenario, kernel: Kernel): BuildContext {
     here: (rel: string) => path.resolve(sc.dir, rel),
     tool: (command: string) => requireTool(command, `by scenario '${sc.name}'`),
     program: (rel: string, libs?: string[]) =>
-      staticProgram(path.resolve(sc.dir, rel), { libs, purpose: `scenario '${sc.name}''s helper ${rel}` }),
+      staticProgram(path.resolve(sc.dir, rel), { libs, purpose: `helper ${rel} of scenario '${sc.name}'` }),
   };
 }
 
