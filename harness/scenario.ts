@@ -94,6 +94,11 @@ export interface ScenarioDefinition {
   /** Under KVM; scaled for TCG and by ROOTPROBE_TIMEOUT_FACTOR. Default 30. */
   timeoutSec?: number;
   memoryMiB?: number;
+  /**
+   * Kernel reports (WARNING, BUG, KASAN, ...: verdict/kernel-log.ts) this scenario expects, by
+   * their title or console line; any other fails the run even when every assertion held.
+   */
+  allowKernelLog?: RegExp[];
   /** What must hold. Throw (chai) to fail. */
   check(ctx: CheckContext): void | Promise<void>;
 }

@@ -32,6 +32,7 @@ import { readBzImageHeader } from './bzimage.ts';
 import { parseKernelConfig, type KernelConfig } from './config.ts';
 import { DEBIAN_SUITES } from './debian.ts';
 import type { Kernel } from './index.ts';
+import { loadKernelEntry, readPointer as readEntryPointer, writePointer as writeEntryPointer } from './entry.ts';
 
 /** Bumped when the way a recipe is built changes (it is part of every entry's key). */
 const BUILDER_VERSION = 1;
@@ -204,40 +205,15 @@ interface Pointer {
   version: string;
 }
 
-function pointerFile(recipe: string): string {
-  return path.join(cacheRoot(), 'kernels', `build-${recipe}.current`);
+function readPointer(recipe: string): Promise<Pointer | undefined> {
+  return readEntryPointer<Pointer>(`build-${recipe}`, (p) => typeof p.version === 'string');
 }
 
-async function readPointer(recipe: string): Promise<Pointer | undefined> {
-  try {
-    const p = JSON.parse(await fs.readFile(pointerFile(recipe), 'utf8')) as Pointer;
-    return typeof p.key === 'string' && typeof p.version === 'string' ? p : undefined;
-  } catch {
-    return undefined;
-  }
+function writePointer(recipe: string, p: Pointer): Promise<void> {
+  return writeEntryPointer(`build-${recipe}`, p);
 }
 
-async function writePointer(recipe: string, p: Pointer): Promise<void> {
-  const file = pointerFile(recipe);
-  await fs.mkdir(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  await fs.writeFile(tmp, JSON.stringify(p));
-  await fs.rename(tmp, file);
-}
-
-async function loadEntry(dir: string): Promise<Kernel> {
-  const rec = JSON.parse(await fs.readFile(path.join(dir, 'kernel.json'), 'utf8')) as BuildRecord;
-  const configPath = path.join(dir, rec.configPath);
-  return {
-    id: rec.id,
-    release: rec.release,
-    vmlinuz: path.join(dir, rec.vmlinuz),
-    configPath,
-    config: parseKernelConfig(await fs.readFile(configPath, 'utf8')),
-    description: rec.description,
-    sha256: rec.sha256,
-  };
-}
+const loadEntry = loadKernelEntry;
 
 /** The cached build of a recipe as it is now, if there is a whole entry (no network). */
 export async function cachedBuildKernel(name: string): Promise<Kernel | undefined> {

@@ -14,9 +14,9 @@ import { requireTool } from '../harness/host.ts';
 import { AptError, PrivateApt, withAptTree, type PackageInfo } from './apt.ts';
 import { debianArchive } from './apt-sources.ts';
 import { readBzImageHeader } from './bzimage.ts';
-import { parseKernelConfig } from './config.ts';
 import { writeModuleIndex } from './modules.ts';
 import type { Kernel } from './index.ts';
+import { loadKernelEntry, readPointer as readEntryPointer, writePointer as writeEntryPointer } from './entry.ts';
 
 export const DEBIAN_SUITES = ['bookworm', 'trixie', 'sid'] as const;
 export type DebianSuite = (typeof DEBIAN_SUITES)[number];
@@ -53,47 +53,21 @@ export function metapackageName(flavour: string): string {
   return flavour === 'generic' ? 'linux-image-amd64' : `linux-image-${flavour}-amd64`;
 }
 
-function pointerFile(suite: string, flavour: string): string {
-  return path.join(cacheRoot(), 'kernels', `${suite}-${flavour}.current`);
+const pointerName = (suite: string, flavour: string): string => `${suite}-${flavour}`;
+
+function readPointer(suite: string, flavour: string): Promise<Pointer | undefined> {
+  return readEntryPointer<Pointer>(pointerName(suite, flavour), (p) => typeof p.listsUpdatedAt === 'number');
 }
 
-async function readPointer(suite: string, flavour: string): Promise<Pointer | undefined> {
-  try {
-    const p = JSON.parse(await fs.readFile(pointerFile(suite, flavour), 'utf8')) as Pointer;
-    return typeof p.key === 'string' && typeof p.listsUpdatedAt === 'number' ? p : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-async function writePointer(suite: string, flavour: string, p: Pointer): Promise<void> {
-  const file = pointerFile(suite, flavour);
-  await fs.mkdir(path.dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  await fs.writeFile(tmp, JSON.stringify(p));
-  await fs.rename(tmp, file);
+function writePointer(suite: string, flavour: string, p: Pointer): Promise<void> {
+  return writeEntryPointer(pointerName(suite, flavour), p);
 }
 
 function entryDir(key: string): string {
   return path.join(cacheRoot(), 'kernels', key);
 }
 
-/** Loads the Kernel of a whole cache entry. */
-async function loadEntry(dir: string): Promise<Kernel> {
-  const rec = JSON.parse(await fs.readFile(path.join(dir, 'kernel.json'), 'utf8')) as KernelRecord;
-  const abs = (p: string | undefined): string | undefined => (p === undefined ? undefined : path.join(dir, p));
-  const configPath = abs(rec.configPath);
-  return {
-    id: rec.id,
-    release: rec.release,
-    vmlinuz: path.join(dir, rec.vmlinuz),
-    modulesDir: abs(rec.modulesDir),
-    configPath,
-    config: configPath ? parseKernelConfig(await fs.readFile(configPath, 'utf8')) : undefined,
-    description: rec.description,
-    sha256: rec.sha256,
-  };
-}
+const loadEntry = loadKernelEntry;
 
 /** The cached kernel of a suite and flavour, if there is a whole entry (no network). */
 export async function cachedDebianKernel(suite: string, flavour: string): Promise<Kernel | undefined> {

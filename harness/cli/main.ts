@@ -18,7 +18,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { isPeopleError, UsageError } from '../errors.ts';
 import { loadScenarios, pickScenarios } from '../../scenarios/index.ts';
-import { KNOWN_KERNELS, listKernels, parseKernelSpec } from '../../kernels/index.ts';
+import { acceptedForms, listKernels, parseKernelSpec, providers } from '../../kernels/index.ts';
+import { DEFAULTS } from '../plan/defaults.ts';
 import { runMatrix } from '../run/matrix.ts';
 import { summaryText } from '../report/terminal.ts';
 import { toJUnit, toJson, toTap } from '../report/formats.ts';
@@ -31,9 +32,9 @@ import { cmdShell } from './shell.ts';
 import { cmdBuild } from './build.ts';
 import { junitMerge, parseShard } from '../run/shard.ts';
 
-export const DEFAULT_KERNEL = 'debian/bookworm';
+export const DEFAULT_KERNEL = DEFAULTS.kernel;
 
-const USAGE = `rootprobe: QEMU-based tests of Linux boot and root-switch flows
+const usage = (): string => `rootprobe: QEMU-based tests of Linux boot and root-switch flows
 
 usage:
   rootprobe run [scenario...] [--all] [--kernel K]... [options]   boot scenarios, print verdicts
@@ -49,8 +50,8 @@ usage:
   rootprobe doctor [--install]                                    check (and install) host tools
 
 run options:
-  --kernel K         debian/bookworm (default), debian/trixie, debian/sid, debian/<suite>:<flavour>,
-                     file:<bzImage>[,modules=<dir>,config=<file>]; repeat for a matrix
+  --kernel K         ${DEFAULTS.kernel} (default); repeat for a matrix; one of:
+${providers().map((p) => `                       ${p.forms.join(' | ')}: ${p.summary}`).join('\n')}
   --all              every scenario (also the default when none is named)
   --jobs N           VMs booted at once (default: the number of cores)
   --json FILE        the full report as JSON (stages with mountinfo and processes)
@@ -61,6 +62,8 @@ run options:
   --keep             keep the run folder of passing runs too
   --scenarios DIR    load more scenarios from DIR (repeatable)
   --cmdline TEXT     append to every guest's kernel command line
+  --allow-kernel-log REGEX  a kernel report (WARNING, BUG, KASAN...) whose title or line matches
+                     does not fail the run (repeatable); any other one does
   --retries N        boot a cell that did not pass again, up to N times; every attempt is
                      reported and a cell whose attempts disagree is marked flaky
   --shard I/N        run only part I of N of the scenario x kernel matrix (cells sorted by kernel,
@@ -114,7 +117,15 @@ async function cmdRun(args: string[]): Promise<number> {
       cmdline: { type: 'string' },
       shard: { type: 'string' },
       retries: { type: 'string' },
+      'allow-kernel-log': { type: 'string', multiple: true },
     },
+  });
+  const allowKernelLog = (values['allow-kernel-log'] ?? []).map((r) => {
+    try {
+      return new RegExp(r);
+    } catch (e) {
+      throw new UsageError(`--allow-kernel-log ${JSON.stringify(r)} is not a regular expression: ${(e as Error).message}`);
+    }
   });
   const shard = values.shard !== undefined ? parseShard(values.shard) : undefined;
   const kernels = values.kernel?.length ? values.kernel : [DEFAULT_KERNEL];
@@ -132,6 +143,7 @@ async function cmdRun(args: string[]): Promise<number> {
     rerunArgs,
     shard,
     retries: nonNegativeInt(values.retries, '--retries', 0),
+    allowKernelLog,
     partialReport: async (partial) => {
       if (values.json) await writeOut(values.json, toJson(partial));
       if (values.junit) await writeOut(values.junit, toJUnit(partial));
@@ -220,7 +232,7 @@ async function cmdKernels(): Promise<number> {
   for (const k of list) {
     process.stdout.write(`${k.id.padEnd(w)}${(k.cached ? 'yes' : 'no').padEnd(8)}${k.release ?? ''}\n`);
   }
-  process.stdout.write(`\nalso: file:<bzImage>[,modules=<dir>,config=<file>], debian/<suite>:<flavour> (${KNOWN_KERNELS.join(', ')})\n`);
+  process.stdout.write(`\n${acceptedForms()}\n`);
   return 0;
 }
 
@@ -249,7 +261,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'help':
       case '--help':
       case '-h':
-        process.stdout.write(USAGE + '\n');
+        process.stdout.write(usage() + '\n');
         return cmd === undefined ? 2 : 0;
       default:
         throw new UsageError(`unknown command '${cmd}'; try: run, shell, build, junit-merge, list, kernels, doctor`);

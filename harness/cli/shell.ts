@@ -12,25 +12,16 @@
  */
 import { parseArgs } from 'node:util';
 import { spawnSync } from 'node:child_process';
-import * as path from 'node:path';
 import { UsageError } from '../errors.ts';
 import { loadScenarios, pickScenarios } from '../../scenarios/index.ts';
 import { parseKernelSpec, resolveKernel } from '../../kernels/index.ts';
 import { prepareImages } from '../run/prepare.ts';
-import { concatSegments } from '../image/initramfs.ts';
-import { copyForRun } from '../image/disk.ts';
-import { bootQemu } from '../qemu/runner.ts';
 import { detectAccel } from '../qemu/accel.ts';
-import { FrameDecoder } from '../readback/frame.ts';
-import { makeTempDir, removeTempDir } from '../lifecycle.ts';
 import { expectedStages } from '../scenario.ts';
 import { validateScenarios, withScenario } from '../validate.ts';
-
-const DEFAULT_KERNEL = 'debian/bookworm';
-/** The memory of a run when the scenario does not say (as in run-scenario.ts). */
-const DEFAULT_MEMORY_MIB = 256;
-/** An interactive session has no deadline worth the name: one day. */
-const SESSION_MS = 24 * 3600 * 1000;
+import { DEFAULTS } from '../plan/defaults.ts';
+import { planScenario } from '../plan/scenario.ts';
+import { execute } from '../run/execute.ts';
 
 export async function cmdShell(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -44,7 +35,7 @@ export async function cmdShell(args: string[]): Promise<number> {
     },
   });
   if (positionals.length !== 1) throw new UsageError('usage: rootprobe shell <scenario> [--kernel K] [--stage S]');
-  const spec = values.kernel ?? DEFAULT_KERNEL;
+  const spec = values.kernel ?? DEFAULTS.kernel;
   parseKernelSpec(spec);
   const [sc] = pickScenarios(await loadScenarios(values.scenarios ?? []), positionals);
   validateScenarios([sc]);
@@ -58,53 +49,17 @@ export async function cmdShell(args: string[]): Promise<number> {
   const kernel = await resolveKernel(spec, { onProgress: (m) => process.stderr.write(`kernel ${spec}: ${m}\n`) });
   const images = await prepareImages(sc, kernel).catch((e) => Promise.reject(withScenario(e, sc)));
   const accel = await detectAccel(kernel.vmlinuz, { onProgress: (m) => process.stderr.write(`accel: ${m}\n`) });
-  const runDir = await makeTempDir(`rootprobe-shell-${sc.name}-`);
-  try {
-    const initrd = path.join(runDir, 'initrd.cpio');
-    await concatSegments(
-      images.segments.map((s) => s.path),
-      initrd,
-    );
-    const disks: Array<{ path: string }> = [];
-    for (const d of images.disks) {
-      const p = path.join(runDir, `disk-${d.name}.img`);
-      await copyForRun(d.cachedPath, p);
-      disks.push({ path: p });
-    }
-    const reported: string[] = [];
-    const decoder = new FrameDecoder({
-      onEvent: (ev) => {
-        if (ev.kind === 'frame') reported.push(ev.stage);
-      },
-    });
-    process.stderr.write(
-      `rootprobe shell: ${sc.name} on ${kernel.id} (${kernel.release}, ${accel.accel}); a guest shell after stage '${stage}'.\n` +
-        `  exit the shell to let the guest go on; Ctrl-a x quits QEMU at any time.\n`,
-    );
-    const { outcome } = bootQemu(
-      {
-        kernel: kernel.vmlinuz,
-        initrd,
-        append: [sc.cmdline, values.cmdline, `rootprobe.shell=${stage}`].filter(Boolean).join(' '),
-        disks,
-        memoryMiB: sc.memoryMiB ?? DEFAULT_MEMORY_MIB,
-        accel: accel.accel,
-        runDir,
-      },
-      { deadlineMs: SESSION_MS, interactive: true, onResult: (chunk) => decoder.push(chunk) },
-    );
-    const o = await outcome;
-    decoder.end();
-    // QEMU puts the terminal back when it exits normally; after a kill it cannot.
-    if (o.signal !== null && process.stdin.isTTY) spawnSync('stty', ['sane'], { stdio: 'inherit' });
-    const how = o.end === 'exited' ? `QEMU exited (${o.exitCode})` : o.end === 'panic' ? `kernel panic: ${o.panicLine}` : o.end;
-    process.stderr.write(`\nrootprobe shell: ${how}; stages reported: ${reported.join(', ') || 'none'}\n`);
-    if (o.end === 'spawn-error') {
-      process.stderr.write(o.stderr);
-      return 1;
-    }
-    return 0;
-  } finally {
-    await removeTempDir(runDir);
-  }
+  // The plan `run` boots, with a shell after the stage: the probe (probe.c) starts it.
+  const plan = planScenario(sc, kernel, images, { extraCmdline: [values.cmdline, `rootprobe.shell=${stage}`].filter(Boolean).join(' ') });
+  process.stderr.write(
+    `rootprobe shell: ${sc.name} on ${kernel.id} (${kernel.release}, ${accel.accel}); a guest shell after stage '${stage}'.\n` +
+      `  exit the shell to let the guest go on; Ctrl-a x quits QEMU at any time.\n`,
+  );
+  const record = await execute(plan, { accel: accel.accel, interactive: true });
+  // QEMU puts the terminal back when it exits normally; after a kill it cannot.
+  if (process.stdin.isTTY) spawnSync('stty', ['sane'], { stdio: 'inherit' });
+  process.stderr.write(
+    `\nrootprobe shell: ${record.outcome}${record.message ? `: ${record.message.split('\n')[0]}` : ''}; stages reported: ${record.stagesReported.join(', ') || 'none'}\n`,
+  );
+  return record.outcome === 'error' && /QEMU did not start/.test(record.message ?? '') ? 1 : 0;
 }

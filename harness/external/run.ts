@@ -24,22 +24,14 @@ import { rootprobeChai } from '../assert/chai-rootprobe.ts';
 import { RunReadback } from '../readback/result.ts';
 import type { Stage } from '../readback/snapshot.ts';
 import type { MountinfoEntry } from '../readback/mountinfo.ts';
-import type { BootOutcome } from '../qemu/runner.ts';
-import { shellLine } from '../qemu/command.ts';
-import { timeoutFactor } from '../qemu/accel.ts';
-import { makeTempDir, removeTempDir } from '../lifecycle.ts';
-import { buildCpioSegment, concatSegments } from '../image/initramfs.ts';
+import { shellQuote } from '../quote.ts';
+import { buildCpioSegment } from '../image/initramfs.ts';
 import { UsageError } from '../errors.ts';
-import {
-  bootAndRead,
-  channelVerdict,
-  GRACE_STOP_REASON,
-  keepArtifacts,
-  type Accel,
-  type Outcome,
-  type RunEvent,
-  type RunRecord,
-} from '../run/run-scenario.ts';
+import { execute } from '../run/execute.ts';
+import { defaultArch } from '../arch/index.ts';
+import { DEFAULTS } from '../plan/defaults.ts';
+import type { BootPlan } from '../plan/types.ts';
+import type { Accel, RunEvent, RunRecord } from '../run/record.ts';
 import type { Kernel } from '../../kernels/index.ts';
 import { externalSegment, inspectInitramfs, RDINIT, type InitramfsInfo } from './segment.ts';
 
@@ -79,6 +71,8 @@ export interface ExternalOptions {
   check?: (ctx: ExternalCheckContext) => void | Promise<void>;
   /** Skip checkDistroFlow (only the stages must arrive, and the caller's check). */
   noDefaultCheck?: boolean;
+  /** Kernel reports (WARNING, BUG, ...) that do not fail the run, by title or line. */
+  allowKernelLog?: RegExp[];
   onEvent?: (e: RunEvent) => void;
   signal?: AbortSignal;
   invocation?: string;
@@ -162,7 +156,6 @@ export function checkDistroFlow(ctx: ExternalCheckContext): void {
 
 /** Boots the user's kernel, initramfs (+ our segment) and disks once; returns the verdict. */
 export async function runExternal(opts: ExternalOptions): Promise<ExternalRecord> {
-  const started = Date.now();
   const name = opts.name ?? 'external';
   const kernel = opts.kernel;
   const end = opts.end ?? 'poweroff';
@@ -174,137 +167,87 @@ export async function runExternal(opts: ExternalOptions): Promise<ExternalRecord
   const info = await inspectInitramfs(path.resolve(opts.initramfs));
   const { paths: _paths, ...infoOut } = info;
   const stagesWanted = externalStages(info, end);
-  const factor = timeoutFactor(opts.accel);
-  const deadlineMs = Math.round((opts.timeoutSec ?? 120) * 1000 * factor);
-  const memoryMiB = opts.memoryMiB ?? 1024;
 
   // A user's rdinit= is what our wrapper runs; ours replaces it on the command line.
   let cmdline = opts.cmdline ?? '';
   let init = '/init';
+  let rdinitGiven = false;
   cmdline = cmdline.replace(/(^|\s)rdinit=(\S+)/g, (_m, sp: string, v: string) => {
     init = v;
+    rdinitGiven = true;
     return sp;
   });
   cmdline = `${cmdline.trim()} rdinit=${RDINIT}`.trim();
+  // The kernel would find no init and panic: say so now, before anything boots.
+  const initPath = init.replace(/^\/+/, '');
+  if (!info.paths.has(initPath)) {
+    throw new UsageError(
+      `${opts.initramfs} has no ${init}${rdinitGiven ? ' (named by rdinit= in --cmdline)' : ''}: the kernel would find no init to run. ` +
+        `Give the initramfs your generator made, or name its init with --cmdline 'rdinit=/path'.`,
+    );
+  }
 
-  const record: ExternalRecord = {
-    scenario: name,
-    kernel: kernel.id,
-    kernelRelease: kernel.release,
-    accel: opts.accel,
-    outcome: 'error',
-    durationMs: 0,
-    stagesReported: [],
-    stages: [],
-    evidence: [],
-    behaviours: [],
-    consoleTail: [],
-    memoryMiB,
-    deadlineMs,
-    warnings: [],
+  const before = await Promise.all(inputsPaths.map((p) => sha256File(p)));
+  const seg = await buildCpioSegment(await externalSegment(info, { init, end, bootWaitSec: opts.bootWaitSec ?? DEFAULTS.bootWaitSec }));
+  const inputs: ExternalRecord['inputs'] = [];
+  const plan: BootPlan = {
+    name,
+    arch: defaultArch(),
+    firmware: DEFAULTS.firmware,
+    kernel,
+    cmdline,
+    initramfs: [
+      { name: 'user', path: path.resolve(opts.initramfs) },
+      { name: 'rootprobe', path: seg },
+    ],
+    disks: inputsPaths.slice(1).map((p, i) => ({ name: `disk${i}`, path: p, mode: 'overlay' as const })),
+    memoryMiB: opts.memoryMiB ?? DEFAULTS.externalMemoryMiB,
+    cpus: DEFAULTS.cpus,
+    timeoutSec: opts.timeoutSec ?? DEFAULTS.externalTimeoutSec,
+    // Everything arrived: the guest powers off by itself (the distro's own shutdown); give it a while.
+    graceSec: DEFAULTS.externalGraceSec,
+    warnOnGraceStop: true,
+    stages: stagesWanted,
+    complete: (rb) => stagesWanted.every((st) => rb.has(st)),
+    waitingFor: `initramfs made by ${info.generator}`,
+    checkName: 'external check',
+    check: async ({ readback, record }) => {
+      const ctx: ExternalCheckContext = {
+        result: readback,
+        stage: (n) => readback.stage(n),
+        expect: chai.expect,
+        kernel,
+        info,
+        evidence: (line) => record.evidence.push(line),
+      };
+      if (!opts.noDefaultCheck) checkDistroFlow(ctx);
+      if (opts.check) await opts.check(ctx);
+    },
+    allowKernelLog: opts.allowKernelLog ?? [],
+    finish: async (record) => {
+      const after = await Promise.all(inputsPaths.map((p) => sha256File(p).catch(() => 'unreadable')));
+      inputs.push(...inputsPaths.map((p, i) => ({ path: p, before: before[i], after: after[i] })));
+      (record as ExternalRecord).inputs = inputs;
+      (record as ExternalRecord).info = infoOut;
+      record.behaviours.unshift(`generator: ${info.generator}`);
+      const changed = inputs.filter((x) => x.before !== x.after);
+      if (changed.length > 0) {
+        record.outcome = 'error';
+        record.message = `the run changed the user's file(s) ${changed.map((c) => c.path).join(', ')}: that must never happen`;
+      }
+    },
     rerun: [
-      opts.invocation ?? 'npx rootprobe',
+      opts.invocation ?? DEFAULTS.invocation,
       'run external --initramfs',
-      shellLine([opts.initramfs]),
+      shellQuote(opts.initramfs),
       '--kernel',
-      shellLine([kernel.id]),
-      ...(opts.disks ?? []).flatMap((d) => ['--disk', shellLine([d])]),
-      ...(opts.cmdline ? ['--cmdline', shellLine([opts.cmdline])] : []),
+      shellQuote(kernel.id),
+      ...(opts.disks ?? []).flatMap((d) => ['--disk', shellQuote(d)]),
+      ...(opts.cmdline ? ['--cmdline', shellQuote(opts.cmdline)] : []),
       '--keep',
     ].join(' '),
-    info: infoOut,
-    inputs: [],
+    warnings: [],
   };
-  record.behaviours.push(`generator: ${info.generator}`);
-  const before = await Promise.all(inputsPaths.map((p) => sha256File(p)));
-  const emit = (e: RunEvent): void => opts.onEvent?.(e);
-  const runDir = await makeTempDir(`rootprobe-${name}-`);
-  const readback = new RunReadback();
-  let boot: BootOutcome | undefined;
-  try {
-    emit({ type: 'phase', scenario: name, kernel: kernel.id, phase: 'images' });
-    const seg = await buildCpioSegment(await externalSegment(info, { init, end, bootWaitSec: opts.bootWaitSec ?? 240 }));
-    const initrd = path.join(runDir, 'initrd.img');
-    await concatSegments([path.resolve(opts.initramfs), seg], initrd);
-
-    emit({ type: 'phase', scenario: name, kernel: kernel.id, phase: 'boot' });
-    boot = await bootAndRead(
-      {
-        kernel: kernel.vmlinuz,
-        initrd,
-        append: cmdline,
-        disks: inputsPaths.slice(1).map((p) => ({ path: p, snapshot: true })),
-        memoryMiB,
-        accel: opts.accel,
-        runDir,
-      },
-      readback,
-      {
-        deadlineMs,
-        signal: opts.signal,
-        // Everything arrived: the guest powers off by itself (the distro's own shutdown); give it a while.
-        complete: (rb) => stagesWanted.every((st) => rb.has(st)),
-        graceMs: 60_000 * factor,
-        onStage: (stage) => emit({ type: 'stage', scenario: name, kernel: kernel.id, stage, elapsedMs: Date.now() - started }),
-        onConsole: (line) => emit({ type: 'console', scenario: name, kernel: kernel.id, line }),
-      },
-    );
-    record.consoleTail = boot.consoleTail;
-    record.stagesReported = readback.names;
-    record.stages = readback.stages.map((s) => s.toJSON());
-    if (boot.stopReason === GRACE_STOP_REASON) record.warnings.push(boot.stopReason);
-    const v = await judge(opts, info, stagesWanted, boot, readback, record);
-    record.outcome = v.outcome;
-    record.message = v.message;
-  } catch (e) {
-    record.outcome = 'error';
-    record.message = (e as Error).message;
-    if (boot) record.consoleTail = boot.consoleTail;
-  } finally {
-    const after = await Promise.all(inputsPaths.map((p) => sha256File(p).catch(() => 'unreadable')));
-    record.inputs = inputsPaths.map((p, i) => ({ path: p, before: before[i], after: after[i] }));
-    const changed = record.inputs.filter((x) => x.before !== x.after);
-    if (changed.length > 0) {
-      record.outcome = 'error';
-      record.message = `the run changed the user's file(s) ${changed.map((c) => c.path).join(', ')}: that must never happen`;
-    }
-    record.durationMs = Date.now() - started;
-    try {
-      if (record.outcome !== 'passed' || opts.keep) record.artifacts = await keepArtifacts(runDir, name, kernel, record, readback, boot, opts);
-    } finally {
-      await removeTempDir(runDir);
-    }
-  }
-  return record;
+  opts.onEvent?.({ type: 'phase', scenario: name, kernel: kernel.id, phase: 'images' });
+  return (await execute(plan, opts)) as ExternalRecord;
 }
-
-async function judge(
-  opts: ExternalOptions,
-  info: InitramfsInfo,
-  wanted: string[],
-  boot: BootOutcome,
-  readback: RunReadback,
-  record: RunRecord,
-): Promise<{ outcome: Outcome; message?: string }> {
-  // A stage that never came names the generator too: which init flow was waited on.
-  const early = channelVerdict(boot, readback, record, wanted);
-  if (early) return early.outcome === 'passed' ? early : { ...early, message: `${early.message ?? ''}\n  (initramfs made by ${info.generator})` };
-  const ctx: ExternalCheckContext = {
-    result: readback,
-    stage: (n) => readback.stage(n),
-    expect: chai.expect,
-    kernel: opts.kernel,
-    info,
-    evidence: (line) => record.evidence.push(line),
-  };
-  try {
-    if (!opts.noDefaultCheck) checkDistroFlow(ctx);
-    if (opts.check) await opts.check(ctx);
-    return { outcome: 'passed' };
-  } catch (e) {
-    const err = e as Error;
-    if (err instanceof chai.AssertionError || err.name === 'AssertionError') return { outcome: 'failed', message: err.message };
-    return { outcome: 'error', message: `external check threw: ${err.stack ?? err.message}` };
-  }
-}
-

@@ -26,6 +26,7 @@ import { UsageError } from '../errors.ts';
 import { requireTool } from '../host.ts';
 import { ImageTree } from '../image/tree.ts';
 import { probeToolkit, TOOLKIT_DIR } from '../guest/toolkit.ts';
+import { shellQuote } from '../quote.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const GUEST_DIR = path.join(here, 'guest');
@@ -187,14 +188,13 @@ export async function externalSegment(info: InitramfsInfo, cfg: SegmentConfig): 
   t.copy(`${R}/hook-initramfs.sh`, path.join(GUEST_DIR, 'hook-initramfs.sh'), 0o755);
   t.copy(`${R}/hook-shutdown.sh`, path.join(GUEST_DIR, 'hook-shutdown.sh'), 0o644);
   t.dir('/.rootprobe-agent', 0o700);
-  const shq = (s: string): string => `'${s.replaceAll("'", "'\\''")}'`;
   const conf = [
-    `RP_INIT=${shq(cfg.init)}`,
+    `RP_INIT=${shellQuote(cfg.init)}`,
     `RP_GENERATOR=${info.generator}`,
     `RP_END=${cfg.end}`,
     `RP_BOOT_WAIT=${Math.max(1, Math.round(cfg.bootWaitSec))}`,
     `RP_SHUTDOWN=${info.generator === 'dracut' ? 1 : 0}`,
-    `RP_HOOKDIR=${shq(info.hookDir ?? 'usr/lib/dracut/hooks')}`,
+    `RP_HOOKDIR=${shellQuote(info.hookDir ?? 'usr/lib/dracut/hooks')}`,
     '',
   ].join('\n');
   t.file(`${R}/external.conf`, conf, 0o644);

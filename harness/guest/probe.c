@@ -510,11 +510,31 @@ int main(int argc, char **argv) {
   } else if (out_file) {
     fd = open(out_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   } else {
-    /* The result channel: the guest's /dev/ttyS1 if it has one, else the toolkit's own node. */
+    /* The result channel: the device the kernel command line names (rootprobe.port=NAME, put
+       there from the architecture table, harness/arch/) under /dev if the guest has it, else
+       the toolkit's own node of it (`port`, for roots without /dev). */
     struct stat st;
-    const char *tty = "/dev/ttyS1";
-    if (stat(tty, &st) != 0 || !S_ISCHR(st.st_mode)) {
-      snprintf(path, sizeof path, "%s/ttyS1", toolkit);
+    char dev[128] = "";
+    struct buf cl = {0};
+    snprintf(path, sizeof path, "%s/cmdline", proc_dir);
+    if (slurp(path, &cl, 65536) == 0) {
+      reserve(&cl, 1);
+      cl.p[cl.len] = 0;
+      const char *p = cl.p;
+      while ((p = strstr(p, "rootprobe.port=")) != NULL) {
+        if (p == cl.p || p[-1] == ' ') {
+          p += strlen("rootprobe.port=");
+          size_t n = strcspn(p, " \n");
+          if (n > 0 && n < 64 && !memchr(p, '/', n)) snprintf(dev, sizeof dev, "/dev/%.*s", (int)n, p);
+          break;
+        }
+        p++;
+      }
+      free(cl.p);
+    }
+    const char *tty = dev;
+    if (!dev[0] || stat(tty, &st) != 0 || !S_ISCHR(st.st_mode)) {
+      snprintf(path, sizeof path, "%s/port", toolkit);
       tty = path;
     }
     fd = open(tty, O_WRONLY | O_NOCTTY | O_CLOEXEC);

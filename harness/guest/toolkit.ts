@@ -3,7 +3,7 @@
  * be appended to any initramfs as a cpio segment of its own, and added to every disk image
  * rootprobe builds: the probe (a static binary built here from probe.c, cached by the hash of
  * its source and the compiler), its shell library, a static busybox for the guest scripts, a
- * device node for the result channel (ttyS1, for roots without /dev) and an empty mount point
+ * device node for the result channel (`port`, for roots without /dev) and an empty mount point
  * for a proc of the probe's own.
  */
 import { execFileSync } from 'node:child_process';
@@ -14,6 +14,7 @@ import { ImageTree } from '../image/tree.ts';
 import { requireTool, requireStaticLib } from '../host.ts';
 import { cachedEntry, contentHash, fileMemo } from '../cache.ts';
 import { DefinitionError, SetupError } from '../errors.ts';
+import { defaultArch } from '../arch/index.ts';
 
 export const TOOLKIT_DIR = '/.rootprobe';
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -85,7 +86,8 @@ export async function probeToolkit(opts: ToolkitOptions = {}): Promise<ImageTree
   else t.copy(`${TOOLKIT_DIR}/busybox`, requireTool('busybox', "for the guest scripts' own shell"), 0o755);
   t.copy(`${TOOLKIT_DIR}/probe`, await probeBinary(), 0o755);
   t.copy(`${TOOLKIT_DIR}/lib.sh`, GUEST_LIB, 0o644);
-  t.device(`${TOOLKIT_DIR}/ttyS1`, 'char', 4, 65, 0o600);
+  const port = defaultArch().resultPort;
+  t.device(`${TOOLKIT_DIR}/port`, 'char', port.major, port.minor, 0o600);
   t.dir(`${TOOLKIT_DIR}/proc`, 0o555);
   return t;
 }

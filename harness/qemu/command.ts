@@ -1,25 +1,25 @@
 /**
- * The QEMU command line of one boot, as a pure function of the boot's description.
+ * The QEMU command line of one boot, as a pure function of the boot's description and its
+ * architecture's entry in harness/arch/ (binary, machine, CPU, console, result port).
  *
- * Choices (measured on a 2-core host under TCG with the Debian bookworm cloud kernel 6.1,
- * busybox initramfs that powers off at once, 3 runs each): `-M pc` 2.59-2.65 s, `-M q35`
- * 2.42-2.62 s (no real gain), `-M microvm` 2.25 s but one run in three hung before /init, and
- * it needs virtio_mmio (a module in that kernel) for disks. So: `pc`.
- *
- * Serial ports, in order: ttyS0 = console (QEMU's stdout, stdin from /dev/null; or the user's
- * terminal with the monitor multiplexed in interactive mode: Ctrl-a x quits), ttyS1 = result
- * channel on a unix socket where QEMU is the server and waits for the host to connect before it
- * starts the guest, so no byte is lost.
+ * Serial ports, in order: the architecture's console (QEMU's stdout, stdin from /dev/null; or
+ * the user's terminal with the monitor multiplexed in interactive mode: Ctrl-a x quits), then
+ * the result channel on a unix socket where QEMU is the server and waits for the host to
+ * connect before it starts the guest, so no byte is lost.
  *
  * Disks are virtio-blk PCI devices in the given order (vda, vdb, ...), raw, `cache=unsafe`:
  * the guest's writes go straight to the host file (only flush requests are skipped, which
  * matters for a host crash, not for a test), so after QEMU exits normally the file holds them.
+ * `werror=report,rerror=report`: a host write error (a full host disk) reaches the guest as an
+ * I/O error instead of pausing the VM until the deadline (QEMU's default `werror=enospc`).
  * `snapshot: true` sends writes to a throwaway overlay (QEMU puts it in $TMPDIR; the runner
  * points that at a private temp folder).
  */
 import * as path from 'node:path';
 import { requireTool } from '../host.ts';
 import { DefinitionError, UsageError } from '../errors.ts';
+import { defaultArch, type ArchSpec } from '../arch/index.ts';
+import { DEFAULTS } from '../plan/defaults.ts';
 
 export interface BootDisk {
   path: string;
@@ -32,7 +32,7 @@ export interface BootDisk {
 }
 
 export interface BootSpec {
-  /** bzImage path */
+  /** The kernel image (the architecture's form: a bzImage on x86-64). */
   kernel: string;
   /** ONE file (the caller concatenates cpio segments) */
   initrd?: string;
@@ -40,32 +40,39 @@ export interface BootSpec {
   append?: string;
   /** virtio-blk, raw */
   disks?: BootDisk[];
-  /** default 512 */
+  /** default DEFAULTS.memoryMiB */
   memoryMiB?: number;
   /** default 1 */
   cpus?: number;
   accel: 'kvm' | 'tcg';
   /** where console.log, result.stream, qemu.cmdline, qemu.pid go */
   runDir: string;
-  /** default requireTool('qemu-system-x86_64') */
+  /** default requireTool(arch.qemuBinary) */
   qemuBinary?: string;
+  /** default: defaultArch() */
+  arch?: ArchSpec;
+  /** default 'bios' (the only one so far: QEMU's own firmware loads -kernel) */
+  firmware?: 'bios';
 }
 
 export interface QemuChannel {
-  /** Path of the unix socket for ttyS1 (at most 107 bytes). */
+  /** Path of the unix socket for the result port (at most 107 bytes). */
   resultSocket: string;
   /** Console on the user's terminal (`-serial mon:stdio`) instead of QEMU's stdout. */
   interactive?: boolean;
 }
 
 /**
- * The kernel command line we always start with. `no_timer_check`: on a busy host a TCG guest's
- * timer interrupt can miss the kernel's early IO-APIC timer check, which then panics ("IO-APIC
- * + timer doesn't work!"; 1 boot in 700 of a soak with four VMs on two cores). The check
- * matters for real hardware, never for a root switch; cloud images and libvirt guests skip it
- * the same way.
+ * The kernel command line every boot starts with: the architecture's console, no reboot on a
+ * panic (QEMU's -no-reboot ends the run), an oops is a panic, the architecture's own options,
+ * and the result port's device name, which the guest probe looks up (probe.c).
  */
-export const BASE_CMDLINE = 'console=ttyS0 panic=-1 oops=panic no_timer_check';
+export function baseCmdline(arch: ArchSpec = defaultArch()): string {
+  return [`console=${arch.console}`, 'panic=-1', 'oops=panic', ...arch.cmdline, `rootprobe.port=${arch.resultPort.device}`].join(' ');
+}
+
+/** The base command line of the default architecture. */
+export const BASE_CMDLINE = baseCmdline();
 
 /** Longest unix socket path the kernel accepts (sun_path is 108 bytes with the NUL). */
 export const MAX_SOCKET_PATH = 107;
@@ -77,9 +84,10 @@ export function qemuOptValue(v: string): string {
 
 /** The full argv: argv[0] is the QEMU binary. Throws on a description QEMU would reject. */
 export function qemuArgs(spec: BootSpec, channel: QemuChannel): string[] {
-  const binary = spec.qemuBinary ?? requireTool('qemu-system-x86_64', 'to boot the guests');
-  const mem = spec.memoryMiB ?? 512;
-  const cpus = spec.cpus ?? 1;
+  const arch = spec.arch ?? defaultArch();
+  const binary = spec.qemuBinary ?? requireTool(arch.qemuBinary, 'to boot the guests');
+  const mem = spec.memoryMiB ?? DEFAULTS.memoryMiB;
+  const cpus = spec.cpus ?? DEFAULTS.cpus;
   if (!Number.isInteger(mem) || mem < 16) {
     throw new UsageError(`memoryMiB must be a whole number of MiB, at least 16; got ${spec.memoryMiB}`);
   }
@@ -95,7 +103,9 @@ export function qemuArgs(spec: BootSpec, channel: QemuChannel): string[] {
         `${MAX_SOCKET_PATH} a unix socket allows: ${channel.resultSocket}`,
     );
   }
+  if ((spec.firmware ?? 'bios') !== 'bios') throw new UsageError(`firmware must be 'bios'; got ${String(spec.firmware)}`);
   const append = (spec.append ?? '').trim();
+  const base = baseCmdline(arch);
   const argv = [
     binary,
     '-nodefaults',
@@ -104,13 +114,14 @@ export function qemuArgs(spec: BootSpec, channel: QemuChannel): string[] {
     '-display', 'none',
     '-nic', 'none',
     '-name', 'rootprobe',
-    '-M', 'pc',
-    ...(spec.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg', '-cpu', 'max']),
+    '-M', arch.machine,
+    '-accel', spec.accel,
+    '-cpu', arch.cpu[spec.accel],
     '-m', String(mem),
     '-smp', String(cpus),
     '-kernel', spec.kernel,
     ...(spec.initrd !== undefined ? ['-initrd', spec.initrd] : []),
-    '-append', append ? `${BASE_CMDLINE} ${append}` : BASE_CMDLINE,
+    '-append', append ? `${base} ${append}` : base,
   ];
   if (channel.interactive) {
     argv.push('-serial', 'mon:stdio');
@@ -128,6 +139,8 @@ export function qemuArgs(spec: BootSpec, channel: QemuChannel): string[] {
       'if=none',
       `id=disk${i}`,
       'cache=unsafe',
+      'werror=report',
+      'rerror=report',
       ...(d.readOnly ? ['readonly=on'] : []),
       ...(d.snapshot ? ['snapshot=on'] : []),
     ];
@@ -146,13 +159,4 @@ export function qemuArgs(spec: BootSpec, channel: QemuChannel): string[] {
   return argv;
 }
 
-/** One argument quoted for a POSIX shell (left bare when that is safe). */
-export function shellQuote(arg: string): string {
-  if (/^[A-Za-z0-9_\/.,:=+@%-]+$/.test(arg)) return arg;
-  return `'${arg.replaceAll("'", `'\\''`)}'`;
-}
-
-/** The argv on one line, quoted so a person can paste it into a shell. */
-export function shellLine(argv: string[]): string {
-  return argv.map(shellQuote).join(' ');
-}
+export { shellQuote, shellLine } from '../quote.ts';

@@ -1,7 +1,7 @@
 /**
- * Boots one QEMU guest and watches it: the console (ttyS0) streamed to `console.log` and to a
- * handler line by line, the result channel (ttyS1) streamed to `result.stream` and to a
- * handler as raw bytes. The boot ends the moment QEMU exits, on a kernel panic line, at the
+ * Boots one QEMU guest and watches it: the console streamed to `console.log` and, line by line,
+ * through a ConsoleWatcher (console.ts: tail, notices, panic, kernel reports) to a handler; the
+ * result channel streamed to `result.stream` and to a handler as raw bytes. The boot ends the moment QEMU exits, on a kernel panic line, at the
  * deadline, on stop() or on the abort signal; QEMU never outlives it (see lifecycle.ts).
  *
  * Files in runDir: console.log, result.stream, qemu.cmdline (the exact argv, shell-quoted on
@@ -14,17 +14,20 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
-import { StringDecoder } from 'node:string_decoder';
 import { SetupError, UsageError } from '../errors.ts';
 import { removeTempDir, spawnGuarded, terminate, trackTempDir } from '../lifecycle.ts';
 import { MAX_SOCKET_PATH, qemuArgs, shellLine, type BootSpec } from './command.ts';
+import { ConsoleWatcher } from './console.ts';
+import type { KernelReport } from '../verdict/kernel-log.ts';
+
+export { PANIC_MARK } from './console.ts';
 
 export type { BootSpec } from './command.ts';
 
 export interface BootHandlers {
   /** each console line (no \r\n) */
   onConsole?(line: string): void;
-  /** raw bytes from ttyS1 as they arrive */
+  /** raw bytes from the result port as they arrive */
   onResult?(chunk: Buffer): void;
 }
 
@@ -46,6 +49,8 @@ export interface BootOutcome {
    * tail (at most 10): the initramfs failing to unpack, the kernel out of memory.
    */
   notices: string[];
+  /** The kernel's reports of bugs it survived (WARNING, BUG, KASAN...): verdict/kernel-log.ts. */
+  kernelReports: KernelReport[];
   consoleLog: string;
   resultStream: string;
   cmdlineFile: string;
@@ -71,13 +76,7 @@ export interface BootOptions extends BootHandlers {
   interactive?: boolean;
 }
 
-export const PANIC_MARK = 'Kernel panic - not syncing';
-const TAIL_LINES = 20;
-const NOTICE_RE = /Initramfs unpacking failed|Out of memory|oom-kill|Unable to mount root fs|No working init found/;
-const MAX_NOTICES = 10;
 const STDERR_MAX = 8 * 1024;
-/** A console "line" longer than this is cut into pieces (a guest may print without newlines). */
-const MAX_LINE = 64 * 1024;
 /** After the panic line, QEMU usually exits by itself (panic=-1, -no-reboot); else it is killed. */
 const PANIC_GRACE_MS = 500;
 const MAX_TIMER = 2 ** 31 - 1;
@@ -156,11 +155,8 @@ export function bootQemu(
 
   const consoleWs = createWriteStream(consoleLog);
   const resultWs = createWriteStream(resultStream);
-  const tail: string[] = [];
   let stderrBuf = Buffer.alloc(0);
   let ending: { end: 'panic' | 'deadline' | 'stopped'; reason?: string } | undefined;
-  let panicLine: string | undefined;
-  const notices: string[] = [];
   let spawnError: Error | undefined;
   let exited = false;
   const timers: NodeJS.Timeout[] = [];
@@ -189,42 +185,22 @@ export function bootQemu(
   };
 
   // Console: a ring of the last lines, never the whole text.
-  const decoder = new StringDecoder('utf8');
-  let partial = '';
-  const takeLine = (line: string): void => {
-    if (line.endsWith('\r')) line = line.slice(0, -1);
-    tail.push(line);
-    if (tail.length > TAIL_LINES) tail.shift();
-    if (notices.length < MAX_NOTICES && NOTICE_RE.test(line)) notices.push(line.slice(0, 500));
-    if (panicLine === undefined && line.includes(PANIC_MARK)) {
-      panicLine = line.slice(line.indexOf(PANIC_MARK));
-      requestEnd('panic');
-    }
-    if (opts.onConsole) {
+  const con = new ConsoleWatcher({
+    onPanic: () => requestEnd('panic'),
+    onLine: (line) => {
+      if (!opts.onConsole) return;
       try {
         opts.onConsole(line);
       } catch (e) {
         requestEnd('stopped', `onConsole handler threw: ${(e as Error).message}`);
       }
-    }
-  };
-  const takeText = (text: string): void => {
-    partial += text;
-    let nl: number;
-    while ((nl = partial.indexOf('\n')) >= 0) {
-      takeLine(partial.slice(0, nl));
-      partial = partial.slice(nl + 1);
-    }
-    while (partial.length > MAX_LINE) {
-      takeLine(partial.slice(0, MAX_LINE));
-      partial = partial.slice(MAX_LINE);
-    }
-  };
+    },
+  });
   if (child.stdout) {
     const out = child.stdout;
     out.on('data', (chunk: Buffer) => {
       writeWithBackpressure(consoleWs, chunk, out);
-      takeText(decoder.write(chunk));
+      con.write(chunk);
     });
   }
   child.stderr?.on('data', (raw: Buffer) => {
@@ -284,12 +260,7 @@ export function bootQemu(
       const durationMs = Date.now() - started;
       for (const t of timers) clearTimeout(t);
       opts.signal?.removeEventListener('abort', onAbort);
-      const rest = decoder.end();
-      if (rest || partial) {
-        takeText(rest);
-        if (partial) takeLine(partial);
-        partial = '';
-      }
+      con.end();
       // QEMU is gone, so the socket's far end is closed; wait briefly for the last bytes.
       if (sock) {
         const t = setTimeout(() => sock?.destroy(), 1000);
@@ -300,7 +271,7 @@ export function bootQemu(
       await removeTempDir(privDir);
       let end: BootEnd;
       if (spawnError) end = 'spawn-error';
-      else if (panicLine !== undefined && (!ending || ending.end === 'panic')) end = 'panic';
+      else if (con.panicLine !== undefined && (!ending || ending.end === 'panic')) end = 'panic';
       else if (ending) end = ending.end;
       else if (signal !== null) end = 'signal';
       else end = 'exited';
@@ -308,11 +279,12 @@ export function bootQemu(
         end,
         exitCode,
         signal,
-        ...(panicLine !== undefined ? { panicLine } : {}),
+        ...(con.panicLine !== undefined ? { panicLine: con.panicLine } : {}),
         ...(end === 'stopped' ? { stopReason: ending?.reason } : {}),
         durationMs,
-        consoleTail: [...tail],
-        notices: [...notices],
+        consoleTail: [...con.tail],
+        notices: [...con.notices],
+        kernelReports: [...con.kernelReports],
         consoleLog,
         resultStream,
         cmdlineFile,

@@ -24,6 +24,8 @@ export interface MatrixOptions {
   artifactsRoot: string;
   keep: boolean;
   extraCmdline?: string;
+  /** Kernel reports (by title or line) that do not fail a run: the CLI's --allow-kernel-log. */
+  allowKernelLog?: RegExp[];
   rerunArgs?: string[];
   progress?: Progress;
   /** Called with the report of the runs finished so far when the run is interrupted. */
@@ -127,6 +129,7 @@ export async function runMatrix(scenarios: Scenario[], kernelSpecs: string[], op
           artifactsRoot: opts.artifactsRoot,
           keep: opts.keep,
           extraCmdline: opts.extraCmdline,
+          allowKernelLog: opts.allowKernelLog,
           rerunArgs: opts.rerunArgs,
           images,
           signal: abort.signal,

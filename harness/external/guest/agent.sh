@@ -45,7 +45,7 @@ on_term() {
   if [ "$RP_SHUTDOWN" = 1 ] && [ -e $sd/shutdown ]; then
     hooks=$sd/$RP_HOOKDIR/shutdown
     $BB mkdir -p $sd/.rootprobe/proc $hooks
-    for f in busybox probe lib.sh ttyS1; do $BB cp -a $L/$f $sd/.rootprobe/; done
+    for f in busybox probe lib.sh port; do $BB cp -a $L/$f $sd/.rootprobe/; done
     $BB cp $L/hook-shutdown.sh $hooks/99-rootprobe.sh
     log "shutdown hook installed in the shutdown initramfs"
   elif [ "$RP_SHUTDOWN" = 1 ]; then

@@ -16,7 +16,7 @@ L=/.rootprobe-agent
 . $R/external.conf
 
 if $BB mount -t tmpfs -o mode=0700,size=16m rootprobe-agent $L; then
-  for f in busybox probe lib.sh agent external.conf ttyS1 hook-shutdown.sh; do
+  for f in busybox probe lib.sh agent external.conf port hook-shutdown.sh; do
     [ -e $R/$f ] && $BB cp -a $R/$f $L/
   done
   $BB mkdir -p $L/proc

@@ -1,0 +1,75 @@
+/**
+ * The boot plan of a scenario on a kernel: its prepared images (run/prepare.ts), its command
+ * line, memory, deadline and stages, and its check with the scenario's CheckContext.
+ */
+import * as chai from 'chai';
+import { rootprobeChai } from '../assert/chai-rootprobe.ts';
+import { defaultArch } from '../arch/index.ts';
+import { shellQuote } from '../quote.ts';
+import { expectedStages, type CheckContext, type Scenario } from '../scenario.ts';
+import type { PreparedImages } from '../run/prepare.ts';
+import type { Kernel } from '../../kernels/index.ts';
+import { DEFAULTS } from './defaults.ts';
+import type { BootPlan } from './types.ts';
+
+chai.use(rootprobeChai);
+
+export interface ScenarioPlanOptions {
+  /** Appended to the kernel command line. */
+  extraCmdline?: string;
+  /** More kernel reports allowed (the CLI's --allow-kernel-log). */
+  allowKernelLog?: RegExp[];
+  /** For the rerun line: how the user invoked rootprobe (default `npx rootprobe`). */
+  invocation?: string;
+  /** Extra arguments for the rerun line (e.g. --scenarios DIR). */
+  rerunArgs?: string[];
+}
+
+export function rerunLine(sc: Pick<Scenario, 'name'>, kernel: Pick<Kernel, 'id'>, opts: Pick<ScenarioPlanOptions, 'invocation' | 'rerunArgs'>): string {
+  return [opts.invocation ?? DEFAULTS.invocation, 'run', sc.name, '--kernel', kernel.id, ...(opts.rerunArgs ?? []), '--keep']
+    .map((a, i) => (i === 0 ? a : shellQuote(a)))
+    .join(' ');
+}
+
+export function planScenario(sc: Scenario, kernel: Kernel, images: PreparedImages, opts: ScenarioPlanOptions = {}): BootPlan {
+  const expected = expectedStages(sc);
+  return {
+    name: sc.name,
+    arch: defaultArch(),
+    firmware: DEFAULTS.firmware,
+    kernel,
+    cmdline: [sc.cmdline, opts.extraCmdline].filter(Boolean).join(' '),
+    initramfs: images.segments,
+    disks: images.disks.map((d) => ({ name: d.name, path: d.cachedPath, mode: 'copy' as const })),
+    memoryMiB: sc.memoryMiB ?? DEFAULTS.memoryMiB,
+    cpus: DEFAULTS.cpus,
+    timeoutSec: sc.timeoutSec ?? DEFAULTS.timeoutSec,
+    graceSec: DEFAULTS.graceSec,
+    stages: expected,
+    complete: (rb) => rb.done,
+    undeclared: (names) =>
+      `the guest probed stage(s) ${names.map((n) => `\`${n}\``).join(', ')} that scenario '${sc.name}' does not declare (${sc.file}); declared: ${expected.join(', ')}`,
+    checkName: `scenario '${sc.name}' check`,
+    check: async ({ readback, disks, record }) => {
+      const ctx: CheckContext = {
+        result: readback,
+        stage: (name: string) => {
+          if (!expected.includes(name)) {
+            throw new Error(`scenario '${sc.name}' asserts on stage \`${name}\`, which it does not declare in stages (${sc.file})`);
+          }
+          return readback.stage(name);
+        },
+        expect: chai.expect,
+        kernel,
+        disks,
+        evidence: (line) => record.evidence.push(line),
+        behaviour: (name) => record.behaviours.push(name),
+      };
+      await sc.check(ctx);
+    },
+    allowKernelLog: [...(sc.allowKernelLog ?? []), ...(opts.allowKernelLog ?? [])],
+    rerun: rerunLine(sc, kernel, opts),
+    warnings: [...images.warnings],
+    source: { scenario: sc.name, scenarioFile: sc.file, modules: images.modules, stages: sc.stages },
+  };
+}

@@ -1,0 +1,234 @@
+/**
+ * Carries out a boot plan: the one step from plan to run record that `run`, `run external`,
+ * `shell`, the library's `boot()` and the matrix share.
+ *
+ *   plan -> run folder (initrd joined, disks copied) -> QEMU (console, result port)
+ *        -> stages (frames decoded as they arrive) -> verdict/ -> record (+ artifacts)
+ *
+ * Every run gets a folder with its console log, raw result stream, readback, QEMU command
+ * line and a reproduce script; it is kept for runs that did not pass, and for all with `keep`.
+ */
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { FrameDecoder, type ReadbackEvent } from '../readback/frame.ts';
+import { RunReadback } from '../readback/result.ts';
+import { bootQemu, type BootOutcome, type BootSpec } from '../qemu/runner.ts';
+import { timeoutFactor } from '../qemu/accel.ts';
+import { makeTempDir, removeTempDir } from '../lifecycle.ts';
+import { concatSegments } from '../image/initramfs.ts';
+import { copyForRun } from '../image/disk.ts';
+import { SetupError } from '../errors.ts';
+import { DEFAULTS } from '../plan/defaults.ts';
+import type { BootPlan, PlanRun } from '../plan/types.ts';
+import { channelVerdict, kernelLogVerdict, type Verdict } from '../verdict/channel.ts';
+import { checkVerdict } from '../verdict/check.ts';
+import { freeBytes, hostDiskVerdict } from '../verdict/host-disk.ts';
+import { keepArtifacts } from './artifacts.ts';
+import type { Accel, RunEvent, RunRecord } from './record.ts';
+
+export interface ExecuteOptions {
+  accel: Accel;
+  /** Where kept artifact folders go (default DEFAULTS.artifactsRoot). */
+  artifactsRoot?: string;
+  /** Keep the artifact folder of passing runs too. */
+  keep?: boolean;
+  onEvent?: (e: RunEvent) => void;
+  signal?: AbortSignal;
+  /** The console on this terminal (`shell`): no deadline, nothing kept. */
+  interactive?: boolean;
+}
+
+/** Why bootAndRead stopped a guest that had said everything but kept running. */
+export const GRACE_STOP_REASON = 'the guest reported everything but did not power off';
+
+/** Room left free on the host beyond the disk copies, so the guest's own writes fit too. */
+const DISK_MARGIN = 16 * 1024 * 1024;
+
+export interface BootAndReadOptions {
+  deadlineMs: number;
+  signal?: AbortSignal;
+  /** True once the guest has said all it will: the boot then gets `graceMs` to power off before it is stopped. */
+  complete: (readback: RunReadback) => boolean;
+  graceMs: number;
+  interactive?: boolean;
+  onStage?: (name: string) => void;
+  onConsole?: (line: string) => void;
+}
+
+/**
+ * Boots QEMU and turns its result channel into stages in `readback` as they arrive (frames
+ * decoded, length and hash checked, snapshots parsed in order). Returns when QEMU is gone.
+ */
+export async function bootAndRead(spec: BootSpec, readback: RunReadback, opts: BootAndReadOptions): Promise<BootOutcome> {
+  let parsing: Promise<void> = Promise.resolve();
+  let graceTimer: NodeJS.Timeout | undefined;
+  let control: { stop(reason: string): void } | undefined;
+  const decoder = new FrameDecoder({
+    onEvent: (ev: ReadbackEvent) => {
+      parsing = parsing.then(async () => {
+        const stage = await readback.addEvent(ev);
+        if (stage) opts.onStage?.(stage.name);
+        if (!graceTimer && !opts.interactive && opts.complete(readback)) {
+          graceTimer = setTimeout(() => control?.stop(GRACE_STOP_REASON), opts.graceMs);
+        }
+      });
+    },
+  });
+  const started = bootQemu(spec, {
+    deadlineMs: opts.deadlineMs,
+    signal: opts.signal,
+    interactive: opts.interactive,
+    onResult: (chunk) => decoder.push(chunk),
+    onConsole: (line) => opts.onConsole?.(line),
+  });
+  control = started.control;
+  const boot = await started.outcome;
+  if (graceTimer) clearTimeout(graceTimer);
+  decoder.end();
+  await parsing;
+  return boot;
+}
+
+/** The record a plan starts with, before its boot. */
+export function newRecord(plan: BootPlan, accel: Accel, deadlineMs: number): RunRecord {
+  return {
+    scenario: plan.name,
+    kernel: plan.kernel.id,
+    kernelRelease: plan.kernel.release,
+    arch: plan.arch.name,
+    firmware: plan.firmware,
+    accel,
+    outcome: 'error',
+    durationMs: 0,
+    stagesReported: [],
+    stages: [],
+    evidence: [],
+    behaviours: [],
+    consoleTail: [],
+    memoryMiB: plan.memoryMiB,
+    deadlineMs,
+    warnings: [...plan.warnings],
+    rerun: plan.rerun,
+  };
+}
+
+/** Allocated bytes of a (sparse) file: what a sparse copy of it takes. */
+async function allocated(p: string): Promise<number> {
+  const st = await fs.stat(p);
+  return st.blocks * 512;
+}
+
+/**
+ * The run folder's files for a plan: the initramfs segments joined into one file, the disks
+ * to copy copied (after checking the host has room for them). Returns QEMU's inputs.
+ */
+export async function materialize(plan: BootPlan, runDir: string): Promise<{ initrd?: string; disks: BootSpec['disks'] & object; byName: Record<string, { path: string }> }> {
+  let initrd: string | undefined;
+  if (plan.initramfs.length > 0) {
+    initrd = path.join(runDir, 'initrd.img');
+    await concatSegments(
+      plan.initramfs.map((s) => s.path),
+      initrd,
+    );
+  }
+  const copies = plan.disks.filter((d) => d.mode === 'copy');
+  if (copies.length > 0) {
+    const need = (await Promise.all(copies.map((d) => allocated(d.path)))).reduce((a, b) => a + b, 0) + DISK_MARGIN;
+    const free = freeBytes(runDir);
+    if (free !== undefined && free < need) {
+      throw new SetupError(
+        `the host's disk is too full for this run's disk copies: ${runDir} has ${(free / 2 ** 20).toFixed(1)} MiB free, ` +
+          `the disks need ${(need / 2 ** 20).toFixed(1)} MiB (ENOSPC). Free space there, or point TMPDIR at a larger file system.`,
+      );
+    }
+  }
+  const disks: NonNullable<BootSpec['disks']> = [];
+  const byName: Record<string, { path: string }> = {};
+  for (const d of plan.disks) {
+    let p = d.path;
+    if (d.mode === 'copy') {
+      p = path.join(runDir, `disk-${d.name}.img`);
+      await copyForRun(d.path, p);
+    }
+    disks.push({ path: p, ...(d.mode === 'overlay' ? { snapshot: true } : {}), ...(d.readOnly ? { readOnly: true } : {}), ...(d.serial ? { serial: d.serial } : {}) });
+    byName[d.name] = { path: p };
+  }
+  return { initrd, disks, byName };
+}
+
+/** The QEMU boot of a plan, given its materialized files. */
+export function bootSpecOf(plan: BootPlan, accel: Accel, runDir: string, files: { initrd?: string; disks: BootSpec['disks'] }): BootSpec {
+  return {
+    kernel: plan.kernel.vmlinuz,
+    ...(files.initrd ? { initrd: files.initrd } : {}),
+    append: plan.cmdline,
+    disks: files.disks,
+    memoryMiB: plan.memoryMiB,
+    cpus: plan.cpus,
+    accel,
+    arch: plan.arch,
+    firmware: plan.firmware,
+    runDir,
+  };
+}
+
+async function judge(plan: BootPlan, boot: BootOutcome, run: PlanRun, runDir: string): Promise<Verdict> {
+  const full = hostDiskVerdict(boot, runDir, plan.disks.some((d) => d.mode === 'copy'));
+  if (full) return full;
+  const early = channelVerdict(boot, run.readback, run.record, plan.stages, { undeclared: plan.undeclared });
+  if (early) return plan.waitingFor && early.outcome !== 'passed' ? { ...early, message: `${early.message ?? ''}\n  (${plan.waitingFor})` } : early;
+  const checked = plan.check ? await checkVerdict(plan.checkName, () => plan.check!(run)) : { outcome: 'passed' as const };
+  if (checked.outcome !== 'passed') return checked;
+  return kernelLogVerdict(boot, plan.allowKernelLog) ?? checked;
+}
+
+/** Boots a plan once and returns its verdict with the evidence. */
+export async function execute(plan: BootPlan, opts: ExecuteOptions): Promise<RunRecord> {
+  const started = Date.now();
+  const factor = timeoutFactor(opts.accel);
+  const deadlineMs = opts.interactive ? DEFAULTS.sessionMs : Math.round(plan.timeoutSec * 1000 * factor);
+  const record = newRecord(plan, opts.accel, deadlineMs);
+  const emit = (e: RunEvent): void => opts.onEvent?.(e);
+  const runDir = await makeTempDir(`rootprobe-${plan.name.slice(0, 40)}-`);
+  let boot: BootOutcome | undefined;
+  const readback = new RunReadback();
+  try {
+    const files = await materialize(plan, runDir);
+    if (opts.signal?.aborted) throw new Error('interrupted before boot');
+    emit({ type: 'phase', scenario: plan.name, kernel: plan.kernel.id, phase: 'boot' });
+    boot = await bootAndRead(bootSpecOf(plan, opts.accel, runDir, files), readback, {
+      deadlineMs,
+      signal: opts.signal,
+      interactive: opts.interactive,
+      complete: plan.complete,
+      graceMs: plan.graceSec * 1000 * factor,
+      onStage: (stage) => emit({ type: 'stage', scenario: plan.name, kernel: plan.kernel.id, stage, elapsedMs: Date.now() - started }),
+      onConsole: (line) => emit({ type: 'console', scenario: plan.name, kernel: plan.kernel.id, line }),
+    });
+    record.consoleTail = boot.consoleTail;
+    record.stagesReported = readback.names;
+    record.stages = readback.stages.map((s) => s.toJSON());
+    if (boot.kernelReports.length > 0) record.kernelReports = boot.kernelReports;
+    if (boot.stopReason === GRACE_STOP_REASON && plan.warnOnGraceStop) record.warnings.push(boot.stopReason);
+    const verdict = await judge(plan, boot, { readback, disks: files.byName, record }, runDir);
+    record.outcome = verdict.outcome;
+    record.message = verdict.message;
+  } catch (e) {
+    record.outcome = 'error';
+    record.message = (e as Error).message;
+    if (boot) record.consoleTail = boot.consoleTail;
+  } finally {
+    if (plan.finish) await plan.finish(record);
+    record.durationMs = Date.now() - started;
+    try {
+      if (!opts.interactive && (record.outcome !== 'passed' || opts.keep)) {
+        record.artifacts = await keepArtifacts(runDir, plan.name, plan.kernel, record, readback, boot, {
+          artifactsRoot: opts.artifactsRoot ?? DEFAULTS.artifactsRoot,
+        });
+      }
+    } finally {
+      await removeTempDir(runDir);
+    }
+  }
+  return record;
+}

@@ -1,0 +1,63 @@
+/**
+ * The record of one run: what reports (terminal, JSON, JUnit, TAP, evidence) are made from.
+ */
+import type { StageJSON } from '../readback/snapshot.ts';
+import type { KernelReport } from '../verdict/kernel-log.ts';
+
+export type Outcome = 'passed' | 'failed' | 'panic' | 'timeout' | 'missing-stage' | 'error';
+export type Accel = 'kvm' | 'tcg';
+
+export interface RunArtifacts {
+  dir: string;
+  consoleLog: string;
+  resultStream: string;
+  qemuCmdline: string;
+  readback: string;
+  reproduce: string;
+}
+
+/** One boot of a cell that was retried (see MatrixOptions.retries). */
+export interface RunAttempt {
+  outcome: Outcome;
+  message?: string;
+  durationMs: number;
+  artifacts?: string;
+}
+
+export interface RunRecord {
+  scenario: string;
+  kernel: string;
+  kernelRelease: string;
+  accel: Accel;
+  outcome: Outcome;
+  /** Why, for anything but passed: the assertion, the missing stage, the panic line. */
+  message?: string;
+  durationMs: number;
+  /** Stage names in the order they reported. */
+  stagesReported: string[];
+  stages: StageJSON[];
+  evidence: string[];
+  behaviours: string[];
+  consoleTail: string[];
+  memoryMiB: number;
+  deadlineMs: number;
+  warnings: string[];
+  /** The command that reruns just this case. */
+  rerun: string;
+  artifacts?: RunArtifacts;
+  /** The guest's architecture (harness/arch/) and firmware. */
+  arch?: string;
+  firmware?: string;
+  /** The kernel's reports of bugs it survived (WARNING, BUG, ...), allowed ones too. */
+  kernelReports?: KernelReport[];
+  /** Every boot of this cell when it was retried, in order; the record is the last. */
+  attempts?: RunAttempt[];
+  /** The attempts disagreed: the outcome depends on the boot, not only on the kernel. */
+  flaky?: boolean;
+}
+
+export type RunEvent =
+  | { type: 'phase'; scenario: string; kernel: string; phase: 'images' | 'boot' }
+  | { type: 'stage'; scenario: string; kernel: string; stage: string; elapsedMs: number }
+  | { type: 'console'; scenario: string; kernel: string; line: string };
+
