@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import * as path from 'node:path';
 import { SetupError } from './errors.ts';
+import { ARCHES } from './arch/index.ts';
 
 export interface HostTool {
   /** The command name looked up on PATH (plus /usr/sbin and /sbin). */
@@ -20,7 +21,7 @@ export interface HostTool {
 }
 
 export const HOST_TOOLS: HostTool[] = [
-  { command: 'qemu-system-x86_64', debianPackage: 'qemu-system-x86', purpose: 'boots the guests' },
+  ...Object.values(ARCHES).map((a) => ({ command: a.qemuBinary, debianPackage: a.qemuPackage, purpose: `boots the ${a.name} guests` })),
   {
     command: 'busybox',
     debianPackage: 'busybox-static',

@@ -38,7 +38,7 @@ export const FEATURES: Record<Feature, FeatureSpec> = {
     builtIn: true,
   },
   serial: {
-    description: '8250/16550 serial port with console (ttyS0, ttyS1)',
+    description: '8250/16550 serial ports with console (the console and the result port on x86-64)',
     options: ['CONFIG_SERIAL_8250', 'CONFIG_SERIAL_8250_CONSOLE'],
     modules: [],
     builtIn: true,

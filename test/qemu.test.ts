@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { DefinitionError, SetupError, UsageError } from '../harness/errors.ts';
 import { detectAccel, timeoutFactor } from '../harness/qemu/accel.ts';
 import { BASE_CMDLINE, qemuArgs, shellLine, type BootSpec } from '../harness/qemu/command.ts';
+import { DEFAULTS } from '../harness/plan/defaults.ts';
 import { bootQemu, PANIC_MARK, standaloneArgv } from '../harness/qemu/runner.ts';
 import { buildInitramfs, FIXTURES, TEST_KERNEL, VIRTIO_BLK_MODULES } from './fixtures/qemu/initramfs.ts';
 
@@ -42,7 +43,7 @@ describe('qemuArgs', () => {
     expect(valueAfter(a, '-M')).to.equal('pc');
     expect(valueAfter(a, '-accel')).to.equal('tcg');
     expect(valueAfter(a, '-cpu')).to.equal('max');
-    expect(valueAfter(a, '-m')).to.equal('512');
+    expect(valueAfter(a, '-m')).to.equal(String(DEFAULTS.memoryMiB));
     expect(valueAfter(a, '-smp')).to.equal('1');
     expect(valueAfter(a, '-kernel')).to.equal('/k/bzImage');
     expect(a).to.not.include('-initrd');
@@ -57,7 +58,7 @@ describe('qemuArgs', () => {
     expect(valueAfter(a, '-m')).to.equal('256');
     expect(valueAfter(a, '-smp')).to.equal('2');
     expect(valueAfter(a, '-initrd')).to.equal('/i.cpio');
-    expect(valueAfter(a, '-append')).to.equal('console=ttyS0 panic=-1 oops=panic no_timer_check rdinit=/x quiet');
+    expect(valueAfter(a, '-append')).to.equal('console=ttyS0 panic=-1 oops=panic no_timer_check rootprobe.port=ttyS1 rdinit=/x quiet');
   });
 
   it('ttyS0 is the console on stdio, ttyS1 the waiting result socket', () => {
@@ -88,8 +89,8 @@ describe('qemuArgs', () => {
     );
     const d0 = valueAfter(a, '-drive')!;
     const d1 = valueAfter(a, '-drive', a.indexOf('-drive') + 1)!;
-    expect(d0).to.equal('file=/d/root.img,format=raw,if=none,id=disk0,cache=unsafe');
-    expect(d1).to.equal('file=/d/a,,b.img,format=raw,if=none,id=disk1,cache=unsafe,readonly=on,snapshot=on');
+    expect(d0).to.equal('file=/d/root.img,format=raw,if=none,id=disk0,cache=unsafe,werror=report,rerror=report');
+    expect(d1).to.equal('file=/d/a,,b.img,format=raw,if=none,id=disk1,cache=unsafe,werror=report,rerror=report,readonly=on,snapshot=on');
     const devs = a.filter((_, i) => a[i - 1] === '-device');
     expect(devs).to.deep.equal(['virtio-blk-pci,drive=disk0', 'virtio-blk-pci,drive=disk1,serial=rp-data']);
   });

@@ -7,8 +7,9 @@
 export interface ArchSpec {
   /** The name users give (`--arch`) and reports show: 'x86_64'. */
   name: string;
-  /** The QEMU system emulator (a host tool; its Debian package in harness/host.ts). */
+  /** The QEMU system emulator, and the Debian package that has it (harness/host.ts lists it). */
   qemuBinary: string;
+  qemuPackage: string;
   /** `-M` */
   machine: string;
   /** `-cpu` under each accelerator. */

@@ -13,6 +13,7 @@ import type { ArchSpec } from './types.ts';
 export const x86_64: ArchSpec = {
   name: 'x86_64',
   qemuBinary: 'qemu-system-x86_64',
+  qemuPackage: 'qemu-system-x86',
   machine: 'pc',
   cpu: { kvm: 'host', tcg: 'max' },
   console: 'ttyS0',

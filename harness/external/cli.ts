@@ -20,7 +20,7 @@ export const EXTERNAL_USAGE = `usage: rootprobe run external --initramfs FILE --
   --initramfs FILE   the initramfs as your generator made it (compressed, several segments: fine)
   --kernel K         file:<bzImage> (your kernel), or debian/bookworm etc.
   --disk FILE        a disk image: /dev/vda, /dev/vdb, ... in order; writes go to a throwaway overlay
-  --cmdline TEXT     your kernel command line (root=/dev/vda rw ...); console=ttyS0 is added
+  --cmdline TEXT     your kernel command line (root=/dev/vda rw ...); the console is added
   --end poweroff     once booted, rootprobe asks the distro to power off (default); none: the guest decides
   --timeout SEC      deadline under KVM (default 120; x5 under TCG)`;
 

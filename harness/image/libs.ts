@@ -8,11 +8,14 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { SetupError, UsageError } from '../errors.ts';
 import { EM_X86_64, NotElfError, readElf, type ElfInfo } from './elf.ts';
+import { defaultArch } from '../arch/index.ts';
 
-/** The directories the guest's x86-64 ld.so searches without an ld.so.cache. */
+const TRIPLET = defaultArch().gnuTriplet;
+
+/** The directories the guest's ld.so searches without an ld.so.cache (the architecture's multiarch folders first). */
 export const STANDARD_LIB_DIRS = [
-  '/lib/x86_64-linux-gnu',
-  '/usr/lib/x86_64-linux-gnu',
+  `/lib/${TRIPLET}`,
+  `/usr/lib/${TRIPLET}`,
   '/lib64',
   '/usr/lib64',
   '/lib',
@@ -72,8 +75,8 @@ export async function ldSoConfDirs(conf = '/etc/ld.so.conf', seen = new Set<stri
 function expandOrigin(dir: string, origin: string): string {
   return dir
     .replace(/\$\{ORIGIN\}|\$ORIGIN/g, origin)
-    .replace(/\$\{LIB\}|\$LIB/g, 'lib/x86_64-linux-gnu')
-    .replace(/\$\{PLATFORM\}|\$PLATFORM/g, 'x86_64');
+    .replace(/\$\{LIB\}|\$LIB/g, `lib/${TRIPLET}`)
+    .replace(/\$\{PLATFORM\}|\$PLATFORM/g, TRIPLET.split('-')[0]);
 }
 
 interface Resolver {
@@ -164,7 +167,7 @@ export async function neededFiles(hostPath: string, guestPath = hostPath): Promi
   for (const l of libs) {
     const dir = path.dirname(l.guestPath);
     if (l.guestPath === info.interp || lookupDirs.has(dir)) continue;
-    const link = path.join('/usr/lib/x86_64-linux-gnu', path.basename(l.guestPath));
+    const link = path.join(`/usr/lib/${TRIPLET}`, path.basename(l.guestPath));
     if (!r.found.has(link)) links.push({ guestPath: link, target: l.guestPath });
   }
   return { files: [{ guestPath, hostPath: real }, ...libs], links };

@@ -12,6 +12,7 @@ import { SetupError, UsageError } from '../errors.ts';
 import { requireTool } from '../host.ts';
 import { makeTempDir, removeTempDir } from '../lifecycle.ts';
 import { bootQemu } from './runner.ts';
+import { defaultArch } from '../arch/index.ts';
 
 export type Accel = 'kvm' | 'tcg';
 
@@ -87,7 +88,7 @@ export async function detectAccel(kernelPath: string, opts: DetectOptions = {}):
   } catch {
     throw new SetupError(`the kernel image ${kernelPath} does not exist; fetch or build the kernel first`);
   }
-  const qemu = requireTool('qemu-system-x86_64', 'to boot the guests');
+  const qemu = requireTool(defaultArch().qemuBinary, 'to boot the guests');
   const key = [bootId(), qemu, statSync(qemu).mtimeMs, await fileMemo('sha256', kernelPath, () => sha256File(kernelPath))].join('|');
   const file = path.join(cacheRoot(), CACHE_FILE);
   const cache = await readCache(file);

@@ -75,28 +75,31 @@ export class KernelLogWatcher {
 
   push(raw: string): void {
     const line = untimed(raw);
-    if (this.inTrace) {
-      this.linesSinceStart++;
-      const f = FRAME_RE.exec(line);
-      if (f && !/^(dump_stack|show_stack|__warn|report_bug|warn_slowpath|handle_bug|exc_invalid_op|asm_exc_invalid_op)/.test(f[1])) {
-        if (this.inTrace.frames.length < FRAMES) this.inTrace.frames.push(f[1]);
-      }
-      if (/---\[ end trace/.test(line) || this.inTrace.frames.length >= FRAMES || this.linesSinceStart > 80) this.inTrace = undefined;
-      if (this.inTrace) return;
-    }
-    for (const s of STARTS) {
-      const m = s.re.exec(line);
-      if (!m) continue;
-      // lockdep prints its title as a WARNING: the specific pattern wins.
-      const lockdep = STARTS.find((x) => x.kind === 'lockdep')!.re.exec(line);
-      const r: KernelReport = lockdep
-        ? { kind: 'lockdep', title: `lockdep: ${lockdep[1]}`, frames: [], line: raw }
-        : { kind: s.kind, title: s.title(m), frames: [], line: raw };
-      if (this.reports.length < MAX_REPORTS) this.reports.push(r);
-      this.inTrace = r;
+    const start = this.start(line, raw);
+    if (start) {
+      if (this.reports.length < MAX_REPORTS) this.reports.push(start);
+      this.inTrace = start;
       this.linesSinceStart = 0;
       return;
     }
+    if (!this.inTrace) return;
+    this.linesSinceStart++;
+    const f = FRAME_RE.exec(line);
+    if (f && !/^(dump_stack|show_stack|__warn|report_bug|warn_slowpath|handle_bug|exc_invalid_op|asm_exc_invalid_op)/.test(f[1])) {
+      if (this.inTrace.frames.length < FRAMES) this.inTrace.frames.push(f[1]);
+    }
+    if (/---\[ end trace/.test(line) || this.inTrace.frames.length >= FRAMES || this.linesSinceStart > 80) this.inTrace = undefined;
+  }
+
+  /** The report a line starts, if any. lockdep prints its title as a WARNING: the specific pattern wins. */
+  private start(line: string, raw: string): KernelReport | undefined {
+    const lockdep = STARTS.find((x) => x.kind === 'lockdep')!.re.exec(line);
+    if (lockdep) return { kind: 'lockdep', title: `lockdep: ${lockdep[1]}`, frames: [], line: raw };
+    for (const s of STARTS) {
+      const m = s.re.exec(line);
+      if (m) return { kind: s.kind, title: s.title(m), frames: [], line: raw };
+    }
+    return undefined;
   }
 }
 

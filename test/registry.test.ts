@@ -1,0 +1,81 @@
+/**
+ * The kernel-provider registry and the architecture table: a provider added from a file of its
+ * own is parsed, listed, named in the accepted forms and boots a scenario; the architecture's
+ * names appear nowhere outside harness/arch/.
+ */
+import { expect } from 'chai';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { acceptedForms, listKernels, parseKernelSpec, providers, registerProvider, resolveKernel } from '../kernels/index.ts';
+import { UsageError } from '../harness/errors.ts';
+import { ARCHES, archByName } from '../harness/arch/index.ts';
+import { runMatrix } from '../harness/run/matrix.ts';
+import { loadScenarios, pickScenarios } from '../scenarios/index.ts';
+import { aliasProvider } from './fixtures/kernels/provider-alias.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+describe('kernel providers (kernels/registry.ts)', () => {
+  it('the built-in providers are debian, build and file, and the forms are made from them', () => {
+    expect(providers().map((p) => p.kind)).to.deep.equal(['debian', 'build', 'file']);
+    expect(acceptedForms()).to.match(/^Accepted forms: debian\/<suite>\[:<flavour>\] .*; or build\/<recipe> .*; or file:<path-to-bzImage>/);
+  });
+
+  it('a provider from a file of its own: parsed, listed, in the forms and the errors, resolved; removed again', async () => {
+    const remove = registerProvider(aliasProvider);
+    try {
+      expect(() => registerProvider(aliasProvider)).to.throw(/registered already/);
+      expect(parseKernelSpec('alias/stable')).to.deep.equal({ kind: 'alias', id: 'alias/stable', target: 'debian/bookworm' });
+      expect(() => parseKernelSpec('alias/nope')).to.throw(UsageError, /no alias "nope".*Accepted forms: .*alias\/<name>/);
+      expect(() => parseKernelSpec('bogus')).to.throw(UsageError, /alias\/<name> \(another name for a kernel/);
+      expect((await listKernels()).map((k) => k.id)).to.include('alias/stable');
+      const k = await resolveKernel('alias/stable');
+      expect(k.id).to.equal('alias/stable');
+      expect(k.release).to.match(/^6\.1\./);
+    } finally {
+      remove();
+    }
+    expect(() => parseKernelSpec('alias/stable')).to.throw(UsageError, /not a known kernel spec/);
+  });
+
+  it('a scenario boots on a kernel of the added provider @boot', async function () {
+    this.timeout(600_000);
+    const remove = registerProvider(aliasProvider);
+    try {
+      const [sc] = pickScenarios(await loadScenarios([]), ['switch_root']);
+      const report = await runMatrix([sc], ['alias/stable'], { jobs: 1, artifactsRoot: path.join(ROOT, 'rootprobe-artifacts/registry-test'), keep: false });
+      expect(report.runs.map((r) => [r.kernel, r.outcome, r.message])).to.deep.equal([['alias/stable', 'passed', undefined]]);
+    } finally {
+      remove();
+    }
+  });
+});
+
+describe('the architecture table (harness/arch/)', () => {
+  it('x86_64 is there; an unknown architecture is an error listing the known', () => {
+    expect(Object.keys(ARCHES)).to.deep.equal(['x86_64']);
+    expect(archByName('x86_64')).to.include({ qemuBinary: 'qemu-system-x86_64', machine: 'pc', console: 'ttyS0', debianArch: 'amd64' });
+    expect(() => archByName('vax')).to.throw(UsageError, /unknown architecture 'vax'; known: x86_64/);
+  });
+
+  it('no code outside harness/arch/ names a QEMU binary, machine or guest serial device', () => {
+    const offenders: string[] = [];
+    const walk = (dir: string): void => {
+      for (const name of readdirSync(dir)) {
+        const p = path.join(dir, name);
+        if (statSync(p).isDirectory()) {
+          if (p !== path.join(ROOT, 'harness/arch')) walk(p);
+          continue;
+        }
+        if (!/\.(ts|c|sh)$/.test(name)) continue;
+        readFileSync(p, 'utf8').split('\n').forEach((line, i) => {
+          const code = line.replace(/\/\/.*$|\/\*.*?\*\/|^\s*\*.*$|^\s*#.*$/g, '');
+          if (/qemu-system-x86_64|ttyS[01]\b|'pc'|\bx86_64-linux-gnu\b/.test(code)) offenders.push(`${path.relative(ROOT, p)}:${i + 1}: ${line.trim()}`);
+        });
+      }
+    };
+    for (const d of ['harness', 'kernels', 'images', 'scenarios']) walk(path.join(ROOT, d));
+    expect(offenders).to.deep.equal([]);
+  });
+});

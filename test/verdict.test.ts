@@ -1,0 +1,114 @@
+/**
+ * The verdict stage's pure parts on recorded console text: kernel reports (WARNING, BUG,
+ * KASAN, UBSAN, lockdep, hung tasks, RCU stalls) titled with their first frames, the
+ * allow list, the console watcher (tail, panic, notices) and the full-host-disk verdict.
+ */
+import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { KernelLogWatcher, disallowed, describeReport } from '../harness/verdict/kernel-log.ts';
+import { kernelLogVerdict } from '../harness/verdict/channel.ts';
+import { hostDiskVerdict } from '../harness/verdict/host-disk.ts';
+import { checkVerdict } from '../harness/verdict/check.ts';
+import { ConsoleWatcher, PANIC_MARK } from '../harness/qemu/console.ts';
+import type { BootOutcome } from '../harness/qemu/runner.ts';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const LKDTM = readFileSync(path.join(here, 'fixtures/verdict/lkdtm-console.txt'), 'utf8');
+
+function watch(text: string): KernelLogWatcher {
+  const w = new KernelLogWatcher();
+  for (const l of text.split('\n')) w.push(l);
+  return w;
+}
+
+function boot(over: Partial<BootOutcome>): BootOutcome {
+  return {
+    end: 'exited', exitCode: 0, signal: null, durationMs: 1, consoleTail: [], notices: [], kernelReports: [],
+    consoleLog: '', resultStream: '', cmdlineFile: '', argv: [], stderr: '', pdeathsig: true, ...over,
+  };
+}
+
+describe('kernel reports on the console (harness/verdict/kernel-log.ts)', () => {
+  it('titles a WARNING by its place and function, with the first frames of its call trace', () => {
+    const [w] = watch(LKDTM).reports;
+    expect(w.kind).to.equal('warning');
+    expect(w.title).to.equal('WARNING at drivers/misc/lkdtm/bugs.c:83 lkdtm_WARNING');
+    expect(w.frames).to.deep.equal([
+      'lkdtm_do_action+0x1c/0x30',
+      'direct_entry.cold+0x2b/0x3b',
+      'full_proxy_write+0x55/0x80',
+      'vfs_write+0xcb/0x3f0',
+      'ksys_write+0x65/0xe0',
+    ]);
+    expect(describeReport(w)).to.match(/^WARNING at .*lkdtm_WARNING \(call trace: lkdtm_do_action\+0x1c\/0x30 < direct_entry/);
+  });
+
+  it('finds a BUG, a hung task, KASAN, UBSAN, an RCU stall and lockdep, and nothing in a plain line', () => {
+    const r = watch(LKDTM).reports;
+    expect(r.map((x) => [x.kind, x.title])).to.deep.equal([
+      ['warning', 'WARNING at drivers/misc/lkdtm/bugs.c:83 lkdtm_WARNING'],
+      ['bug', 'kernel BUG at drivers/misc/lkdtm/bugs.c:76'],
+      ['hung-task', 'INFO: task hung: kworker/0:1'],
+      ['kasan', 'KASAN: slab-out-of-bounds in kmalloc_oob_right'],
+      ['ubsan', 'UBSAN: array-index-out-of-bounds in lib/test_ubsan.c'],
+      ['rcu-stall', 'INFO: rcu detected stall'],
+      ['lockdep', 'lockdep: possible circular locking dependency detected'],
+    ]);
+    // `? die+...` is an unreliable frame: kept, as syzkaller does, but the bug's own frames follow
+    expect(r[1].frames).to.include('lkdtm_do_action+0x1c/0x30');
+    expect(watch('[    1.0] EXT4-fs (vda): mounted filesystem\n[ 1.1] random: crng init done').reports).to.deep.equal([]);
+  });
+
+  it('an allowed report does not fail the run; any other does, with its title in the message', () => {
+    const reports = watch(LKDTM).reports.slice(0, 2);
+    expect(disallowed(reports, [/lkdtm_WARNING/])).to.have.length(1);
+    expect(disallowed(reports, [/lkdtm/])).to.deep.equal([]);
+    const v = kernelLogVerdict(boot({ kernelReports: reports }), [/kernel BUG/]);
+    expect(v?.outcome).to.equal('failed');
+    expect(v?.message).to.match(/reported a bug/).and.match(/WARNING at drivers\/misc\/lkdtm\/bugs\.c:83 lkdtm_WARNING/).and.not.match(/kernel BUG/);
+    expect(kernelLogVerdict(boot({ kernelReports: reports }), [/lkdtm/])).to.equal(undefined);
+  });
+});
+
+describe('the console watcher (harness/qemu/console.ts)', () => {
+  it('splits lines across chunks, drops \\r, keeps a tail of 20, sees the panic once and the notices', () => {
+    const panics: string[] = [];
+    const c = new ConsoleWatcher({ onPanic: (l) => panics.push(l) });
+    const text = Array.from({ length: 30 }, (_, i) => `line ${i}\r\n`).join('') + `[ 1.0] Initramfs unpacking failed: junk\r\n[ 2.0] ${PANIC_MARK}: Attempted to kill init!\r\n[ 2.1] ${PANIC_MARK}: again`;
+    const buf = Buffer.from(text);
+    for (let i = 0; i < buf.length; i += 7) c.write(buf.subarray(i, i + 7));
+    c.end();
+    expect(c.tail).to.have.length(20);
+    expect(c.tail.at(-1)).to.equal(`[ 2.1] ${PANIC_MARK}: again`);
+    expect(c.tail.every((l) => !l.endsWith('\r'))).to.equal(true);
+    expect(panics).to.deep.equal([`${PANIC_MARK}: Attempted to kill init!`]);
+    expect(c.notices).to.deep.equal(['[ 1.0] Initramfs unpacking failed: junk']);
+  });
+
+  it('collects kernel reports before a panic, none after it', () => {
+    const c = new ConsoleWatcher();
+    c.write(Buffer.from(`${LKDTM.split('\n').slice(0, 17).join('\n')}\n${PANIC_MARK}: x\nWARNING: CPU: 0 PID: 1 at a.c:1 f+0x1/0x2\n`));
+    c.end();
+    expect(c.kernelReports.map((r) => r.kind)).to.deep.equal(['warning']);
+  });
+});
+
+describe('the verdict of a full host disk and of a check (harness/verdict/)', () => {
+  it('an I/O error on a guest disk is the host ENOSPC only when the host is full', () => {
+    const io = boot({ notices: ['[ 3.1] I/O error, dev vda, sector 1234 op 0x1:(WRITE)'] });
+    expect(hostDiskVerdict(io, '/', true)).to.equal(undefined); // this machine's / is not full
+    expect(hostDiskVerdict(boot({}), '/', true)).to.equal(undefined);
+  });
+
+  it('an assertion is failed, anything else thrown is error with its stack', async () => {
+    expect(await checkVerdict('c', () => void expect(1).to.equal(2))).to.deep.include({ outcome: 'failed' });
+    const e = await checkVerdict("scenario 'x' check", () => {
+      throw new TypeError('oops');
+    });
+    expect(e.outcome).to.equal('error');
+    expect(e.message).to.match(/^scenario 'x' check threw: TypeError: oops/);
+    expect(await checkVerdict('c', async () => {})).to.deep.equal({ outcome: 'passed' });
+  });
+});
