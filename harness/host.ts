@@ -43,6 +43,7 @@ export const HOST_TOOLS: HostTool[] = [
   { command: 'flex', debianPackage: 'flex', purpose: 'builds kernels from source (kconfig)' },
   { command: 'bison', debianPackage: 'bison', purpose: 'builds kernels from source (kconfig)' },
   { command: 'bc', debianPackage: 'bc', purpose: 'builds kernels from source' },
+  { command: 'git', debianPackage: 'git', purpose: 'reads and checks out kernel source trees (git:, bisect)' },
   { command: 'patch', debianPackage: 'patch', purpose: "applies a recipe's kernel patches" },
   { command: 'setpriv', debianPackage: 'util-linux', purpose: 'gives QEMU a parent-death signal, so it cannot outlive rootprobe' },
   { command: 'debootstrap', debianPackage: 'debootstrap', purpose: 'builds the Debian roots of the distro tests (as root; images/debootstrap.ts)' },

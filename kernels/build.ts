@@ -18,18 +18,16 @@
  * log is kept beside the entries as `build-<recipe>.failed.log`).
  */
 import { promises as fs, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { cacheRoot, cachedEntry, contentHash, isWholeEntry } from '../harness/cache.ts';
 import { DefinitionError, SetupError, UsageError } from '../harness/errors.ts';
-import { requireTool } from '../harness/host.ts';
-import { makeTempDir, removeTempDir, spawnGuarded } from '../harness/lifecycle.ts';
+import { makeTempDir, removeTempDir } from '../harness/lifecycle.ts';
+import { BuildStepError, buildEnv, buildTools, kbuild, logged } from './kbuild.ts';
+import { extraFragments, extrasSuffix, type BuildExtras } from './spec-options.ts';
 import { PrivateApt, withAptTree, type PackageInfo } from './apt.ts';
 import { debianArchive } from './apt-sources.ts';
-import { readBzImageHeader } from './bzimage.ts';
-import { parseKernelConfig, type KernelConfig } from './config.ts';
 import { DEBIAN_SUITES } from './debian.ts';
 import type { Kernel } from './index.ts';
 import { loadKernelEntry, readPointer as readEntryPointer, writePointer as writeEntryPointer } from './entry.ts';
@@ -135,48 +133,21 @@ export function loadRecipe(name: string, root = RECIPES_DIR): Recipe {
   return recipe;
 }
 
-/**
- * A config fragment: option -> value as in .config ('y', 'm', '"text"', '64'), and 'n' for
- * `# CONFIG_X is not set` or `CONFIG_X=n`. Comments and blank lines are skipped.
- */
-export function parseFragment(text: string, where = 'fragment'): Map<string, string> {
-  const out = new Map<string, string>();
-  text.split('\n').forEach((raw, i) => {
-    const line = raw.trim();
-    if (!line) return;
-    const off = /^# (CONFIG_[A-Za-z0-9_]+) is not set$/.exec(line);
-    if (off) {
-      out.set(off[1], 'n');
-      return;
-    }
-    if (line.startsWith('#')) return;
-    const m = /^(CONFIG_[A-Za-z0-9_]+)=(.*)$/.exec(line);
-    if (!m) throw new DefinitionError(`${where} line ${i + 1}: "${line}" is not CONFIG_X=value nor "# CONFIG_X is not set"`);
-    out.set(m[1], m[2]);
-  });
-  return out;
-}
+export { droppedOptions, parseFragment } from './kbuild.ts';
 
-/**
- * What of the fragments the final .config does not have: one line per option, naming the
- * fragment it came from, what it asked and what the kernel made of it. Later fragments win.
- */
-export function droppedOptions(fragments: Array<{ name: string; text: string }>, config: KernelConfig): string[] {
-  const wanted = new Map<string, { value: string; from: string }>();
-  for (const f of fragments) for (const [k, v] of parseFragment(f.text, f.name)) wanted.set(k, { value: v, from: f.name });
-  const out: string[] = [];
-  for (const [opt, { value, from }] of wanted) {
-    const got = config.get(opt);
-    if (value === 'n' ? got === undefined : got === value) continue;
-    out.push(`${opt}=${value} (from ${from}) became ${got === undefined ? 'not set' : `${opt}=${got}`}`);
-  }
-  return out;
-}
+const NO_EXTRAS: BuildExtras = { configAdd: [], fragments: [] };
 
 /** The cache key of a recipe built from a given source package version. */
-export function recipeKey(recipe: Recipe, sourceVersion: string, read: (f: string) => Buffer = (f) => readFileSync(f)): string {
+export function recipeKey(
+  recipe: Recipe,
+  sourceVersion: string,
+  read: (f: string) => Buffer = (f) => readFileSync(f),
+  extras: BuildExtras = NO_EXTRAS,
+): string {
+  const more = extras.configAdd.length || extras.fragments.length ? [{ extras: extraFragments(extras) }] : [];
   const hash = contentHash(
     { builder: BUILDER_VERSION, recipe: recipe.text, source: recipe.source, version: sourceVersion },
+    ...more,
     ...recipe.fragments.map((f) => ({ file: path.relative(recipe.dir, f), sha: sha256(read(f)) })),
     ...recipe.patches.map((f) => ({ file: path.relative(recipe.dir, f), sha: sha256(read(f)) })),
   ).slice(0, 16);
@@ -251,49 +222,37 @@ async function sourceVersion(apt: PrivateApt, recipe: Recipe, progress: Progress
 }
 
 /** Runs a command in `cwd`, its output appended to `log`; `onLine` sees each line. */
-async function logged(
+/**
+ * Debian's linux-source package unpacked into `work`: the tree's path. The package is
+ * downloaded with the private apt tree and unpacked with dpkg-deb (nothing installed).
+ */
+export async function fetchLinuxSource(
+  apt: PrivateApt,
+  src: { package: string; version: string },
+  suite: string,
+  work: string,
   log: fs.FileHandle,
-  cmd: string,
-  args: string[],
-  cwd: string,
   env: NodeJS.ProcessEnv,
-  onLine?: (line: string) => void,
-): Promise<void> {
-  await log.write(`$ ${[path.basename(cmd), ...args].join(' ')}\n`);
-  const { child } = spawnGuarded(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  let pending = '';
-  const feed = (d: Buffer): void => {
-    void log.write(d);
-    if (!onLine) return;
-    pending += d.toString('utf8');
-    const lines = pending.split('\n');
-    pending = lines.pop() ?? '';
-    for (const l of lines) onLine(l);
-  };
-  child.stdout!.on('data', feed);
-  child.stderr!.on('data', feed);
-  const code = await new Promise<number | null>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (c, sig) => resolve(c ?? (sig ? -1 : null)));
-  });
-  if (code !== 0) throw new BuildStepError(`${path.basename(cmd)} ${args.join(' ')} exited with ${code}`);
-}
-
-class BuildStepError extends Error {}
-
-async function tail(file: string, n: number): Promise<string> {
-  const text = await fs.readFile(file, 'utf8').catch(() => '');
-  return text.split('\n').filter(Boolean).slice(-n).join('\n');
-}
-
-function preflight(): Record<string, string> {
-  const why = 'to build kernels from source (build/<recipe>)';
-  const tools: Record<string, string> = {};
-  for (const t of ['make', 'gcc', 'flex', 'bison', 'bc', 'patch', 'tar', 'xz', 'dpkg-deb', 'perl']) tools[t] = requireTool(t, why);
-  if (!['/usr/include/libelf.h', '/usr/include/gelf.h'].some((f) => existsSync(f))) {
-    throw new SetupError(`libelf.h is not installed (Debian package libelf-dev); it is needed ${why} (objtool).`);
-  }
-  return tools;
+  progress: Progress,
+): Promise<string> {
+  const tools = buildTools('to unpack a kernel source package');
+  progress(`downloading ${src.package} ${src.version} (Debian ${suite})`);
+  const dl = path.join(work, 'download');
+  await fs.mkdir(dl, { recursive: true });
+  const debs = await withAptTree(apt, () => apt.download([src], dl));
+  if (debs.length !== 1) throw new SetupError(`apt-get download ${src.package}=${src.version} gave ${debs.length} files`);
+  progress(`unpacking ${src.package}`);
+  const pkg = path.join(work, 'pkg');
+  await logged(log, tools['dpkg-deb'], ['-x', debs[0], pkg], work, env);
+  await fs.rm(dl, { recursive: true, force: true });
+  const srcDir = path.join(pkg, 'usr/src');
+  const tarball = (await fs.readdir(srcDir).catch(() => [] as string[])).find((n) => /^linux-source-.*\.tar\.(xz|gz|bz2|zst)$/.test(n));
+  if (!tarball) throw new SetupError(`${src.package} ${src.version} holds no usr/src/linux-source-*.tar.xz`);
+  await logged(log, tools.tar, ['-xf', path.join(srcDir, tarball), '-C', work], work, env);
+  await fs.rm(pkg, { recursive: true, force: true });
+  const tree = path.join(work, tarball.replace(/\.tar\.[a-z0-9]+$/, ''));
+  if (!existsSync(path.join(tree, 'Makefile'))) throw new SetupError(`${tarball} did not unpack into ${path.basename(tree)}/`);
+  return tree;
 }
 
 async function buildEntry(
@@ -302,90 +261,29 @@ async function buildEntry(
   apt: PrivateApt,
   src: { package: string; version: string },
   progress: Progress,
+  extras: BuildExtras,
 ): Promise<void> {
-  const tools = preflight();
+  const tools = buildTools('to build kernels from source (build/<recipe>)');
   const started = Date.now();
   const work = await makeTempDir('rootprobe-kbuild-');
   const logFile = path.join(dir, 'build.log');
   const log = await fs.open(logFile, 'w');
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    LC_ALL: 'C',
-    LANG: 'C',
-    KBUILD_BUILD_USER: 'rootprobe',
-    KBUILD_BUILD_HOST: 'rootprobe',
-    KBUILD_BUILD_TIMESTAMP: `rootprobe ${recipe.name} ${src.version}`,
-  };
+  const env = buildEnv(`rootprobe ${recipe.name} ${src.version}`);
   try {
-    progress(`downloading ${src.package} ${src.version} (Debian ${recipe.source.suite})`);
-    const dl = path.join(work, 'download');
-    await fs.mkdir(dl);
-    const debs = await withAptTree(apt, () => apt.download([src], dl));
-    if (debs.length !== 1) throw new SetupError(`apt-get download ${src.package}=${src.version} gave ${debs.length} files`);
-
-    progress(`unpacking ${src.package}`);
-    const pkg = path.join(work, 'pkg');
-    await logged(log, tools['dpkg-deb'], ['-x', debs[0], pkg], work, env);
-    await fs.rm(dl, { recursive: true, force: true });
-    const srcDir = path.join(pkg, 'usr/src');
-    const tarball = (await fs.readdir(srcDir).catch(() => [] as string[])).find((n) => /^linux-source-.*\.tar\.(xz|gz|bz2|zst)$/.test(n));
-    if (!tarball) throw new SetupError(`${src.package} ${src.version} holds no usr/src/linux-source-*.tar.xz`);
-    await logged(log, tools.tar, ['-xf', path.join(srcDir, tarball), '-C', work], work, env);
-    await fs.rm(pkg, { recursive: true, force: true });
-    const tree = path.join(work, tarball.replace(/\.tar\.[a-z0-9]+$/, ''));
-    if (!existsSync(path.join(tree, 'Makefile'))) throw new SetupError(`${tarball} did not unpack into ${path.basename(tree)}/`);
-
+    const tree = await fetchLinuxSource(apt, src, recipe.source.suite, work, log, env, progress);
     for (const p of recipe.patches) {
       progress(`patching: ${path.basename(p)}`);
       await logged(log, tools.patch, ['-p1', '--forward', '--batch', '-i', p], tree, env);
     }
-
-    progress(`configuring: tinyconfig + ${recipe.fragments.map((f) => path.relative(recipe.dir, f)).join(' + ')}`);
-    await logged(log, tools.make, ['tinyconfig'], tree, env);
-    const base = await fs.readFile(path.join(tree, '.config'), 'utf8');
     const frags = await Promise.all(recipe.fragments.map(async (f) => ({ name: path.relative(recipe.dir, f), text: await fs.readFile(f, 'utf8') })));
-    for (const f of frags) parseFragment(f.text, `recipe ${recipe.name}: ${f.name}`);
-    // Later lines win in kconfig: the fragments go after tinyconfig's choices.
-    await fs.writeFile(path.join(tree, '.config'), [base, ...frags.map((f) => `# --- ${f.name}\n${f.text}`)].join('\n'));
-    await logged(log, tools.make, ['olddefconfig'], tree, env);
-    const configText = await fs.readFile(path.join(tree, '.config'), 'utf8');
-    const dropped = droppedOptions(frags, parseKernelConfig(configText));
-    if (dropped.length) {
-      throw new SetupError(
-        `recipe ${recipe.name}: make olddefconfig dropped what the fragments ask for (a dependency is missing ` +
-          `or ${src.package} ${src.version} has no such option):\n  ${dropped.join('\n  ')}`,
-      );
-    }
-
-    const jobs = Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
-    progress(`compiling bzImage with make -j${jobs}`);
-    let objects = 0;
-    let last = '';
-    const compileStart = Date.now();
-    const timer = setInterval(() => {
-      progress(`compiling: ${objects} steps in ${Math.round((Date.now() - compileStart) / 1000)} s, now ${last || '...'}`);
-    }, 15_000);
-    try {
-      await logged(log, tools.make, [`-j${jobs}`, 'bzImage'], tree, env, (line) => {
-        const m = /^\s+([A-Z][A-Z0-9_]*)\s+(\S.*)$/.exec(line);
-        if (m) {
-          objects++;
-          last = `${m[1]} ${m[2]}`;
-        }
-      });
-    } finally {
-      clearInterval(timer);
-    }
-    const bz = path.join(tree, 'arch/x86/boot/bzImage');
-    const header = await readBzImageHeader(bz);
-    if (!header) throw new SetupError(`recipe ${recipe.name}: make bzImage succeeded but ${bz} is not a bzImage`);
-    await fs.copyFile(bz, path.join(dir, 'bzImage'));
-    await fs.writeFile(path.join(dir, 'config'), configText);
+    const built = await kbuild({ tree, base: { target: 'tinyconfig' }, fragments: [...frags, ...extraFragments(extras)], what: `recipe ${recipe.name}`, log, env, progress });
+    await fs.copyFile(built.image, path.join(dir, 'bzImage'));
+    await fs.writeFile(path.join(dir, 'config'), built.configText);
     const seconds = Math.round((Date.now() - started) / 1000);
     const record: BuildRecord = {
-      id: `build/${recipe.name}`,
+      id: `build/${recipe.name}${extrasSuffix(extras)}`,
       recipe: recipe.name,
-      release: header.release?.split(' ')[0] ?? src.version,
+      release: built.release === '?' ? src.version : built.release,
       vmlinuz: 'bzImage',
       configPath: 'config',
       description:
@@ -397,7 +295,7 @@ async function buildEntry(
       buildSeconds: seconds,
     };
     await fs.writeFile(path.join(dir, 'kernel.json'), JSON.stringify(record, null, 1));
-    await log.write(`rootprobe: built in ${seconds} s (compile ${Math.round((Date.now() - compileStart) / 1000)} s)\n`);
+    await log.write(`rootprobe: built in ${seconds} s\n`);
     progress(`built ${record.id} (${record.release}) in ${seconds} s`);
   } catch (e) {
     await log.close().catch(() => undefined);
@@ -413,16 +311,21 @@ async function buildEntry(
   }
 }
 
+async function tail(file: string, n: number): Promise<string> {
+  const text = await fs.readFile(file, 'utf8').catch(() => '');
+  return text.split('\n').filter(Boolean).slice(-n).join('\n');
+}
+
 /** The kernel of `build/<recipe>`, built into the cache if needed. */
-export async function resolveBuildKernel(name: string, onProgress?: Progress): Promise<Kernel> {
+export async function resolveBuildKernel(name: string, onProgress?: Progress, extras: BuildExtras = NO_EXTRAS): Promise<Kernel> {
   const progress: Progress = onProgress ?? (() => {});
   const recipe = loadRecipe(name);
   const apt = new PrivateApt(recipe.source.suite, await debianArchive());
   const src = await sourceVersion(apt, recipe, progress);
-  const key = recipeKey(recipe, src.version);
-  const dir = await cachedEntry('kernels', key, (d) => buildEntry(d, recipe, apt, src, progress), {
+  const key = recipeKey(recipe, src.version, undefined, extras);
+  const dir = await cachedEntry('kernels', key, (d) => buildEntry(d, recipe, apt, src, progress, extras), {
     onWait: () => progress(`waiting for another rootprobe that is building ${key}`),
   });
-  await writePointer(name, { key, version: src.version });
+  if (extras === NO_EXTRAS || (extras.configAdd.length === 0 && extras.fragments.length === 0)) await writePointer(name, { key, version: src.version });
   return loadEntry(dir);
 }

@@ -7,11 +7,13 @@ import type { KernelProvider, ParsedKernelSpec } from './provider.ts';
 import { debianProvider } from './providers/debian.ts';
 import { buildProvider } from './providers/build.ts';
 import { fileProvider } from './providers/file.ts';
+import { gitProvider } from './providers/git.ts';
 
 const PROVIDERS: KernelProvider[] = [
   debianProvider as unknown as KernelProvider,
   buildProvider as unknown as KernelProvider,
   fileProvider as unknown as KernelProvider,
+  gitProvider as unknown as KernelProvider,
 ];
 
 export function providers(): readonly KernelProvider[] {

@@ -53,7 +53,9 @@ describe('build recipes', () => {
   it('knows the shipped recipes, as kernel specs too', () => {
     expect(listRecipes()).to.include.members(['nonroot-6.1', 'stock-6.1']);
     expect(KNOWN_KERNELS).to.include.members(['build/nonroot-6.1', 'build/stock-6.1']);
-    expect(parseKernelSpec('build/nonroot-6.1')).to.deep.equal({ kind: 'build', id: 'build/nonroot-6.1', recipe: 'nonroot-6.1' });
+    expect(parseKernelSpec('build/nonroot-6.1')).to.deep.equal({ kind: 'build', id: 'build/nonroot-6.1', recipe: 'nonroot-6.1', extras: { configAdd: [], fragments: [] } });
+    expect(parseKernelSpec('build/stock-6.1,config-add=CONFIG_LKDTM=y').id).to.equal('build/stock-6.1,config-add=CONFIG_LKDTM=y');
+    expect(() => parseKernelSpec('build/stock-6.1,config-add=LKDTM')).to.throw(UsageError, /config-add=LKDTM is not CONFIG_NAME=value/);
     expect(() => parseKernelSpec('build/no-such')).to.throw(UsageError, /no recipe no-such.*Known recipes: .*nonroot-6\.1/);
     const r = loadRecipe('nonroot-6.1');
   expect(r.patches.map((p) => path.basename(p))).to.deep.equal(['0001-init-nonroot_initramfs.patch']);

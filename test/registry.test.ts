@@ -18,7 +18,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 describe('kernel providers (kernels/registry.ts)', () => {
   it('the built-in providers are debian, build and file, and the forms are made from them', () => {
-    expect(providers().map((p) => p.kind)).to.deep.equal(['debian', 'build', 'file']);
+    expect(providers().map((p) => p.kind)).to.deep.equal(['debian', 'build', 'file', 'git']);
     expect(acceptedForms()).to.match(/^Accepted forms: debian\/<suite>\[:<flavour>\] .*; or build\/<recipe> .*; or file:<path-to-bzImage>/);
   });
 

@@ -26,6 +26,8 @@ export interface ArchSpec {
   consoleNode: { major: number; minor: number };
   /** The kernel image's form, for messages and checks ('bzImage': the x86 boot protocol). */
   kernelImage: 'bzImage';
+  /** The kernel's build: its ARCH=, the make target and where the image lands in the build folder. */
+  kbuild: { arch: string; target: string; image: string };
   /** Debian's architecture name (packages, kernels, busybox-static). */
   debianArch: string;
   /** The GNU triplet: the compiler target for the probe and helpers, the libraries' folder. */

@@ -20,6 +20,7 @@ export const x86_64: ArchSpec = {
   consoleNode: { major: 4, minor: 64 },
   resultPort: { attach: 'serial', device: 'ttyS1', major: 4, minor: 65 },
   kernelImage: 'bzImage',
+  kbuild: { arch: 'x86', target: 'bzImage', image: 'arch/x86/boot/bzImage' },
   debianArch: 'amd64',
   gnuTriplet: 'x86_64-linux-gnu',
   firmware: ['bios'],

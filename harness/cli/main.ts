@@ -30,6 +30,7 @@ import { cleanupAll } from '../lifecycle.ts';
 import { cmdRunExternal } from '../external/cli.ts';
 import { cmdShell } from './shell.ts';
 import { cmdBuild } from './build.ts';
+import { cmdBisect } from './bisect.ts';
 import { junitMerge, parseShard } from '../run/shard.ts';
 
 export const DEFAULT_KERNEL = DEFAULTS.kernel;
@@ -43,6 +44,8 @@ usage:
   rootprobe shell <scenario> [--kernel K] [--stage S]            boot it with the console here; a guest
                                                                   shell after stage S (Ctrl-a x quits)
   rootprobe build <scenario> [--kernel K] --out DIR               write its images and a runnable qemu.sh
+  rootprobe bisect <scenario> --kernel git:<tree> --good REV --bad REV [--runs N]
+                                                                  the commit that changed the scenario's outcome
   rootprobe junit-merge OUT IN...                                 merge JUnit reports (of --shard jobs)
   rootprobe list                                                  the scenarios and what they check
   rootprobe diff --kernel A --kernel B [scenario...]               the readback on two kernels: only what differs
@@ -247,6 +250,8 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdShell(rest);
       case 'build':
         return await cmdBuild(rest);
+      case 'bisect':
+        return await cmdBisect(rest);
       case 'junit-merge':
         return await cmdJunitMerge(rest);
       case 'list':
@@ -264,7 +269,7 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(usage() + '\n');
         return cmd === undefined ? 2 : 0;
       default:
-        throw new UsageError(`unknown command '${cmd}'; try: run, shell, build, junit-merge, list, kernels, doctor`);
+        throw new UsageError(`unknown command '${cmd}'; try: run, shell, build, bisect, diff, junit-merge, list, kernels, doctor`);
     }
   } catch (e) {
     const err = e as Error & { code?: string };

@@ -1,0 +1,76 @@
+/**
+ * The options a kernel built from source takes in its spec, after the base:
+ *   ,config-add=CONFIG_X=y      one option on top of the configuration (repeatable)
+ *   ,fragment=FILE              a config fragment file on top (repeatable)
+ *   ,config=FILE                the tree's own .config as the base (git: kernels only)
+ * The CLI's `--config-add CONFIG_X=y` and `--fragment FILE` add them to every such spec.
+ */
+import { readFileSync, statSync } from 'node:fs';
+import * as path from 'node:path';
+import { UsageError } from '../harness/errors.ts';
+
+export interface BuildExtras {
+  /** `CONFIG_X=value` lines, in order. */
+  configAdd: string[];
+  /** Absolute paths of fragment files, in order. */
+  fragments: string[];
+  /** Absolute path of a .config to start from (git: only). */
+  config?: string;
+}
+
+const OPTION = /^CONFIG_[A-Za-z0-9_]+=(y|m|n|[0-9]+|0x[0-9a-fA-F]+|"[^"]*")$/;
+
+/** Splits `base,key=value,...` at the commas that start a known key. */
+export function splitSpec(spec: string, keys: string[]): { base: string; options: Array<[string, string]> } {
+  const re = new RegExp(`,(?=(?:${keys.join('|')})=)`);
+  const [base, ...rest] = spec.split(re);
+  return { base, options: rest.map((p) => [p.slice(0, p.indexOf('=')), p.slice(p.indexOf('=') + 1)] as [string, string]) };
+}
+
+export function parseExtras(spec: string, options: Array<[string, string]>, allowConfig: boolean): BuildExtras {
+  const out: BuildExtras = { configAdd: [], fragments: [] };
+  for (const [k, v] of options) {
+    if (!v) throw new UsageError(`kernel "${spec}": ${k}= needs a value.`);
+    if (k === 'config-add') {
+      if (!OPTION.test(v)) throw new UsageError(`kernel "${spec}": config-add=${v} is not CONFIG_NAME=value (y, m, n, a number or "text").`);
+      out.configAdd.push(v);
+    } else if (k === 'fragment') {
+      const abs = path.resolve(v);
+      if (!statSync(abs, { throwIfNoEntry: false })?.isFile()) throw new UsageError(`kernel "${spec}": fragment ${v} is not a file.`);
+      out.fragments.push(abs);
+    } else if (k === 'config' && allowConfig) {
+      if (out.config) throw new UsageError(`kernel "${spec}": config= given twice.`);
+      const abs = path.resolve(v);
+      if (!statSync(abs, { throwIfNoEntry: false })?.isFile()) throw new UsageError(`kernel "${spec}": config ${v} is not a file.`);
+      out.config = abs;
+    } else {
+      throw new UsageError(`kernel "${spec}": unknown option ${k}=.`);
+    }
+  }
+  return out;
+}
+
+/** The canonical spec suffix of the extras (part of the kernel's id and cache key). */
+export function extrasSuffix(e: BuildExtras): string {
+  return [
+    ...(e.config ? [`config=${e.config}`] : []),
+    ...e.fragments.map((f) => `fragment=${f}`),
+    ...e.configAdd.map((c) => `config-add=${c}`),
+  ]
+    .map((x) => `,${x}`)
+    .join('');
+}
+
+/** The extras as config fragments (files read now), for kbuild() and the cache key. */
+export function extraFragments(e: BuildExtras): Array<{ name: string; text: string }> {
+  return [
+    ...e.fragments.map((f) => ({ name: f, text: readFileSync(f, 'utf8') })),
+    ...(e.configAdd.length ? [{ name: '--config-add', text: `${e.configAdd.join('\n')}\n` }] : []),
+  ];
+}
+
+/** Adds the CLI's --config-add and --fragment to a spec of a provider that builds from source. */
+export function withCliExtras(spec: string, configAdd: string[], fragments: string[]): string {
+  if (!/^(build\/|git:)/.test(spec) || (configAdd.length === 0 && fragments.length === 0)) return spec;
+  return spec + [...fragments.map((f) => `,fragment=${path.resolve(f)}`), ...configAdd.map((c) => `,config-add=${c}`)].join('');
+}
