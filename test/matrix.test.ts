@@ -3,11 +3,10 @@
  * patched source build, through the CLI, and `rootprobe diff` showing what the patch and
  * the newer kernel changed for nonroot_initramfs.
  *
- * debian/trixie (6.12) panics in early boot in part of its boots under QEMU 7.2's TCG (memory
- * corruption in the allocator, whatever the CPU model; see the README). The matrix runs with
- * --retries, and on TCG a trixie cell whose every attempt ended in a kernel panic is counted
- * as inconclusive (and printed) instead of failed. Anything else fails: a failed assertion, a
- * missing stage, a timeout, a panic on any other kernel, and any trixie panic under KVM.
+ * Every cell must pass: a failed assertion, a missing stage, a timeout or a panic on any
+ * kernel fails the test. (debian/trixie's 6.12 used to panic in early boot in part of its
+ * boots under TCG; 6.12.117 booted 50 of 50 times, bench/boot-repeat.ts, so that special
+ * case is gone.) --retries stays, as a user would run it: a flake is reported, never hidden.
  */
 import { expect } from 'chai';
 import { promises as fs } from 'node:fs';
@@ -26,14 +25,6 @@ interface Run {
   attempts?: Array<{ outcome: string }>;
   behaviours: string[];
   message?: string;
-}
-
-/** Kernels known to panic in early boot under this QEMU's TCG (README: Known problem). */
-const TCG_PANICS = new Set(['debian/trixie']);
-
-function inconclusive(r: Run): boolean {
-  const outcomes = (r.attempts ?? [{ outcome: r.outcome }]).map((a) => a.outcome);
-  return r.accel === 'tcg' && TCG_PANICS.has(r.kernel) && outcomes.every((o) => o === 'panic');
 }
 
 describe('kernel matrix: every scenario on bookworm, trixie, sid and build/nonroot-6.1 @boot', function () {
@@ -63,14 +54,9 @@ describe('kernel matrix: every scenario on bookworm, trixie, sid and build/nonro
   });
 
   it('passes on all four kernels and prints the scenario x kernel table', () => {
-    const bad = runs
-      .filter((r) => r.outcome !== 'passed' && !inconclusive(r))
-      .map((r) => `${r.scenario} on ${r.kernel}: ${r.outcome} ${r.message ?? ''}`);
+    const bad = runs.filter((r) => r.outcome !== 'passed').map((r) => `${r.scenario} on ${r.kernel}: ${r.outcome} ${r.message ?? ''}`);
     expect(bad, result.stdout).to.deep.equal([]);
-    const skipped = runs.filter(inconclusive).map((r) => `${r.scenario}@${r.kernel}`);
-    if (skipped.length) console.log(`      inconclusive (every attempt a TCG kernel panic): ${skipped.join(', ')}`);
-    expect(runs.filter(inconclusive).length, 'most trixie cells must reach a verdict').to.be.below(4);
-    expect(result.code).to.equal(skipped.length ? 1 : 0);
+    expect(result.code).to.equal(0);
     const header = result.stdout.split('\n').find((l) => l.startsWith('scenario'))!;
     for (const k of KERNELS) expect(header).to.include(k);
     expect(runs).to.have.length(7 * KERNELS.length);
@@ -81,8 +67,7 @@ describe('kernel matrix: every scenario on bookworm, trixie, sid and build/nonro
   it('names the nonroot_initramfs behaviour each kernel showed', () => {
     const seen = (k: string) => runs.find((r) => r.scenario === 'nonroot_initramfs' && r.kernel === k)!.behaviours.join('; ');
     expect(seen('debian/bookworm')).to.match(/EINVAL/);
-    const trixie = runs.find((r) => r.scenario === 'nonroot_initramfs' && r.kernel === 'debian/trixie')!;
-    if (!inconclusive(trixie)) expect(seen('debian/trixie')).to.match(/EINVAL/);
+    expect(seen('debian/trixie')).to.match(/EINVAL/);
     expect(seen('debian/sid')).to.not.match(/EINVAL/);
     expect(seen('build/nonroot-6.1')).to.match(/tmpfs/);
   });
