@@ -164,175 +164,191 @@ function splitParts(p: string): Buffer[] {
   return p.split('/').map((c) => Buffer.from(c, 'utf8'));
 }
 
+/** One input entry as a node: validated, its path normalised, its header fields filled. */
+function planOne({ entry: e, spill }: Item, defaultMtime: number, seen: Map<string, Node>): Node {
+  if (!e || typeof e !== 'object') throw new UsageError(`A cpio entry must be an object, got ${String(e)}.`);
+  const p = archivePath(e.path);
+  const where = `cpio entry "${p}"`;
+  if (p === TRAILER) {
+    throw new UsageError(`${where}: this name marks the end of a newc archive; rename the entry.`);
+  }
+  if (seen.has(p)) {
+    throw new UsageError(`${where} appears twice (as given: ${JSON.stringify(e.path)}); each path may appear once.`);
+  }
+  const base = { path: p, ino: 0, nlink: 1, rdevmajor: 0, rdevminor: 0, size: 0, uid: 0, gid: 0, mtime: defaultMtime };
+  if (e.type !== 'hardlink') {
+    base.uid = e.uid === undefined ? 0 : u32(where, 'uid', e.uid);
+    base.gid = e.gid === undefined ? 0 : u32(where, 'gid', e.gid);
+    base.mtime = e.mtime === undefined ? defaultMtime : u32(where, 'mtime', e.mtime);
+  }
+  let planned: Planned;
+  let target: string | undefined;
+  switch (e.type) {
+    case 'file': {
+      const mode = TYPE_BITS.file | perm(where, e.mode, 0o644);
+      if (spill) {
+        planned = { ...base, mode, size: spill.length, spill };
+      } else if (e.hostPath !== undefined) {
+        if (e.data !== undefined) throw new UsageError(`${where}: give data or hostPath, not both.`);
+        if (typeof e.hostPath !== 'string' || e.hostPath === '' || e.hostPath.includes('\0')) {
+          throw new UsageError(`${where}: hostPath ${JSON.stringify(e.hostPath)} must be a non-empty path without NUL.`);
+        }
+        planned = { ...base, mode, size: 0, hostPath: e.hostPath };
+      } else {
+        if (!Buffer.isBuffer(e.data)) throw new UsageError(`${where}: data must be a Buffer (or give hostPath).`);
+        tooBig(where, e.data.length);
+        planned = { ...base, mode, size: e.data.length, data: e.data };
+      }
+      break;
+    }
+    case 'dir':
+      planned = { ...base, mode: TYPE_BITS.dir | perm(where, e.mode, 0o755) };
+      break;
+    case 'symlink': {
+      if (typeof e.target !== 'string' || e.target === '' || e.target.includes('\0')) {
+        throw new UsageError(`${where}: symlink target ${JSON.stringify(e.target)} must be a non-empty string without NUL.`);
+      }
+      const data = Buffer.from(e.target, 'utf8');
+      planned = { ...base, mode: TYPE_BITS.symlink | 0o777, size: data.length, data };
+      break;
+    }
+    case 'hardlink':
+      if (typeof e.target !== 'string') throw new UsageError(`${where}: hard link target must be a string.`);
+      target = archivePath(e.target);
+      planned = { ...base, mode: TYPE_BITS.file };
+      break;
+    case 'char':
+    case 'block':
+      planned = {
+        ...base,
+        mode: TYPE_BITS[e.type] | perm(where, e.mode, 0o600),
+        rdevmajor: u32(where, 'major', e.major),
+        rdevminor: u32(where, 'minor', e.minor),
+      };
+      break;
+    case 'fifo':
+      planned = { ...base, mode: TYPE_BITS.fifo | perm(where, e.mode, 0o644) };
+      break;
+    default:
+      throw new UsageError(
+        `${where}: unknown type ${JSON.stringify((e as { type: unknown }).type)}; ` +
+          `use file, dir, symlink, hardlink, char, block or fifo.`,
+      );
+  }
+  return { path: p, parts: splitParts(p), entry: e, planned, target };
+}
+
+/** Adds the missing parent folders of every node; a parent that exists must be a folder. */
+function addParents(nodes: Map<string, Node>, defaultMtime: number): void {
+for (const node of [...nodes.values()]) {
+  const parts = node.path.split('/');
+  for (let i = 1; i < parts.length; i++) {
+    const prefix = parts.slice(0, i).join('/');
+    const parent = nodes.get(prefix);
+    if (!parent) {
+      nodes.set(prefix, {
+        path: prefix,
+        parts: splitParts(prefix),
+        entry: undefined,
+        planned: {
+          path: prefix, mode: TYPE_BITS.dir | 0o755, uid: 0, gid: 0, mtime: defaultMtime,
+          ino: 0, nlink: 1, rdevmajor: 0, rdevminor: 0, size: 0,
+        },
+      });
+    } else if (parent.entry && parent.entry.type !== 'dir') {
+      throw new UsageError(
+        `cpio entry "${node.path}" is inside "${prefix}", which is a ${parent.entry.type}, not a folder. ` +
+          `Make "${prefix}" a dir entry or move "${node.path}".`,
+      );
+    }
+  }
+}
+
+}
+
+/** Inodes 1..N in archive order (hard links take their target's later); folder link counts 2 + subfolders. */
+function numberNodes(sorted: Node[], nodes: Map<string, Node>): void {
+// Inodes 1..N in archive order; hard links take their target's.
+let ino = 0;
+for (const n of sorted) if (n.entry?.type !== 'hardlink') n.planned.ino = ++ino;
+
+// Folder link counts: 2 + direct subfolders, like a real file system.
+for (const n of sorted) {
+  if ((n.planned.mode & 0o170000) !== TYPE_BITS.dir) continue;
+  n.planned.nlink = 2;
+}
+for (const n of sorted) {
+  if ((n.planned.mode & 0o170000) !== TYPE_BITS.dir) continue;
+  const slash = n.path.lastIndexOf('/');
+  if (slash >= 0) nodes.get(n.path.slice(0, slash))!.planned.nlink++;
+}
+
+}
+
+/** Hard-link groups: members share inode, mode, owner, mtime; the data goes on the last member only. */
+function groupHardLinks(sorted: Node[], nodes: Map<string, Node>): void {
+const groups = new Map<Node, Node[]>();
+for (const n of sorted) {
+  if (n.entry?.type !== 'hardlink') continue;
+  const t = nodes.get(n.target!);
+  if (!t || !t.entry) {
+    throw new UsageError(
+      `cpio hard link "${n.path}" points at "${n.target}", which is not ${t ? 'a file' : 'in the archive'}. ` +
+        `Add a file entry "${n.target}" or fix the target.`,
+    );
+  }
+  if (t.entry.type !== 'file') {
+    throw new UsageError(
+      `cpio hard link "${n.path}" points at "${n.target}", which is a ${t.entry.type}; ` +
+        `hard links must point at a file entry.`,
+    );
+  }
+  if (!groups.has(t)) groups.set(t, []);
+}
+for (const n of sorted) {
+  if (n.entry?.type === 'hardlink') groups.get(nodes.get(n.target!)!)!.push(n);
+  else if (groups.has(n)) groups.get(n)!.push(n);
+}
+for (const [file, members] of groups) {
+  const f = file.planned;
+  for (const m of members) {
+    const mp = m.planned;
+    mp.ino = f.ino;
+    mp.mode = f.mode;
+    mp.uid = f.uid;
+    mp.gid = f.gid;
+    mp.mtime = f.mtime;
+    mp.nlink = members.length;
+  }
+  const holder = members[members.length - 1].planned; // members are in archive order
+  const { size, data, hostPath, spill } = f;
+  for (const m of members) {
+    m.planned.size = 0;
+    m.planned.data = undefined;
+    m.planned.hostPath = undefined;
+    m.planned.spill = undefined;
+  }
+  holder.size = size;
+  holder.data = data;
+  holder.hostPath = hostPath;
+  holder.spill = spill;
+}
+
+}
+
 /** Turns input entries into the exact headers to write, in archive order. */
 export function planEntries(items: Item[], opts: PackOptions = {}): Planned[] {
   const defaultMtime =
     opts.mtime !== undefined ? u32('packNewc options', 'mtime', opts.mtime) : (sourceDateEpoch() ?? 0);
   const nodes = new Map<string, Node>();
-
-  for (const { entry: e, spill } of items) {
-    if (!e || typeof e !== 'object') throw new UsageError(`A cpio entry must be an object, got ${String(e)}.`);
-    const p = archivePath(e.path);
-    const where = `cpio entry "${p}"`;
-    if (p === TRAILER) {
-      throw new UsageError(`${where}: this name marks the end of a newc archive; rename the entry.`);
-    }
-    if (nodes.has(p)) {
-      throw new UsageError(`${where} appears twice (as given: ${JSON.stringify(e.path)}); each path may appear once.`);
-    }
-    const base = { path: p, ino: 0, nlink: 1, rdevmajor: 0, rdevminor: 0, size: 0, uid: 0, gid: 0, mtime: defaultMtime };
-    if (e.type !== 'hardlink') {
-      base.uid = e.uid === undefined ? 0 : u32(where, 'uid', e.uid);
-      base.gid = e.gid === undefined ? 0 : u32(where, 'gid', e.gid);
-      base.mtime = e.mtime === undefined ? defaultMtime : u32(where, 'mtime', e.mtime);
-    }
-    let planned: Planned;
-    let target: string | undefined;
-    switch (e.type) {
-      case 'file': {
-        const mode = TYPE_BITS.file | perm(where, e.mode, 0o644);
-        if (spill) {
-          planned = { ...base, mode, size: spill.length, spill };
-        } else if (e.hostPath !== undefined) {
-          if (e.data !== undefined) throw new UsageError(`${where}: give data or hostPath, not both.`);
-          if (typeof e.hostPath !== 'string' || e.hostPath === '' || e.hostPath.includes('\0')) {
-            throw new UsageError(`${where}: hostPath ${JSON.stringify(e.hostPath)} must be a non-empty path without NUL.`);
-          }
-          planned = { ...base, mode, size: 0, hostPath: e.hostPath };
-        } else {
-          if (!Buffer.isBuffer(e.data)) throw new UsageError(`${where}: data must be a Buffer (or give hostPath).`);
-          tooBig(where, e.data.length);
-          planned = { ...base, mode, size: e.data.length, data: e.data };
-        }
-        break;
-      }
-      case 'dir':
-        planned = { ...base, mode: TYPE_BITS.dir | perm(where, e.mode, 0o755) };
-        break;
-      case 'symlink': {
-        if (typeof e.target !== 'string' || e.target === '' || e.target.includes('\0')) {
-          throw new UsageError(`${where}: symlink target ${JSON.stringify(e.target)} must be a non-empty string without NUL.`);
-        }
-        const data = Buffer.from(e.target, 'utf8');
-        planned = { ...base, mode: TYPE_BITS.symlink | 0o777, size: data.length, data };
-        break;
-      }
-      case 'hardlink':
-        if (typeof e.target !== 'string') throw new UsageError(`${where}: hard link target must be a string.`);
-        target = archivePath(e.target);
-        planned = { ...base, mode: TYPE_BITS.file };
-        break;
-      case 'char':
-      case 'block':
-        planned = {
-          ...base,
-          mode: TYPE_BITS[e.type] | perm(where, e.mode, 0o600),
-          rdevmajor: u32(where, 'major', e.major),
-          rdevminor: u32(where, 'minor', e.minor),
-        };
-        break;
-      case 'fifo':
-        planned = { ...base, mode: TYPE_BITS.fifo | perm(where, e.mode, 0o644) };
-        break;
-      default:
-        throw new UsageError(
-          `${where}: unknown type ${JSON.stringify((e as { type: unknown }).type)}; ` +
-            `use file, dir, symlink, hardlink, char, block or fifo.`,
-        );
-    }
-    nodes.set(p, { path: p, parts: splitParts(p), entry: e, planned, target });
+  for (const item of items) {
+    const n = planOne(item, defaultMtime, nodes);
+    nodes.set(n.path, n);
   }
-
-  // Synthesise missing parent folders; a parent that exists must be a folder.
-  for (const node of [...nodes.values()]) {
-    const parts = node.path.split('/');
-    for (let i = 1; i < parts.length; i++) {
-      const prefix = parts.slice(0, i).join('/');
-      const parent = nodes.get(prefix);
-      if (!parent) {
-        nodes.set(prefix, {
-          path: prefix,
-          parts: splitParts(prefix),
-          entry: undefined,
-          planned: {
-            path: prefix, mode: TYPE_BITS.dir | 0o755, uid: 0, gid: 0, mtime: defaultMtime,
-            ino: 0, nlink: 1, rdevmajor: 0, rdevminor: 0, size: 0,
-          },
-        });
-      } else if (parent.entry && parent.entry.type !== 'dir') {
-        throw new UsageError(
-          `cpio entry "${node.path}" is inside "${prefix}", which is a ${parent.entry.type}, not a folder. ` +
-            `Make "${prefix}" a dir entry or move "${node.path}".`,
-        );
-      }
-    }
-  }
-
+  addParents(nodes, defaultMtime);
   const sorted = [...nodes.values()].sort((a, b) => compareParts(a.parts, b.parts));
-
-  // Inodes 1..N in archive order; hard links take their target's.
-  let ino = 0;
-  for (const n of sorted) if (n.entry?.type !== 'hardlink') n.planned.ino = ++ino;
-
-  // Folder link counts: 2 + direct subfolders, like a real file system.
-  for (const n of sorted) {
-    if ((n.planned.mode & 0o170000) !== TYPE_BITS.dir) continue;
-    n.planned.nlink = 2;
-  }
-  for (const n of sorted) {
-    if ((n.planned.mode & 0o170000) !== TYPE_BITS.dir) continue;
-    const slash = n.path.lastIndexOf('/');
-    if (slash >= 0) nodes.get(n.path.slice(0, slash))!.planned.nlink++;
-  }
-
-  // Hard-link groups: members share inode, mode, owner, mtime; data on the last member only.
-  const groups = new Map<Node, Node[]>();
-  for (const n of sorted) {
-    if (n.entry?.type !== 'hardlink') continue;
-    const t = nodes.get(n.target!);
-    if (!t || !t.entry) {
-      throw new UsageError(
-        `cpio hard link "${n.path}" points at "${n.target}", which is not ${t ? 'a file' : 'in the archive'}. ` +
-          `Add a file entry "${n.target}" or fix the target.`,
-      );
-    }
-    if (t.entry.type !== 'file') {
-      throw new UsageError(
-        `cpio hard link "${n.path}" points at "${n.target}", which is a ${t.entry.type}; ` +
-          `hard links must point at a file entry.`,
-      );
-    }
-    if (!groups.has(t)) groups.set(t, []);
-  }
-  for (const n of sorted) {
-    if (n.entry?.type === 'hardlink') groups.get(nodes.get(n.target!)!)!.push(n);
-    else if (groups.has(n)) groups.get(n)!.push(n);
-  }
-  for (const [file, members] of groups) {
-    const f = file.planned;
-    for (const m of members) {
-      const mp = m.planned;
-      mp.ino = f.ino;
-      mp.mode = f.mode;
-      mp.uid = f.uid;
-      mp.gid = f.gid;
-      mp.mtime = f.mtime;
-      mp.nlink = members.length;
-    }
-    const holder = members[members.length - 1].planned; // members are in archive order
-    const { size, data, hostPath, spill } = f;
-    for (const m of members) {
-      m.planned.size = 0;
-      m.planned.data = undefined;
-      m.planned.hostPath = undefined;
-      m.planned.spill = undefined;
-    }
-    holder.size = size;
-    holder.data = data;
-    holder.hostPath = hostPath;
-    holder.spill = spill;
-  }
-
+  numberNodes(sorted, nodes);
+  groupHardLinks(sorted, nodes);
   return sorted.map((n) => n.planned);
 }
 
