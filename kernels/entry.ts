@@ -3,7 +3,7 @@
  * `kernel.json` (paths relative to the entry, so the cache can move) and the small pointer
  * files (`<name>.current`) that let a later run find the entry without the network.
  */
-import { promises as fs } from 'node:fs';
+import { promises as fs, existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { cacheRoot } from '../harness/cache.ts';
 import { parseKernelConfig } from './config.ts';
@@ -18,6 +18,8 @@ export interface KernelEntryRecord {
   configPath?: string;
   description: string;
   sha256: string;
+  /** Absolute: it stays in the provider's build folder. */
+  vmlinux?: string;
 }
 
 export function kernelsDir(): string {
@@ -61,5 +63,6 @@ export async function loadKernelEntry(dir: string): Promise<Kernel> {
     config: configPath ? parseKernelConfig(await fs.readFile(configPath, 'utf8')) : undefined,
     description: rec.description,
     sha256: rec.sha256,
+    ...(rec.vmlinux && existsSync(rec.vmlinux) ? { vmlinux: rec.vmlinux } : {}),
   };
 }

@@ -28,6 +28,8 @@ export interface Kernel {
   description: string;
   /** sha256 of the bzImage, for reports. */
   sha256: string;
+  /** The kernel with its symbols, for a debugger (git: builds have it). */
+  vmlinux?: string;
 }
 
 export type KernelSpec = ParsedKernelSpec;

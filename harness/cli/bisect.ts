@@ -19,7 +19,7 @@ import { UsageError, SetupError } from '../errors.ts';
 import { loadScenarios, pickScenarios } from '../../scenarios/index.ts';
 import { parseKernelSpec, resolveKernel, type Kernel } from '../../kernels/index.ts';
 import { checkoutRevision, git, type GitSpec } from '../../kernels/git.ts';
-import { extrasSuffix } from '../../kernels/spec-options.ts';
+import { extrasSuffix, withCliExtras } from '../../kernels/spec-options.ts';
 import { detectAccel } from '../qemu/accel.ts';
 import { validateScenarios, withScenario } from '../validate.ts';
 import { runScenario } from '../run/run-scenario.ts';
@@ -198,11 +198,13 @@ export async function cmdBisect(args: string[]): Promise<number> {
       cmdline: { type: 'string' },
       artifacts: { type: 'string' },
       'allow-kernel-log': { type: 'string', multiple: true },
+      'config-add': { type: 'string', multiple: true },
+      fragment: { type: 'string', multiple: true },
     },
   });
   const usage = 'usage: rootprobe bisect <scenario> --kernel git:<tree> --good <rev> --bad <rev> [--runs N]';
   if (positionals.length !== 1 || !values.kernel || !values.good || !values.bad) throw new UsageError(usage);
-  const spec = parseKernelSpec(values.kernel) as GitSpec;
+  const spec = parseKernelSpec(withCliExtras(values.kernel, values['config-add'] ?? [], values.fragment ?? [])) as GitSpec;
   if (spec.kind !== 'git') throw new UsageError(`bisect needs a git: kernel (a kernel source tree in git), not ${values.kernel}\n${usage}`);
   if (spec.rev) throw new UsageError(`bisect: give the tree without @${spec.rev}; the revisions come from --good and --bad`);
   const runs = Number(values.runs ?? 1);

@@ -20,6 +20,7 @@ import { isPeopleError, UsageError } from '../errors.ts';
 import { loadScenarios, pickScenarios } from '../../scenarios/index.ts';
 import { acceptedForms, listKernels, parseKernelSpec, providers } from '../../kernels/index.ts';
 import { DEFAULTS } from '../plan/defaults.ts';
+import { withCliExtras } from '../../kernels/spec-options.ts';
 import { runMatrix } from '../run/matrix.ts';
 import { summaryText } from '../report/terminal.ts';
 import { toJUnit, toJson, toTap } from '../report/formats.ts';
@@ -67,6 +68,8 @@ ${providers().map((p) => `                       ${p.forms.join(' | ')}: ${p.sum
   --cmdline TEXT     append to every guest's kernel command line
   --allow-kernel-log REGEX  a kernel report (WARNING, BUG, KASAN...) whose title or line matches
                      does not fail the run (repeatable); any other one does
+  --config-add CONFIG_X=y   an option on top of the configuration of build/ and git: kernels (repeatable)
+  --fragment FILE    a config fragment on top of the configuration of build/ and git: kernels (repeatable)
   --retries N        boot a cell that did not pass again, up to N times; every attempt is
                      reported and a cell whose attempts disagree is marked flaky
   --shard I/N        run only part I of N of the scenario x kernel matrix (cells sorted by kernel,
@@ -121,6 +124,8 @@ async function cmdRun(args: string[]): Promise<number> {
       shard: { type: 'string' },
       retries: { type: 'string' },
       'allow-kernel-log': { type: 'string', multiple: true },
+      'config-add': { type: 'string', multiple: true },
+      fragment: { type: 'string', multiple: true },
     },
   });
   const allowKernelLog = (values['allow-kernel-log'] ?? []).map((r) => {
@@ -131,7 +136,7 @@ async function cmdRun(args: string[]): Promise<number> {
     }
   });
   const shard = values.shard !== undefined ? parseShard(values.shard) : undefined;
-  const kernels = values.kernel?.length ? values.kernel : [DEFAULT_KERNEL];
+  const kernels = (values.kernel?.length ? values.kernel : [DEFAULT_KERNEL]).map((k) => withCliExtras(k, values['config-add'] ?? [], values.fragment ?? []));
   for (const k of kernels) parseKernelSpec(k); // a bad spec is a usage error before anything runs
   const jobs = positiveInt(values.jobs, '--jobs', os.availableParallelism());
   const all = await loadScenarios(values.scenarios ?? []);

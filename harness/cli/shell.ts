@@ -22,6 +22,9 @@ import { validateScenarios, withScenario } from '../validate.ts';
 import { DEFAULTS } from '../plan/defaults.ts';
 import { planScenario } from '../plan/scenario.ts';
 import { execute } from '../run/execute.ts';
+import { makeTempDir } from '../lifecycle.ts';
+import { shellQuote } from '../quote.ts';
+import * as path from 'node:path';
 
 export async function cmdShell(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -32,9 +35,10 @@ export async function cmdShell(args: string[]): Promise<number> {
       stage: { type: 'string' },
       scenarios: { type: 'string', multiple: true },
       cmdline: { type: 'string' },
+      gdb: { type: 'boolean' },
     },
   });
-  if (positionals.length !== 1) throw new UsageError('usage: rootprobe shell <scenario> [--kernel K] [--stage S]');
+  if (positionals.length !== 1) throw new UsageError('usage: rootprobe shell <scenario> [--kernel K] [--stage S] [--gdb]');
   const spec = values.kernel ?? DEFAULTS.kernel;
   parseKernelSpec(spec);
   const [sc] = pickScenarios(await loadScenarios(values.scenarios ?? []), positionals);
@@ -55,7 +59,19 @@ export async function cmdShell(args: string[]): Promise<number> {
     `rootprobe shell: ${sc.name} on ${kernel.id} (${kernel.release}, ${accel.accel}); a guest shell after stage '${stage}'.\n` +
       `  exit the shell to let the guest go on; Ctrl-a x quits QEMU at any time.\n`,
   );
-  const record = await execute(plan, { accel: accel.accel, interactive: true });
+  let gdbSocket: string | undefined;
+  if (values.gdb) {
+    const dir = await makeTempDir('rootprobe-gdb-');
+    gdbSocket = path.join(dir, 'gdb.sock');
+    const sym = kernel.vmlinux ?? '';
+    process.stderr.write(
+      `  QEMU's gdb stub: ${gdbSocket}\n` +
+        `  attach with:  gdb ${sym ? shellQuote(sym) : '-ex "set architecture i386:x86-64"'} -ex ${shellQuote(`target remote ${gdbSocket}`)}\n` +
+        (sym ? '' : `  (this kernel has no vmlinux with symbols: git: kernels have one)\n`) +
+        `  add nokaslr to --cmdline for breakpoints on symbols.\n`,
+    );
+  }
+  const record = await execute(plan, { accel: accel.accel, interactive: true, ...(gdbSocket ? { gdbSocket } : {}) });
   // QEMU puts the terminal back when it exits normally; after a kill it cannot.
   if (process.stdin.isTTY) spawnSync('stty', ['sane'], { stdio: 'inherit' });
   process.stderr.write(

@@ -53,6 +53,8 @@ export interface BootSpec {
   arch?: ArchSpec;
   /** default 'bios' (the only one so far: QEMU's own firmware loads -kernel) */
   firmware?: 'bios';
+  /** QEMU's gdb stub on this unix socket (`rootprobe shell --gdb`). */
+  gdbSocket?: string;
 }
 
 export interface QemuChannel {
@@ -155,6 +157,7 @@ export function qemuArgs(spec: BootSpec, channel: QemuChannel): string[] {
     }
     argv.push('-drive', drive.join(','), '-device', dev.join(','));
   });
+  if (spec.gdbSocket) argv.push('-gdb', `unix:${qemuOptValue(spec.gdbSocket)},server=on,wait=off`);
   argv.push('-pidfile', path.join(spec.runDir, 'qemu.pid'));
   return argv;
 }

@@ -36,6 +36,8 @@ export interface ExecuteOptions {
   signal?: AbortSignal;
   /** The console on this terminal (`shell`): no deadline, nothing kept. */
   interactive?: boolean;
+  /** QEMU's gdb stub on this unix socket. */
+  gdbSocket?: string;
 }
 
 /** Why bootAndRead stopped a guest that had said everything but kept running. */
@@ -196,7 +198,7 @@ export async function execute(plan: BootPlan, opts: ExecuteOptions): Promise<Run
     const files = await materialize(plan, runDir);
     if (opts.signal?.aborted) throw new Error('interrupted before boot');
     emit({ type: 'phase', scenario: plan.name, kernel: plan.kernel.id, phase: 'boot' });
-    boot = await bootAndRead(bootSpecOf(plan, opts.accel, runDir, files), readback, {
+    boot = await bootAndRead({ ...bootSpecOf(plan, opts.accel, runDir, files), ...(opts.gdbSocket ? { gdbSocket: opts.gdbSocket } : {}) }, readback, {
       deadlineMs,
       signal: opts.signal,
       interactive: opts.interactive,
