@@ -10,7 +10,7 @@
  *   rootprobe show RUN.json [--stage S] [--run N]             (show.ts)
  *   rootprobe report RUN.json --html FILE                    (show.ts)
  *   rootprobe kernels
- *   rootprobe doctor [--install]
+ *   rootprobe doctor [--install] [--browser]
  *
  * Exit status: 0 when every run passed, 1 when any did not, 2 on bad usage or missing setup.
  */
@@ -52,7 +52,7 @@ usage:
   rootprobe show RUN.json [--stage S] [--run N|SCENARIO]          a report's mount trees and processes, as findmnt --tree
   rootprobe report RUN.json --html FILE                           the HTML page of a report written earlier
   rootprobe kernels                                               known kernels, cached or not
-  rootprobe doctor [--install]                                    check (and install) host tools
+  rootprobe doctor [--install] [--browser]                        check (and install) host tools; --browser: Chromium too
 
 run options:
   --kernel K         debian/bookworm (default), debian/trixie, debian/sid, debian/<suite>:<flavour>,

@@ -65,7 +65,7 @@ ul.facts li.behaviour::marker{content:"◆ ";color:var(--moved)}
 .story .counts{display:block;font-size:11px;color:var(--dim)}
 section.stage{border-top:1px solid var(--line);margin-top:14px;padding-top:10px}
 section.stage>h3{margin:0 0 6px;font-size:15px}
-.stage-grid{display:grid;grid-template-columns:minmax(360px,2fr) minmax(420px,3fr);gap:18px;align-items:start}
+.stage-grid{display:grid;grid-template-columns:minmax(360px,2fr) minmax(0,3fr);gap:18px;align-items:start}
 @media (max-width:1000px){.stage-grid{grid-template-columns:1fr}}
 .legend{display:flex;flex-wrap:wrap;gap:4px 10px;font-size:12px;color:var(--dim);margin:2px 0 8px}
 .legend span{cursor:help}
@@ -99,8 +99,9 @@ table.procs{border-collapse:collapse;width:100%;font-size:12px}
 table.procs th{text-align:left;color:var(--dim);font-weight:600;border-bottom:1px solid var(--line);padding:3px 6px}
 table.procs td{border-bottom:1px solid #eef0f4;padding:3px 6px;vertical-align:top;font-family:var(--mono);overflow-wrap:anywhere}
 table.procs td.n{white-space:nowrap}
-table.procs td.cmd{max-width:240px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
-table.procs td.link-cell{min-width:90px}
+table.procs td.cmd{max-width:170px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+table.procs td.link-cell{min-width:110px;overflow-wrap:normal}
+.procwrap{overflow-x:auto}
 table.procs tr.probe td{color:var(--dim)}
 table.procs tr.pid1 td:first-child{font-weight:700}
 .link.deleted{color:var(--gone)}
@@ -204,7 +205,7 @@ function linkHtml(l: LinkText | null): string {
     l.unreachable ? `<span class="deco unreachable">(unreachable)</span>` : '',
     l.deleted ? `<span class="deco deleted">(deleted)</span>` : '',
   ].join('');
-  return `<span class="link${l.deleted ? ' deleted' : ''}" title="${esc(l.text)}">${esc(l.path)}</span>${decos}`;
+  return `<span class="link${l.deleted ? ' deleted' : ''}" title="${esc(l.text)}">${esc(l.path).replaceAll('/', '/<wbr>')}</span>${decos}`;
 }
 
 function processHtml(stage: StageJSON, previous?: StageJSON): string {
@@ -226,7 +227,7 @@ function processHtml(stage: StageJSON, previous?: StageJSON): string {
   const k = kthreads.length
     ? `<details class="kthreads"><summary>${kthreads.length} kernel threads</summary><table class="procs">${head}${kthreads.map(row).join('')}</table></details>`
     : '';
-  return `<table class="procs">${head}${user.map(row).join('')}</table>${k}`;
+  return `<div class="procwrap"><table class="procs">${head}${user.map(row).join('')}</table></div>${k}`;
 }
 
 function stageHtml(run: number, t: StageTree, stage: StageJSON, previous: StageJSON | undefined, differs?: Set<string>): string {
