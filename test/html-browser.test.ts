@@ -18,10 +18,48 @@ import { cli, ROOT, type Ran } from './support/cli.ts';
 import type { MatrixReport } from '../harness/report/formats.ts';
 import { runTrees } from '../harness/report/tree.ts';
 import { BROWSER_INSTALL_HINT, findChromium } from '../harness/report/browser.ts';
+import type { RunRecord } from '../harness/run/run-scenario.ts';
+import { buildExt4 } from '../harness/image/disk.ts';
+import { buildCpioSegment } from '../harness/image/initramfs.ts';
+import { ImageTree } from '../harness/image/tree.ts';
+import { checkFeatures } from '../kernels/config.ts';
+import { baseInitramfs, baseRootDisk } from '../images/base.ts';
+import { testKernel } from './support/kernel.ts';
 
 const ARTIFACTS = process.env.ROOTPROBE_TEST_ARTIFACTS
   ? path.join(process.env.ROOTPROBE_TEST_ARTIFACTS, 'html-browser')
   : path.join(ROOT, 'test-artifacts', 'html-browser');
+
+/** Chromium, or the test fails saying how to get it (skipped only with ROOTPROBE_SKIP_BROWSER=1). */
+function chromiumOrFail(ctx: Mocha.Context): string {
+  if (process.env.ROOTPROBE_SKIP_BROWSER === '1') {
+    console.log('    (skipped: ROOTPROBE_SKIP_BROWSER=1)');
+    ctx.skip();
+  }
+  const chromium = findChromium();
+  if (!chromium) throw new Error(`the browser test needs Chromium and found none: ${BROWSER_INSTALL_HINT}; or set ROOTPROBE_SKIP_BROWSER=1 to skip it`);
+  return chromium;
+}
+
+async function openPage(chromium: string, file: string, requests: string[], errors: string[]): Promise<{ browser: Browser; page: Page }> {
+  const browser = await puppeteer.launch({
+    executablePath: chromium,
+    headless: true,
+    // root in a container has no user namespace for Chromium's sandbox
+    args: [...(process.getuid?.() === 0 ? ['--no-sandbox'] : []), '--disable-gpu', '--no-first-run'],
+  });
+  const page = await browser.newPage();
+  page.on('request', (r) => requests.push(r.url()));
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.setViewport({ width: 1280, height: 900 });
+  await page.goto(pathToFileURL(file).href, { waitUntil: 'load' });
+  return { browser, page };
+}
+
+/** The mount ids drawn under `scope`, in drawing order. */
+function mountIds(page: Page, scope: string): Promise<number[]> {
+  return page.$$eval(`${scope} li.mount`, (els) => els.map((e) => Number(e.getAttribute('data-mount-id'))));
+}
 
 describe('the HTML report in headless Chromium, from a real run of switch_root and pivot_root @boot', function () {
   this.timeout(900_000);
@@ -35,12 +73,7 @@ describe('the HTML report in headless Chromium, from a real run of switch_root a
   const pageErrors: string[] = [];
 
   before(async function () {
-    if (process.env.ROOTPROBE_SKIP_BROWSER === '1') {
-      console.log('    (skipped: ROOTPROBE_SKIP_BROWSER=1)');
-      this.skip();
-    }
-    const chromium = findChromium();
-    if (!chromium) throw new Error(`the browser test needs Chromium and found none: ${BROWSER_INSTALL_HINT}; or set ROOTPROBE_SKIP_BROWSER=1 to skip it`);
+    const chromium = chromiumOrFail(this);
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'rootprobe-html-browser-'));
     htmlFile = path.join(dir, 'report.html');
     ran = await cli(['run', 'switch_root', 'pivot_root', '--jobs', '1', '--artifacts', path.join(dir, 'art'),
@@ -50,17 +83,7 @@ describe('the HTML report in headless Chromium, from a real run of switch_root a
     await fs.mkdir(ARTIFACTS, { recursive: true });
     await fs.copyFile(path.join(dir, 'r.json'), path.join(ARTIFACTS, 'report.json'));
     await fs.copyFile(htmlFile, path.join(ARTIFACTS, 'report.html'));
-    browser = await puppeteer.launch({
-      executablePath: chromium,
-      headless: true,
-      // root in a container has no user namespace for Chromium's sandbox
-      args: [...(process.getuid?.() === 0 ? ['--no-sandbox'] : []), '--disable-gpu', '--no-first-run'],
-    });
-    page = await browser.newPage();
-    page.on('request', (r) => requests.push(r.url()));
-    page.on('pageerror', (e) => pageErrors.push(String(e)));
-    await page.setViewport({ width: 1280, height: 900 });
-    await page.goto(pathToFileURL(htmlFile).href, { waitUntil: 'load' });
+    ({ browser, page } = await openPage(chromium, htmlFile, requests, pageErrors));
   });
 
   after(async () => {
@@ -202,5 +225,94 @@ describe('the HTML report in headless Chromium, from a real run of switch_root a
     }
     expect(r.stdout).to.match(/^\/\s+rootfs\s+rootfs\s+rw\s+1 hidden, below \d+ \(ext4 at \/\)/m);
     expect(r.stdout).to.match(/^\s+├─\/var\/run\/rootfs\s+rootfs\s+rootfs\s+\S+\s+\d+ moved \(was \/, parent 1\)$/m);
+  });
+});
+
+describe('diff --html and run external --html in headless Chromium @boot', function () {
+  this.timeout(900_000);
+  let dir: string;
+  let chromium: string;
+  const browsers: Browser[] = [];
+
+  before(async function () {
+    chromium = chromiumOrFail(this);
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'rootprobe-html-browser2-'));
+    await fs.mkdir(ARTIFACTS, { recursive: true });
+  });
+  after(async () => {
+    for (const b of browsers) await b.close();
+    if (dir) await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  it('diff: each stage of switch_root on both kernels side by side, every mount of both runs drawn', async () => {
+    // The same kernel under two specs: two real boots, and a page with two columns.
+    const other = `file:${testKernel.vmlinuz},modules=${testKernel.modulesDir},config=${testKernel.configPath}`;
+    const html = path.join(dir, 'diff.html');
+    const r = await cli(['diff', '--kernel', testKernel.id, '--kernel', other, 'switch_root', '--jobs', '1',
+      '--artifacts', path.join(dir, 'art'), '--json', path.join(dir, 'diff.json'), '--html', html]);
+    expect(r.code, r.stdout + r.stderr).to.be.oneOf([0, 1]);
+    const out = JSON.parse(await fs.readFile(path.join(dir, 'diff.json'), 'utf8')) as { kernels: string[]; report: MatrixReport };
+    await fs.copyFile(html, path.join(ARTIFACTS, 'diff.html'));
+    const requests: string[] = [];
+    const errors: string[] = [];
+    const { browser, page } = await openPage(chromium, html, requests, errors);
+    browsers.push(browser);
+    expect(requests).to.have.length(1);
+    expect(errors).to.deep.equal([]);
+    const runs = out.report.runs;
+    expect(runs).to.have.length(2);
+    const names = [...new Set(runs.flatMap((x) => x.stages.map((s) => s.name)))];
+    expect(await page.$$eval('section.stage', (els) => els.map((e) => e.getAttribute('data-stage')))).to.deep.equal(names);
+    for (const name of names) {
+      const heads = await page.$$eval(`section.stage[data-stage="${name}"] .side > div > h4`, (els) => els.map((e) => e.getAttribute('data-kernel')));
+      expect(heads).to.have.length(2);
+      for (const [col, run] of runs.entries()) {
+        expect(heads[col]).to.equal(run.kernel);
+        const t = runTrees(run.stages).find((x) => x.stage === name)!;
+        const ids = await mountIds(page, `section.stage[data-stage="${name}"] .side > div:nth-child(${col + 1})`);
+        expect(ids, `${run.kernel} ${name}`).to.deep.equal(t.nodes.map((n) => n.mountId));
+      }
+    }
+    await page.screenshot({ path: path.join(ARTIFACTS, 'diff.png'), fullPage: true });
+  });
+
+  it('run external: the page of a distro\'s own flow shows its stages and mounts', async () => {
+    // A stand-in initramfs-tools archive and root disk (as test/external.test.ts builds them).
+    const fx = path.join(ROOT, 'test/fixtures/external');
+    const main = new ImageTree('fake distro');
+    main.merge(baseInitramfs());
+    const { modules } = checkFeatures(testKernel, ['initrd', 'proc', 'sysfs', 'devtmpfs', 'virtio-blk', 'ext4'], 'fakedistro');
+    if (modules.length) main.kernelModules(testKernel, modules);
+    main.script('/init', path.join(fx, 'distro-init.sh'));
+    main.file('/scripts/init-bottom/ORDER', '/scripts/init-bottom/nothing "$@"\n[ -e /conf/param.conf ] && . /conf/param.conf\n');
+    main.file('/scripts/init-bottom/nothing', '#!/bin/sh\ntrue\n', 0o755);
+    main.dir('/conf');
+    const initrd = path.join(dir, 'initrd.img');
+    await fs.copyFile(await buildCpioSegment(main, { compress: 'gzip' }), initrd);
+    const disk = baseRootDisk();
+    disk.script('/sbin/init', path.join(fx, 'root-init.sh'));
+    disk.dir('/mnt');
+    const img = path.join(dir, 'root.img');
+    await fs.copyFile(await buildExt4(disk, { sizeMiB: 32 }), img);
+    const html = path.join(dir, 'ext.html');
+    const r = await cli(['run', 'external', '--initramfs', initrd, '--kernel', testKernel.id, '--disk', img, '--cmdline', 'root=/dev/vda',
+      '--timeout', '60', '--artifacts', path.join(dir, 'ext-art'), '--json', path.join(dir, 'ext.json'), '--html', html]);
+    expect(r.code, r.stdout + r.stderr).to.equal(0);
+    const rec = JSON.parse(await fs.readFile(path.join(dir, 'ext.json'), 'utf8')) as RunRecord;
+    await fs.copyFile(html, path.join(ARTIFACTS, 'external.html'));
+    const requests: string[] = [];
+    const errors: string[] = [];
+    const { browser, page } = await openPage(chromium, html, requests, errors);
+    browsers.push(browser);
+    expect(requests).to.have.length(1);
+    expect(errors).to.deep.equal([]);
+    expect(await page.$eval('section.run h2 .verdict', (e) => e.textContent)).to.equal('PASS');
+    expect(await page.$$eval('section.stage', (els) => els.map((e) => e.getAttribute('data-stage')))).to.deep.equal(rec.stages.map((s) => s.name));
+    for (const t of runTrees(rec.stages)) {
+      expect(await mountIds(page, `section.stage[data-stage="${t.stage}"]`), t.stage).to.deep.equal(t.nodes.map((n) => n.mountId));
+    }
+    const realroot = runTrees(rec.stages).find((t) => t.stage === 'realroot')!;
+    expect(realroot.nodes.find((n) => n.listed && n.entry?.mountPoint === '/')!.entry!.fsType).to.equal('ext4');
+    await page.screenshot({ path: path.join(ARTIFACTS, 'external.png'), fullPage: true });
   });
 });

@@ -221,8 +221,8 @@ describe('HTML report', () => {
     expect(differences.some((d) => d.what === 'mount /')).to.equal(true);
     const html = diffHtml([a.kernel, b.kernel], [{ scenario: a.scenario, a, b, differences }]);
     const side = html.split('data-stage="realroot"')[1]!.split('</section>')[0]!;
-    expect(side).to.include('debian/bookworm');
-    expect(side).to.include('debian/sid');
+    expect(side).to.include('data-kernel="debian/bookworm"');
+    expect(side).to.include('data-kernel="debian/sid"');
     expect(side.match(/node[^"]*differs/g)!.length).to.be.at.least(2);
     expect(html).to.include('<td>xfs from /dev/vda');
   });
@@ -301,6 +301,28 @@ describe('rootprobe show and rootprobe report (the CLI, on the recorded report)'
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).to.equal(2);
       expect(r.stderr).to.match(re);
     }
+  });
+
+  it('doctor --browser checks for Chromium (and only then): missing is exit 2 naming the package', async () => {
+    const plain = await cli(['doctor']);
+    expect(plain.stdout).to.not.match(/^chromium /m);
+    const r = await cli(['doctor', '--browser'], { env: { ROOTPROBE_CHROMIUM: path.join(dir, 'no-such-chromium') } });
+    expect(r.code).to.equal(2);
+    expect(r.stdout).to.match(/^chromium\s+MISSING \(Debian package chromium\): for the HTML report's browser test$/m);
+    expect(r.stdout).to.match(/missing: .*chromium/);
+    const fake = path.join(dir, 'chromium');
+    await fs.writeFile(fake, '#!/bin/sh\n', { mode: 0o755 });
+    const ok = await cli(['doctor', '--browser'], { env: { ROOTPROBE_CHROMIUM: fake } });
+    expect(ok.stdout).to.match(new RegExp(`^chromium\\s+ok\\s+${fake}$`, 'm'));
+  });
+
+  it("prints the README's show example as written (on the recorded report)", async () => {
+    const readme = await fs.readFile(path.join(ROOT, 'README.md'), 'utf8');
+    const m = readme.match(/```\n\$ npx rootprobe show r\.json (.*)\n([\s\S]*?)```/);
+    expect(m, 'the show example in README.md').to.not.equal(null);
+    const r = await cli(['show', FIXTURE, ...m![1]!.split(' ')]);
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stdout).to.equal(m![2]);
   });
 
   it('report --html writes the page of a report written earlier', async () => {

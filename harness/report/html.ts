@@ -247,6 +247,13 @@ function stageHtml(run: number, t: StageTree, stage: StageJSON, previous: StageJ
 </section>`;
 }
 
+/** A kernel spec for a heading: a file: spec by its image's name (the whole spec in the title). */
+export function kernelLabel(spec: string): string {
+  if (!spec.startsWith('file:')) return esc(spec);
+  const image = spec.slice(5).split(',')[0]!;
+  return `<span title="${esc(spec)}">file:…/${esc(image.split('/').pop() ?? image)}</span>`;
+}
+
 function slug(s: string): string {
   return s.replace(/[^A-Za-z0-9_-]+/g, '_');
 }
@@ -287,7 +294,7 @@ export function runHtml(r: RunRecord, index: number): string {
     : '';
   const stages = trees.map((t, i) => stageHtml(index, t, r.stages[i]!, i > 0 ? r.stages[i - 1] : undefined)).join('\n');
   return `<section class="run" id="run-${index}" data-run="${index}" data-scenario="${esc(r.scenario)}" data-kernel="${esc(r.kernel)}" data-outcome="${esc(r.outcome)}">
-<h2>${verdict}${r.flaky ? '<span class="flaky">flaky</span>' : ''} ${esc(r.scenario)} <span class="sub">on ${esc(r.kernel)} (${esc(r.kernelRelease)}, ${esc(r.accel)}, ${(r.durationMs / 1000).toFixed(1)} s)</span>
+<h2>${verdict}${r.flaky ? '<span class="flaky">flaky</span>' : ''} ${esc(r.scenario)} <span class="sub">on ${kernelLabel(r.kernel)} (${esc(r.kernelRelease)}, ${esc(r.accel)}, ${(r.durationMs / 1000).toFixed(1)} s)</span>
 <span class="tools"><button type="button" data-toggle="open">show all options</button> <button type="button" data-toggle="close">hide</button></span></h2>
 ${r.message ? `<pre class="message">${esc(r.message)}</pre>` : ''}
 ${facts.length ? `<ul class="facts">${facts.join('')}</ul>` : ''}${attempts}
@@ -300,7 +307,7 @@ ${consoleHtml(r.consoleTail)}
 
 function navHtml(runs: readonly RunRecord[]): string {
   return `<nav class="runs">${runs
-    .map((r, i) => `<a href="#run-${i}"><span class="verdict ${esc(r.outcome)}">${r.outcome === 'passed' ? 'PASS' : esc(r.outcome.toUpperCase())}</span> ${esc(r.scenario)} <span class="sub">${esc(r.kernel)}</span></a>`)
+    .map((r, i) => `<a href="#run-${i}"><span class="verdict ${esc(r.outcome)}">${r.outcome === 'passed' ? 'PASS' : esc(r.outcome.toUpperCase())}</span> ${esc(r.scenario)} <span class="sub">${kernelLabel(r.kernel)}</span></a>`)
     .join('')}</nav>`;
 }
 
@@ -333,7 +340,7 @@ export function diffHtml(kernels: readonly string[], pairs: readonly DiffPair[])
       .map((d) => `<tr><td>${esc(d.where || 'run')}</td><td>${esc(d.what)}</td><td>${esc(d.a)}</td><td>${esc(d.b)}</td></tr>`)
       .join('');
     const table = p.differences.length
-      ? `<table class="diffs"><tr><th>where</th><th>what</th><th>${esc(p.a.kernel)}</th><th>${esc(p.b.kernel)}</th></tr>${rows}</table>`
+      ? `<table class="diffs"><tr><th>where</th><th>what</th><th>${kernelLabel(p.a.kernel)}</th><th>${kernelLabel(p.b.kernel)}</th></tr>${rows}</table>`
       : '<p class="sub">no differences in the readback</p>';
     const names = [...new Set([...p.a.stages.map((s) => s.name), ...p.b.stages.map((s) => s.name)])];
     const stages = names.map((name) => {
@@ -342,14 +349,15 @@ export function diffHtml(kernels: readonly string[], pairs: readonly DiffPair[])
       );
       const side = (r: RunRecord, trees: StageTree[]): string => {
         const j = r.stages.map((s) => s.name).lastIndexOf(name);
-        if (j < 0) return `<div><h4>${esc(r.kernel)}</h4><p class="sub">stage not reported</p></div>`;
-        return `<div><h4>${esc(r.kernel)} <span class="sub">${esc(r.kernelRelease)}</span></h4>${treeHtml(trees[j]!, differs)}</div>`;
+        if (j < 0) return `<div><h4 data-kernel="${esc(r.kernel)}">${kernelLabel(r.kernel)}</h4><p class="sub">stage not reported</p></div>`;
+        return `<div><h4 data-kernel="${esc(r.kernel)}">${kernelLabel(r.kernel)} <span class="sub">${esc(r.kernelRelease)}</span></h4>${treeHtml(trees[j]!, differs)}</div>`;
       };
       return `<section class="stage" data-stage="${esc(name)}"><h3>stage ${esc(name)}</h3>${legendHtml()}<div class="side">${side(p.a, ta)}${side(p.b, tb)}</div></section>`;
     });
-    return `<section class="run" id="run-${i}" data-scenario="${esc(p.scenario)}"><h2>${esc(p.scenario)} <span class="sub">${esc(p.a.kernel)} vs ${esc(p.b.kernel)}</span></h2>
-<div class="side"><div><span class="verdict ${esc(p.a.outcome)}">${esc(p.a.outcome)}</span> ${esc(p.a.kernel)}</div><div><span class="verdict ${esc(p.b.outcome)}">${esc(p.b.outcome)}</span> ${esc(p.b.kernel)}</div></div>
+    return `<section class="run" id="run-${i}" data-scenario="${esc(p.scenario)}"><h2>${esc(p.scenario)} <span class="sub">${kernelLabel(p.a.kernel)} vs ${kernelLabel(p.b.kernel)}</span></h2>
+<div class="side"><div><span class="verdict ${esc(p.a.outcome)}">${esc(p.a.outcome)}</span> ${kernelLabel(p.a.kernel)}</div><div><span class="verdict ${esc(p.b.outcome)}">${esc(p.b.outcome)}</span> ${kernelLabel(p.b.kernel)}</div></div>
 ${table}${stages.join('\n')}</section>`;
   });
-  return page(`rootprobe diff: ${kernels.join(' vs ')}`, `${pairs.length} scenario(s)`, `<main>${sections.join('\n')}</main>`);
+  const short = (k: string) => (k.startsWith('file:') ? `file:…/${k.slice(5).split(',')[0]!.split('/').pop()}` : k);
+  return page(`rootprobe diff: ${kernels.map(short).join(' vs ')}`, `${pairs.length} scenario(s)`, `<main>${sections.join('\n')}</main>`);
 }
