@@ -85,6 +85,10 @@ export async function cmdShow(args: string[]): Promise<number> {
 }
 
 export async function writePage(file: string, html: string): Promise<void> {
+  if (file === '-') {
+    process.stdout.write(html);
+    return;
+  }
   await fs.mkdir(path.dirname(path.resolve(file)), { recursive: true });
   const tmp = `${file}.tmp-${process.pid}`;
   await fs.writeFile(tmp, html);
@@ -115,6 +119,6 @@ export async function cmdReport(args: string[]): Promise<number> {
     ? diffHtml(loaded.diff.kernels, diffPairs(loaded.report.runs, loaded.diff.diffs))
     : reportHtml(loaded.report);
   await writePage(values.html, html);
-  process.stderr.write(`wrote ${values.html}\n`);
+  if (values.html !== '-') process.stderr.write(`wrote ${values.html}\n`);
   return 0;
 }

@@ -219,7 +219,7 @@ function processHtml(stage: StageJSON, previous?: StageJSON): string {
     };
     const cls = [p.probe ? 'probe' : '', p.pid === 1 ? 'pid1' : ''].filter(Boolean).join(' ');
     const cmd = p.cmdline.length ? p.cmdline.join(' ').trimEnd() : `[${p.comm}]`;
-    return `<tr class="${cls}" data-pid="${p.pid}"><td class="n">${p.pid}</td><td class="n">${p.ppid}</td><td class="n">${esc(p.comm)}${p.probe ? ' <span class="sub">probe</span>' : ''}</td><td class="cmd" title="${esc(cmd)}">${esc(cmd)}</td>${cell('exe')}${cell('cwd')}${cell('root')}</tr>`;
+    return `<tr class="${cls}" data-pid="${p.pid}"><td class="n">${p.pid}</td><td class="n">${p.ppid}</td><td class="n">${esc(p.comm)}${p.probe ? ' <span class="sub">probe</span>' : ''}${r.new && !p.probe ? ' <span class="mark new">new</span>' : ''}</td><td class="cmd" title="${esc(cmd)}">${esc(cmd)}</td>${cell('exe')}${cell('cwd')}${cell('root')}</tr>`;
   };
   const head = '<tr><th>pid</th><th>ppid</th><th>comm</th><th>command line</th><th>exe</th><th>cwd</th><th>root</th></tr>';
   const user = rows.filter((r) => !r.kernelThread);
@@ -258,7 +258,7 @@ function slug(s: string): string {
   return s.replace(/[^A-Za-z0-9_-]+/g, '_');
 }
 
-function consoleHtml(lines: readonly string[]): string {
+function consoleHtml(lines: readonly string[], open: boolean): string {
   if (!lines.length) return '';
   const body = lines
     .map((l) => {
@@ -266,7 +266,7 @@ function consoleHtml(lines: readonly string[]): string {
       return kind ? `<span class="${kind}">${esc(l)}</span>` : `${esc(l)}\n`;
     })
     .join('');
-  const marked = lines.some((l) => consoleLineKind(l) === 'panic');
+  const marked = open || lines.some((l) => consoleLineKind(l) === 'panic');
   return `<details class="console"${marked ? ' open' : ''}><summary>console: last ${lines.length} lines</summary><pre class="console">${body}</pre></details>`;
 }
 
@@ -301,7 +301,7 @@ ${facts.length ? `<ul class="facts">${facts.join('')}</ul>` : ''}${attempts}
 ${r.outcome !== 'passed' ? `<div class="sub">rerun: <code>${esc(r.rerun)}</code>${r.artifacts ? ` · artifacts: <code>${esc(r.artifacts.dir)}</code>` : ''}</div>` : ''}
 ${story}
 ${stages}
-${consoleHtml(r.consoleTail)}
+${consoleHtml(r.consoleTail, r.outcome !== 'passed')}
 </section>`;
 }
 
