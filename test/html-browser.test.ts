@@ -195,17 +195,22 @@ describe('the HTML report in headless Chromium, from a real run of switch_root a
     }
     if (process.env.ROOTPROBE_UPDATE_DOCS === '1') {
       // The stage that tells each story, a little smaller than life.
-      await page.setViewport({ width: 1180, height: 900, deviceScaleFactor: 1 });
+      await page.setViewport({ width: 1300, height: 900, deviceScaleFactor: 1 });
       for (const [scenario, stage] of [['switch_root', 'realroot'], ['pivot_root', 'pivoted']] as const) {
         const i = json.runs.findIndex((r) => r.scenario === scenario);
-        const el = await page.$(`section.run[data-run="${i}"] section.stage[data-stage="${stage}"]`);
-        const box = (await el!.boundingBox())!;
+        // the stage's box in document coordinates (boundingBox() is relative to the scrolled viewport)
+        const box = await page.$eval(`section.run[data-run="${i}"] section.stage[data-stage="${stage}"]`, (e) => {
+          const r = e.getBoundingClientRect();
+          return { x: r.x + window.scrollX, y: r.y + window.scrollY, width: r.width, height: r.height };
+        });
         const pad = 12;
+        const png = path.join(ROOT, 'docs', `html-${scenario}.png`);
         await page.screenshot({
-          path: path.join(ROOT, 'docs', `html-${scenario}.png`),
+          path: png,
           clip: { x: box.x - pad, y: box.y - pad, width: box.width + 2 * pad, height: box.height + 2 * pad },
           captureBeyondViewport: true,
         });
+        expect((await fs.stat(png)).size, png).to.be.greaterThan(20_000); // not a blank page
       }
     }
     console.log(`    screenshots: ${ARTIFACTS}`);

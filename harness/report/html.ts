@@ -99,7 +99,7 @@ table.procs{border-collapse:collapse;width:100%;font-size:12px}
 table.procs th{text-align:left;color:var(--dim);font-weight:600;border-bottom:1px solid var(--line);padding:3px 6px}
 table.procs td{border-bottom:1px solid #eef0f4;padding:3px 6px;vertical-align:top;font-family:var(--mono);overflow-wrap:anywhere}
 table.procs td.n{white-space:nowrap}
-table.procs td.cmd{max-width:170px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+table.procs td.cmd{max-width:150px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 table.procs td.link-cell{min-width:110px;overflow-wrap:normal}
 .procwrap{overflow-x:auto}
 table.procs tr.probe td{color:var(--dim)}
