@@ -32,7 +32,7 @@ const LEGEND_SHORT: Record<MountMark, string> = {
   new: 'since the stage before',
   moved: 'same id, new parent or point',
   hidden: 'below an overmount',
-  gone: 'unmounted since',
+  gone: 'no longer there',
 };
 
 const CSS = `
@@ -241,9 +241,15 @@ function stageHtml(run: number, t: StageTree, stage: StageJSON, previous: StageJ
     `<details class="raw"><summary>raw mountinfo</summary><pre>${esc(stage.mountinfo.map((e) => e.raw).join('\n'))}</pre></details>`,
   ].join('');
   const since = t.previous ? `changes since <i>${esc(t.previous)}</i>` : 'first stage';
+  // PID 1 reads its own mountinfo: other ids mean another mount namespace (or a view from another root).
+  const ids = (m: readonly { mountId: number }[]) => m.map((e) => e.mountId).sort((x, y) => x - y).join(' ');
+  const pid1 = stage.pid1Mountinfo ?? [];
+  const otherView = pid1.length > 0 && ids(pid1) !== ids(stage.mountinfo)
+    ? `<details class="raw pid1"><summary>PID 1 sees another mount table (${pid1.length} mounts): another mount namespace or root</summary><pre>${esc(pid1.map((e) => e.raw).join('\n'))}</pre></details>`
+    : '';
   return `<section class="stage" id="run-${run}-stage-${t.seq}-${esc(slug(t.stage))}" data-stage="${esc(t.stage)}">
 <h3>stage ${esc(t.stage)} <span class="sub">${since}${stage.uptime !== null ? ` · ${stage.uptime.toFixed(2)} s after boot` : ''}</span></h3>
-<div class="stage-grid"><div>${legendHtml()}${treeHtml(t, differs)}</div><div>${processHtml(stage, previous)}${extra}</div></div>
+<div class="stage-grid"><div>${legendHtml()}${treeHtml(t, differs)}${otherView}</div><div>${processHtml(stage, previous)}${extra}</div></div>
 </section>`;
 }
 

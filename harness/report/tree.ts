@@ -25,7 +25,7 @@ export const MARK_LEGEND: Record<MountMark, string> = {
   new: 'not there in the previous stage',
   moved: 'the same mount (same id) under a new parent or at a new mount point',
   hidden: 'now below an overmount: covered by a later mount at its point or above it',
-  gone: 'there in the previous stage, not now',
+  gone: 'listed in the previous stage, not now: unmounted, or out of this view (another mount namespace)',
 };
 
 export interface MountNode {
