@@ -325,6 +325,13 @@ describe('rootprobe show and rootprobe report (the CLI, on the recorded report)'
     expect(r.stdout).to.equal(m![2]);
   });
 
+  it('help names show, report and --html', async () => {
+    const r = await cli(['--help']);
+    expect(r.stdout).to.match(/^  rootprobe show RUN\.json/m).and.match(/^  rootprobe report RUN\.json --html FILE/m).and.match(/^  --html FILE /m);
+    const e = await cli(['run', 'external', '--help']);
+    expect(e.stdout).to.include('[--html FILE]');
+  });
+
   it('report --html writes the page of a report written earlier', async () => {
     const out = path.join(dir, 'sub', 'r.html');
     const r = await cli(['report', FIXTURE, '--html', out]);

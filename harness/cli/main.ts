@@ -144,6 +144,7 @@ async function cmdRun(args: string[]): Promise<number> {
       if (values.json) await writeOut(values.json, toJson(partial));
       if (values.junit) await writeOut(values.junit, toJUnit(partial));
       if (values.evidence) await writeOut(values.evidence, evidenceMarkdown(partial, chosen));
+      if (values.html) await writeOut(values.html, reportHtml(partial));
     },
   });
   if (values.json) await writeOut(values.json, toJson(report));
