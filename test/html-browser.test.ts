@@ -216,6 +216,13 @@ describe('the HTML report in headless Chromium, from a real run of switch_root a
     console.log(`    screenshots: ${ARTIFACTS}`);
   });
 
+  it('rootprobe report --html on the JSON writes the same page as run --html did', async () => {
+    const again = path.join(dir, 'again.html');
+    const r = await cli(['report', path.join(dir, 'r.json'), '--html', again]);
+    expect(r.code, r.stderr).to.equal(0);
+    expect(await fs.readFile(again, 'utf8')).to.equal(await fs.readFile(htmlFile, 'utf8'));
+  });
+
   it('rootprobe show prints the same trees from the same JSON', async () => {
     const r = await cli(['show', path.join(ARTIFACTS, 'report.json'), '--no-processes']);
     expect(r.code, r.stderr).to.equal(0);

@@ -16,7 +16,7 @@ import { consoleLineKind, marksById, processRows, runTrees, stageTree } from '..
 import { diffHtml, esc, reportHtml } from '../harness/report/html.ts';
 import { processText, treeText } from '../harness/report/tree-text.ts';
 import { diffRuns } from '../harness/report/diff.ts';
-import { cli, ROOT } from './support/cli.ts';
+import { BIN, cli, ROOT, run } from './support/cli.ts';
 
 const FIXTURE = path.join(ROOT, 'test/fixtures/report/switch-pivot.json');
 const report: MatrixReport = JSON.parse(readFileSync(FIXTURE, 'utf8'));
@@ -280,6 +280,20 @@ describe('rootprobe show and rootprobe report (the CLI, on the recorded report)'
     expect(r.stdout).to.match(/\/var\/run\/rootfs\s+rootfs\s+rootfs/);
     const n = await cli(['show', FIXTURE, '--run', '1', '--stage', 'pivoted'], { env: { FORCE_COLOR: '1', NO_COLOR: '1' } });
     expect(n.stdout).to.not.include('\x1b[');
+  });
+
+  it('show on a real terminal (util-linux script): the marks in colour; NO_COLOR turns it off', async () => {
+    const line = `'${process.execPath}' '${BIN}' show '${FIXTURE}' --run switch_root --stage realroot`;
+    const env = { ...process.env, TERM: 'xterm' } as NodeJS.ProcessEnv;
+    delete env.NO_COLOR;
+    delete env.FORCE_COLOR;
+    const tty = await run('script', ['-qfec', line, '/dev/null'], { env });
+    expect(tty.code, tty.stderr).to.equal(0);
+    expect(tty.stdout).to.include('\x1b[32m└─/'); // new: green
+    expect(tty.stdout).to.include('\x1b[34m  ├─/proc'); // moved: blue
+    const plain = await run('script', ['-qfec', line, '/dev/null'], { env: { ...env, NO_COLOR: '1' } });
+    expect(plain.stdout).to.include('└─/');
+    expect(plain.stdout).to.not.include('\x1b[');
   });
 
   it('bad input is exit 2 with what is known: a missing file, not JSON, no such run or stage', async () => {
