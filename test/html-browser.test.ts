@@ -146,6 +146,22 @@ describe('the HTML report in headless Chromium, from a real run of switch_root a
     }
   });
 
+  it('has a row per mount in the stage-by-stage table, each cell with the marks of that stage', async () => {
+    for (const [i, r] of json.runs.entries()) {
+      const trees = runTrees(r.stages);
+      const rows = await page.$$eval(`section.run[data-run="${i}"] table.timeline tr[data-mount-id]`, (trs) =>
+        trs.map((tr) => ({ id: Number(tr.getAttribute('data-mount-id')), cells: [...tr.querySelectorAll('td')].map((td) => td.getAttribute('data-marks')) })),
+      );
+      const ids = [...new Set(trees.flatMap((t) => t.nodes.map((n) => n.mountId)))];
+      expect(rows.map((x) => x.id), r.scenario).to.deep.equal(ids);
+      for (const row of rows) {
+        expect(row.cells, `${r.scenario} mount ${row.id}`).to.deep.equal(
+          trees.map((t) => t.nodes.find((n) => n.mountId === row.id)?.marks.join(' ') ?? null),
+        );
+      }
+    }
+  });
+
   it('tells the story: switch_root hid rootfs below the ext4, pivot_root kept it visible under /var/run/rootfs', async () => {
     const sw = json.runs.findIndex((r) => r.scenario === 'switch_root');
     const pv = json.runs.findIndex((r) => r.scenario === 'pivot_root');
@@ -196,21 +212,27 @@ describe('the HTML report in headless Chromium, from a real run of switch_root a
     if (process.env.ROOTPROBE_UPDATE_DOCS === '1') {
       // The stage that tells each story, a little smaller than life.
       await page.setViewport({ width: 1300, height: 900, deviceScaleFactor: 1 });
-      for (const [scenario, stage] of [['switch_root', 'realroot'], ['pivot_root', 'pivoted']] as const) {
+      const shots = [
+        ['switch_root', 'section.stage[data-stage="realroot"]', 'html-switch_root.png'],
+        ['pivot_root', 'section.stage[data-stage="pivoted"]', 'html-pivot_root.png'],
+        ['switch_root', 'details.timeline', 'html-switch_root-timeline.png'],
+        ['pivot_root', 'details.timeline', 'html-pivot_root-timeline.png'],
+      ] as const;
+      for (const [scenario, selector, name] of shots) {
         const i = json.runs.findIndex((r) => r.scenario === scenario);
-        // the stage's box in document coordinates (boundingBox() is relative to the scrolled viewport)
-        const box = await page.$eval(`section.run[data-run="${i}"] section.stage[data-stage="${stage}"]`, (e) => {
+        // the element's box in document coordinates (boundingBox() is relative to the scrolled viewport)
+        const box = await page.$eval(`section.run[data-run="${i}"] ${selector}`, (e) => {
           const r = e.getBoundingClientRect();
           return { x: r.x + window.scrollX, y: r.y + window.scrollY, width: r.width, height: r.height };
         });
         const pad = 12;
-        const png = path.join(ROOT, 'docs', `html-${scenario}.png`);
+        const png = path.join(ROOT, 'docs', name);
         await page.screenshot({
           path: png,
           clip: { x: box.x - pad, y: box.y - pad, width: box.width + 2 * pad, height: box.height + 2 * pad },
           captureBeyondViewport: true,
         });
-        expect((await fs.stat(png)).size, png).to.be.greaterThan(20_000); // not a blank page
+        expect((await fs.stat(png)).size, png).to.be.greaterThan(8_000); // not a blank page
       }
     }
     console.log(`    screenshots: ${ARTIFACTS}`);

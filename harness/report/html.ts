@@ -118,6 +118,18 @@ pre.console .warning{background:#fdf0cf;display:block}
 .tools button{font:inherit;border:1px solid var(--line);background:#fff;border-radius:4px;padding:2px 8px;cursor:pointer}
 .side{display:grid;grid-template-columns:1fr 1fr;gap:16px}
 .side>div>h4{margin:4px 0;font-size:13px}
+details.timeline{width:fit-content;max-width:100%}
+details.timeline>summary{cursor:pointer;color:var(--dim);font-size:12px;margin:8px 0 4px}
+table.timeline{border-collapse:collapse;font-size:12px;margin:2px 0 6px}
+table.timeline th,table.timeline td{border:1px solid var(--line);padding:3px 8px;text-align:left;white-space:nowrap}
+table.timeline th{font-weight:600;background:#f3f4f7}
+table.timeline tr>th:first-child{font-family:var(--mono);font-weight:400;background:#fafbfc}
+table.timeline td.absent{color:#b8bfcc;text-align:center}
+table.timeline td.m-new{background:var(--new-bg)}
+table.timeline td.m-moved{background:var(--moved-bg)}
+table.timeline td.is-hidden{background:repeating-linear-gradient(135deg,#fff,#fff 6px,#f7efdc 6px,#f7efdc 12px)}
+table.timeline td.is-gone{background:var(--gone-bg)}
+table.timeline td.is-gone .mp{text-decoration:line-through}
 table.diffs{border-collapse:collapse;font-size:12px;width:100%;margin:6px 0}
 table.diffs td,table.diffs th{border:1px solid var(--line);padding:3px 6px;text-align:left;font-family:var(--mono);vertical-align:top;word-break:break-all}
 table.diffs th{font-family:inherit;background:#f3f4f7}
@@ -306,9 +318,36 @@ ${r.message ? `<pre class="message">${esc(r.message)}</pre>` : ''}
 ${facts.length ? `<ul class="facts">${facts.join('')}</ul>` : ''}${attempts}
 ${r.outcome !== 'passed' ? `<div class="sub">rerun: <code>${esc(r.rerun)}</code>${r.artifacts ? ` · artifacts: <code>${esc(r.artifacts.dir)}</code>` : ''}</div>` : ''}
 ${story}
+${timelineHtml(trees)}
 ${stages}
 ${consoleHtml(r.consoleTail, r.outcome !== 'passed')}
 </section>`;
+}
+
+/**
+ * Every mount across the stages, one row each: where it was in each stage and how it changed,
+ * so that a root switch reads across a line (rootfs: `/`, then hidden below the ext4).
+ */
+function timelineHtml(trees: readonly StageTree[]): string {
+  if (trees.length < 2) return '';
+  const order: number[] = [];
+  for (const t of trees) for (const n of t.nodes) if (!order.includes(n.mountId)) order.push(n.mountId);
+  const label = new Map<number, string>();
+  for (const t of trees) for (const n of t.nodes) if (n.entry && !label.has(n.mountId)) label.set(n.mountId, `${n.entry.fsType} ${n.entry.source}`);
+  const rows = order.map((id) => {
+    const cells = trees.map((t) => {
+      const n = t.nodes.find((x) => x.mountId === id);
+      if (!n) return '<td class="absent">–</td>';
+      const cls = [...n.marks.map((m) => `m-${m}`), n.hidden ? 'is-hidden' : '', n.gone ? 'is-gone' : '', !n.listed && !n.gone ? 'unlisted' : '']
+        .filter(Boolean)
+        .join(' ');
+      const where = n.entry ? esc(n.entry.mountPoint) : '?';
+      const state = n.gone || n.marks.includes('hidden') ? '' : n.hidden ? ' <span class="sub">hidden</span>' : !n.listed ? ' <span class="sub">not listed</span>' : '';
+      return `<td class="${cls}" data-marks="${n.marks.join(' ')}"><span class="mp">${where}</span>${state} ${marksHtml(n.marks)}</td>`;
+    });
+    return `<tr data-mount-id="${id}"><th><span class="mid">id ${id}</span> ${esc(label.get(id) ?? 'not listed in any stage')}</th>${cells.join('')}</tr>`;
+  });
+  return `<details class="timeline" open><summary>every mount, stage by stage</summary><div class="procwrap"><table class="timeline"><tr><th>mount</th>${trees.map((t) => `<th>${esc(t.stage)}</th>`).join('')}</tr>${rows.join('')}</table></div></details>`;
 }
 
 function navHtml(runs: readonly RunRecord[]): string {
