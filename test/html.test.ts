@@ -204,6 +204,15 @@ describe('HTML report', () => {
     expect(html).to.include('class="deco unreachable"');
   });
 
+  it('a run that reported no stage (a panic in early boot) still gets its verdict, message and console', () => {
+    const run: RunRecord = { ...runOf('switch_root'), outcome: 'panic', message: 'Kernel panic - not syncing: VFS', stages: [], stagesReported: [] };
+    const html = reportHtml({ runs: [run] });
+    expect(html).to.include('<span class="verdict panic">PANIC</span>');
+    expect(html).to.include('<pre class="message">Kernel panic - not syncing: VFS</pre>');
+    expect(html).to.not.include('class="stage"');
+    expect(html).to.include('<details class="console" open>');
+  });
+
   it('highlights panic lines in the console tail and opens it', () => {
     const run = { ...runOf('switch_root'), outcome: 'panic' as const, consoleTail: ['ok line', 'Kernel panic - not syncing: Attempted to kill init!'] };
     const html = reportHtml({ runs: [run] });
