@@ -253,6 +253,15 @@ describe('terminal tree view', () => {
     expect(coloured).to.include('\x1b[34m  ├─/proc'); // moved: blue
   });
 
+  it('shows control characters in a mount point escaped, so a path cannot break the table or the terminal', () => {
+    const t = stageTree(stage('x', [ROOTFS, '30 1 0:40 / /mnt/a\\012b\\033[31m rw - tmpfs t rw']));
+    expect(t.nodes[1]!.entry!.mountPoint).to.equal('/mnt/a\nb\x1b[31m');
+    const text = treeText(t, false);
+    expect(text).to.match(/└─\/mnt\/a\\x0ab\\x1b\[31m t +tmpfs/);
+    expect(text).to.not.include('\x1b');
+    expect(text.split('\n')).to.have.length(3);
+  });
+
   it('lists the processes with their links and what changed, kernel threads counted', () => {
     const r = runOf('switch_root');
     const text = processText(r.stages[1]!, r.stages[0], false);
