@@ -27,6 +27,9 @@ export function esc(s: unknown): string {
     .replaceAll("'", '&#39;');
 }
 
+/** A number from the report as text: a crafted JSON cannot smuggle markup in through an id. */
+const num = (x: unknown): string => String(Number(x));
+
 const MARK_TEXT: Record<MountMark, string> = { new: 'new', moved: 'moved', hidden: 'hidden', gone: 'gone' };
 const LEGEND_SHORT: Record<MountMark, string> = {
   new: 'since the stage before',
@@ -182,14 +185,14 @@ function nodeHtml(n: MountNode, byId: Map<number, MountNode>, differs: Set<strin
   if (!n.listed && !n.gone) notes.push(e ? 'not listed in this stage (outside the probe’s root)' : 'not listed: known only as a parent id');
   if (n.hidden && n.hiddenBelow !== undefined) {
     const over = byId.get(n.hiddenBelow)?.entry;
-    notes.push(`below mount ${n.hiddenBelow}${over ? ` (${over.fsType} at ${over.mountPoint})` : ''}`);
+    notes.push(`below mount ${num(n.hiddenBelow)}${over ? ` (${over.fsType} at ${over.mountPoint})` : ''}`);
   }
   if (n.before) notes.push(`was at ${n.before.mountPoint}, parent ${n.before.parentId}`);
   let head: string;
   if (e) {
-    head = `<span class="mp">${esc(e.mountPoint)}</span><span class="fs">${esc(e.fsType)}</span><span class="src">${esc(e.source)}</span><span class="mid">id ${n.mountId}</span>`;
+    head = `<span class="mp">${esc(e.mountPoint)}</span><span class="fs">${esc(e.fsType)}</span><span class="src">${esc(e.source)}</span><span class="mid">id ${num(n.mountId)}</span>`;
   } else {
-    head = `<span class="mp">mount ${n.mountId}</span>`;
+    head = `<span class="mp">mount ${num(n.mountId)}</span>`;
   }
   const detail = e
     ? `<details><summary>options</summary><dl>` +
@@ -197,11 +200,11 @@ function nodeHtml(n: MountNode, byId: Map<number, MountNode>, differs: Set<strin
       `<dt>super options</dt><dd>${esc(e.superOptions)}</dd>` +
       `<dt>propagation</dt><dd>${e.optionalFields.length ? esc(e.optionalFields.join(' ')) : 'private'}</dd>` +
       `<dt>root</dt><dd>${esc(e.root)}</dd>` +
-      `<dt>device</dt><dd>${e.major}:${e.minor}</dd>` +
-      `<dt>parent</dt><dd>${e.parentId === e.mountId ? 'itself (top of the tree)' : e.parentId}</dd>` +
+      `<dt>device</dt><dd>${num(e.major)}:${num(e.minor)}</dd>` +
+      `<dt>parent</dt><dd>${e.parentId === e.mountId ? 'itself (top of the tree)' : num(e.parentId)}</dd>` +
       `</dl></details>`
     : '';
-  const attrs = `data-mount-id="${n.mountId}" data-marks="${n.marks.join(' ')}" data-listed="${n.listed}" data-hidden="${n.hidden}"`;
+  const attrs = `data-mount-id="${num(n.mountId)}" data-marks="${n.marks.join(' ')}" data-listed="${n.listed}" data-hidden="${n.hidden}"`;
   const children = n.children.length ? `<ul>${n.children.map((c) => nodeHtml(c, byId, differs)).join('')}</ul>` : '';
   return `<li class="mount" ${attrs}><div class="${cls.join(' ')}">${head} ${marksHtml(n.marks)}${notes.map((t) => `<span class="note">${esc(t)}</span>`).join('')}${detail}</div>${children}</li>`;
 }
@@ -231,7 +234,7 @@ function processHtml(stage: StageJSON, previous?: StageJSON): string {
     };
     const cls = [p.probe ? 'probe' : '', p.pid === 1 ? 'pid1' : ''].filter(Boolean).join(' ');
     const cmd = p.cmdline.length ? p.cmdline.join(' ').trimEnd() : `[${p.comm}]`;
-    return `<tr class="${cls}" data-pid="${p.pid}"><td class="n">${p.pid}</td><td class="n">${p.ppid}</td><td class="n">${esc(p.comm)}${p.probe ? ' <span class="sub">probe</span>' : ''}${r.new && !p.probe ? ' <span class="mark new">new</span>' : ''}</td><td class="cmd" title="${esc(cmd)}">${esc(cmd)}</td>${cell('exe')}${cell('cwd')}${cell('root')}</tr>`;
+    return `<tr class="${cls}" data-pid="${num(p.pid)}"><td class="n">${num(p.pid)}</td><td class="n">${num(p.ppid)}</td><td class="n">${esc(p.comm)}${p.probe ? ' <span class="sub">probe</span>' : ''}${r.new && !p.probe ? ' <span class="mark new">new</span>' : ''}</td><td class="cmd" title="${esc(cmd)}">${esc(cmd)}</td>${cell('exe')}${cell('cwd')}${cell('root')}</tr>`;
   };
   const head = '<tr><th>pid</th><th>ppid</th><th>comm</th><th>command line</th><th>exe</th><th>cwd</th><th>root</th></tr>';
   const user = rows.filter((r) => !r.kernelThread);
@@ -248,7 +251,7 @@ function stageHtml(run: number, t: StageTree, stage: StageJSON, previous: StageJ
   const extra = [
     vars.length ? `<details class="raw"><summary>${vars.length} recorded values</summary><pre>${vars.map(([k, v]) => `${esc(k)}=${esc(v)}`).join('\n')}</pre></details>` : '',
     cmds.length
-      ? `<details class="raw"><summary>${cmds.length} commands</summary>${cmds.map(([k, c]) => `<pre><b>${esc(k)}</b> (exit ${c.status})\n${esc(c.output)}</pre>`).join('')}</details>`
+      ? `<details class="raw"><summary>${cmds.length} commands</summary>${cmds.map(([k, c]) => `<pre><b>${esc(k)}</b> (exit ${num(c.status)})\n${esc(c.output)}</pre>`).join('')}</details>`
       : '',
     `<details class="raw"><summary>raw mountinfo</summary><pre>${esc(stage.mountinfo.map((e) => e.raw).join('\n'))}</pre></details>`,
   ].join('');
@@ -259,7 +262,7 @@ function stageHtml(run: number, t: StageTree, stage: StageJSON, previous: StageJ
   const otherView = pid1.length > 0 && ids(pid1) !== ids(stage.mountinfo)
     ? `<details class="raw pid1"><summary>PID 1 sees another mount table (${pid1.length} mounts): another mount namespace or root</summary><pre>${esc(pid1.map((e) => e.raw).join('\n'))}</pre></details>`
     : '';
-  return `<section class="stage" id="run-${run}-stage-${t.seq}-${esc(slug(t.stage))}" data-stage="${esc(t.stage)}">
+  return `<section class="stage" id="run-${run}-stage-${num(t.seq)}-${esc(slug(t.stage))}" data-stage="${esc(t.stage)}">
 <h3>stage ${esc(t.stage)} <span class="sub">${since}${stage.uptime !== null ? ` · ${stage.uptime.toFixed(2)} s after boot` : ''}</span></h3>
 <div class="stage-grid"><div>${legendHtml()}${treeHtml(t, differs)}${otherView}</div><div>${processHtml(stage, previous)}${extra}</div></div>
 </section>`;
@@ -308,7 +311,7 @@ export function runHtml(r: RunRecord, index: number): string {
     ? `<ul class="facts">${r.attempts.map((a, i) => `<li>attempt ${i + 1}: ${esc(a.outcome)}${a.message ? ` - ${esc(a.message.split('\n')[0])}` : ''}</li>`).join('')}</ul>`
     : '';
   const story = trees.length
-    ? `<div class="story">${trees.map((t) => `<a href="#run-${index}-stage-${t.seq}-${esc(slug(t.stage))}">${esc(t.stage)}<span class="counts">${esc(changeCounts(t))}</span></a>`).join('')}</div>`
+    ? `<div class="story">${trees.map((t) => `<a href="#run-${index}-stage-${num(t.seq)}-${esc(slug(t.stage))}">${esc(t.stage)}<span class="counts">${esc(changeCounts(t))}</span></a>`).join('')}</div>`
     : '';
   const stages = trees.map((t, i) => stageHtml(index, t, r.stages[i]!, i > 0 ? r.stages[i - 1] : undefined)).join('\n');
   return `<section class="run" id="run-${index}" data-run="${index}" data-scenario="${esc(r.scenario)}" data-kernel="${esc(r.kernel)}" data-outcome="${esc(r.outcome)}">
