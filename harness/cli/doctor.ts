@@ -1,7 +1,8 @@
 /**
- * `rootprobe doctor [--install]`: reports every host tool rootprobe needs, the cache folder
- * and the accelerator situation; with --install, as root on Debian or Ubuntu, installs the
- * missing packages with apt-get (nothing else is ever installed on the host).
+ * `rootprobe doctor [--install] [--browser]`: reports every host tool rootprobe needs, the cache
+ * folder and the accelerator situation; with --install, as root on Debian or Ubuntu, installs the
+ * missing packages with apt-get (nothing else is ever installed on the host). --browser adds
+ * Chromium, which only the HTML report's browser test needs (test/html-browser.test.ts).
  */
 import { parseArgs } from 'node:util';
 import { spawnSync } from 'node:child_process';
@@ -10,6 +11,7 @@ import { HOST_TOOLS, STATIC_LIBS, findCommand, findStaticLib } from '../host.ts'
 import { cacheRoot } from '../cache.ts';
 import { SetupError } from '../errors.ts';
 import { isStatic, readElf } from '../image/elf.ts';
+import { BROWSER_PACKAGE, findChromium } from '../report/browser.ts';
 
 /** A dynamically linked busybox cannot run on a root without its libraries. */
 async function staticBusybox(p: string): Promise<boolean> {
@@ -21,7 +23,7 @@ async function staticBusybox(p: string): Promise<boolean> {
 }
 
 export async function doctor(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { install: { type: 'boolean' } } });
+  const { values } = parseArgs({ args, options: { install: { type: 'boolean' }, browser: { type: 'boolean' } } });
   const rows: Array<{ tool: string; pkg: string; found?: string; ok: boolean; note?: string }> = [];
   for (const t of HOST_TOOLS) {
     const found = findCommand(t.command, t.candidates);
@@ -37,6 +39,10 @@ export async function doctor(args: string[]): Promise<number> {
     const found = findStaticLib(l.file);
     rows.push({ tool: l.file, pkg: l.debianPackage, found, ok: Boolean(found) });
   }
+  if (values.browser) {
+    const found = findChromium();
+    rows.push({ tool: 'chromium', pkg: BROWSER_PACKAGE, found, ok: Boolean(found), note: found ? undefined : 'for the HTML report\'s browser test' });
+  }
   const missing = [...new Set(rows.filter((r) => !r.ok).map((r) => r.pkg))];
   if (missing.length > 0 && values.install) {
     if (process.getuid?.() !== 0) throw new SetupError(`--install needs root (apt-get install ${missing.join(' ')})`);
@@ -47,7 +53,7 @@ export async function doctor(args: string[]): Promise<number> {
     if (upd.status !== 0) throw new SetupError('apt-get update failed (see above)');
     const inst = spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: 'inherit', env });
     if (inst.status !== 0) throw new SetupError(`apt-get install ${missing.join(' ')} failed (see above)`);
-    return doctor([]);
+    return doctor(values.browser ? ['--browser'] : []);
   }
   const w = Math.max(...rows.map((r) => r.tool.length)) + 2;
   for (const r of rows) {

@@ -7,8 +7,10 @@
  *   rootprobe build <scenario> [--kernel K] --out DIR        (build.ts)
  *   rootprobe junit-merge OUT IN...                          (shard.ts)
  *   rootprobe list [--scenarios DIR]...
+ *   rootprobe show RUN.json [--stage S] [--run N]             (show.ts)
+ *   rootprobe report RUN.json --html FILE                    (show.ts)
  *   rootprobe kernels
- *   rootprobe doctor [--install]
+ *   rootprobe doctor [--install] [--browser]
  *
  * Exit status: 0 when every run passed, 1 when any did not, 2 on bad usage or missing setup.
  */
@@ -33,6 +35,8 @@ import { cmdShell } from './shell.ts';
 import { cmdBuild } from './build.ts';
 import { cmdBisect } from './bisect.ts';
 import { junitMerge, parseShard } from '../run/shard.ts';
+import { cmdReport, cmdShow } from './show.ts';
+import { diffHtml, reportHtml } from '../report/html.ts';
 
 export const DEFAULT_KERNEL = DEFAULTS.kernel;
 
@@ -50,8 +54,10 @@ usage:
   rootprobe junit-merge OUT IN...                                 merge JUnit reports (of --shard jobs)
   rootprobe list                                                  the scenarios and what they check
   rootprobe diff --kernel A --kernel B [scenario...]               the readback on two kernels: only what differs
+  rootprobe show RUN.json [--stage S] [--run N|SCENARIO]          a report's mount trees and processes, as findmnt --tree
+  rootprobe report RUN.json --html FILE                           the HTML page of a report written earlier
   rootprobe kernels                                               known kernels, cached or not
-  rootprobe doctor [--install]                                    check (and install) host tools
+  rootprobe doctor [--install] [--browser]                        check (and install) host tools; --browser: Chromium too
 
 run options:
   --kernel K         ${DEFAULTS.kernel} (default); repeat for a matrix; one of:
@@ -61,6 +67,7 @@ ${providers().map((p) => `                       ${p.forms.join(' | ')}: ${p.sum
   --json FILE        the full report as JSON (stages with mountinfo and processes)
   --junit FILE       JUnit XML, one testcase per scenario x kernel
   --tap FILE|-       TAP version 13 (- for standard output)
+  --html FILE        one self-contained page: each stage's mount tree, what changed, processes, console
   --evidence FILE    a Markdown table: each seed claim, the scenarios checking it, what each kernel showed
   --artifacts DIR    where run folders are kept (default ./rootprobe-artifacts)
   --keep             keep the run folder of passing runs too
@@ -116,6 +123,7 @@ async function cmdRun(args: string[]): Promise<number> {
       json: { type: 'string' },
       junit: { type: 'string' },
       tap: { type: 'string' },
+      html: { type: 'string' },
       evidence: { type: 'string' },
       artifacts: { type: 'string' },
       keep: { type: 'boolean' },
@@ -156,11 +164,13 @@ async function cmdRun(args: string[]): Promise<number> {
       if (values.json) await writeOut(values.json, toJson(partial));
       if (values.junit) await writeOut(values.junit, toJUnit(partial));
       if (values.evidence) await writeOut(values.evidence, evidenceMarkdown(partial, chosen));
+      if (values.html) await writeOut(values.html, reportHtml(partial));
     },
   });
   if (values.json) await writeOut(values.json, toJson(report));
   if (values.junit) await writeOut(values.junit, toJUnit(report));
   if (values.tap) await writeOut(values.tap, toTap(report));
+  if (values.html) await writeOut(values.html, reportHtml(report));
   if (values.evidence) await writeOut(values.evidence, evidenceMarkdown(report, chosen));
   process.stdout.write(summaryText(report, Boolean(process.stdout.isTTY) && !process.env.CI));
   // A shard may be empty (more shards than cells): nothing failed.
@@ -190,6 +200,7 @@ async function cmdDiff(args: string[]): Promise<number> {
       kernel: { type: 'string', multiple: true },
       jobs: { type: 'string' },
       json: { type: 'string' },
+      html: { type: 'string' },
       artifacts: { type: 'string' },
       scenarios: { type: 'string', multiple: true },
       retries: { type: 'string' },
@@ -209,6 +220,7 @@ async function cmdDiff(args: string[]): Promise<number> {
   const ids = [...new Set(report.runs.map((r) => r.kernel))];
   let differs = false;
   const out: Array<{ scenario: string; a: string; b: string; differences: ReturnType<typeof diffRuns> }> = [];
+  const pairs = [];
   for (const sc of chosen) {
     const a = report.runs.find((r) => r.scenario === sc.name && r.kernel === ids[0]);
     const b = report.runs.find((r) => r.scenario === sc.name && r.kernel === ids[1]);
@@ -216,9 +228,11 @@ async function cmdDiff(args: string[]): Promise<number> {
     const d = diffRuns(a, b);
     if (d.length) differs = true;
     out.push({ scenario: sc.name, a: a.kernel, b: b.kernel, differences: d });
+    pairs.push({ scenario: sc.name, a, b, differences: d });
     process.stdout.write(diffText(a, b, d) + '\n');
   }
   if (values.json) await writeOut(values.json, JSON.stringify({ kernels: ids, diffs: out, report }, null, 1) + '\n');
+  if (values.html) await writeOut(values.html, diffHtml(ids, pairs));
   return differs ? 1 : 0;
 }
 
@@ -265,6 +279,10 @@ export async function main(argv: string[]): Promise<number> {
         return await cmdDiff(rest);
       case 'kernels':
         return await cmdKernels();
+      case 'show':
+        return await cmdShow(rest);
+      case 'report':
+        return await cmdReport(rest);
       case 'doctor':
         return await doctor(rest);
       case undefined:
@@ -274,7 +292,7 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(usage() + '\n');
         return cmd === undefined ? 2 : 0;
       default:
-        throw new UsageError(`unknown command '${cmd}'; try: run, shell, build, bisect, diff, junit-merge, list, kernels, doctor`);
+        throw new UsageError(`unknown command '${cmd}'; try: run, shell, build, bisect, diff, show, report, junit-merge, list, kernels, doctor`);
     }
   } catch (e) {
     const err = e as Error & { code?: string };

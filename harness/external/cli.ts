@@ -12,9 +12,10 @@ import { UsageError } from '../errors.ts';
 import { resolveKernel } from '../../kernels/index.ts';
 import { detectAccel } from '../qemu/accel.ts';
 import { runExternal, type ExternalRecord } from './run.ts';
+import { reportHtml } from '../report/html.ts';
 
 export const EXTERNAL_USAGE = `usage: rootprobe run external --initramfs FILE --kernel K [--disk FILE]... [--cmdline TEXT]
-                            [--end poweroff|none] [--timeout SEC] [--memory MIB] [--json FILE] [--keep]
+                            [--end poweroff|none] [--timeout SEC] [--memory MIB] [--json FILE] [--html FILE] [--keep]
                             [--artifacts DIR]
 
   --initramfs FILE   the initramfs as your generator made it (compressed, several segments: fine)
@@ -37,6 +38,7 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
       timeout: { type: 'string' },
       memory: { type: 'string' },
       json: { type: 'string' },
+      html: { type: 'string' },
       keep: { type: 'boolean' },
       artifacts: { type: 'string' },
       name: { type: 'string' },
@@ -84,6 +86,10 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
   if (values.json) {
     await fs.mkdir(path.dirname(path.resolve(values.json)), { recursive: true });
     await fs.writeFile(values.json, JSON.stringify(rec, null, 1));
+  }
+  if (values.html) {
+    await fs.mkdir(path.dirname(path.resolve(values.html)), { recursive: true });
+    await fs.writeFile(values.html, reportHtml({ runs: [rec] }));
   }
   const lines = [
     `${rec.outcome.toUpperCase()} ${rec.scenario} on ${rec.kernel} (${rec.kernelRelease}, ${rec.accel}, ${(rec.durationMs / 1000).toFixed(1)} s)`,
