@@ -37,6 +37,8 @@ const STARTS: Array<{ kind: string; re: RegExp; title: (m: RegExpExecArray) => s
     re: /WARNING: CPU: \d+ PID: \d+ at (\S+) ([A-Za-z0-9_.]+)\+0x/,
     title: (m) => `WARNING at ${m[1]} ${m[2]}`,
   },
+  // without kallsyms: `WARNING: CPU: 0 PID: 95 at drivers/misc/lkdtm/bugs.c:83 0xffffffff81234567`
+  { kind: 'warning', re: /WARNING: CPU: \d+ PID: \d+ at (\S+)/, title: (m) => `WARNING at ${m[1]}` },
   { kind: 'warning', re: /WARNING: (?!CPU:)(.+)$/, title: (m) => `WARNING: ${stripTask(m[1])}` },
   { kind: 'kasan', re: /BUG: KASAN: ([\w-]+) in ([A-Za-z0-9_.]+)/, title: (m) => `KASAN: ${m[1]} in ${m[2]}` },
   { kind: 'kfence', re: /BUG: KFENCE: ([\w-]+) (?:in )?([A-Za-z0-9_.]+)?/, title: (m) => `KFENCE: ${m[1]}${m[2] ? ` in ${m[2]}` : ''}` },
