@@ -95,6 +95,7 @@ const OUTCOME: Record<string, string> = {
   timeout: 'TIMEOUT',
   'missing-stage': 'MISSING STAGE',
   error: 'ERROR',
+  skipped: 'SKIPPED',
 };
 
 /** Text for a Markdown table cell: pipes escaped, line breaks as <br>, HTML-ish brackets kept literal. */
@@ -117,6 +118,7 @@ function code(text: string): string {
 
 /** One run's cell: outcome (and why, if not passed), behaviours, evidence lines. */
 export function runCell(r: RunRecord, maxLines = 12): string {
+  if (r.outcome === 'skipped') return `**SKIPPED** (not booted): ${cell((r.message ?? '').split('\n')[0].slice(0, 400))}`;
   const parts: string[] = [`**${OUTCOME[r.outcome] ?? r.outcome.toUpperCase()}** (${(r.durationMs / 1000).toFixed(1)} s)`];
   if (r.outcome !== 'passed' && r.message) parts.push(cell(r.message.split('\n')[0].slice(0, 400)));
   for (const b of r.behaviours) parts.push(`behaviour: ${cell(b)}`);
@@ -154,7 +156,11 @@ export function evidenceMarkdown(report: MatrixReport, scenarios: readonly Scena
   out.push(`- accelerator: ${report.accel} (${report.accelReason})`);
   out.push(`- kernels: ${kernels.length ? kernels.map((k) => `${code(k.id)} (${k.release})`).join(', ') : 'none ran'}`);
   const s = report.summary;
-  out.push(`- runs: ${s.total ?? report.runs.length}, passed ${s.passed ?? 0}, not passed ${(s.total ?? 0) - (s.passed ?? 0)}`);
+  const skipped = s.skipped ?? 0;
+  out.push(
+    `- runs: ${s.total ?? report.runs.length}, passed ${s.passed ?? 0}, not passed ${(s.total ?? 0) - (s.passed ?? 0) - skipped}` +
+      (skipped ? `, skipped ${skipped} (the scenario does not apply to that kernel; not booted)` : ''),
+  );
   out.push('');
   out.push(
     'One row per seed claim and scenario that checks it (a scenario lists the seeds it checks in its `seeds`); ' +

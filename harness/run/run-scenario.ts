@@ -29,7 +29,7 @@ import type { Kernel } from '../../kernels/index.ts';
 
 chai.use(rootprobeChai);
 
-export type Outcome = 'passed' | 'failed' | 'panic' | 'timeout' | 'missing-stage' | 'error';
+export type Outcome = 'passed' | 'failed' | 'panic' | 'timeout' | 'missing-stage' | 'error' | 'skipped';
 export type Accel = 'kvm' | 'tcg';
 
 export interface RunArtifacts {
@@ -151,11 +151,9 @@ export async function runScenario(sc: Scenario, kernel: Kernel, opts: RunOptions
     emit({ type: 'phase', scenario: sc.name, kernel: kernel.id, phase: 'images' });
     const images = opts.images ?? (await prepareImages(sc, kernel));
     record.warnings.push(...images.warnings);
-    const initrd = path.join(runDir, 'initrd.cpio');
-    await concatSegments(
-      images.segments.map((s) => s.path),
-      initrd,
-    );
+    // No segments (a scenario with initramfs: false): no -initrd at all.
+    const initrd = images.segments.length > 0 ? path.join(runDir, 'initrd.cpio') : undefined;
+    if (initrd) await concatSegments(images.segments.map((s) => s.path), initrd);
     const disks: Record<string, { path: string }> = {};
     for (const d of images.disks) {
       const p = path.join(runDir, `disk-${d.name}.img`);
