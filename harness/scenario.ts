@@ -96,6 +96,12 @@ export interface ScenarioDefinition {
    * A cell with a reason is reported as skipped, with the reason; never as passed.
    */
   skipIf?: (kernel: Kernel) => string | undefined;
+  /**
+   * An old-style initrd (only with `initramfs: false`): an ext2 image filled from a tree with
+   * mke2fs -d (not a cpio archive), given to QEMU as -initrd. A kernel with the RAM disk
+   * driver loads it into /dev/ram0 and runs its /linuxrc. The probe toolkit is added to it.
+   */
+  initrd?: { sizeMiB: number; content: (t: ImageTree, ctx: BuildContext) => void | Promise<void> };
   disks?: DiskSpec[];
   /** Extra kernel command line. */
   cmdline?: string;
@@ -141,6 +147,11 @@ export function scenario(def: ScenarioDefinition): Scenario {
     fail('initramfs must be a function (t, ctx) => ..., or false for a boot without an initramfs');
   }
   if (def.skipIf !== undefined && typeof def.skipIf !== 'function') fail('skipIf must be a function (kernel) => reason | undefined');
+  if (def.initrd !== undefined) {
+    if (def.initramfs !== false) fail('initrd (an old-style image) needs initramfs: false: the kernel gets one or the other');
+    if (!(def.initrd.sizeMiB > 0 && def.initrd.sizeMiB <= 1024)) fail('initrd.sizeMiB must be between 1 and 1024');
+    if (typeof def.initrd.content !== 'function') fail('initrd.content must be a function (t, ctx) => ...');
+  }
   if (typeof def.check !== 'function') fail('check must be a function');
   if (!Array.isArray(def.stages) || def.stages.length === 0) fail('stages must list at least one stage');
   const seen = new Set<string>();

@@ -75,7 +75,14 @@ export async function prepareImages(sc: Scenario, kernel: Kernel): Promise<Prepa
     }
     const disks: PreparedDisk[] = [];
     for (const d of sc.disks ?? []) disks.push({ name: d.name, cachedPath: await buildDisk(d, ctx) });
-    return { segments: [], disks, modules: [], warnings };
+    // An old-style initrd: an ext2 image, the only "segment" (QEMU's -initrd takes it as it is).
+    const segments: PreparedImages['segments'] = [];
+    if (sc.initrd) {
+      const t = await diskTree({ name: 'initrd', fs: 'ext4', sizeMiB: sc.initrd.sizeMiB, content: sc.initrd.content }, ctx);
+      await t.validate();
+      segments.push({ name: 'initrd', path: await buildExt4(t, { sizeMiB: sc.initrd.sizeMiB, fsType: 'ext2', label: 'initrd' }) });
+    }
+    return { segments, disks, modules: [], warnings };
   }
   const wanted = [...new Set([...modules, ...(sc.modules ?? [])])].sort();
 
