@@ -22,6 +22,9 @@ import { scenario } from '../harness/scenario.ts';
 import { cannotMountRoot } from '../scenarios/kernel_root/scenario.ts';
 import { cannotRunLinuxrc } from '../scenarios/initrd_linuxrc/scenario.ts';
 import { parseKernelConfig } from '../kernels/config.ts';
+import { prepareImages } from '../harness/run/prepare.ts';
+import { meminfo } from '../scenarios/retain_initrd/scenario.ts';
+import { Stage } from '../harness/readback/snapshot.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const fixtures = path.join(root, 'test/fixtures/scenarios');
@@ -118,11 +121,13 @@ describe('issue 20 scenarios and their broken twins @boot', function () {
   this.timeout(3_600_000);
   const records = new Map<string, RunRecord>();
   let artifacts: string;
+  /** The size of the initramfs retain_initrd boots with (its segments, concatenated). */
+  let imageBytes = 0;
 
   before(async () => {
     artifacts = await fs.mkdtemp(path.join(os.tmpdir(), 'rootprobe-new-scenarios-test-'));
     const kernels = new Map<string, Kernel>();
-    for (const k of ['debian/bookworm', 'build/nonroot-6.1']) kernels.set(k, await resolveKernel(k));
+    for (const k of ['debian/bookworm', 'debian/sid', 'build/nonroot-6.1']) kernels.set(k, await resolveKernel(k));
     const accel = (await detectAccel(kernels.get('debian/bookworm')!.vmlinuz)).accel;
     const all = await loadScenarios(twinDirs.filter((d) => existsSync(d)));
     const runs: Array<[string, string]> = [
@@ -133,8 +138,14 @@ describe('issue 20 scenarios and their broken twins @boot', function () {
       ['kernel_root_twin_switch', 'build/nonroot-6.1'],
       ['initrd_linuxrc', 'build/nonroot-6.1'],
       ['initrd_linuxrc_twin_exec', 'build/nonroot-6.1'],
+      ['retain_initrd', 'debian/sid'],
+      ['retain_initrd_without', 'debian/sid'],
+      ['retain_initrd_twin_no_param', 'debian/sid'],
     ];
     // One VM at a time: the machine is shared.
+    const [retain] = pickScenarios(all, ['retain_initrd']);
+    const segments = (await prepareImages(retain!, kernels.get('debian/sid')!)).segments;
+    imageBytes = (await Promise.all(segments.map((x) => fs.stat(x.path)))).reduce((a, st) => a + st.size, 0);
     await pool(runs, 1, async ([name, k]) => {
       const [sc] = pickScenarios(all, [name]);
       records.set(`${name}@${k}`, await runScenario(sc!, kernels.get(k)!, { accel, artifactsRoot: artifacts }));
@@ -205,5 +216,25 @@ describe('issue 20 scenarios and their broken twins @boot', function () {
     const r = get('initrd_linuxrc_twin_exec@build/nonroot-6.1');
     expect(r.outcome, r.message).to.equal('failed');
     expect(r.message).to.match(/the real root's init runs as PID 1/);
+  });
+
+  it('retain_initrd on sid: /sys/firmware/initrd is the image QEMU was given, unpacked a second time; the kernel holds its size in memory', () => {
+    const r = get('retain_initrd@debian/sid');
+    expect(r.outcome, r.message).to.equal('passed');
+    const init = r.stages.find((x) => x.name === 'initramfs')!;
+    expect(Number(init.commands['image-size']!.output.trim()), 'the size at /sys/firmware/initrd').to.equal(imageBytes);
+    const without = get('retain_initrd_without@debian/sid');
+    expect(without.outcome, without.message).to.equal('passed');
+    // Without retain_initrd the kernel frees the image's pages (and counts them in MemTotal).
+    const kept = meminfo(Stage.fromJSON(init));
+    const freed = meminfo(Stage.fromJSON(without.stages.find((x) => x.name === 'initramfs')!));
+    const deltaKiB = freed.total - kept.total;
+    expect(Math.abs(deltaKiB - imageBytes / 1024), `MemTotal without (${freed.total} kB) - with (${kept.total} kB) against the image (${imageBytes / 1024} kB)`).to.be.lessThan(256);
+  });
+
+  it('a retain_initrd twin booted without the parameter fails: there is no /sys/firmware/initrd', () => {
+    const r = get('retain_initrd_twin_no_param@debian/sid');
+    expect(r.outcome, r.message).to.equal('failed');
+    expect(r.message).to.match(/with retain_initrd, \/sys\/firmware\/initrd holds the image/);
   });
 });

@@ -35,7 +35,10 @@ export function cannotRunLinuxrc(kernel: Pick<Kernel, 'config'>): string | undef
 const INITRD_FS = /^ext[234]$/;
 
 function kernelLines(text: string | undefined): string[] {
-  return (text ?? '').split('\n').map((l) => l.replace(/^\[[^\]]*\]\s*/, '').trim()).filter(Boolean);
+  return (text ?? '')
+    .split('\n')
+    .map((l) => l.replace(/^\[[^\]]*\]\s*/, '').replace(/\s*(?:[|/\\-]){8,}.*$/, ' (its progress spinner cut)').trim())
+    .filter(Boolean);
 }
 
 export function checkLinuxrc(ctx: CheckContext): void {
@@ -54,7 +57,7 @@ export function checkLinuxrc(ctx: CheckContext): void {
   const p1 = rc.process(1);
   evidence(
     `linuxrc: pid ${pid} (parent ${me?.ppid ?? '?'}), / is ${initrdRoot.fsType} from ${initrdRoot.source} (mount ${initrdRoot.mountId} atop ${initrdRoot.parentId}); ` +
-      `PID 1 is ${p1 ? `${p1.comm}, exe "${p1.exe}"` : 'not visible'}`,
+      `PID 1 is ${!p1 ? 'not visible' : p1.exe ? `${p1.comm}, exe "${p1.exe}"` : `${p1.comm} with no exe (a kernel thread: no init has run yet)`}`,
   );
   const said = kernelLines(rc.command('kernel-said')?.output);
   const deprecated = said.find((l) => /deprecated initrd support/.test(l));
