@@ -51,15 +51,18 @@ export const SEED_CLAIMS: readonly SeedClaim[] = [
       'pivot_root fails (EINVAL) from the initramfs because rootfs can never be unmounted; the patch unpacks the ' +
       'initramfs into a tmpfs over rootfs; workarounds: mount --bind / /, or a two-stage archive.',
     mustShow:
-      "the EINVAL on a stock kernel, the workarounds, and the patched kernel's behaviour, from mountinfo (rootfs hidden " +
-      'below a tmpfs); newer kernels changed this again.',
+      "the EINVAL on a stock kernel, each workaround (mount --bind / / and the host root it leaves below the container; the " +
+      "two-stage archive; retain_initrd and the memory it keeps), and the patched kernel's behaviour, from mountinfo (rootfs " +
+      'hidden below a tmpfs); newer kernels changed this again.',
   },
   {
     seed: '003',
     file: '003_08ba108ab9f685fd.txt',
     source: 'LKML, 2001 (Al Viro)',
     says: "the kernel's own late boot overmounts the final root atop the absolute root (ramfs) and chroots into it.",
-    mustShow: "the overmount visible in /proc/1/mountinfo: the new root's parent is the rootfs mount.",
+    mustShow:
+      "the overmount visible in /proc/1/mountinfo: the new root's parent is the rootfs mount, both when user space switches " +
+      'and when the kernel mounts the root itself (no initramfs); an initrd with /linuxrc running as PID > 1.',
   },
   {
     seed: '004',

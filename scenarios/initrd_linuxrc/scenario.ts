@@ -15,8 +15,13 @@
  * come from the initrd it is to load): recipe kernels have them; Debian's cloud kernels do not
  * (CONFIG_BLK_DEV_RAM=m), so those cells are skipped with the reason.
  */
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { scenario, type CheckContext } from '../../harness/scenario.ts';
 import { baseRootDisk } from '../../images/base.ts';
+
+/** This folder (twins in the tests reuse its guest scripts). */
+const HERE = path.dirname(fileURLToPath(import.meta.url));
 import type { Kernel } from '../../kernels/index.ts';
 import { cannotMountRoot } from '../kernel_root/scenario.ts';
 
@@ -37,7 +42,7 @@ const INITRD_FS = /^ext[234]$/;
 function kernelLines(text: string | undefined): string[] {
   return (text ?? '')
     .split('\n')
-    .map((l) => l.replace(/^\[[^\]]*\]\s*/, '').replace(/\s*(?:[|/\\-]){8,}.*$/, ' (its progress spinner cut)').trim())
+    .map((l) => l.replace(/^\[[^\]]*\]\s*/, '').replace(/\s*(?:[|/\\-]\x08?){8,}.*$/, ' (its progress spinner cut)').trim())
     .filter(Boolean);
 }
 
@@ -105,9 +110,9 @@ export default scenario({
   initramfs: false,
   initrd: {
     sizeMiB: 8,
-    content(t, ctx) {
+    content(t) {
       t.merge(baseRootDisk());
-      t.script('/linuxrc', ctx.here('linuxrc.sh'));
+      t.script('/linuxrc', path.join(HERE, 'linuxrc.sh'));
       t.file('/etc/rootprobe-initrd', 'the old-style initrd\n');
     },
   },
@@ -120,10 +125,10 @@ export default scenario({
       fs: 'ext4',
       sizeMiB: 16,
       label: 'realroot',
-      content(t, ctx) {
+      content(t) {
         t.merge(baseRootDisk());
         t.dir('/initrd');
-        t.script('/sbin/init', ctx.here('init.sh'));
+        t.script('/sbin/init', path.join(HERE, 'init.sh'));
         t.file('/etc/rootprobe-disk', 'the real root disk\n');
       },
     },

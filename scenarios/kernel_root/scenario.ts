@@ -11,8 +11,13 @@
  * The kernel must have virtio-blk and ext4 built in: nothing could load a module before the
  * root is mounted. Where they are modules (Debian's cloud kernels) the cell is skipped.
  */
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { scenario, type CheckContext } from '../../harness/scenario.ts';
 import { baseRootDisk } from '../../images/base.ts';
+
+/** This folder (twins in the tests reuse its guest scripts). */
+const HERE = path.dirname(fileURLToPath(import.meta.url));
 import type { Kernel } from '../../kernels/index.ts';
 
 /** The options the kernel needs built in to mount /dev/vda as ext4 by itself. */
@@ -73,9 +78,9 @@ export default scenario({
       fs: 'ext4',
       sizeMiB: 16,
       label: 'kernelroot',
-      content(t, ctx) {
+      content(t) {
         t.merge(baseRootDisk());
-        t.script('/sbin/init', ctx.here('init.sh'));
+        t.script('/sbin/init', path.join(HERE, 'init.sh'));
         t.file('/etc/rootprobe-disk', 'the root disk, mounted by the kernel\n');
       },
     },
