@@ -22,6 +22,8 @@ import { scenario } from '../harness/scenario.ts';
 import { cannotMountRoot } from '../scenarios/kernel_root/scenario.ts';
 import { cannotRunLinuxrc } from '../scenarios/initrd_linuxrc/scenario.ts';
 import { parseKernelConfig } from '../kernels/config.ts';
+import { checkJUnit, checkTap } from './report-checks.ts';
+import { cli } from './support/cli.ts';
 import { prepareImages } from '../harness/run/prepare.ts';
 import { meminfo } from '../scenarios/retain_initrd/scenario.ts';
 import { Stage } from '../harness/readback/snapshot.ts';
@@ -64,21 +66,24 @@ describe('the skipped verdict: reasons and reports', () => {
     const [sc] = pickScenarios(await loadScenarios(), ['kernel_root']);
     const k = fakeKernel('CONFIG_VIRTIO_BLK=m\n');
     const skipped = skippedRecord(sc!, k, cannotMountRoot(k)!, 'tcg');
-    const report = reportOf([skipped]);
-    expect(report.summary).to.include({ total: 1, passed: 0, skipped: 1, failed: 0 });
+    const passed = { ...skipped, scenario: 'other', outcome: 'passed' as const, message: undefined, durationMs: 5000 };
+    const report = reportOf([skipped, passed]);
+    expect(report.summary).to.include({ total: 2, passed: 1, skipped: 1, failed: 0 });
     const tap = toTap(report);
     expect(tap).to.match(/^ok 1 - kernel_root \[file:\/nonexistent\] # SKIP CONFIG_VIRTIO_BLK=m: the kernel cannot mount its root without an initramfs$/m);
+    expect(checkTap(tap).map((t) => t.ok)).to.deep.equal([true, true]);
     const junit = toJUnit(report);
-    expect(junit).to.match(/<testsuites [^>]*tests="1" failures="0" errors="0" skipped="1"/);
+    expect(checkJUnit(junit).map((c) => c.failure ?? c.error)).to.deep.equal([undefined, undefined]);
+    expect(junit).to.match(/<testsuites [^>]*tests="2" failures="0" errors="0" skipped="1"/);
     expect(junit).to.include('<skipped message="CONFIG_VIRTIO_BLK=m: the kernel cannot mount its root without an initramfs"/>');
     expect(junit).to.not.match(/<error|<failure/);
     const table = summaryText(report, false);
     expect(table).to.match(/kernel_root\s+SKIP/);
-    expect(table).to.include('0 passed, 0 failed, 1 skipped');
+    expect(table).to.include('1 passed, 0 failed, 1 skipped');
     expect(table).to.include('skipped: CONFIG_VIRTIO_BLK=m');
     const md = evidenceMarkdown(report, [{ name: 'kernel_root', seeds: ['003'] }], { now: new Date(0) });
     expect(md).to.include('**SKIPPED** (not booted): CONFIG_VIRTIO_BLK=m: the kernel cannot mount its root without an initramfs');
-    expect(md).to.include('passed 0, not passed 0, skipped 1');
+    expect(md).to.include('passed 1, not passed 0, skipped 1');
   });
 
   it('runMatrix decides a skip before building images or booting (a scenario whose images cannot be built is skipped all the same)', async () => {
@@ -113,6 +118,22 @@ describe('the skipped verdict: reasons and reports', () => {
       expect(await fs.readdir(artifacts)).to.deep.equal([]);
     } finally {
       await fs.rm(artifacts, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the skipped verdict through the CLI', () => {
+  it('a run whose only cell is skipped exits 0, boots nothing and says SKIP with the reason', async () => {
+    const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'rootprobe-skip-cli-'));
+    try {
+      const r = await cli(['run', 'kernel_root', '--kernel', 'debian/bookworm', '--tap', '-', '--artifacts', path.join(tmp, 'art')]);
+      expect(r.code, r.stderr).to.equal(0);
+      expect(r.stdout).to.match(/^ok 1 - kernel_root \[debian\/bookworm\] # SKIP CONFIG_VIRTIO_BLK=m: /m);
+      expect(r.stdout).to.match(/kernel_root\s+SKIP/);
+      expect(r.stderr).to.not.match(/^start /m);
+      expect(existsSync(path.join(tmp, 'art'))).to.equal(false);
+    } finally {
+      await fs.rm(tmp, { recursive: true, force: true });
     }
   });
 });
