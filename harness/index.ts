@@ -20,6 +20,7 @@ import { resolveKernel as resolveKernel_ } from '../kernels/index.ts';
 import { detectAccel as detectAccel_ } from './qemu/accel.ts';
 import { runScenario as runScenario_, type RunEvent, type RunRecord as RunRecord_ } from './run/run-scenario.ts';
 import { validateScenarios as validate_ } from './validate.ts';
+import { skippedRecord as skippedRecord_ } from './run/matrix.ts';
 import type { Scenario as Scenario_ } from './scenario.ts';
 
 export interface BootOptions {
@@ -39,7 +40,8 @@ export interface BootOptions {
  * One boot of one scenario, for a test author's own suite: checks the definition, resolves
  * (downloads into the cache if needed) the kernel, picks the accelerator, boots, runs the
  * scenario's check and returns the record: `outcome` ('passed', 'failed', ...), `message`
- * (why not), `stages` (each stage's mountinfo and processes), `evidence`, `artifacts`.
+ * (why not), `stages` (each stage's mountinfo and processes), `evidence`, `artifacts`. A
+ * scenario whose skipIf gives a reason for the kernel is not booted: outcome 'skipped'.
  *
  *   const run = await boot(myScenario, { kernel: 'debian/bookworm' });
  *   expect(run.outcome, run.message).to.equal('passed');
@@ -48,6 +50,8 @@ export async function boot(sc: Scenario_, opts: BootOptions = {}): Promise<RunRe
   validate_([sc]);
   const kernel = await resolveKernel_(opts.kernel ?? 'debian/bookworm');
   const { accel } = await detectAccel_(kernel.vmlinuz);
+  const skip = sc.skipIf?.(kernel);
+  if (skip) return skippedRecord_(sc, kernel, skip, accel);
   return runScenario_(sc, kernel, {
     accel,
     artifactsRoot: opts.artifactsRoot ?? 'rootprobe-artifacts',

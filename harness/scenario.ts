@@ -84,8 +84,24 @@ export interface ScenarioDefinition {
   features: Feature[];
   /** Modules to load beyond those the features imply. */
   modules?: string[];
-  /** Adds the scenario's files to the initramfs (on top of the busybox base and the probe). */
-  initramfs(t: ImageTree, ctx: BuildContext): void | Promise<void>;
+  /**
+   * Adds the scenario's files to the initramfs (on top of the busybox base and the probe), or
+   * `false` for a boot with no initramfs at all (the kernel mounts its root itself, `root=`):
+   * then no segment is built and QEMU gets no -initrd.
+   */
+  initramfs: ((t: ImageTree, ctx: BuildContext) => void | Promise<void>) | false;
+  /**
+   * Decided before anything is built or booted: a reason why this scenario cannot apply to
+   * `kernel` (an option it lacks, built as a module where it must be built in), or undefined.
+   * A cell with a reason is reported as skipped, with the reason; never as passed.
+   */
+  skipIf?: (kernel: Kernel) => string | undefined;
+  /**
+   * An old-style initrd (only with `initramfs: false`): an ext2 image filled from a tree with
+   * mke2fs -d (not a cpio archive), given to QEMU as -initrd. A kernel with the RAM disk
+   * driver loads it into /dev/ram0 and runs its /linuxrc. The probe toolkit is added to it.
+   */
+  initrd?: { sizeMiB: number; content: (t: ImageTree, ctx: BuildContext) => void | Promise<void> };
   disks?: DiskSpec[];
   /** Extra kernel command line. */
   cmdline?: string;
@@ -132,7 +148,15 @@ export function scenario(def: ScenarioDefinition): Scenario {
   if (!/^[a-z0-9][a-z0-9_.-]*$/.test(def.name ?? '')) fail(`name must be lowercase letters, digits, _ . - (got '${def.name}')`);
   if (!def.description) fail('description is missing');
   if (!Array.isArray(def.features)) fail('features must be a list of kernel features');
-  if (typeof def.initramfs !== 'function') fail('initramfs must be a function (t, ctx) => ...');
+  if (typeof def.initramfs !== 'function' && def.initramfs !== false) {
+    fail('initramfs must be a function (t, ctx) => ..., or false for a boot without an initramfs');
+  }
+  if (def.skipIf !== undefined && typeof def.skipIf !== 'function') fail('skipIf must be a function (kernel) => reason | undefined');
+  if (def.initrd !== undefined) {
+    if (def.initramfs !== false) fail('initrd (an old-style image) needs initramfs: false: the kernel gets one or the other');
+    if (!(def.initrd.sizeMiB > 0 && def.initrd.sizeMiB <= 1024)) fail('initrd.sizeMiB must be between 1 and 1024');
+    if (typeof def.initrd.content !== 'function') fail('initrd.content must be a function (t, ctx) => ...');
+  }
   if (typeof def.check !== 'function') fail('check must be a function');
   if (!Array.isArray(def.stages) || def.stages.length === 0) fail('stages must list at least one stage');
   const seen = new Set<string>();

@@ -12,7 +12,7 @@
  *   rootprobe kernels
  *   rootprobe doctor [--install] [--browser]
  *
- * Exit status: 0 when every run passed, 1 when any did not, 2 on bad usage or missing setup.
+ * Exit status: 0 when every run passed or was skipped, 1 when any did not, 2 on bad usage or missing setup.
  */
 import { parseArgs } from 'node:util';
 import { promises as fs } from 'node:fs';
@@ -83,7 +83,7 @@ ${providers().map((p) => `                       ${p.forms.join(' | ')}: ${p.sum
                      then scenario; cell k goes to part k mod N + 1): N CI jobs cover it once
 
 environment: ROOTPROBE_ACCEL=kvm|tcg, ROOTPROBE_TIMEOUT_FACTOR, ROOTPROBE_CACHE, ROOTPROBE_DEBIAN_MIRROR
-exit status: 0 all passed, 1 some did not, 2 bad usage or missing setup`;
+exit status: 0 all passed (or skipped), 1 some did not, 2 bad usage or missing setup`;
 
 async function writeOut(file: string, text: string): Promise<void> {
   if (file === '-') {
@@ -174,7 +174,8 @@ async function cmdRun(args: string[]): Promise<number> {
   if (values.evidence) await writeOut(values.evidence, evidenceMarkdown(report, chosen));
   process.stdout.write(summaryText(report, Boolean(process.stdout.isTTY) && !process.env.CI));
   // A shard may be empty (more shards than cells): nothing failed.
-  return (report.runs.length > 0 || shard) && report.runs.every((r) => r.outcome === 'passed') ? 0 : 1;
+  // A skipped cell (its scenario does not apply to that kernel) is not a pass, nor a failure.
+  return (report.runs.length > 0 || shard) && report.runs.every((r) => r.outcome === 'passed' || r.outcome === 'skipped') ? 0 : 1;
 }
 
 async function cmdJunitMerge(args: string[]): Promise<number> {

@@ -27,6 +27,8 @@ export interface Ext4Options {
   label?: string;
   /** Filesystem UUID; default: derived from the content. */
   uuid?: string;
+  /** mke2fs -t: ext4 (default), or ext2 for an old-style initrd image. */
+  fsType?: 'ext4' | 'ext2';
 }
 
 interface RunResult {
@@ -140,12 +142,13 @@ async function mkfs(
   uuid: string,
   hashSeed: string,
   dir: string | undefined,
+  fsType: 'ext4' | 'ext2' = 'ext4',
 ): Promise<RunResult> {
   const mke2fs = requireTool('mke2fs', 'to build ext4 disk images');
   const fh = await fs.open(img, 'w');
   await fh.truncate(sizeMiB * 1024 * 1024);
   await fh.close();
-  const args = ['-q', '-t', 'ext4', '-U', uuid, '-E', `root_owner=0:0,hash_seed=${hashSeed}`, '-F'];
+  const args = ['-q', '-t', fsType, '-U', uuid, '-E', `root_owner=0:0,hash_seed=${hashSeed}`, '-F'];
   if (label !== undefined) args.push('-L', label);
   if (dir) args.push('-d', dir);
   args.push(img, `${sizeMiB}M`);
@@ -154,10 +157,10 @@ async function mkfs(
 }
 
 /** An empty filesystem of the same options, to learn how much room the tree gets. */
-async function probeGeometry(tmp: string, sizeMiB: number, label: string | undefined, uuid: string): Promise<Geometry> {
+async function probeGeometry(tmp: string, sizeMiB: number, label: string | undefined, uuid: string, fsType?: 'ext4' | 'ext2'): Promise<Geometry> {
   const img = path.join(tmp, 'probe.img');
   try {
-    const r = await mkfs(img, sizeMiB, label, uuid, uuid, undefined);
+    const r = await mkfs(img, sizeMiB, label, uuid, uuid, undefined, fsType);
     if (r.code !== 0) {
       throw new DefinitionError(`mke2fs cannot make an ext4 filesystem of ${sizeMiB} MiB: ${(r.stderr || r.stdout).trim()}`);
     }
@@ -266,7 +269,9 @@ async function debugfsScript(img: string, cmds: string[], scriptPath: string): P
 export async function ext4Key(tree: ImageTree, opts: Ext4Options): Promise<string> {
   const version = await e2fsprogsVersion(requireTool('mke2fs', 'to build ext4 disk images'));
   const fp = await tree.fingerprint();
-  return `ext4-${contentHash(DISK_FORMAT, fp, opts.sizeMiB, opts.label ?? null, opts.uuid ?? null, imageEpoch(), version)}`;
+  const parts: unknown[] = [DISK_FORMAT, fp, opts.sizeMiB, opts.label ?? null, opts.uuid ?? null, imageEpoch(), version];
+  if (opts.fsType === 'ext2') return `ext2-${contentHash(...parts, 'ext2')}`;
+  return `ext4-${contentHash(...parts)}`;
 }
 
 /** The path of a cached ext4 image holding `tree` (do not let a guest write to it: copyForRun). */
@@ -284,7 +289,7 @@ export async function buildExt4(tree: ImageTree, opts: Ext4Options): Promise<str
   const hashSeed = uuidFrom(`${key}/hash`);
   const dir = await cachedEntry('images', key, async (tmp) => {
     const entries = await tree.list();
-    const geo = await probeGeometry(tmp, opts.sizeMiB, opts.label, uuid);
+    const geo = await probeGeometry(tmp, opts.sizeMiB, opts.label, uuid, opts.fsType);
     const need = await treeNeeds(entries, geo.blockSize);
     if (need.blocks > geo.freeBlocks || need.inodes > geo.freeInodes) {
       throw new DefinitionError(
@@ -299,7 +304,7 @@ export async function buildExt4(tree: ImageTree, opts: Ext4Options): Promise<str
     try {
       const cmds = await materialise(tree, entries, root);
       const img = path.join(tmp, DISK_FILE);
-      const r = await mkfs(img, opts.sizeMiB, opts.label, uuid, hashSeed, root);
+      const r = await mkfs(img, opts.sizeMiB, opts.label, uuid, hashSeed, root, opts.fsType);
       if (r.code !== 0) {
         const out = (r.stderr || r.stdout).trim();
         if (/no space|could not allocate|not enough space|inode/i.test(out)) {

@@ -51,15 +51,18 @@ export const SEED_CLAIMS: readonly SeedClaim[] = [
       'pivot_root fails (EINVAL) from the initramfs because rootfs can never be unmounted; the patch unpacks the ' +
       'initramfs into a tmpfs over rootfs; workarounds: mount --bind / /, or a two-stage archive.',
     mustShow:
-      "the EINVAL on a stock kernel, the workarounds, and the patched kernel's behaviour, from mountinfo (rootfs hidden " +
-      'below a tmpfs); newer kernels changed this again.',
+      "the EINVAL on a stock kernel, each workaround (mount --bind / / and the host root it leaves below the container; the " +
+      "two-stage archive; retain_initrd and the memory it keeps), and the patched kernel's behaviour, from mountinfo (rootfs " +
+      'hidden below a tmpfs); newer kernels changed this again.',
   },
   {
     seed: '003',
     file: '003_08ba108ab9f685fd.txt',
     source: 'LKML, 2001 (Al Viro)',
     says: "the kernel's own late boot overmounts the final root atop the absolute root (ramfs) and chroots into it.",
-    mustShow: "the overmount visible in /proc/1/mountinfo: the new root's parent is the rootfs mount.",
+    mustShow:
+      "the overmount visible in /proc/1/mountinfo: the new root's parent is the rootfs mount, both when user space switches " +
+      'and when the kernel mounts the root itself (no initramfs); an initrd with /linuxrc running as PID > 1.',
   },
   {
     seed: '004',
@@ -95,6 +98,7 @@ const OUTCOME: Record<string, string> = {
   timeout: 'TIMEOUT',
   'missing-stage': 'MISSING STAGE',
   error: 'ERROR',
+  skipped: 'SKIPPED',
 };
 
 /** Text for a Markdown table cell: pipes escaped, line breaks as <br>, HTML-ish brackets kept literal. */
@@ -117,6 +121,7 @@ function code(text: string): string {
 
 /** One run's cell: outcome (and why, if not passed), behaviours, evidence lines. */
 export function runCell(r: RunRecord, maxLines = 12): string {
+  if (r.outcome === 'skipped') return `**SKIPPED** (not booted): ${cell((r.message ?? '').split('\n')[0].slice(0, 400))}`;
   const parts: string[] = [`**${OUTCOME[r.outcome] ?? r.outcome.toUpperCase()}** (${(r.durationMs / 1000).toFixed(1)} s)`];
   if (r.outcome !== 'passed' && r.message) parts.push(cell(r.message.split('\n')[0].slice(0, 400)));
   for (const b of r.behaviours) parts.push(`behaviour: ${cell(b)}`);
@@ -154,7 +159,11 @@ export function evidenceMarkdown(report: MatrixReport, scenarios: readonly Scena
   out.push(`- accelerator: ${report.accel} (${report.accelReason})`);
   out.push(`- kernels: ${kernels.length ? kernels.map((k) => `${code(k.id)} (${k.release})`).join(', ') : 'none ran'}`);
   const s = report.summary;
-  out.push(`- runs: ${s.total ?? report.runs.length}, passed ${s.passed ?? 0}, not passed ${(s.total ?? 0) - (s.passed ?? 0)}`);
+  const skipped = s.skipped ?? 0;
+  out.push(
+    `- runs: ${s.total ?? report.runs.length}, passed ${s.passed ?? 0}, not passed ${(s.total ?? 0) - (s.passed ?? 0) - skipped}` +
+      (skipped ? `, skipped ${skipped} (the scenario does not apply to that kernel; not booted)` : ''),
+  );
   out.push('');
   out.push(
     'One row per seed claim and scenario that checks it (a scenario lists the seeds it checks in its `seeds`); ' +

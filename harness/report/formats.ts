@@ -17,7 +17,7 @@ export interface MatrixReport {
 }
 
 export function summarize(runs: RunRecord[]): Record<string, number> {
-  const s: Record<string, number> = { total: runs.length, passed: 0, failed: 0, panic: 0, timeout: 0, 'missing-stage': 0, error: 0 };
+  const s: Record<string, number> = { total: runs.length, passed: 0, failed: 0, panic: 0, timeout: 0, 'missing-stage': 0, error: 0, skipped: 0 };
   for (const r of runs) s[r.outcome] = (s[r.outcome] ?? 0) + 1;
   return s;
 }
@@ -58,20 +58,25 @@ export function toJUnit(report: MatrixReport): string {
   const out = ['<?xml version="1.0" encoding="UTF-8"?>'];
   const s = report.summary;
   const failures = s.failed;
-  const errors = s.total - s.passed - s.failed;
+  const skipped = s.skipped ?? 0;
+  const errors = s.total - s.passed - s.failed - skipped;
   out.push(
-    `<testsuites name="rootprobe" tests="${s.total}" failures="${failures}" errors="${errors}" time="${(report.durationMs / 1000).toFixed(3)}">`,
+    `<testsuites name="rootprobe" tests="${s.total}" failures="${failures}" errors="${errors}" skipped="${skipped}" time="${(report.durationMs / 1000).toFixed(3)}">`,
   );
   for (const [kernel, runs] of bySuite) {
     const f = runs.filter((r) => r.outcome === 'failed').length;
-    const e = runs.filter((r) => r.outcome !== 'failed' && r.outcome !== 'passed').length;
+    const sk = runs.filter((r) => r.outcome === 'skipped').length;
+    const e = runs.filter((r) => r.outcome !== 'failed' && r.outcome !== 'passed' && r.outcome !== 'skipped').length;
     const t = runs.reduce((a, r) => a + r.durationMs, 0) / 1000;
-    out.push(`  <testsuite name="${xml(kernel)}" tests="${runs.length}" failures="${f}" errors="${e}" time="${t.toFixed(3)}">`);
+    out.push(`  <testsuite name="${xml(kernel)}" tests="${runs.length}" failures="${f}" errors="${e}" skipped="${sk}" time="${t.toFixed(3)}">`);
     for (const r of runs) {
       out.push(
         `    <testcase classname="rootprobe.${xml(r.kernel)}" name="${xml(caseName(r))}" time="${(r.durationMs / 1000).toFixed(3)}">`,
       );
-      if (r.outcome === 'failed') {
+      if (r.outcome === 'skipped') {
+        // Not booted: the scenario does not apply to this kernel (its skipIf said why).
+        out.push(`      <skipped message="${xml(firstLine(r.message))}"/>`);
+      } else if (r.outcome === 'failed') {
         out.push(`      <failure type="failed" message="${xml(firstLine(r.message))}">${xml(failureBody(r))}</failure>`);
       } else if (r.outcome !== 'passed') {
         out.push(`      <error type="${r.outcome}" message="${xml(firstLine(r.message))}">${xml(failureBody(r))}</error>`);
@@ -101,8 +106,14 @@ function firstLine(s: string | undefined): string {
 export function toTap(report: MatrixReport): string {
   const out = ['TAP version 13', `1..${report.runs.length}`];
   report.runs.forEach((r, i) => {
-    const ok = r.outcome === 'passed';
-    const note = ok ? (r.flaky ? ` # flaky: passed on attempt ${r.attempts?.length}` : '') : ` # ${r.outcome}`;
+    const skipped = r.outcome === 'skipped';
+    const ok = r.outcome === 'passed' || skipped;
+    // A skip is `ok ... # SKIP reason` (TAP's directive): not a pass, not a failure.
+    const note = skipped
+      ? ` # SKIP ${firstLine(r.message).replaceAll('#', '\\#')}`
+      : ok
+        ? (r.flaky ? ` # flaky: passed on attempt ${r.attempts?.length}` : '')
+        : ` # ${r.outcome}`;
     out.push(`${ok ? 'ok' : 'not ok'} ${i + 1} - ${caseName(r)}${note}`);
     const y: string[] = [`outcome: ${r.outcome}`, `duration_ms: ${r.durationMs}`, `accel: ${r.accel}`];
     if (r.message) y.push('message: |', ...r.message.split('\n').map((l) => `  ${l}`));

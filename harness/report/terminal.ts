@@ -17,6 +17,7 @@ const bold = color(1);
 export function outcomeText(o: string, tty: boolean): string {
   if (o === 'passed') return green('PASS', tty);
   if (o === 'failed') return red('FAIL', tty);
+  if (o === 'skipped') return yellow('SKIP', tty);
   return red(o.toUpperCase(), tty);
 }
 
@@ -122,7 +123,7 @@ export function summaryText(report: MatrixReport, tty: boolean): string {
   const out: string[] = [];
   const w0 = Math.max(8, ...scenarios.map((s) => s.length)) + 2;
   const cell = (r: RunRecord | undefined): string =>
-    r ? `${outcomeText(r.outcome, tty)}${r.flaky ? yellow(' flaky', tty) : ''} ${dim(`${(r.durationMs / 1000).toFixed(1)}s`, tty)}` : '-';
+    !r ? '-' : r.outcome === 'skipped' ? outcomeText(r.outcome, tty) : `${outcomeText(r.outcome, tty)}${r.flaky ? yellow(' flaky', tty) : ''} ${dim(`${(r.durationMs / 1000).toFixed(1)}s`, tty)}`;
   const widths = kernels.map((k) => Math.max(k.length, 14) + 2);
   out.push(bold(pad('scenario', w0) + kernels.map((k, i) => pad(k, widths[i])).join(''), tty));
   for (const s of scenarios) {
@@ -140,14 +141,18 @@ export function summaryText(report: MatrixReport, tty: boolean): string {
     }
     for (const b of r.behaviours) out.push(`  behaviour: ${b}`);
     for (const e of r.evidence) out.push(dim(`  ${e}`, tty));
-    if (r.outcome !== 'passed') {
+    if (r.outcome === 'skipped') {
+      // Not booted: the reason is all there is to say (no console, no artifacts).
+      out.push(`  skipped: ${r.message ?? ''}`);
+    } else if (r.outcome !== 'passed') {
       out.push(...(r.message ?? '').split('\n').map((l) => `  ${yellow(l, tty)}`));
       if (r.artifacts) out.push(`  artifacts: ${r.artifacts.dir}`);
       out.push(`  rerun: ${r.rerun}`);
     }
   }
   const s = report.summary;
-  const parts = [`${s.passed} passed`, `${s.total - s.passed} failed`];
+  const skipped = s.skipped ?? 0;
+  const parts = [`${s.passed} passed`, `${s.total - s.passed - skipped} failed`, ...(skipped ? [`${skipped} skipped`] : [])];
   const extra = ['panic', 'timeout', 'missing-stage', 'error'].filter((k) => s[k]).map((k) => `${s[k]} ${k}`);
   const mem = [...new Set(runs.map((r) => r.memoryMiB))].sort((a, b) => a - b);
   out.push('');

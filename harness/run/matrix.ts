@@ -10,7 +10,7 @@ import { resolveKernel, type Kernel } from '../../kernels/index.ts';
 import { detectAccel, timeoutFactor } from '../qemu/accel.ts';
 import { onCleanup } from '../lifecycle.ts';
 import type { Scenario } from '../scenario.ts';
-import { runScenario, type RunAttempt, type RunRecord } from './run-scenario.ts';
+import { rerunLine, runScenario, type RunAttempt, type RunRecord } from './run-scenario.ts';
 import { prepareImages, type PreparedImages } from './prepare.ts';
 import { summarize, type MatrixReport } from '../report/formats.ts';
 import { Progress } from '../report/terminal.ts';
@@ -58,6 +58,28 @@ export async function pool<T, R>(items: T[], n: number, fn: (item: T, i: number)
   return out;
 }
 
+/** The record of a cell that was not booted because its scenario's skipIf gave a reason. */
+export function skippedRecord(s: Scenario, k: Kernel, reason: string, accel: 'kvm' | 'tcg', opts: Pick<MatrixOptions, 'rerunArgs'> = {}): RunRecord {
+  return {
+    scenario: s.name,
+    kernel: k.id,
+    kernelRelease: k.release,
+    accel,
+    outcome: 'skipped',
+    message: reason,
+    durationMs: 0,
+    stagesReported: [],
+    stages: [],
+    evidence: [],
+    behaviours: [],
+    consoleTail: [],
+    memoryMiB: s.memoryMiB ?? 256,
+    deadlineMs: 0,
+    warnings: [],
+    rerun: rerunLine(s, k, { rerunArgs: opts.rerunArgs }),
+  };
+}
+
 export async function runMatrix(scenarios: Scenario[], kernelSpecs: string[], opts: MatrixOptions): Promise<MatrixReport> {
   const started = Date.now();
   const progress = opts.progress ?? new Progress();
@@ -73,10 +95,14 @@ export async function runMatrix(scenarios: Scenario[], kernelSpecs: string[], op
   // Every image is built (or found in the cache) before the first boot, so a scenario that
   // cannot be built (a missing host binary, a kernel without an option it needs, a disk
   // that does not fit) is an error before anything boots.
-  const cells: Array<{ s: Scenario; k: Kernel; images: PreparedImages }> = [];
+  // A cell whose scenario does not apply to its kernel (skipIf) is decided here: no image is
+  // built for it and nothing boots; it is reported as skipped, with the reason.
+  const cells: Array<{ s: Scenario; k: Kernel; images?: PreparedImages; skip?: string }> = [];
   for (const { scenario: s, kernel } of chosen) {
     const k = kernelById.get(kernel)!;
-    cells.push({ s, k, images: await prepareImages(s, k).catch((e) => Promise.reject(withScenario(e, s))) });
+    const skip = s.skipIf?.(k);
+    if (skip) cells.push({ s, k, skip });
+    else cells.push({ s, k, images: await prepareImages(s, k).catch((e) => Promise.reject(withScenario(e, s))) });
   }
   const shardNote = opts.shard ? `shard ${opts.shard.index}/${opts.shard.count}: ${cells.length} of ${scenarios.length * new Set(kernelSpecs).size} cell(s)` : '';
   const accel =
@@ -86,6 +112,7 @@ export async function runMatrix(scenarios: Scenario[], kernelSpecs: string[], op
   progress.message(
     `accelerator: ${accel.accel} (${accel.reason}${accel.cached ? ', cached' : ''}); ${opts.jobs} at once` +
       ` (${[...new Set(cells.map((c) => c.s.memoryMiB ?? 256))].join('/') || 256} MiB each); ` +
+      `${cells.some((c) => c.skip) ? `${cells.filter((c) => c.skip).length} cell(s) skipped before boot; ` : ''}` +
       `${scenarios.length} scenario(s) x ${kernelSpecs.length} kernel(s)${shardNote ? `; ${shardNote}` : ''}`,
   );
 
@@ -120,8 +147,13 @@ export async function runMatrix(scenarios: Scenario[], kernelSpecs: string[], op
     if (opts.partialReport) await opts.partialReport(report());
   });
   try {
-    await pool(cells, opts.jobs, async ({ s, k, images }, i) => {
+    await pool(cells, opts.jobs, async ({ s, k, images, skip }, i) => {
       if (abort.signal.aborted) return;
+      if (skip !== undefined) {
+        records[i] = skippedRecord(s, k, skip, accel.accel as 'kvm' | 'tcg', opts);
+        progress.end(records[i]!);
+        return;
+      }
       progress.start(s.name, k.id);
       const attempt = () =>
         runScenario(s, k, {

@@ -64,8 +64,27 @@ async function buildDisk(spec: DiskSpec, ctx: BuildContext): Promise<string> {
 /** Checks the kernel and builds (or finds in the cache) everything a boot of `sc` needs. */
 export async function prepareImages(sc: Scenario, kernel: Kernel): Promise<PreparedImages> {
   const { modules, warnings } = checkFeatures(kernel, sc.features, sc.name);
-  const wanted = [...new Set([...modules, ...(sc.modules ?? [])])].sort();
   const ctx = buildContext(sc, kernel);
+  // No initramfs: the kernel mounts the root itself; no segment at all (and no -initrd).
+  if (sc.initramfs === false) {
+    if (modules.length > 0) {
+      throw new (await import('../errors.ts')).SetupError(
+        `scenario '${sc.name}' boots without an initramfs, but kernel ${kernel.id} has these options as modules, ` +
+          `which nothing could load: ${modules.join(', ')} (the scenario's skipIf should name this kernel)`,
+      );
+    }
+    const disks: PreparedDisk[] = [];
+    for (const d of sc.disks ?? []) disks.push({ name: d.name, cachedPath: await buildDisk(d, ctx) });
+    // An old-style initrd: an ext2 image, the only "segment" (QEMU's -initrd takes it as it is).
+    const segments: PreparedImages['segments'] = [];
+    if (sc.initrd) {
+      const t = await diskTree({ name: 'initrd', fs: 'ext4', sizeMiB: sc.initrd.sizeMiB, content: sc.initrd.content }, ctx);
+      await t.validate();
+      segments.push({ name: 'initrd', path: await buildExt4(t, { sizeMiB: sc.initrd.sizeMiB, fsType: 'ext2', label: 'initrd' }) });
+    }
+    return { segments, disks, modules: [], warnings };
+  }
+  const wanted = [...new Set([...modules, ...(sc.modules ?? [])])].sort();
 
   const base = baseInitramfs();
   const mods = new ImageTree(`modules for ${kernel.release}`);

@@ -4,7 +4,7 @@
 import type { StageJSON } from '../readback/snapshot.ts';
 import type { KernelReport } from '../verdict/kernel-log.ts';
 
-export type Outcome = 'passed' | 'failed' | 'panic' | 'timeout' | 'missing-stage' | 'error';
+export type Outcome = 'passed' | 'failed' | 'panic' | 'timeout' | 'missing-stage' | 'error' | 'skipped';
 export type Accel = 'kvm' | 'tcg';
 
 export interface RunArtifacts {
