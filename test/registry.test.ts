@@ -19,7 +19,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 describe('kernel providers (kernels/registry.ts)', () => {
   it('the built-in providers are debian, build and file, and the forms are made from them', () => {
     expect(providers().map((p) => p.kind)).to.deep.equal(['debian', 'build', 'file', 'git']);
-    expect(acceptedForms()).to.match(/^Accepted forms: debian\/<suite>\[:<flavour>\] .*; or build\/<recipe> .*; or file:<path-to-bzImage>/);
+    expect(acceptedForms()).to.match(/^Accepted forms: debian\/<suite>\[:<flavour>\] .*; or build\/<recipe>.*; or file:<path-to-bzImage>.*; or git:<tree>/);
   });
 
   it('a provider from a file of its own: parsed, listed, in the forms and the errors, resolved; removed again', async () => {
