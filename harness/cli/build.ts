@@ -18,7 +18,7 @@
  *
  * Existing files of these names in DIR are replaced; nothing else in DIR is touched.
  */
-import { parseArgs } from 'node:util';
+import { COMMANDS, parseCommand } from './options.ts';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { UsageError } from '../errors.ts';
@@ -124,16 +124,9 @@ export async function buildScenario(
 }
 
 export async function cmdBuild(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      kernel: { type: 'string' },
-      out: { type: 'string' },
-      scenarios: { type: 'string', multiple: true },
-      cmdline: { type: 'string' },
-    },
-  });
+  const parsed = parseCommand(COMMANDS.build, args);
+  if (parsed.help) return 0;
+  const { values, positionals } = parsed;
   if (positionals.length !== 1 || !values.out) throw new UsageError('usage: rootprobe build <scenario> [--kernel K] --out DIR');
   const spec = values.kernel ?? DEFAULT_KERNEL;
   parseKernelSpec(spec);

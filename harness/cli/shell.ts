@@ -10,7 +10,7 @@
  * folder (initrd, copies of the disks) is removed afterwards and QEMU never outlives the
  * command (lifecycle.ts). The stages the guest reported are listed at the end.
  */
-import { parseArgs } from 'node:util';
+import { COMMANDS, parseCommand } from './options.ts';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { UsageError } from '../errors.ts';
@@ -33,16 +33,9 @@ const DEFAULT_MEMORY_MIB = 256;
 const SESSION_MS = 24 * 3600 * 1000;
 
 export async function cmdShell(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      kernel: { type: 'string' },
-      stage: { type: 'string' },
-      scenarios: { type: 'string', multiple: true },
-      cmdline: { type: 'string' },
-    },
-  });
+  const parsed = parseCommand(COMMANDS.shell, args);
+  if (parsed.help) return 0;
+  const { values, positionals } = parsed;
   if (positionals.length !== 1) throw new UsageError('usage: rootprobe shell <scenario> [--kernel K] [--stage S]');
   const spec = values.kernel ?? DEFAULT_KERNEL;
   parseKernelSpec(spec);
