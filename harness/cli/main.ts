@@ -23,7 +23,8 @@ import { loadScenarios, pickScenarios } from '../../scenarios/index.ts';
 import { KNOWN_KERNELS, listKernels, parseKernelSpec } from '../../kernels/index.ts';
 import { runMatrix } from '../run/matrix.ts';
 import { summaryText } from '../report/terminal.ts';
-import { toJUnit, toJson, toTap } from '../report/formats.ts';
+import { toJUnit, toTap } from '../report/formats.ts';
+import { reportJson, type DiffEntry } from '../report/json.ts';
 import { evidenceMarkdown } from '../report/evidence.ts';
 import { doctor } from './doctor.ts';
 import { diffRuns, diffText } from '../report/diff.ts';
@@ -88,12 +89,12 @@ async function cmdRun(args: string[]): Promise<number> {
     shard,
     retries: nonNegativeInt(values.retries, '--retries', 0),
     partialReport: async (partial) => {
-      if (values.json) await writeOut(values.json, toJson(partial));
+      if (values.json) await writeOut(values.json, reportJson(partial, 'run'));
       if (values.junit) await writeOut(values.junit, toJUnit(partial));
       if (values.evidence) await writeOut(values.evidence, evidenceMarkdown(partial, chosen));
     },
   });
-  if (values.json) await writeOut(values.json, toJson(report));
+  if (values.json) await writeOut(values.json, reportJson(report, 'run'));
   if (values.junit) await writeOut(values.junit, toJUnit(report));
   if (values.tap) await writeOut(values.tap, toTap(report));
   if (values.evidence) await writeOut(values.evidence, evidenceMarkdown(report, chosen));
@@ -136,7 +137,7 @@ async function cmdDiff(args: string[]): Promise<number> {
   });
   const ids = [...new Set(report.runs.map((r) => r.kernel))];
   let differs = false;
-  const out: Array<{ scenario: string; a: string; b: string; differences: ReturnType<typeof diffRuns> }> = [];
+  const out: DiffEntry[] = [];
   for (const sc of chosen) {
     const a = report.runs.find((r) => r.scenario === sc.name && r.kernel === ids[0]);
     const b = report.runs.find((r) => r.scenario === sc.name && r.kernel === ids[1]);
@@ -146,7 +147,7 @@ async function cmdDiff(args: string[]): Promise<number> {
     out.push({ scenario: sc.name, a: a.kernel, b: b.kernel, differences: d });
     process.stdout.write(diffText(a, b, d) + '\n');
   }
-  if (values.json) await writeOut(values.json, JSON.stringify({ kernels: ids, diffs: out, report }, null, 1) + '\n');
+  if (values.json) await writeOut(values.json, reportJson(report, 'diff', { kernels: ids, diffs: out }));
   return differs ? 1 : 0;
 }
 

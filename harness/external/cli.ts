@@ -12,6 +12,7 @@ import { UsageError } from '../errors.ts';
 import { resolveKernel } from '../../kernels/index.ts';
 import { detectAccel } from '../qemu/accel.ts';
 import { runExternal, type ExternalRecord } from './run.ts';
+import { reportJson, singleRunReport } from '../report/json.ts';
 
 export const EXTERNAL_USAGE = helpText(COMMANDS['run external']);
 
@@ -34,6 +35,7 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
     const st = await fs.stat(f).catch(() => undefined);
     if (!st?.isFile()) throw new UsageError(`${f} is not a file`);
   }
+  const started = new Date();
   const kernel = await resolveKernel(values.kernel, { onProgress: (m) => process.stderr.write(`kernel: ${m}\n`) });
   const accel = await detectAccel(kernel.vmlinuz);
   process.stderr.write(`accelerator: ${accel.accel} (${accel.reason})\n`);
@@ -55,7 +57,7 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
   });
   if (values.json) {
     await fs.mkdir(path.dirname(path.resolve(values.json)), { recursive: true });
-    await fs.writeFile(values.json, JSON.stringify(rec, null, 1));
+    await fs.writeFile(values.json, reportJson(singleRunReport(rec, accel.reason, started), 'run external'));
   }
   const lines = [
     `${rec.outcome.toUpperCase()} ${rec.scenario} on ${rec.kernel} (${rec.kernelRelease}, ${rec.accel}, ${(rec.durationMs / 1000).toFixed(1)} s)`,
