@@ -138,3 +138,14 @@ describe('scenario definitions checked whole (zod schema)', () => {
     expect(nearestKey('xyz', ['features', 'stages'])).to.equal(undefined);
   });
 });
+
+describe('validateScenarios() checks a Scenario made without scenario() the same way', () => {
+  it('finds the unknown key of a hand-made Scenario object', async () => {
+    const { definitionProblems } = await import('../harness/validate.ts');
+    const made = { ...scenario(valid()), modlues: ['overlay'] };
+    const problems = definitionProblems([made]);
+    expect(problems).to.have.length(1);
+    expect(problems[0]).to.include("scenario 'ok': ").and.include('`modlues`: did you mean `modules`?');
+    expect(definitionProblems([scenario(valid())])).to.deep.equal([]);
+  });
+});

@@ -200,16 +200,20 @@ function wrap(text: string, width: number, indent: number): string {
   return lines.join(`\n${' '.repeat(indent)}`);
 }
 
-/** `rootprobe <command> --help`: the usage line and every option of the table. */
-export function helpText(spec: CommandSpec): string {
+function optionRows(spec: CommandSpec): string[] {
   const opts: Array<[string, OptionSpec]> = [...Object.entries(spec.options), ['help', HELP_OPTION]];
   const lefts = opts.map(([n, o]) => optionLeft(n, o) + (o.multiple ? '...' : ''));
   const w = Math.min(Math.max(...lefts.map((l) => l.length)) + 2, 28);
-  const rows = opts.map(([, o], i) => {
+  return opts.map(([, o], i) => {
     const left = lefts[i];
     const pad = left.length + 2 > w ? `\n  ${' '.repeat(w)}` : ' '.repeat(w - left.length);
     return `  ${left}${pad}${wrap(o.help, 96 - w, w + 2)}`;
   });
+}
+
+/** `rootprobe <command> --help`: the usage line and every option of the table. */
+export function helpText(spec: CommandSpec): string {
+  const rows = optionRows(spec);
   return [
     `usage: rootprobe ${spec.name}${spec.synopsis ? ` ${spec.synopsis}` : ''}`,
     '',
@@ -230,6 +234,9 @@ export function usageText(): string {
     '',
     'usage:',
     ...lines,
+    '',
+    'run options:',
+    ...optionRows(COMMANDS.run),
     '',
     "`rootprobe <command> --help` lists a command's options.",
     'environment: ROOTPROBE_ACCEL=kvm|tcg, ROOTPROBE_TIMEOUT_FACTOR, ROOTPROBE_CACHE, ROOTPROBE_DEBIAN_MIRROR',
