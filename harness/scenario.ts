@@ -12,13 +12,20 @@
  *     stages: ['initramfs', 'realroot'],
  *     check({ stage, expect }) { expect(stage('realroot')).to.have.mount('/').of.type('ext4'); },
  *   });
+ *
+ * scenario() checks the definition whole against a zod schema (scenarioSchema), from which the
+ * types ScenarioDefinition and DiskSpec are inferred: a misspelt key (`modlues`), a value of the
+ * wrong type or out of range is a DefinitionError naming the file, the line and the nearest
+ * known key, thrown when the scenario file is imported, before anything is built or booted.
  */
 import * as path from 'node:path';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
 import { DefinitionError } from './errors.ts';
 import type { ImageTree } from './image/tree.ts';
 import type { Kernel } from '../kernels/index.ts';
-import type { Feature } from '../kernels/config.ts';
+import { FEATURES, type Feature } from '../kernels/features.ts';
 import type { RunReadback } from './readback/result.ts';
 import type { Stage } from './readback/snapshot.ts';
 
@@ -38,19 +45,6 @@ export interface BuildContext {
    * code instead of an interpreter and its libraries in the image. Resolves to its host path.
    */
   program(rel: string, libs?: string[]): Promise<string>;
-}
-
-export interface DiskSpec {
-  /** A short name; the disks appear in the guest as /dev/vda, /dev/vdb, ... in this order. */
-  name: string;
-  sizeMiB: number;
-  /** Filled from a tree with mke2fs -d (ext4), or left empty (raw). */
-  fs: 'ext4' | 'raw';
-  label?: string;
-  /** The disk's content; the probe toolkit (/.rootprobe) is added to every ext4 disk. */
-  content?: (t: ImageTree, ctx: BuildContext) => void | Promise<void>;
-  /** Built before this disk, so that its image file can be placed inside it (a loop-root file). */
-  images?: Record<string, Omit<DiskSpec, 'images'>>;
 }
 
 export interface HostImage {
@@ -74,50 +68,141 @@ export interface CheckContext {
   behaviour(name: string): void;
 }
 
-export interface ScenarioDefinition {
-  name: string;
-  /** One or two sentences: what the guest does and what must hold. */
-  description: string;
-  /** The seed documents (shared/seeds) whose claims this scenario checks, by number: '000'. */
-  seeds?: string[];
-  /** Kernel features the guest needs; modular ones are loaded from the initramfs. */
-  features: Feature[];
-  /** Modules to load beyond those the features imply. */
-  modules?: string[];
-  /**
-   * Adds the scenario's files to the initramfs (on top of the busybox base and the probe), or
-   * `false` for a boot with no initramfs at all (the kernel mounts its root itself, `root=`):
-   * then no segment is built and QEMU gets no -initrd.
-   */
-  initramfs: ((t: ImageTree, ctx: BuildContext) => void | Promise<void>) | false;
-  /**
-   * Decided before anything is built or booted: a reason why this scenario cannot apply to
-   * `kernel` (an option it lacks, built as a module where it must be built in), or undefined.
-   * A cell with a reason is reported as skipped, with the reason; never as passed.
-   */
-  skipIf?: (kernel: Kernel) => string | undefined;
-  /**
-   * An old-style initrd (only with `initramfs: false`): an ext2 image filled from a tree with
-   * mke2fs -d (not a cpio archive), given to QEMU as -initrd. A kernel with the RAM disk
-   * driver loads it into /dev/ram0 and runs its /linuxrc. The probe toolkit is added to it.
-   */
-  initrd?: { sizeMiB: number; content: (t: ImageTree, ctx: BuildContext) => void | Promise<void> };
-  disks?: DiskSpec[];
-  /** Extra kernel command line. */
-  cmdline?: string;
-  /** The stages the guest probes, in order (`done`, the last, is implied). */
-  stages: string[];
-  /** Under KVM; scaled for TCG and by ROOTPROBE_TIMEOUT_FACTOR. Default 30. */
-  timeoutSec?: number;
-  memoryMiB?: number;
-  /**
-   * Kernel reports (WARNING, BUG, KASAN, ...: verdict/kernel-log.ts) this scenario expects, by
-   * their title or console line; any other fails the run even when every assertion held.
-   */
-  allowKernelLog?: RegExp[];
-  /** What must hold. Throw (chai) to fail. */
-  check(ctx: CheckContext): void | Promise<void>;
+/** Fills an image tree: the initramfs's or a disk's content. */
+export type TreeBuilder = (t: ImageTree, ctx: BuildContext) => void | Promise<void>;
+export type CheckFn = (ctx: CheckContext) => void | Promise<void>;
+export type SkipIfFn = (kernel: Kernel) => string | undefined;
+
+/*
+ * The schema of a definition (zod 4). The TypeScript types ScenarioDefinition and DiskSpec are
+ * inferred from it, so what the type checker accepts and what scenario() accepts at run time
+ * cannot drift apart. Objects are strict: an unknown key is an error, not silently ignored.
+ */
+
+const fn = <F>(what: string) =>
+  z.custom<F>((v) => typeof v === 'function', { error: (iss) => `must be a function ${what} (got ${kindOf(iss.input)})` });
+
+const wholeNumber = (what: string, min: number, max: number) =>
+  z
+    .number({ error: (iss) => `must be a number (${what}), got ${kindOf(iss.input)}` })
+    .int({ error: `must be a whole number (${what})` })
+    .min(min, { error: (iss) => `must be at least ${min} (${what}), got ${iss.input}` })
+    .max(max, { error: (iss) => `must be at most ${max} (${what}), got ${iss.input}` });
+
+const text = (what: string) => z.string({ error: (iss) => `must be a string (${what}), got ${kindOf(iss.input)}` });
+
+export const FEATURE_NAMES = Object.keys(FEATURES) as [Feature, ...Feature[]];
+
+const featureSchema = z.enum(FEATURE_NAMES, {
+  error: (iss) =>
+    `unknown kernel feature ${JSON.stringify(iss.input)}; known: ${FEATURE_NAMES.join(', ')}. ` +
+    `Features are what the kernel must have; to load a kernel module, name it in \`modules\` ` +
+    `(e.g. modules: [${JSON.stringify(String(iss.input))}]), and it is put into the initramfs with its dependencies`,
+});
+
+const diskFields = {
+  /** A short name; the disks appear in the guest as /dev/vda, /dev/vdb, ... in this order. */
+  name: text('the disk\'s name').regex(/^[a-z0-9_-]+$/, { error: (iss) => `must be lowercase letters, digits, _ - (got ${JSON.stringify(iss.input)})` }),
+  /** The disk's size in MiB (ext4: at least 2). */
+  sizeMiB: wholeNumber('MiB', 1, 16384),
+  /** Filled from a tree with mke2fs -d (ext4), or left empty (raw). */
+  fs: z.enum(['ext4', 'raw'], { error: (iss) => `must be 'ext4' or 'raw' (got ${JSON.stringify(iss.input)})` }),
+  /** The ext4 volume label (at most 16 bytes), as `mount LABEL=...` and blkid see it. */
+  label: text('an ext4 volume label')
+    .refine((s) => Buffer.byteLength(s) <= 16, { error: 'must be at most 16 bytes (an ext4 volume label)' })
+    .optional(),
+  /** The disk's content; the probe toolkit (/.rootprobe) is added to every ext4 disk, nothing else. */
+  content: fn<TreeBuilder>('(t, ctx) => ... that fills the disk').optional(),
+};
+
+function checkDisk(d: { name: string; fs: string; sizeMiB: number; content?: unknown }, ctx: z.RefinementCtx): void {
+  if (d.fs === 'raw' && d.content) ctx.addIssue({ code: 'custom', path: ['content'], message: 'a raw disk has no content (use fs: \'ext4\')' });
+  if (d.fs === 'ext4' && d.sizeMiB < 2) ctx.addIssue({ code: 'custom', path: ['sizeMiB'], message: 'an ext4 disk needs at least 2 MiB' });
 }
+
+const innerDiskSchema = z.strictObject(diskFields).superRefine(checkDisk);
+
+export const diskSchema = z
+  .strictObject({
+    ...diskFields,
+    /** Built before this disk, so that its image file can be placed inside it (a loop-root file), by path in this disk. */
+    images: z.record(text('a path in the disk'), innerDiskSchema).optional(),
+  })
+  .superRefine(checkDisk);
+
+export const scenarioSchema = z
+  .strictObject({
+    /** The scenario's name: lowercase letters, digits, _ . - */
+    name: text('the scenario\'s name').regex(/^[a-z0-9][a-z0-9_.-]*$/, {
+      error: (iss) => `must be lowercase letters, digits, _ . - (got ${JSON.stringify(iss.input)})`,
+    }),
+    /** One or two sentences: what the guest does and what must hold. */
+    description: text('one or two sentences').min(1, { error: 'must not be empty' }),
+    /** The seed documents (shared/seeds) whose claims this scenario checks, by number: '000'. */
+    seeds: z.array(text('a seed number').regex(/^\d{3}$/, { error: (iss) => `must be a seed number like '003' (got ${JSON.stringify(iss.input)})` })).optional(),
+    /** Kernel features the guest needs; modular ones are loaded from the initramfs. */
+    features: z.array(featureSchema, { error: (iss) => `must be a list of kernel features (got ${kindOf(iss.input)})` }),
+    /** Modules to load beyond those the features imply (by name, as modprobe knows them: 'overlay'). */
+    modules: z.array(text('a module name').regex(/^[A-Za-z0-9_-]+$/, { error: (iss) => `must be a module name like 'overlay' (got ${JSON.stringify(iss.input)})` })).optional(),
+    /** Adds the scenario's files to the initramfs (on top of the busybox base and the probe); false: no initramfs. */
+    initramfs: z.union([fn<TreeBuilder>('(t, ctx) => ... that fills the initramfs'), z.literal(false)], {
+      error: (iss) => `must be a function (t, ctx) => ... that fills the initramfs, or false (got ${kindOf(iss.input)})`,
+    }),
+    /** The disks, /dev/vda first. */
+    disks: z.array(diskSchema).max(20, { error: 'at most 20 disks (vda..vdt)' }).optional(),
+    /** Extra kernel command line. */
+    cmdline: text('kernel command line words').optional(),
+    /** The stages the guest probes, in order (`done`, the last, is implied). */
+    stages: z
+      .array(
+        text('a stage name')
+          .regex(STAGE_NAME, { error: (iss) => `${JSON.stringify(iss.input)} is not a valid stage name (letters, digits, _ . -, at most 64)` })
+          .refine((s) => !RESERVED_STAGES.includes(s), { error: (iss) => `stage ${JSON.stringify(iss.input)} is reserved: 'done' is implied as the last stage` }),
+      )
+      .min(1, { error: 'must list at least one stage' }),
+    /** Under KVM; scaled for TCG and by ROOTPROBE_TIMEOUT_FACTOR. Default 30. */
+    timeoutSec: z.number({ error: (iss) => `must be a number of seconds (got ${kindOf(iss.input)})` }).positive({ error: 'must be positive' }).max(3600, { error: 'must be at most 3600' }).optional(),
+    /** The guest's memory (default 256). */
+    memoryMiB: wholeNumber('MiB of guest memory', 64, 8192).optional(),
+    /** A reason to skip this scenario on this kernel (reported as skipped), or undefined to run it. */
+    skipIf: fn<SkipIfFn>('(kernel) => a reason to skip, or undefined').optional(),
+    /**
+     * An old-style initrd (only with `initramfs: false`): an ext2 image filled from a tree with
+     * mke2fs -d (not a cpio archive), given to QEMU as -initrd; the kernel loads it into
+     * /dev/ram0 and runs its /linuxrc. The probe toolkit is added to it.
+     */
+    initrd: z
+      .strictObject({
+        sizeMiB: wholeNumber('MiB', 1, 1024),
+        content: fn<TreeBuilder>('(t, ctx) => ... that fills the initrd image'),
+      })
+      .optional(),
+    /**
+     * Kernel reports (WARNING, BUG, KASAN, ...: verdict/kernel-log.ts) this scenario expects, by
+     * their title or console line; any other fails the run even when every assertion held.
+     */
+    allowKernelLog: z.array(z.instanceof(RegExp, { error: 'must be a regular expression like /lkdtm/' })).optional(),
+    /** What must hold. Throw (chai) to fail. */
+    check: fn<CheckFn>('({ stage, expect, ... }) => ... that asserts'),
+  })
+  .superRefine((def, ctx) => {
+    if (def.initrd && def.initramfs !== false) {
+      ctx.addIssue({ code: 'custom', path: ['initrd'], message: 'an old-style initrd needs initramfs: false: the kernel gets one or the other' });
+    }
+    const seen = new Set<string>();
+    def.stages.forEach((s, i) => {
+      if (seen.has(s)) ctx.addIssue({ code: 'custom', path: ['stages', i], message: `stage '${s}' is listed twice` });
+      seen.add(s);
+    });
+    const names = new Set<string>();
+    (def.disks ?? []).forEach((d, i) => {
+      if (names.has(d.name)) ctx.addIssue({ code: 'custom', path: ['disks', i, 'name'], message: `disk '${d.name}' is defined twice` });
+      names.add(d.name);
+    });
+  });
+
+export type ScenarioDefinition = z.infer<typeof scenarioSchema>;
+export type DiskSpec = z.infer<typeof diskSchema>;
 
 export interface Scenario extends ScenarioDefinition {
   /** The file that defined it (for error messages and --scenarios). */
@@ -125,61 +210,160 @@ export interface Scenario extends ScenarioDefinition {
   dir: string;
 }
 
-/** Where the caller of scenario() lives: the file that defines the scenario. */
-function callerFile(): string {
-  const stack = new Error().stack?.split('\n') ?? [];
-  for (const line of stack.slice(1)) {
-    const m = /\((.*?):\d+:\d+\)$/.exec(line) ?? /at (.*?):\d+:\d+$/.exec(line);
-    if (!m) continue;
-    const f = m[1].startsWith('file://') ? fileURLToPath(m[1]) : m[1];
-    if (!f.endsWith(`${path.sep}scenario.ts`) || !f.includes(`${path.sep}harness${path.sep}`)) return f;
-  }
-  return process.cwd();
+function kindOf(v: unknown): string {
+  if (v === undefined) return 'nothing';
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v)}`;
+  if (typeof v === 'number' || typeof v === 'boolean') return `${typeof v} ${v}`;
+  return `a ${typeof v}`;
 }
 
-/** Defines a scenario; checks its shape now, so a mistake is reported before anything boots. */
-export function scenario(def: ScenarioDefinition): Scenario {
-  const file = callerFile();
-  const where = `scenario '${def?.name ?? '?'}' (${file})`;
-  const fail = (msg: string): never => {
-    throw new DefinitionError(`${where}: ${msg}`);
-  };
-  if (!def || typeof def !== 'object') fail('scenario() needs a definition object');
-  if (!/^[a-z0-9][a-z0-9_.-]*$/.test(def.name ?? '')) fail(`name must be lowercase letters, digits, _ . - (got '${def.name}')`);
-  if (!def.description) fail('description is missing');
-  if (!Array.isArray(def.features)) fail('features must be a list of kernel features');
-  if (typeof def.initramfs !== 'function' && def.initramfs !== false) {
-    fail('initramfs must be a function (t, ctx) => ..., or false for a boot without an initramfs');
+/** Optimal string alignment distance (a transposition counts one): `modlues` is 1 from `modules`. */
+export function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 0; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+    }
   }
-  if (def.skipIf !== undefined && typeof def.skipIf !== 'function') fail('skipIf must be a function (kernel) => reason | undefined');
-  if (def.initrd !== undefined) {
-    if (def.initramfs !== false) fail('initrd (an old-style image) needs initramfs: false: the kernel gets one or the other');
-    if (!(def.initrd.sizeMiB > 0 && def.initrd.sizeMiB <= 1024)) fail('initrd.sizeMiB must be between 1 and 1024');
-    if (typeof def.initrd.content !== 'function') fail('initrd.content must be a function (t, ctx) => ...');
+  return d[a.length][b.length];
+}
+
+/** The known key nearest to `key`, if it is near enough to be a slip of the fingers. */
+export function nearestKey(key: string, known: string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const k of known) {
+    const dist = editDistance(key, k);
+    if (dist < bestD) [best, bestD] = [k, dist];
   }
-  if (typeof def.check !== 'function') fail('check must be a function');
-  if (!Array.isArray(def.stages) || def.stages.length === 0) fail('stages must list at least one stage');
-  const seen = new Set<string>();
-  for (const s of def.stages) {
-    if (!STAGE_NAME.test(s)) fail(`stage '${s}' is not a valid name (letters, digits, _ . -, at most 64)`);
-    if (RESERVED_STAGES.includes(s)) fail(`stage '${s}' is reserved: 'done' is implied as the last stage`);
-    if (seen.has(s)) fail(`stage '${s}' is listed twice`);
-    seen.add(s);
+  return best !== undefined && bestD <= Math.max(2, Math.floor(key.length / 3)) ? best : undefined;
+}
+
+/** Where the caller of scenario() lives: the file that defines the scenario, and the line of the call. */
+function callerSite(): { file: string; line?: number } {
+  const stack = new Error().stack?.split('\n') ?? [];
+  for (const line of stack.slice(1)) {
+    const m = /\((.*?):(\d+):\d+\)$/.exec(line) ?? /at (.*?):(\d+):\d+$/.exec(line);
+    if (!m) continue;
+    const f = m[1].startsWith('file://') ? fileURLToPath(m[1]) : m[1];
+    if (!f.endsWith(`${path.sep}scenario.ts`) || !f.includes(`${path.sep}harness${path.sep}`)) return { file: f, line: Number(m[2]) };
   }
-  const disks = def.disks ?? [];
-  const diskNames = new Set<string>();
-  for (const d of disks) {
-    if (!/^[a-z0-9_-]+$/.test(d.name ?? '')) fail(`disk name '${d.name}' must be lowercase letters, digits, _ -`);
-    if (diskNames.has(d.name)) fail(`disk '${d.name}' is defined twice`);
-    diskNames.add(d.name);
-    if (!(d.sizeMiB > 0 && d.sizeMiB <= 16384)) fail(`disk '${d.name}': sizeMiB must be between 1 and 16384`);
-    if (d.fs !== 'ext4' && d.fs !== 'raw') fail(`disk '${d.name}': fs must be 'ext4' or 'raw'`);
-    if (d.fs === 'raw' && d.content) fail(`disk '${d.name}': a raw disk has no content`);
+  return { file: process.cwd() };
+}
+
+type PathPart = PropertyKey;
+
+/** Keys people guess that are far from the right one in spelling. */
+const KEY_ALIASES: Record<string, string> = {
+  files: 'content',
+  contents: 'content',
+  tree: 'content',
+  size: 'sizeMiB',
+  sizeMB: 'sizeMiB',
+  type: 'fs',
+  filesystem: 'fs',
+  fstype: 'fs',
+  init: 'initramfs',
+  initrd: 'initramfs',
+  module: 'modules',
+  kmods: 'modules',
+  timeout: 'timeoutSec',
+  memory: 'memoryMiB',
+  mem: 'memoryMiB',
+  append: 'cmdline',
+  kernelCmdline: 'cmdline',
+  assert: 'check',
+  verify: 'check',
+  skip: 'skipIf',
+};
+
+/** The known keys of the object at `at` in the schema (for "did you mean"). */
+function knownKeysAt(at: PathPart[]): string[] {
+  const strs = at.filter((p) => typeof p === 'string');
+  if (strs.length === 0) return Object.keys(scenarioSchema.shape);
+  if (strs[0] === 'disks') return Object.keys(strs.includes('images') ? diskFields : diskSchema.shape);
+  return [];
+}
+
+/**
+ * The line of a key in the scenario's source: the first `key:` (or `key(` for a method) after
+ * the scenario() call and after the lines of the keys above it. Cheap and usually right; when
+ * the key cannot be found, the line of the call.
+ */
+function lineOfKey(source: string | undefined, from: number | undefined, keys: string[]): number | undefined {
+  if (!source || from === undefined) return from;
+  const lines = source.split('\n');
+  let at = from - 1;
+  for (const key of keys) {
+    const re = new RegExp(`(^|[\\s{,])['"]?${key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}['"]?\\s*[:(]`);
+    const i = lines.findIndex((l, n) => n >= at && re.test(l));
+    if (i < 0) break;
+    at = i;
   }
-  if (disks.length > 20) fail('at most 20 disks (vda..vdt)');
-  if (def.timeoutSec !== undefined && !(def.timeoutSec > 0)) fail('timeoutSec must be positive');
-  if (def.memoryMiB !== undefined && !(def.memoryMiB >= 64 && def.memoryMiB <= 8192)) fail('memoryMiB must be 64..8192');
-  return { ...def, file, dir: path.dirname(file) };
+  return at + 1;
+}
+
+function pathText(p: PathPart[]): string {
+  return p.map((x, i) => (typeof x === 'number' ? `[${x}]` : i === 0 ? String(x) : `.${String(x)}`)).join('');
+}
+
+/** Each problem of a definition, as `file:line: \`key\`: what is wrong` lines, or none. */
+export function definitionIssues(def: unknown, file: string, callLine?: number): string[] {
+  if (!def || typeof def !== 'object' || Array.isArray(def)) return [`${file}${callLine ? `:${callLine}` : ''}: scenario() needs a definition object`];
+  const r = scenarioSchema.safeParse(def, { reportInput: true });
+  if (r.success) return [];
+  let source: string | undefined;
+  try {
+    source = readFileSync(file, 'utf8');
+  } catch {
+    source = undefined;
+  }
+  const out: Array<{ line?: number; text: string }> = [];
+  for (const iss of r.error.issues) {
+    const at = iss.path as PathPart[];
+    const strKeys = at.filter((p): p is string => typeof p === 'string');
+    if (iss.code === 'unrecognized_keys') {
+      for (const key of iss.keys) {
+        const line = lineOfKey(source, callLine, [...strKeys, key]);
+        const known = knownKeysAt(at);
+        const near = nearestKey(key, known) ?? (known.includes(KEY_ALIASES[key]) ? KEY_ALIASES[key] : undefined);
+        out.push({
+          line,
+          text:
+            `${file}${line ? `:${line}` : ''}: \`${pathText([...at, key])}\`: ` +
+            (near ? `did you mean \`${pathText([...at, near])}\`?` : `unknown key (known: ${known.join(', ')})`),
+        });
+      }
+      continue;
+    }
+    const line = lineOfKey(source, callLine, strKeys);
+    const missing = 'input' in iss && iss.input === undefined;
+    const msg = missing ? `is missing (it ${iss.message.replace(/, got nothing$|\(got nothing\)$/, '').trim()})` : iss.message;
+    out.push({ line, text: `${file}${line ? `:${line}` : ''}: \`${pathText(at)}\`: ${msg}` });
+  }
+  return out.sort((a, b) => (a.line ?? 0) - (b.line ?? 0)).map((o) => o.text);
+}
+
+/** Defines a scenario; checks its shape whole now, so a mistake is reported before anything boots. */
+export function scenario(definition: ScenarioDefinition): Scenario {
+  const { file, line } = callerSite();
+  // A twin made from another scenario (`{ ...other, name: ... }`) carries its `file` and `dir`:
+  // those are scenario()'s own output, set anew here, not keys of a definition.
+  const def = definition && typeof definition === 'object' ? (({ file: _f, dir: _d, ...rest }) => rest)(definition as Partial<Scenario>) : definition;
+  const issues = definitionIssues(def, file, line);
+  if (issues.length) {
+    const name = typeof (def as { name?: unknown })?.name === 'string' ? (def as { name: string }).name : '?';
+    const head = `scenario '${name}'`;
+    throw new DefinitionError(
+      issues.length === 1 ? `${head}: ${issues[0]}` : `${head}: ${issues.length} problems:\n  ${issues.join('\n  ')}`,
+    );
+  }
+  return { ...(def as ScenarioDefinition), file, dir: path.dirname(file) };
 }
 
 /** The stages a run of this scenario must report, `done` last. */

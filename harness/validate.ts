@@ -3,6 +3,8 @@
  * built (runMatrix, `rootprobe build`, `rootprobe shell`, boot()). Each mistake is a
  * DefinitionError (exit 2) naming the scenario and its file (with the line, where there is one):
  *
+ *  - the definition itself, whole (the zod schema of scenario.ts: unknown keys, types, ranges),
+ *    for Scenario objects that did not come through scenario();
  *  - two scenarios with the same name;
  *  - check() asserts on a stage the scenario does not declare: the text of check() is scanned
  *    for `stage('name')` calls (also `ctx.stage(...)`, `result.stage(...)`; any quotes);
@@ -20,7 +22,7 @@
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { DefinitionError, isPeopleError } from './errors.ts';
-import { expectedStages, RESERVED_STAGES, type Scenario } from './scenario.ts';
+import { definitionIssues, expectedStages, RESERVED_STAGES, type Scenario } from './scenario.ts';
 
 /** `stage('x')`, `ctx.stage("x")`, `stage(\`x\`)`: the stage names check() asks for. */
 const STAGE_CALL = /\bstage\(\s*(['"`])([^'"`$\\]+)\1\s*\)/g;
@@ -125,6 +127,14 @@ export function definitionProblems(scenarios: Scenario[]): string[] {
       continue;
     }
     seen.set(sc.name, sc);
+    // A Scenario made without scenario() (an object spread, a library's own) gets the same
+    // whole-definition check scenario() does; for one that came through it, this finds nothing.
+    const { file: _file, dir: _dir, ...def } = sc;
+    const issues = definitionIssues(def, sc.file);
+    if (issues.length) {
+      problems.push(...issues.map((i) => `scenario '${sc.name}': ${i}`));
+      continue;
+    }
     const source = readText(sc.file);
     const declared = expectedStages(sc);
     const asserted = assertedStages(sc);

@@ -99,7 +99,7 @@ describe('assert: chai-rootprobe', () => {
       const msg = failure(() => expect(stage.process(1)).to.have.exe('/sbin/init'));
       const lines = msg.split('\n');
       expect(lines[0]).to.equal('expected pid 1 (init) in stage "realroot" to have exe "/sbin/init", but it is "/bin/busybox"');
-      expect(lines[1]).to.equal('processes of stage "realroot" (probe processes left out):');
+      expect(lines[1]).to.equal('processes of stage "realroot" (probe processes left out; 2 kernel threads folded into this line: kthreadd, kworker):');
       expect(lines[2]).to.match(/^  PID +PPID +COMM +EXE +CWD +ROOT$/);
       expect(msg).to.match(/\n  1 +0 +init +\/bin\/busybox +\/ +\/\n/);
       expect(msg).to.match(/\n  150 +1 +sleep +"\/bin\/busybox \(deleted\)" +\(unreachable\)\/ +\(unreachable\)\//);
@@ -123,7 +123,7 @@ describe('assert: chai-rootprobe', () => {
 
     it('shows the table when a pid or a name is missing', () => {
       let msg = failure(() => expect(stage).to.have.process(4242));
-      expect(msg).to.match(/^expected stage "realroot" to have a process with pid 4242, but it has none\nprocesses of stage "realroot" \(probe processes left out\):\n  PID/);
+      expect(msg).to.match(/^expected stage "realroot" to have a process with pid 4242, but it has none\nprocesses of stage "realroot" \(probe processes left out; 2 kernel threads folded into this line: kthreadd, kworker\):\n  PID/);
       msg = failure(() => expect(stage).to.have.processNamed('systemd'));
       expect(msg).to.match(/^expected stage "realroot" to have a process named "systemd" \(probe processes left out\), but it has none\n/);
       expect(msg).to.match(/\n  152 +1 +sleep/);

@@ -25,6 +25,7 @@ import { detectAccel } from '../harness/qemu/accel.ts';
 import { checkFeatures } from '../kernels/config.ts';
 import { baseInitramfs, baseRootDisk } from '../images/base.ts';
 import { testKernel } from './support/kernel.ts';
+import { reportSchemaErrors } from './support/report-schema.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const fx = path.join(root, 'test/fixtures/external');
@@ -178,7 +179,10 @@ describe('external mode: a stand-in distro on a real kernel @boot', function () 
     expect(res.code, res.out).to.equal(0);
     expect(res.out).to.match(/^PASSED external on file:/m).and.match(/initramfs-tools, 2 segment\(s\) \(none, gzip\)/);
     expect(res.out).to.match(/unchanged .*root\.img/);
-    const rec = JSON.parse(await fs.readFile(json, 'utf8')) as ExternalRecord;
+    const report = JSON.parse(await fs.readFile(json, 'utf8')) as { command: string; runs: ExternalRecord[] };
+    expect(reportSchemaErrors(report)).to.deep.equal([]); // the one report shape (schemas/report.schema.json)
+    expect(report.command).to.equal('run external');
+    const rec = report.runs[0]!;
     expect(rec.kernel).to.equal(`file:${testKernel.vmlinuz}`);
     expect(rec.stagesReported).to.deep.equal(['initramfs', 'realroot']);
   });

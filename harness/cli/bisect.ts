@@ -12,7 +12,7 @@
  * the first bad kernel differ in (as `rootprobe diff` shows it). The predicate is the
  * scenario: bisect any property of the mount tree or the process table by writing one.
  */
-import { parseArgs } from 'node:util';
+import { COMMANDS, parseCommand } from './options.ts';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { UsageError, SetupError } from '../errors.ts';
@@ -185,23 +185,9 @@ function regexes(list: string[] | undefined): RegExp[] {
 }
 
 export async function cmdBisect(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      kernel: { type: 'string' },
-      good: { type: 'string' },
-      bad: { type: 'string' },
-      runs: { type: 'string' },
-      scenarios: { type: 'string', multiple: true },
-      json: { type: 'string' },
-      cmdline: { type: 'string' },
-      artifacts: { type: 'string' },
-      'allow-kernel-log': { type: 'string', multiple: true },
-      'config-add': { type: 'string', multiple: true },
-      fragment: { type: 'string', multiple: true },
-    },
-  });
+  const parsed = parseCommand(COMMANDS.bisect, args);
+  if (parsed.help) return 0;
+  const { values, positionals } = parsed;
   const usage = 'usage: rootprobe bisect <scenario> --kernel git:<tree> --good <rev> --bad <rev> [--runs N]';
   if (positionals.length !== 1 || !values.kernel || !values.good || !values.bad) throw new UsageError(usage);
   const spec = parseKernelSpec(withCliExtras(values.kernel, values['config-add'] ?? [], values.fragment ?? [])) as GitSpec;

@@ -5,7 +5,7 @@
  * concatenation, the disk images, the kernel, a runnable qemu.sh and build.json (plan/write.ts).
  * A folder holding anything but an earlier build's files is refused without --force.
  */
-import { parseArgs } from 'node:util';
+import { COMMANDS, parseCommand } from './options.ts';
 import * as path from 'node:path';
 import { UsageError } from '../errors.ts';
 import { loadScenarios, pickScenarios } from '../../scenarios/index.ts';
@@ -32,18 +32,10 @@ export async function buildScenario(
 }
 
 export async function cmdBuild(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      kernel: { type: 'string' },
-      out: { type: 'string' },
-      force: { type: 'boolean' },
-      scenarios: { type: 'string', multiple: true },
-      cmdline: { type: 'string' },
-    },
-  });
-  if (positionals.length !== 1 || !values.out) throw new UsageError('usage: rootprobe build <scenario> [--kernel K] --out DIR [--force]');
+  const parsed = parseCommand(COMMANDS.build, args);
+  if (parsed.help) return 0;
+  const { values, positionals } = parsed;
+  if (positionals.length !== 1 || !values.out) throw new UsageError('usage: rootprobe build <scenario> [--kernel K] --out DIR [--force] (see: rootprobe build --help)');
   const spec = values.kernel ?? DEFAULTS.kernel;
   parseKernelSpec(spec);
   await checkOutDir(values.out, values.force ?? false);

@@ -4,7 +4,7 @@
  * missing packages with apt-get (nothing else is ever installed on the host). --browser adds
  * Chromium, which only the HTML report's browser test needs (test/html-browser.test.ts).
  */
-import { parseArgs } from 'node:util';
+import { COMMANDS, parseCommand } from './options.ts';
 import { spawnSync } from 'node:child_process';
 import { promises as fs, constants } from 'node:fs';
 import { HOST_TOOLS, STATIC_LIBS, findCommand, findStaticLib } from '../host.ts';
@@ -23,7 +23,9 @@ async function staticBusybox(p: string): Promise<boolean> {
 }
 
 export async function doctor(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { install: { type: 'boolean' }, browser: { type: 'boolean' } } });
+  const parsed = parseCommand(COMMANDS.doctor, args);
+  if (parsed.help) return 0;
+  const { values } = parsed;
   const rows: Array<{ tool: string; pkg: string; found?: string; ok: boolean; note?: string }> = [];
   for (const t of HOST_TOOLS) {
     const found = findCommand(t.command, t.candidates);

@@ -11,21 +11,25 @@
  *   rootprobe report RUN.json --html FILE                    (show.ts)
  *   rootprobe kernels
  *   rootprobe doctor [--install] [--browser]
+ *   rootprobe new <name> [--disk] [--dir DIR]                (new.ts)
+ *   rootprobe bisect <scenario> --kernel git:<tree> --good REV --bad REV   (bisect.ts)
+ *
+ * Every command's options are one table in options.ts, read by its parser and by its --help.
  *
  * Exit status: 0 when every run passed or was skipped, 1 when any did not, 2 on bad usage or missing setup.
  */
-import { parseArgs } from 'node:util';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { isPeopleError, UsageError } from '../errors.ts';
 import { loadScenarios, pickScenarios } from '../../scenarios/index.ts';
-import { acceptedForms, listKernels, parseKernelSpec, providers } from '../../kernels/index.ts';
+import { acceptedForms, listKernels, parseKernelSpec } from '../../kernels/index.ts';
 import { DEFAULTS } from '../plan/defaults.ts';
 import { withCliExtras } from '../../kernels/spec-options.ts';
 import { runMatrix } from '../run/matrix.ts';
 import { summaryText } from '../report/terminal.ts';
-import { toJUnit, toJson, toTap } from '../report/formats.ts';
+import { toJUnit, toTap } from '../report/formats.ts';
+import { reportJson, type DiffEntry } from '../report/json.ts';
 import { evidenceMarkdown } from '../report/evidence.ts';
 import { doctor } from './doctor.ts';
 import { diffRuns, diffText } from '../report/diff.ts';
@@ -34,56 +38,16 @@ import { cmdRunExternal } from '../external/cli.ts';
 import { cmdShell } from './shell.ts';
 import { cmdBuild } from './build.ts';
 import { cmdBisect } from './bisect.ts';
+import { cmdNew } from './new.ts';
 import { junitMerge, parseShard } from '../run/shard.ts';
 import { cmdReport, cmdShow } from './show.ts';
 import { diffHtml, reportHtml } from '../report/html.ts';
+import { COMMANDS, helpText, parseCommand, usageText, type CommandSpec } from './options.ts';
 
 export const DEFAULT_KERNEL = DEFAULTS.kernel;
 
-const usage = (): string => `rootprobe: QEMU-based tests of Linux boot and root-switch flows
-
-usage:
-  rootprobe run [scenario...] [--all] [--kernel K]... [options]   boot scenarios, print verdicts
-  rootprobe run external --initramfs FILE --kernel K [--disk FILE]... [--cmdline TEXT]
-                                                                  probe a distro's own initramfs and root
-  rootprobe shell <scenario> [--kernel K] [--stage S]            boot it with the console here; a guest
-                                                                  shell after stage S (Ctrl-a x quits)
-  rootprobe build <scenario> [--kernel K] --out DIR               write its images and a runnable qemu.sh
-  rootprobe bisect <scenario> --kernel git:<tree> --good REV --bad REV [--runs N]
-                                                                  the commit that changed the scenario's outcome
-  rootprobe junit-merge OUT IN...                                 merge JUnit reports (of --shard jobs)
-  rootprobe list                                                  the scenarios and what they check
-  rootprobe diff --kernel A --kernel B [scenario...]               the readback on two kernels: only what differs
-  rootprobe show RUN.json [--stage S] [--run N|SCENARIO]          a report's mount trees and processes, as findmnt --tree
-  rootprobe report RUN.json --html FILE                           the HTML page of a report written earlier
-  rootprobe kernels                                               known kernels, cached or not
-  rootprobe doctor [--install] [--browser]                        check (and install) host tools; --browser: Chromium too
-
-run options:
-  --kernel K         ${DEFAULTS.kernel} (default); repeat for a matrix; one of:
-${providers().map((p) => `                       ${p.forms.join(' | ')}: ${p.summary}`).join('\n')}
-  --all              every scenario (also the default when none is named)
-  --jobs N           VMs booted at once (default: the number of cores)
-  --json FILE        the full report as JSON (stages with mountinfo and processes)
-  --junit FILE       JUnit XML, one testcase per scenario x kernel
-  --tap FILE|-       TAP version 13 (- for standard output)
-  --html FILE        one self-contained page: each stage's mount tree, what changed, processes, console
-  --evidence FILE    a Markdown table: each seed claim, the scenarios checking it, what each kernel showed
-  --artifacts DIR    where run folders are kept (default ./rootprobe-artifacts)
-  --keep             keep the run folder of passing runs too
-  --scenarios DIR    load more scenarios from DIR (repeatable)
-  --cmdline TEXT     append to every guest's kernel command line
-  --allow-kernel-log REGEX  a kernel report (WARNING, BUG, KASAN...) whose title or line matches
-                     does not fail the run (repeatable); any other one does
-  --config-add CONFIG_X=y   an option on top of the configuration of build/ and git: kernels (repeatable)
-  --fragment FILE    a config fragment on top of the configuration of build/ and git: kernels (repeatable)
-  --retries N        boot a cell that did not pass again, up to N times; every attempt is
-                     reported and a cell whose attempts disagree is marked flaky
-  --shard I/N        run only part I of N of the scenario x kernel matrix (cells sorted by kernel,
-                     then scenario; cell k goes to part k mod N + 1): N CI jobs cover it once
-
-environment: ROOTPROBE_ACCEL=kvm|tcg, ROOTPROBE_TIMEOUT_FACTOR, ROOTPROBE_CACHE, ROOTPROBE_DEBIAN_MIRROR
-exit status: 0 all passed (or skipped), 1 some did not, 2 bad usage or missing setup`;
+/** The top-level help, from the command tables of options.ts. */
+const USAGE = usageText();
 
 async function writeOut(file: string, text: string): Promise<void> {
   if (file === '-') {
@@ -113,29 +77,9 @@ function positiveInt(v: string | undefined, name: string, dflt: number): number 
 async function cmdRun(args: string[]): Promise<number> {
   // rootprobe run external --initramfs FILE --kernel K ...: a distro's own initramfs (harness/external)
   if (args[0] === 'external') return cmdRunExternal(args.slice(1));
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      all: { type: 'boolean' },
-      kernel: { type: 'string', multiple: true },
-      jobs: { type: 'string' },
-      json: { type: 'string' },
-      junit: { type: 'string' },
-      tap: { type: 'string' },
-      html: { type: 'string' },
-      evidence: { type: 'string' },
-      artifacts: { type: 'string' },
-      keep: { type: 'boolean' },
-      scenarios: { type: 'string', multiple: true },
-      cmdline: { type: 'string' },
-      shard: { type: 'string' },
-      retries: { type: 'string' },
-      'allow-kernel-log': { type: 'string', multiple: true },
-      'config-add': { type: 'string', multiple: true },
-      fragment: { type: 'string', multiple: true },
-    },
-  });
+  const parsed = parseCommand(COMMANDS.run, args);
+  if (parsed.help) return 0;
+  const { values, positionals } = parsed;
   const allowKernelLog = (values['allow-kernel-log'] ?? []).map((r) => {
     try {
       return new RegExp(r);
@@ -161,13 +105,13 @@ async function cmdRun(args: string[]): Promise<number> {
     retries: nonNegativeInt(values.retries, '--retries', 0),
     allowKernelLog,
     partialReport: async (partial) => {
-      if (values.json) await writeOut(values.json, toJson(partial));
+      if (values.json) await writeOut(values.json, reportJson(partial, 'run'));
       if (values.junit) await writeOut(values.junit, toJUnit(partial));
       if (values.evidence) await writeOut(values.evidence, evidenceMarkdown(partial, chosen));
       if (values.html) await writeOut(values.html, reportHtml(partial));
     },
   });
-  if (values.json) await writeOut(values.json, toJson(report));
+  if (values.json) await writeOut(values.json, reportJson(report, 'run'));
   if (values.junit) await writeOut(values.junit, toJUnit(report));
   if (values.tap) await writeOut(values.tap, toTap(report));
   if (values.html) await writeOut(values.html, reportHtml(report));
@@ -179,8 +123,10 @@ async function cmdRun(args: string[]): Promise<number> {
 }
 
 async function cmdJunitMerge(args: string[]): Promise<number> {
-  const [out, ...inputs] = args;
-  if (!out || inputs.length === 0) throw new UsageError('usage: rootprobe junit-merge OUT IN...');
+  const parsed = parseCommand(COMMANDS['junit-merge'], args);
+  if (parsed.help) return 0;
+  const [out, ...inputs] = parsed.positionals;
+  if (!out || inputs.length === 0) throw new UsageError('usage: rootprobe junit-merge OUT IN... (see: rootprobe junit-merge --help)');
   const docs = [];
   for (const f of inputs) {
     const text = await fs.readFile(f, 'utf8').catch(() => {
@@ -194,19 +140,9 @@ async function cmdJunitMerge(args: string[]): Promise<number> {
 
 /** `diff --kernel A --kernel B [scenario...]`: exit 0 when the readback is the same, 1 when it differs, as diff(1). */
 async function cmdDiff(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      kernel: { type: 'string', multiple: true },
-      jobs: { type: 'string' },
-      json: { type: 'string' },
-      html: { type: 'string' },
-      artifacts: { type: 'string' },
-      scenarios: { type: 'string', multiple: true },
-      retries: { type: 'string' },
-    },
-  });
+  const parsed = parseCommand(COMMANDS.diff, args);
+  if (parsed.help) return 0;
+  const { values, positionals } = parsed;
   const kernels = values.kernel ?? [];
   if (kernels.length !== 2) throw new UsageError(`diff takes exactly two --kernel options (got ${kernels.length})`);
   for (const k of kernels) parseKernelSpec(k);
@@ -220,7 +156,7 @@ async function cmdDiff(args: string[]): Promise<number> {
   });
   const ids = [...new Set(report.runs.map((r) => r.kernel))];
   let differs = false;
-  const out: Array<{ scenario: string; a: string; b: string; differences: ReturnType<typeof diffRuns> }> = [];
+  const out: DiffEntry[] = [];
   const pairs = [];
   for (const sc of chosen) {
     const a = report.runs.find((r) => r.scenario === sc.name && r.kernel === ids[0]);
@@ -232,13 +168,15 @@ async function cmdDiff(args: string[]): Promise<number> {
     pairs.push({ scenario: sc.name, a, b, differences: d });
     process.stdout.write(diffText(a, b, d) + '\n');
   }
-  if (values.json) await writeOut(values.json, JSON.stringify({ kernels: ids, diffs: out, report }, null, 1) + '\n');
+  if (values.json) await writeOut(values.json, reportJson(report, 'diff', { kernels: ids, diffs: out }));
   if (values.html) await writeOut(values.html, diffHtml(ids, pairs));
   return differs ? 1 : 0;
 }
 
 async function cmdList(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { scenarios: { type: 'string', multiple: true } } });
+  const parsed = parseCommand(COMMANDS.list, args);
+  if (parsed.help) return 0;
+  const { values } = parsed;
   const all = await loadScenarios(values.scenarios ?? []);
   const w = Math.max(...all.map((s) => s.name.length)) + 2;
   for (const s of all) {
@@ -248,7 +186,8 @@ async function cmdList(args: string[]): Promise<number> {
   return 0;
 }
 
-async function cmdKernels(): Promise<number> {
+async function cmdKernels(args: string[]): Promise<number> {
+  if (parseCommand(COMMANDS.kernels, args).help) return 0;
   const list = await listKernels();
   const w = Math.max(...list.map((k) => k.id.length), 8) + 2;
   process.stdout.write(`${'kernel'.padEnd(w)}${'cached'.padEnd(8)}release\n`);
@@ -279,21 +218,31 @@ export async function main(argv: string[]): Promise<number> {
       case 'diff':
         return await cmdDiff(rest);
       case 'kernels':
-        return await cmdKernels();
+        return await cmdKernels(rest);
       case 'show':
         return await cmdShow(rest);
       case 'report':
         return await cmdReport(rest);
       case 'doctor':
         return await doctor(rest);
-      case undefined:
+      case 'new':
+        return await cmdNew(rest);
       case 'help':
+        if (rest.length) {
+          const spec = (COMMANDS as Record<string, CommandSpec>)[rest.join(' ')];
+          if (!spec) throw new UsageError(`no command '${rest.join(' ')}'; the commands: ${Object.keys(COMMANDS).join(', ')}`);
+          process.stdout.write(helpText(spec) + '\n');
+          return 0;
+        }
+        process.stdout.write(USAGE + '\n');
+        return 0;
+      case undefined:
       case '--help':
       case '-h':
-        process.stdout.write(usage() + '\n');
+        process.stdout.write(USAGE + '\n');
         return cmd === undefined ? 2 : 0;
       default:
-        throw new UsageError(`unknown command '${cmd}'; try: run, shell, build, bisect, diff, show, report, junit-merge, list, kernels, doctor`);
+        throw new UsageError(`unknown command '${cmd}'; try: ${Object.keys(COMMANDS).filter((c) => !c.includes(' ')).join(', ')} (rootprobe --help)`);
     }
   } catch (e) {
     const err = e as Error & { code?: string };

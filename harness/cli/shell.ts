@@ -10,7 +10,7 @@
  * folder (initrd, copies of the disks) is removed afterwards and QEMU never outlives the
  * command (lifecycle.ts). The stages the guest reported are listed at the end.
  */
-import { parseArgs } from 'node:util';
+import { COMMANDS, parseCommand } from './options.ts';
 import { spawnSync } from 'node:child_process';
 import { UsageError } from '../errors.ts';
 import { loadScenarios, pickScenarios } from '../../scenarios/index.ts';
@@ -27,17 +27,9 @@ import { shellQuote } from '../quote.ts';
 import * as path from 'node:path';
 
 export async function cmdShell(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      kernel: { type: 'string' },
-      stage: { type: 'string' },
-      scenarios: { type: 'string', multiple: true },
-      cmdline: { type: 'string' },
-      gdb: { type: 'boolean' },
-    },
-  });
+  const parsed = parseCommand(COMMANDS.shell, args);
+  if (parsed.help) return 0;
+  const { values, positionals } = parsed;
   if (positionals.length !== 1) throw new UsageError('usage: rootprobe shell <scenario> [--kernel K] [--stage S] [--gdb]');
   const spec = values.kernel ?? DEFAULTS.kernel;
   parseKernelSpec(spec);

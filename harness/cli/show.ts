@@ -5,7 +5,7 @@
  *
  * `rootprobe report RUN.json --html FILE`: the HTML page of a report written earlier.
  */
-import { parseArgs } from 'node:util';
+import { COMMANDS, parseCommand } from './options.ts';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { UsageError } from '../errors.ts';
@@ -54,15 +54,9 @@ export function showText(run: RunRecord, n: number, opts: { stage?: string; proc
 }
 
 export async function cmdShow(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: { stage: { type: 'string' }, run: { type: 'string' }, 'no-processes': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
-  });
-  if (values.help) {
-    process.stdout.write(`${SHOW_USAGE}\n`);
-    return 0;
-  }
+  const parsed = parseCommand(COMMANDS.show, args);
+  if (parsed.help) return 0;
+  const { values, positionals } = parsed;
   if (positionals.length !== 1) throw new UsageError(`show takes one report file (got ${positionals.length})\n${SHOW_USAGE}`);
   const file = positionals[0]!;
   const { report } = await loadReport(file);
@@ -107,11 +101,9 @@ function diffPairs(runs: readonly RunRecord[], diffs: NonNullable<Awaited<Return
 }
 
 export async function cmdReport(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { html: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
-  if (values.help) {
-    process.stdout.write(`${REPORT_USAGE}\n`);
-    return 0;
-  }
+  const parsed = parseCommand(COMMANDS.report, args);
+  if (parsed.help) return 0;
+  const { values, positionals } = parsed;
   if (positionals.length !== 1) throw new UsageError(`report takes one report file (got ${positionals.length})\n${REPORT_USAGE}`);
   if (!values.html) throw new UsageError(`report needs --html FILE\n${REPORT_USAGE}`);
   const loaded = await loadReport(positionals[0]!);

@@ -5,7 +5,7 @@
  * never changed) and disks (copy-on-write: never written), and reports the stages of the
  * distro's own flow: initramfs, realroot, and for dracut shutdown.
  */
-import { parseArgs } from 'node:util';
+import { COMMANDS, helpText, parseCommand } from '../cli/options.ts';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { UsageError } from '../errors.ts';
@@ -13,42 +13,14 @@ import { resolveKernel } from '../../kernels/index.ts';
 import { detectAccel } from '../qemu/accel.ts';
 import { runExternal, type ExternalRecord } from './run.ts';
 import { reportHtml } from '../report/html.ts';
+import { reportJson, singleRunReport } from '../report/json.ts';
 
-export const EXTERNAL_USAGE = `usage: rootprobe run external --initramfs FILE --kernel K [--disk FILE]... [--cmdline TEXT]
-                            [--end poweroff|none] [--timeout SEC] [--memory MIB] [--json FILE] [--html FILE] [--keep]
-                            [--artifacts DIR]
-
-  --initramfs FILE   the initramfs as your generator made it (compressed, several segments: fine)
-  --kernel K         file:<bzImage> (your kernel), or debian/bookworm etc.
-  --disk FILE        a disk image: /dev/vda, /dev/vdb, ... in order; writes go to a throwaway overlay
-  --cmdline TEXT     your kernel command line (root=/dev/vda rw ...); the console is added
-  --end poweroff     once booted, rootprobe asks the distro to power off (default); none: the guest decides
-  --timeout SEC      deadline under KVM (default 120; x5 under TCG)`;
+export const EXTERNAL_USAGE = helpText(COMMANDS['run external']);
 
 export async function cmdRunExternal(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      initramfs: { type: 'string' },
-      kernel: { type: 'string' },
-      disk: { type: 'string', multiple: true },
-      cmdline: { type: 'string' },
-      end: { type: 'string' },
-      timeout: { type: 'string' },
-      memory: { type: 'string' },
-      json: { type: 'string' },
-      html: { type: 'string' },
-      keep: { type: 'boolean' },
-      artifacts: { type: 'string' },
-      name: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  if (values.help) {
-    process.stdout.write(`${EXTERNAL_USAGE}\n`);
-    return 0;
-  }
+  const parsed = parseCommand(COMMANDS['run external'], args);
+  if (parsed.help) return 0;
+  const { values, positionals } = parsed;
   if (positionals.length > 0) throw new UsageError(`run external takes no scenario names (got ${positionals.join(' ')})\n${EXTERNAL_USAGE}`);
   if (!values.initramfs) throw new UsageError(`run external needs --initramfs FILE\n${EXTERNAL_USAGE}`);
   if (!values.kernel) throw new UsageError(`run external needs --kernel K (file:<bzImage> for your own)\n${EXTERNAL_USAGE}`);
@@ -64,6 +36,7 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
     const st = await fs.stat(f).catch(() => undefined);
     if (!st?.isFile()) throw new UsageError(`${f} is not a file`);
   }
+  const started = new Date();
   const kernel = await resolveKernel(values.kernel, { onProgress: (m) => process.stderr.write(`kernel: ${m}\n`) });
   const accel = await detectAccel(kernel.vmlinuz);
   process.stderr.write(`accelerator: ${accel.accel} (${accel.reason})\n`);
@@ -85,7 +58,7 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
   });
   if (values.json) {
     await fs.mkdir(path.dirname(path.resolve(values.json)), { recursive: true });
-    await fs.writeFile(values.json, JSON.stringify(rec, null, 1));
+    await fs.writeFile(values.json, reportJson(singleRunReport(rec, accel.reason, started), 'run external'));
   }
   if (values.html) {
     await fs.mkdir(path.dirname(path.resolve(values.html)), { recursive: true });

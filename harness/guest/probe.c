@@ -35,6 +35,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -342,6 +343,94 @@ static void snapshot_process(long pid, struct buf *tmp) {
   free(fds);
 }
 
+/*
+ * The cwd of each process as the process itself sees it (seed 001): what getcwd(2) says with
+ * its root and its cwd, "(unreachable)/..." when the cwd lies outside the root. The cwd link
+ * read above cannot say so: readlink gives the path from the global root then. Only processes
+ * whose root is not the probe's ("/") are read again, all in one child that takes each one's
+ * root (chroot into /proc/PID/root) and cwd (fchdir to /proc/PID/cwd) in turn and calls
+ * getcwd(2); /proc is reached through an fd opened before the first chroot. The parent adds
+ * the answers as proc/PID/cwd_own.
+ */
+static void snapshot_own_cwds(const long *pids, size_t npids, struct buf *tmp) {
+  char path[512];
+  long *want = malloc((npids ? npids : 1) * sizeof *want);
+  if (!want) die(70, "out of memory");
+  size_t nw = 0;
+  for (size_t i = 0; i < npids; i++) {
+    snprintf(path, sizeof path, "%s/%ld/root", proc_dir, pids[i]);
+    if (link_text(path, tmp) != 0) continue;
+    if (tmp->len == 1 && tmp->p[0] == '/') continue;
+    want[nw++] = pids[i];
+  }
+  int procfd = nw ? open(proc_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+  int pfd[2];
+  if (procfd < 0 || pipe2(pfd, O_CLOEXEC) != 0) {
+    if (procfd >= 0) close(procfd);
+    free(want);
+    return;
+  }
+  pid_t child = fork();
+  if (child < 0) die(70, "fork: %s", strerror(errno));
+  if (child == 0) {
+    close(pfd[0]);
+    struct buf out = {0};
+    char rel[64], text[4096];
+    for (size_t i = 0; i < nw; i++) {
+      snprintf(rel, sizeof rel, "%ld/root", want[i]);
+      int rfd = openat(procfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (rfd < 0) continue;
+      snprintf(rel, sizeof rel, "%ld/cwd", want[i]);
+      int cfd = openat(procfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      int in = cfd >= 0 && fchdir(rfd) == 0 && chroot(".") == 0 && fchdir(cfd) == 0;
+      close(rfd);
+      if (cfd >= 0) close(cfd);
+      if (!in) continue;
+      /* The raw syscall: glibc's getcwd() refuses an "(unreachable)" answer. Its length counts the NUL. */
+      long n = syscall(SYS_getcwd, text, sizeof text);
+      if (n <= 0) continue;
+      putf(&out, "%ld", want[i]);
+      put(&out, "", 1);
+      put(&out, text, strnlen(text, (size_t)n));
+      put(&out, "", 1);
+    }
+    for (size_t off = 0; off < out.len;) {
+      ssize_t w = write(pfd[1], out.p + off, out.len - off);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) _exit(1);
+      off += (size_t)w;
+    }
+    _exit(0);
+  }
+  close(pfd[1]);
+  close(procfd);
+  tmp->len = 0;
+  for (;;) {
+    reserve(tmp, 65536);
+    ssize_t n = read(pfd[0], tmp->p + tmp->len, tmp->cap - tmp->len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    tmp->len += (size_t)n;
+  }
+  close(pfd[0]);
+  int st = 0;
+  while (waitpid(child, &st, 0) < 0 && errno == EINTR) {
+  }
+  char name[128];
+  for (size_t off = 0; off < tmp->len;) {
+    const char *pid = tmp->p + off;
+    size_t pl = strnlen(pid, tmp->len - off);
+    if (off + pl + 1 >= tmp->len) break;
+    const char *text = pid + pl + 1;
+    size_t tl = strnlen(text, tmp->len - off - pl - 1);
+    if (off + pl + 1 + tl >= tmp->len) break;
+    snprintf(name, sizeof name, "proc/%s/cwd_own", pid);
+    member(name, text, tl);
+    off += pl + 1 + tl + 1;
+  }
+  free(want);
+}
+
 /* Run `sh -c COMMAND` with stdin from /dev/null and stdout+stderr captured; its status as the shell's $?. */
 static int run_command(const char *command, struct buf *out) {
   char sh[512];
@@ -455,6 +544,7 @@ int main(int argc, char **argv) {
   long *pids;
   size_t npids = numeric_entries(proc_dir, &pids);
   for (size_t i = 0; i < npids; i++) snapshot_process(pids[i], &tmp);
+  snapshot_own_cwds(pids, npids, &tmp);
   free(pids);
 
   /* 3. What the scenario asked for, in the order asked. */

@@ -5,7 +5,8 @@ export {
   type FrameDecoderOptions,
 } from './frame.ts';
 export {
-  Mountinfo, MountinfoParseError, parseMountinfo, parseMountinfoLine, unescapeMountinfo, type MountinfoEntry,
+  Mountinfo, MountinfoParseError, parseMountinfo, parseMountinfoLine, unescapeMountinfo, propagationOf, parseOptions,
+  type MountinfoEntry, type Propagation,
 } from './mountinfo.ts';
 export { parseLink, DELETED_SUFFIX, UNREACHABLE_PREFIX, type LinkText } from './links.ts';
 export {

@@ -25,6 +25,51 @@ export interface MountinfoEntry {
   raw: string;
 }
 
+/**
+ * A mount's propagation, read from its optional fields (see mount_namespaces(7)):
+ * `shared:N` (a member of peer group N), `master:N` (a slave of peer group N),
+ * `propagate_from:N` (the nearest dominant peer group, for a slave), `unbindable`.
+ * A mount with none of them is private.
+ */
+export interface Propagation {
+  /** The peer group it is a member of (`shared:N`). */
+  shared?: number;
+  /** The peer group it receives from (`master:N`): a slave mount. */
+  master?: number;
+  /** `propagate_from:N`: the nearest dominant peer group, when it differs from master. */
+  propagateFrom?: number;
+  unbindable: boolean;
+  /** 'shared', 'slave', 'shared+slave', 'private' or 'unbindable', as mount(8) names them. */
+  kind: 'shared' | 'slave' | 'shared+slave' | 'private' | 'unbindable';
+}
+
+/** The propagation fields of a mount entry (its optional fields, parsed). */
+export function propagationOf(e: Pick<MountinfoEntry, 'optionalFields'>): Propagation {
+  const out: Propagation = { unbindable: false, kind: 'private' };
+  for (const f of e.optionalFields) {
+    const m = /^(shared|master|propagate_from):(\d+)$/.exec(f);
+    if (m?.[1] === 'shared') out.shared = Number(m[2]);
+    else if (m?.[1] === 'master') out.master = Number(m[2]);
+    else if (m?.[1] === 'propagate_from') out.propagateFrom = Number(m[2]);
+    else if (f === 'unbindable') out.unbindable = true;
+  }
+  out.kind = out.unbindable ? 'unbindable' : out.shared !== undefined && out.master !== undefined ? 'shared+slave'
+    : out.shared !== undefined ? 'shared' : out.master !== undefined ? 'slave' : 'private';
+  return out;
+}
+
+/** Comma-separated options (`rw,relatime,size=1024k`) as name -> value (undefined for a bare flag). */
+export function parseOptions(text: string): Map<string, string | undefined> {
+  const out = new Map<string, string | undefined>();
+  if (!text) return out;
+  for (const part of text.split(',')) {
+    const eq = part.indexOf('=');
+    if (eq < 0) out.set(part, undefined);
+    else out.set(part.slice(0, eq), part.slice(eq + 1));
+  }
+  return out;
+}
+
 export class MountinfoParseError extends Error {
   override name = 'MountinfoParseError';
 }

@@ -15,6 +15,12 @@ export interface ProcessInfo {
   /** Raw link text, decorations such as ` (deleted)` and `(unreachable)` intact; null when unreadable. */
   exe: string | null;
   cwd: string | null;
+  /**
+   * The cwd as the process itself sees it (read from inside its own root, as its getcwd(2)
+   * does): `(unreachable)/...` when its cwd lies outside its root (seed 001). Present only
+   * when its root is not the probe's, where the two views can differ.
+   */
+  ownCwd?: string;
   root: string | null;
   fds: Array<{ fd: number; target: string }>;
   /** The probe shell itself or one of its descendants (by ppid). */
@@ -358,6 +364,7 @@ export async function parseSnapshot(payload: Buffer): Promise<Stage> {
       cmdline,
       exe: link('exe'),
       cwd: link('cwd'),
+      ...(m.has('cwd_own') ? { ownCwd: link('cwd_own')! } : {}),
       root: link('root'),
       fds,
       probe: false,

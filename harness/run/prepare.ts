@@ -98,7 +98,7 @@ export async function prepareImages(sc: Scenario, kernel: Kernel): Promise<Prepa
     mods.kernelModules(kernel, wanted);
   }
   const overlay = new ImageTree(`scenario '${sc.name}' initramfs`);
-  await sc.initramfs(overlay, ctx);
+  if (sc.initramfs) await sc.initramfs(overlay, ctx); // false: no initramfs of its own (the boot-plan runner decides)
   // The base's /bin/busybox is the toolkit's own busybox unless the scenario puts another there.
   const toolkit = await probeToolkit({ busyboxAt: (await overlay.has('/bin/busybox')) ? undefined : '/bin/busybox' });
 

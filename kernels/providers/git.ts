@@ -1,4 +1,5 @@
 /** `git:<path>[@<rev>][,config=FILE]...`: the user's own kernel tree, built incrementally (kernels/git.ts). */
+import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { UsageError } from '../../harness/errors.ts';
 import { resolveGitKernel, type GitSpec } from '../git.ts';
@@ -17,7 +18,8 @@ export const gitProvider: KernelProvider<GitSpec> = {
     let where = base.slice('git:'.length);
     let rev: string | undefined;
     const at = where.lastIndexOf('@');
-    if (at > 0 && REV.test(where.slice(at + 1))) {
+    // A folder whose own name has an @ is a folder; otherwise the last @ starts the revision.
+    if (at > 0 && REV.test(where.slice(at + 1)) && !existsSync(path.resolve(where))) {
       rev = where.slice(at + 1);
       where = where.slice(0, at);
     }

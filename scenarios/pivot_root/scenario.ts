@@ -74,9 +74,11 @@ function check({ stage, expect, evidence, behaviour }: CheckContext): void {
   const cwIr = only(ir, 'nochdir', 'chroot-without-chdir process');
   expect(cwIr).to.have.root('/newroot');
   expect(cwIr).to.have.cwd('/');
+  // ... and as the process sees it (the probe reads it from inside the process's root): seed 001's decoration
+  expect(cwIr.ownCwd, 'cwd of the chroot-without-chdir process, read from its own root').to.match(/^\(unreachable\)\//);
   const logIr = ir.file('/tmp/nochdir.log') ?? '';
   expect(logIr, 'getcwd(2) of the process that chrooted without chdir').to.match(/^chroot \(unreachable\)\/$/m);
-  evidence(`initramfs: chroot("/newroot") without chdir: getcwd(2) says "${/^chroot (.*)$/m.exec(logIr)?.[1]}", /proc/${cwIr.pid}/cwd reads "${cwIr.cwd}", root "${cwIr.root}"`);
+  evidence(`initramfs: chroot("/newroot") without chdir: getcwd(2) says "${/^chroot (.*)$/m.exec(logIr)?.[1]}", /proc/${cwIr.pid}/cwd reads "${cwIr.cwd}" (from its own root "${cwIr.ownCwd}"), root "${cwIr.root}"`);
 
   // --- After pivot_root /newroot put_old. ---------------------------------------------------
   expect(pv.vars.pivot_rc, `pivot_root /newroot ${pv.vars.pivot_out ? `failed in the guest: ${pv.vars.pivot_out}` : ''}`).to.equal('0');
