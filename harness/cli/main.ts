@@ -10,7 +10,8 @@
  *   rootprobe kernels
  *   rootprobe doctor [--install]
  *
- * Exit status: 0 when every run passed, 1 when any did not, 2 on bad usage or missing setup.
+ * Exit status: 0 when every run passed, 1 when any did not, 2 on bad usage or missing setup,
+ * 3 when a report file could not be written (named on stderr after the summary, which is printed).
  */
 import { parseArgs } from 'node:util';
 import { promises as fs } from 'node:fs';
@@ -30,6 +31,7 @@ import { cmdRunExternal } from '../external/cli.ts';
 import { cmdShell } from './shell.ts';
 import { cmdBuild } from './build.ts';
 import { junitMerge, parseShard } from '../run/shard.ts';
+import { checkOutputs, EXIT_REPORT_LOST, lostText, writeOutput, writeReports } from '../report/outputs.ts';
 
 export const DEFAULT_KERNEL = 'debian/bookworm';
 
@@ -67,18 +69,10 @@ run options:
                      then scenario; cell k goes to part k mod N + 1): N CI jobs cover it once
 
 environment: ROOTPROBE_ACCEL=kvm|tcg, ROOTPROBE_TIMEOUT_FACTOR, ROOTPROBE_CACHE, ROOTPROBE_DEBIAN_MIRROR
-exit status: 0 all passed, 1 some did not, 2 bad usage or missing setup`;
+exit status: 0 all passed, 1 some did not, 2 bad usage or missing setup, 3 a report file could not
+             be written (named after the summary, which is still printed)`;
 
-async function writeOut(file: string, text: string): Promise<void> {
-  if (file === '-') {
-    process.stdout.write(text);
-    return;
-  }
-  await fs.mkdir(path.dirname(path.resolve(file)), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  await fs.writeFile(tmp, text);
-  await fs.rename(tmp, file);
-}
+const writeOut = writeOutput;
 
 function nonNegativeInt(v: string | undefined, name: string, dflt: number): number {
   if (v === undefined) return dflt;
@@ -124,32 +118,53 @@ async function cmdRun(args: string[]): Promise<number> {
   const chosen = positionals.length > 0 && !values.all ? pickScenarios(all, positionals) : all;
   if (positionals.length > 0 && values.all) throw new UsageError('name scenarios or give --all, not both');
   const rerunArgs = (values.scenarios ?? []).flatMap((d) => ['--scenarios', path.resolve(d)]);
+  const artifactsRoot = values.artifacts ?? 'rootprobe-artifacts';
+  // Every output is checked before the first download or boot (exit 2 naming it).
+  await checkOutputs([
+    { flag: '--artifacts', path: artifactsRoot, kind: 'folder' },
+    values.json !== undefined ? { flag: '--json', path: values.json, kind: 'file' } : undefined,
+    values.junit !== undefined ? { flag: '--junit', path: values.junit, kind: 'file' } : undefined,
+    values.tap !== undefined ? { flag: '--tap', path: values.tap, kind: 'file', allowDash: true } : undefined,
+    values.evidence !== undefined ? { flag: '--evidence', path: values.evidence, kind: 'file' } : undefined,
+  ]);
   const report = await runMatrix(chosen, kernels, {
     jobs,
-    artifactsRoot: values.artifacts ?? 'rootprobe-artifacts',
+    artifactsRoot,
     keep: values.keep ?? false,
     extraCmdline: values.cmdline,
     rerunArgs,
     shard,
     retries: nonNegativeInt(values.retries, '--retries', 0),
     partialReport: async (partial) => {
-      if (values.json) await writeOut(values.json, toJson(partial));
-      if (values.junit) await writeOut(values.junit, toJUnit(partial));
-      if (values.evidence) await writeOut(values.evidence, evidenceMarkdown(partial, chosen));
+      process.stderr.write(
+        lostText(
+          await writeReports([
+            { flag: '--json', path: values.json, text: () => toJson(partial) },
+            { flag: '--junit', path: values.junit, text: () => toJUnit(partial) },
+            { flag: '--evidence', path: values.evidence, text: () => evidenceMarkdown(partial, chosen) },
+          ]),
+        ),
+      );
     },
   });
-  if (values.json) await writeOut(values.json, toJson(report));
-  if (values.junit) await writeOut(values.junit, toJUnit(report));
-  if (values.tap) await writeOut(values.tap, toTap(report));
-  if (values.evidence) await writeOut(values.evidence, evidenceMarkdown(report, chosen));
+  // A report that cannot be written does not stop the others nor the summary; it is named after it.
+  const lost = await writeReports([
+    { flag: '--json', path: values.json, text: () => toJson(report) },
+    { flag: '--junit', path: values.junit, text: () => toJUnit(report) },
+    { flag: '--tap', path: values.tap, text: () => toTap(report) },
+    { flag: '--evidence', path: values.evidence, text: () => evidenceMarkdown(report, chosen) },
+  ]);
   process.stdout.write(summaryText(report, Boolean(process.stdout.isTTY) && !process.env.CI));
+  process.stderr.write(lostText(lost));
   // A shard may be empty (more shards than cells): nothing failed.
-  return (report.runs.length > 0 || shard) && report.runs.every((r) => r.outcome === 'passed') ? 0 : 1;
+  const passed = (report.runs.length > 0 || shard) && report.runs.every((r) => r.outcome === 'passed');
+  return lost.length ? EXIT_REPORT_LOST : passed ? 0 : 1;
 }
 
 async function cmdJunitMerge(args: string[]): Promise<number> {
   const [out, ...inputs] = args;
   if (!out || inputs.length === 0) throw new UsageError('usage: rootprobe junit-merge OUT IN...');
+  await checkOutputs([{ flag: 'OUT', path: out, kind: 'file', allowDash: true }]);
   const docs = [];
   for (const f of inputs) {
     const text = await fs.readFile(f, 'utf8').catch(() => {
@@ -180,9 +195,15 @@ async function cmdDiff(args: string[]): Promise<number> {
   for (const k of kernels) parseKernelSpec(k);
   const all = await loadScenarios(values.scenarios ?? []);
   const chosen = positionals.length > 0 ? pickScenarios(all, positionals) : all;
+  const jobs = positiveInt(values.jobs, '--jobs', os.availableParallelism());
+  const artifactsRoot = values.artifacts ?? 'rootprobe-artifacts';
+  await checkOutputs([
+    { flag: '--artifacts', path: artifactsRoot, kind: 'folder' },
+    values.json !== undefined ? { flag: '--json', path: values.json, kind: 'file' } : undefined,
+  ]);
   const report = await runMatrix(chosen, kernels, {
-    jobs: positiveInt(values.jobs, '--jobs', os.availableParallelism()),
-    artifactsRoot: values.artifacts ?? 'rootprobe-artifacts',
+    jobs,
+    artifactsRoot,
     keep: false,
     retries: nonNegativeInt(values.retries, '--retries', 0),
   });
@@ -198,8 +219,11 @@ async function cmdDiff(args: string[]): Promise<number> {
     out.push({ scenario: sc.name, a: a.kernel, b: b.kernel, differences: d });
     process.stdout.write(diffText(a, b, d) + '\n');
   }
-  if (values.json) await writeOut(values.json, JSON.stringify({ kernels: ids, diffs: out, report }, null, 1) + '\n');
-  return differs ? 1 : 0;
+  const lost = await writeReports([
+    { flag: '--json', path: values.json, text: () => JSON.stringify({ kernels: ids, diffs: out, report }, null, 1) + '\n' },
+  ]);
+  process.stderr.write(lostText(lost));
+  return lost.length ? EXIT_REPORT_LOST : differs ? 1 : 0;
 }
 
 async function cmdList(args: string[]): Promise<number> {

@@ -7,11 +7,11 @@
  */
 import { parseArgs } from 'node:util';
 import { promises as fs } from 'node:fs';
-import * as path from 'node:path';
 import { UsageError } from '../errors.ts';
 import { resolveKernel } from '../../kernels/index.ts';
 import { detectAccel } from '../qemu/accel.ts';
 import { runExternal, type ExternalRecord } from './run.ts';
+import { checkOutputs, EXIT_REPORT_LOST, lostText, writeReports } from '../report/outputs.ts';
 
 export const EXTERNAL_USAGE = `usage: rootprobe run external --initramfs FILE --kernel K [--disk FILE]... [--cmdline TEXT]
                             [--end poweroff|none] [--timeout SEC] [--memory MIB] [--json FILE] [--keep]
@@ -62,6 +62,10 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
     const st = await fs.stat(f).catch(() => undefined);
     if (!st?.isFile()) throw new UsageError(`${f} is not a file`);
   }
+  await checkOutputs([
+    { flag: '--artifacts', path: values.artifacts ?? 'rootprobe-artifacts', kind: 'folder' },
+    values.json !== undefined ? { flag: '--json', path: values.json, kind: 'file' } : undefined,
+  ]);
   const kernel = await resolveKernel(values.kernel, { onProgress: (m) => process.stderr.write(`kernel: ${m}\n`) });
   const accel = await detectAccel(kernel.vmlinuz);
   process.stderr.write(`accelerator: ${accel.accel} (${accel.reason})\n`);
@@ -81,10 +85,7 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
       if (e.type === 'stage') process.stderr.write(`stage ${e.stage} (${(e.elapsedMs / 1000).toFixed(1)} s)\n`);
     },
   });
-  if (values.json) {
-    await fs.mkdir(path.dirname(path.resolve(values.json)), { recursive: true });
-    await fs.writeFile(values.json, JSON.stringify(rec, null, 1));
-  }
+  const lost = await writeReports([{ flag: '--json', path: values.json, text: () => JSON.stringify(rec, null, 1) }]);
   const lines = [
     `${rec.outcome.toUpperCase()} ${rec.scenario} on ${rec.kernel} (${rec.kernelRelease}, ${rec.accel}, ${(rec.durationMs / 1000).toFixed(1)} s)`,
     `  initramfs: ${rec.info.generator}, ${rec.info.segments} segment(s) (${rec.info.compressions.join(', ')})`,
@@ -96,5 +97,6 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
     ...(rec.artifacts ? [`  artifacts: ${rec.artifacts.dir}`] : []),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
-  return rec.outcome === 'passed' ? 0 : 1;
+  process.stderr.write(lostText(lost));
+  return lost.length ? EXIT_REPORT_LOST : rec.outcome === 'passed' ? 0 : 1;
 }
