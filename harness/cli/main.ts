@@ -27,6 +27,7 @@ import { evidenceMarkdown } from '../report/evidence.ts';
 import { doctor } from './doctor.ts';
 import { diffRuns, diffText } from '../report/diff.ts';
 import { cleanupAll } from '../lifecycle.ts';
+import { sweepLeftovers } from '../sweep.ts';
 import { cmdRunExternal } from '../external/cli.ts';
 import { cmdShell } from './shell.ts';
 import { cmdBuild } from './build.ts';
@@ -252,6 +253,11 @@ async function cmdKernels(): Promise<number> {
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   try {
+    // What rootprobe processes that are gone (SIGKILL, a crash, a reboot) left in the cache and TMPDIR.
+    const swept = await sweepLeftovers();
+    if (swept.length) {
+      process.stderr.write(`rootprobe: removed ${swept.length} leftover(s) of rootprobe processes that are gone: ${swept.map((s) => s.path).join(', ')}\n`);
+    }
     switch (cmd) {
       case 'run':
         return await cmdRun(rest);

@@ -9,12 +9,12 @@
  *
  * Cached images are shared: copy one with copyForRun() before a guest writes to it.
  */
-import { execFile } from 'node:child_process';
 import { constants, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { cachedEntry, contentHash } from '../cache.ts';
 import { DefinitionError, SetupError, UsageError } from '../errors.ts';
 import { requireTool } from '../host.ts';
+import { runGuarded } from '../lifecycle.ts';
 import type { ImageTree, TreeEntry } from './tree.ts';
 
 /** Bump when the bytes written for the same tree and options change. */
@@ -35,17 +35,15 @@ interface RunResult {
   stderr: string;
 }
 
-function run(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    execFile(cmd, args, { env: { ...process.env, ...env }, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      if (err && typeof (err as NodeJS.ErrnoException).code === 'string') {
-        reject(new SetupError(`cannot run ${cmd}: ${err.message}`));
-        return;
-      }
-      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-    });
-  });
+async function run(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Promise<RunResult> {
+  // mke2fs, debugfs, e2fsck: in a process group ended with rootprobe (lifecycle.ts).
+  let r;
+  try {
+    r = await runGuarded(cmd, args, { env: { ...process.env, ...env } });
+  } catch (e) {
+    throw new SetupError(`cannot run ${cmd}: ${(e as Error).message}`);
+  }
+  return { code: r.code ?? 1, stdout: r.stdout.toString('utf8'), stderr: r.stderr.toString('utf8') };
 }
 
 /** Seconds since the epoch used for every time stamp in built images. */
