@@ -116,7 +116,13 @@ async function treeNeeds(entries: TreeEntry[], bs: number): Promise<{ blocks: nu
     if (e.type === 'dir') dirBytes.set(e.path, dirBytes.get(e.path) ?? 24);
     if (e.type === 'symlink' && e.target.length >= 60) blocks++;
     if (e.type === 'file') {
-      const size = e.source.kind === 'data' ? e.source.data.length : (await fs.stat(e.source.hostPath)).size;
+      // A sparse host file (a tar import's spill) takes its allocated blocks, not its size: mke2fs -d keeps holes.
+      let size: number;
+      if (e.source.kind === 'data') size = e.source.data.length;
+      else {
+        const st = await fs.stat(e.source.hostPath);
+        size = Math.min(st.size, st.blocks * 512);
+      }
       bytes += size;
       const b = Math.ceil(size / bs);
       // Four extents (128 MiB each at 4 KiB blocks) fit in the inode; beyond, index blocks.
