@@ -28,6 +28,7 @@ import { doctor } from './doctor.ts';
 import { diffRuns, diffText } from '../report/diff.ts';
 import { cleanupAll } from '../lifecycle.ts';
 import { sweepLeftovers } from '../sweep.ts';
+import { foldMessage } from '../report/fold.ts';
 import { cmdRunExternal } from '../external/cli.ts';
 import { cmdShell } from './shell.ts';
 import { cmdBuild } from './build.ts';
@@ -287,7 +288,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     const err = e as Error & { code?: string };
     if (isPeopleError(e) || err.code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`rootprobe: ${err.message}\n`);
+      process.stderr.write(`rootprobe: ${foldMessage(err.message, { maxBytes: 8192, maxLines: 80 })}\n`);
       if (err.code?.startsWith('ERR_PARSE_ARGS')) process.stderr.write(`(see: rootprobe --help)\n`);
       await cleanupAll();
       return 2;

@@ -7,10 +7,12 @@
  */
 import { parseArgs } from 'node:util';
 import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
 import { UsageError } from '../errors.ts';
 import { resolveKernel } from '../../kernels/index.ts';
 import { detectAccel } from '../qemu/accel.ts';
 import { runExternal, type ExternalRecord } from './run.ts';
+import { foldMessage } from '../report/fold.ts';
 import { checkOutputs, EXIT_REPORT_LOST, lostText, writeReports } from '../report/outputs.ts';
 
 export const EXTERNAL_USAGE = `usage: rootprobe run external --initramfs FILE --kernel K [--disk FILE]... [--cmdline TEXT]
@@ -85,6 +87,18 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
       if (e.type === 'stage') process.stderr.write(`stage ${e.stage} (${(e.elapsedMs / 1000).toFixed(1)} s)\n`);
     },
   });
+  if (rec.message) {
+    // Short in the report and on the terminal; the whole message in the artifacts, if kept.
+    const folded = foldMessage(rec.message);
+    if (folded !== rec.message) {
+      let where = '';
+      if (rec.artifacts?.dir) {
+        const file = path.join(rec.artifacts.dir, 'message.txt');
+        where = await fs.writeFile(file, rec.message).then(() => `\n(the whole message: ${file})`, () => '');
+      }
+      rec.message = folded + where;
+    }
+  }
   const lost = await writeReports([{ flag: '--json', path: values.json, text: () => JSON.stringify(rec, null, 1) }]);
   const lines = [
     `${rec.outcome.toUpperCase()} ${rec.scenario} on ${rec.kernel} (${rec.kernelRelease}, ${rec.accel}, ${(rec.durationMs / 1000).toFixed(1)} s)`,

@@ -15,6 +15,7 @@ import { cachedEntry, contentHash } from '../cache.ts';
 import { DefinitionError, SetupError, UsageError } from '../errors.ts';
 import { requireTool } from '../host.ts';
 import { runGuarded } from '../lifecycle.ts';
+import { foldMessage } from '../report/fold.ts';
 import type { ImageTree, TreeEntry } from './tree.ts';
 
 /** Bump when the bytes written for the same tree and options change. */
@@ -163,7 +164,7 @@ async function probeGeometry(tmp: string, sizeMiB: number, label: string | undef
   try {
     const r = await mkfs(img, sizeMiB, label, uuid, uuid, undefined);
     if (r.code !== 0) {
-      throw new DefinitionError(`mke2fs cannot make an ext4 filesystem of ${sizeMiB} MiB: ${(r.stderr || r.stdout).trim()}`);
+      throw new DefinitionError(`mke2fs cannot make an ext4 filesystem of ${sizeMiB} MiB: ${foldMessage((r.stderr || r.stdout).trim())}`);
     }
     const d = await run(requireTool('dumpe2fs'), ['-h', img]);
     const f = parseDumpe2fs(d.stdout);
@@ -259,7 +260,7 @@ async function debugfsScript(img: string, cmds: string[], scriptPath: string): P
     });
     const errors = r.stderr.split('\n').filter((l) => l.trim() && !/^debugfs [0-9.]+ \(/.test(l));
     if (r.code !== 0 || errors.length) {
-      throw new SetupError(`debugfs could not finish the disk image ${img}: ${errors.join('; ') || `exit code ${r.code}`}`);
+      throw new SetupError(`debugfs could not finish the disk image ${img}: ${errors.length ? foldMessage(errors.join('\n'), { maxLines: 20, maxBytes: 2048 }) : `exit code ${r.code}`}`);
     }
   } finally {
     await fs.rm(scriptPath, { force: true });
@@ -305,7 +306,7 @@ export async function buildExt4(tree: ImageTree, opts: Ext4Options): Promise<str
       const img = path.join(tmp, DISK_FILE);
       const r = await mkfs(img, opts.sizeMiB, opts.label, uuid, hashSeed, root);
       if (r.code !== 0) {
-        const out = (r.stderr || r.stdout).trim();
+        const out = foldMessage((r.stderr || r.stdout).trim(), { maxLines: 20, maxBytes: 2048 });
         if (/no space|could not allocate|not enough space|inode/i.test(out)) {
           throw new DefinitionError(
             `the tree of image "${tree.name}" (${mib(need.bytes)} of file content, ${need.inodes} inodes) does not fit ` +
@@ -385,7 +386,7 @@ export interface ImageInfo {
 export async function imageInfo(imagePath: string): Promise<ImageInfo> {
   const r = await run(requireTool('dumpe2fs', 'to read disk image features'), ['-h', imagePath]);
   if (r.code !== 0) {
-    throw new SetupError(`dumpe2fs cannot read ${imagePath}: ${r.stderr.trim() || `exit code ${r.code}`}. Is it an ext2/3/4 image?`);
+    throw new SetupError(`dumpe2fs cannot read ${imagePath}: ${foldMessage(r.stderr.trim()) || `exit code ${r.code}`}. Is it an ext2/3/4 image?`);
   }
   const f = parseDumpe2fs(r.stdout);
   const features = (f['Filesystem features'] ?? '').split(/\s+/).filter(Boolean);
@@ -410,6 +411,6 @@ export async function imageInfo(imagePath: string): Promise<ImageInfo> {
 export async function fsck(imagePath: string): Promise<{ clean: boolean; exitCode: number; output: string }> {
   const r = await run(requireTool('e2fsck', 'to check disk images'), ['-fn', imagePath]);
   const output = `${r.stdout}${r.stderr}`;
-  if (r.code & 8) throw new SetupError(`e2fsck could not check ${imagePath}: ${output.trim()}`);
+  if (r.code & 8) throw new SetupError(`e2fsck could not check ${imagePath}: ${foldMessage(output.trim())}`);
   return { clean: r.code === 0, exitCode: r.code, output };
 }
