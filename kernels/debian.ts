@@ -13,7 +13,7 @@ import { requireTool } from '../harness/host.ts';
 import { ownerTag, runGuarded, trackTempDir } from '../harness/lifecycle.ts';
 import { AptError, PrivateApt, withAptTree, type PackageInfo } from './apt.ts';
 import { debianArchive } from './apt-sources.ts';
-import { readBzImageHeader } from './bzimage.ts';
+import { bzImageSizeProblem, readBzImageHeader } from './bzimage.ts';
 import { parseKernelConfig } from './config.ts';
 import { writeModuleIndex } from './modules.ts';
 import type { Kernel } from './index.ts';
@@ -214,6 +214,8 @@ async function buildEntry(dir: string, apt: PrivateApt, suite: string, flavour: 
   ]);
   const header = await readBzImageHeader(vmlinuz);
   if (!header) throw new SetupError(`${vmlinuz} from ${r.image.package} ${r.image.version} is not a bzImage`);
+  const cut = bzImageSizeProblem(header, (await fs.stat(vmlinuz)).size);
+  if (cut) throw new SetupError(`${vmlinuz} from ${r.image.package} ${r.image.version}: ${cut}`);
   if (modulesDir) {
     progress('indexing modules');
     await writeModuleIndex(modulesDir);
