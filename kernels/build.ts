@@ -24,7 +24,7 @@ import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { cacheRoot, cachedEntry, contentHash, isWholeEntry } from '../harness/cache.ts';
 import { DefinitionError, SetupError, UsageError } from '../harness/errors.ts';
-import { requireTool } from '../harness/host.ts';
+import { requireFor } from '../harness/host.ts';
 import { makeTempDir, removeTempDir, spawnGuarded } from '../harness/lifecycle.ts';
 import { PrivateApt, withAptTree, type PackageInfo } from './apt.ts';
 import { debianArchive } from './apt-sources.ts';
@@ -312,12 +312,8 @@ async function tail(file: string, n: number): Promise<string> {
 
 function preflight(): Record<string, string> {
   const why = 'to build kernels from source (build/<recipe>)';
-  const tools: Record<string, string> = {};
-  for (const t of ['make', 'gcc', 'flex', 'bison', 'bc', 'patch', 'tar', 'xz', 'dpkg-deb', 'perl']) tools[t] = requireTool(t, why);
-  if (!['/usr/include/libelf.h', '/usr/include/gelf.h'].some((f) => existsSync(f))) {
-    throw new SetupError(`libelf.h is not installed (Debian package libelf-dev); it is needed ${why} (objtool).`);
-  }
-  return tools;
+  // What a source build needs is declared in harness/host.ts (neededBy 'build'), which the doctor reads too.
+  return requireFor('build', why);
 }
 
 async function buildEntry(

@@ -76,6 +76,16 @@ exit status: 0 all passed, 1 some did not, 2 bad usage or missing setup, 3 a rep
 
 const writeOut = writeOutput;
 
+/** The names in order, each once; a name given more than once gets a note (it runs once). */
+function once(names: string[], what: string): string[] {
+  const seen = new Map<string, number>();
+  for (const n of names) seen.set(n, (seen.get(n) ?? 0) + 1);
+  for (const [n, count] of seen) {
+    if (count > 1) process.stderr.write(`rootprobe: note: ${what} ${n} is named ${count} times; it runs once\n`);
+  }
+  return [...seen.keys()];
+}
+
 function nonNegativeInt(v: string | undefined, name: string, dflt: number): number {
   if (v === undefined) return dflt;
   const n = Number(v);
@@ -113,11 +123,11 @@ async function cmdRun(args: string[]): Promise<number> {
     },
   });
   const shard = values.shard !== undefined ? parseShard(values.shard) : undefined;
-  const kernels = values.kernel?.length ? values.kernel : [DEFAULT_KERNEL];
+  const kernels = once(values.kernel?.length ? values.kernel : [DEFAULT_KERNEL], 'kernel');
   for (const k of kernels) parseKernelSpec(k); // a bad spec is a usage error before anything runs
   const jobs = positiveInt(values.jobs, '--jobs', os.availableParallelism());
   const all = await loadScenarios(values.scenarios ?? []);
-  const chosen = positionals.length > 0 && !values.all ? pickScenarios(all, positionals) : all;
+  const chosen = positionals.length > 0 && !values.all ? pickScenarios(all, once(positionals, 'scenario')) : all;
   if (positionals.length > 0 && values.all) throw new UsageError('name scenarios or give --all, not both');
   const rerunArgs = (values.scenarios ?? []).flatMap((d) => ['--scenarios', path.resolve(d)]);
   const artifactsRoot = values.artifacts ?? 'rootprobe-artifacts';
@@ -196,7 +206,7 @@ async function cmdDiff(args: string[]): Promise<number> {
   if (kernels.length !== 2) throw new UsageError(`diff takes exactly two --kernel options (got ${kernels.length})`);
   for (const k of kernels) parseKernelSpec(k);
   const all = await loadScenarios(values.scenarios ?? []);
-  const chosen = positionals.length > 0 ? pickScenarios(all, positionals) : all;
+  const chosen = positionals.length > 0 ? pickScenarios(all, once(positionals, 'scenario')) : all;
   const jobs = positiveInt(values.jobs, '--jobs', os.availableParallelism());
   const artifactsRoot = values.artifacts ?? 'rootprobe-artifacts';
   await checkOutputs([
