@@ -12,6 +12,7 @@ import { UsageError } from '../errors.ts';
 import { resolveKernel } from '../../kernels/index.ts';
 import { detectAccel } from '../qemu/accel.ts';
 import { runExternal, type ExternalRecord } from './run.ts';
+import { inspectInitramfs } from './segment.ts';
 import { foldMessage } from '../report/fold.ts';
 import { checkOutputs, EXIT_REPORT_LOST, lostText, writeReports } from '../report/outputs.ts';
 
@@ -68,6 +69,11 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
     { flag: '--artifacts', path: values.artifacts ?? 'rootprobe-artifacts', kind: 'folder' },
     values.json !== undefined ? { flag: '--json', path: values.json, kind: 'file' } : undefined,
   ]);
+  // Everything that can be checked without a boot is checked before the kernel and the
+  // accelerator probe (which boots): the numbers, and whether the initramfs can be read at all.
+  const timeoutSec = num(values.timeout, '--timeout');
+  const memoryMiB = num(values.memory, '--memory');
+  await inspectInitramfs(path.resolve(values.initramfs));
   const kernel = await resolveKernel(values.kernel, { onProgress: (m) => process.stderr.write(`kernel: ${m}\n`) });
   const accel = await detectAccel(kernel.vmlinuz);
   process.stderr.write(`accelerator: ${accel.accel} (${accel.reason})\n`);
@@ -81,8 +87,8 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
     keep: values.keep ?? false,
     name: values.name,
     end,
-    timeoutSec: num(values.timeout, '--timeout'),
-    memoryMiB: num(values.memory, '--memory'),
+    timeoutSec,
+    memoryMiB,
     onEvent: (e) => {
       if (e.type === 'stage') process.stderr.write(`stage ${e.stage} (${(e.elapsedMs / 1000).toFixed(1)} s)\n`);
     },
