@@ -170,18 +170,19 @@ export function processStartTime(pid: number): number | undefined {
 let tagMemo: string | undefined;
 
 /**
- * This process's owner tag, `p<pid>s<start time, base 36>`, put into the names of the
+ * This process's owner tag, `rp<pid>.<start time, base 36>`, put into the names of the
  * temporary folders it makes so that a later rootprobe can tell whether their owner is gone
  * (harness/sweep.ts).
  */
 export function ownerTag(): string {
-  tagMemo ??= `p${process.pid}s${(processStartTime(process.pid) ?? 0).toString(36)}`;
+  tagMemo ??= `rp${process.pid}.${(processStartTime(process.pid) ?? 0).toString(36)}`;
   return tagMemo;
 }
 
 /** The owner (pid and start time) of a name made with ownerTag(), or undefined for a name without one. */
 export function parseOwnerTag(name: string): { pid: number; start: number } | undefined {
-  const m = /(?:^|[-.])p(\d+)s([0-9a-z]+)-[A-Za-z0-9]{6}$/.exec(name) ?? /(?:^|[-.])p(\d+)s([0-9a-z]+)$/.exec(name);
+  // Only the form mkdtemp gives (`…-rpPID.START-XXXXXX`): a name without a tag never parses as one.
+  const m = /-rp(\d+)\.([0-9a-z]+)-[A-Za-z0-9]{6}$/.exec(name);
   if (!m) return undefined;
   return { pid: Number(m[1]), start: parseInt(m[2], 36) };
 }

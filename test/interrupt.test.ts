@@ -124,7 +124,7 @@ describe('sweep: leftovers of processes that are gone, never of live ones', () =
     // A real process that has ended: its pid and start time make a dead owner's tag.
     const r = spawnSync('sh', ['-c', 'cut -d" " -f22 /proc/$$/stat; echo $$'], { encoding: 'utf8' });
     [deadStart, deadPid] = r.stdout.trim().split('\n').map(Number);
-    deadTag = `p${deadPid}s${deadStart.toString(36)}`;
+    deadTag = `rp${deadPid}.${deadStart.toString(36)}`;
   });
   after(async () => {
     await fs.rm(dir, { recursive: true, force: true });
@@ -132,8 +132,11 @@ describe('sweep: leftovers of processes that are gone, never of live ones', () =
 
   it('parses owner tags and knows this process is alive', () => {
     expect(parseOwnerTag(`.tmp-key-${ownerTag()}-AbC123`)).to.deep.equal({ pid: process.pid, start: processStartTime(process.pid) });
-    expect(parseOwnerTag('rootprobe-q-p12s3f-zzzzzz')).to.deep.equal({ pid: 12, start: parseInt('3f', 36) });
+    expect(parseOwnerTag('rootprobe-q-rp12.3f-zzzzzz')).to.deep.equal({ pid: 12, start: parseInt('3f', 36) });
     expect(parseOwnerTag('rootprobe-q-abcdef')).to.equal(undefined);
+    // an older rootprobe's random suffix that happens to look like a tag is not one
+    expect(parseOwnerTag('rootprobe-q-p1s2ab')).to.equal(undefined);
+    expect(parseOwnerTag('rootprobe-q-rp1.2a')).to.equal(undefined);
     expect(parseOwnerTag('rootprobe-switch_root-XyZ123')).to.equal(undefined);
   });
 
@@ -171,7 +174,7 @@ describe('sweep: leftovers of processes that are gone, never of live ones', () =
       await make(path.join(tmp, 'someone-else-LLLLLL')),
       // a live pid with another start time is a reused pid: gone
     ];
-    const reused = await make(path.join(tmp, `rootprobe-q-p${process.pid}s1-MMMMMM`));
+    const reused = await make(path.join(tmp, `rootprobe-q-rp${process.pid}.1-MMMMMM`));
     dead.push(reused);
     // The untagged temporary with no lock is old enough to be someone's leftover.
     const old = new Date(Date.now() - 3600_000);
@@ -240,7 +243,7 @@ describe('interrupted kernel fetch and boot leave nothing @boot', function () {
     expect(r.signal).to.equal('SIGKILL');
     expect(await waitGone(r.before)).to.deep.equal([]);
     const left = await leftoverNames(cache, tmp);
-    expect(left.join('\n')).to.match(/rootprobe-q-p\d+s/);
+    expect(left.join('\n')).to.match(/rootprobe-q-rp\d+\./);
     const next = await cli(['kernels'], { env });
     expect(next.stderr).to.match(/removed \d+ leftover/);
     expect(await leftoverNames(cache, tmp)).to.deep.equal([]);
