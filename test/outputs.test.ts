@@ -206,3 +206,44 @@ describe('CLI: a report that fails to be written at the end @boot', function () 
     }
   });
 });
+
+describe('CLI: the artifacts folder fails during the run @boot', function () {
+  this.timeout(300_000);
+
+  it('the cell ends as error naming it; the summary and the JSON report are still written; nothing left in TMPDIR', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'outputs-arts-'));
+    try {
+      const { spawn } = await import('node:child_process');
+      const child = spawn(process.execPath, [path.join(ROOT, 'bin/rootprobe.js'), 'run', 'switch_root', '--jobs', '1', '--keep',
+        '--json', 'r.json', '--artifacts', 'arts'], {
+        cwd: dir,
+        env: { ...process.env, CI: '1', TMPDIR: dir },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      let swapped = false;
+      const seen = async (d: Buffer): Promise<void> => {
+        out += d;
+        if (!swapped && /^start /m.test(out)) {
+          swapped = true;
+          await fs.rm(path.join(dir, 'arts'), { recursive: true, force: true });
+          await fs.writeFile(path.join(dir, 'arts'), 'in the way');
+        }
+      };
+      child.stdout.on('data', (d: Buffer) => void seen(d));
+      child.stderr.on('data', (d: Buffer) => void seen(d));
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      expect(swapped).to.equal(true);
+      expect(code, out).to.equal(1);
+      expect(out).to.not.match(/internal error/);
+      expect(out).to.match(/the run's artifacts could not be kept under arts: (ENOTDIR|EEXIST)/);
+      expect(out).to.match(/0 passed, 1 failed/);
+      const rep = JSON.parse(await fs.readFile(path.join(dir, 'r.json'), 'utf8'));
+      expect(rep.runs[0].outcome).to.equal('error');
+      const left = (await fs.readdir(dir)).filter((n) => n.startsWith('rootprobe-'));
+      expect(left).to.deep.equal([]);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -17,6 +17,7 @@ import { Progress } from '../report/terminal.ts';
 import { shardCells, type Shard } from './shard.ts';
 import { validateScenarios, withScenario } from '../validate.ts';
 import { foldMessage } from '../report/fold.ts';
+import { isPeopleError } from '../errors.ts';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 
@@ -143,6 +144,30 @@ export async function runMatrix(scenarios: Scenario[], kernelSpecs: string[], op
     await pool(cells, opts.jobs, async ({ s, k, images }, i) => {
       if (abort.signal.aborted) return;
       progress.start(s.name, k.id);
+      const started = Date.now();
+      // A host file error while keeping the run's artifacts (a folder made unwritable or full
+      // during the run) ends this cell as `error` naming it; the other cells and the reports go on.
+      const hostError = (e: unknown): RunRecord => {
+        if (!(e as NodeJS.ErrnoException)?.code || isPeopleError(e)) throw e;
+        return {
+          scenario: s.name,
+          kernel: k.id,
+          kernelRelease: k.release,
+          accel: accel.accel as 'kvm' | 'tcg',
+          outcome: 'error',
+          message: `the run's artifacts could not be kept under ${opts.artifactsRoot}: ${(e as Error).message}`,
+          durationMs: Date.now() - started,
+          stagesReported: [],
+          stages: [],
+          evidence: [],
+          behaviours: [],
+          consoleTail: [],
+          memoryMiB: s.memoryMiB ?? 256,
+          deadlineMs: 0,
+          warnings: [],
+          rerun: `npx rootprobe run ${s.name} --kernel ${k.id}`,
+        };
+      };
       const attempt = () =>
         runScenario(s, k, {
           accel: accel.accel as 'kvm' | 'tcg',
@@ -153,7 +178,7 @@ export async function runMatrix(scenarios: Scenario[], kernelSpecs: string[], op
           images,
           signal: abort.signal,
           onEvent: (e) => progress.event(e),
-        });
+        }).catch(hostError);
       let r = await attempt();
       await foldRunMessage(r);
       const attempts: RunAttempt[] = [summaryOf(r)];
