@@ -1,6 +1,6 @@
 /**
  * Root filesystems from tar archives: a distro's rootfs tarball or `docker export` output,
- * streamed with tar-stream into an ImageTree (which then becomes an ext4 disk image with
+ * streamed (by the reader below) into an ImageTree (which then becomes an ext4 disk image with
  * buildExt4 or a cpio segment with buildCpioSegment). Nothing is extracted on the host and
  * no root privilege is needed: owners, modes (setuid bits too), symlinks, hard links, device
  * nodes and fifos are recorded in the tree, and the image builders write them (debugfs for
