@@ -9,6 +9,7 @@ import { createReadStream, promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
+import { ownerAlive, ownerTag, processStartTime, trackTempDir } from './lifecycle.ts';
 
 const MANIFEST = '.rootprobe-manifest.json';
 
@@ -125,20 +126,39 @@ function pidAlive(pid: number): boolean {
 }
 
 /**
- * Runs `fn` holding a lock folder that records the holder's pid, across processes; a lock
- * whose holder is gone is taken over.
+ * Whether the lock folder's holder still runs: its `pid` file holds `PID START` (START the
+ * holder's start time, so a pid reused by another process does not keep the lock; an older
+ * rootprobe wrote the pid alone). A lock folder whose pid file is not written yet (a holder
+ * between its mkdir and its write) counts as held for a while after the folder was made.
+ */
+export async function lockHolderAlive(lockDir: string): Promise<boolean> {
+  const text = await fs.readFile(path.join(lockDir, 'pid'), 'utf8').catch(() => undefined);
+  if (text === undefined || !text.trim()) {
+    const st = await fs.stat(lockDir).catch(() => undefined);
+    return st !== undefined && Date.now() - st.mtimeMs < 10_000;
+  }
+  const [pid, start] = text.trim().split(/\s+/).map(Number);
+  if (!(pid > 0)) return false;
+  if (start === undefined || !Number.isFinite(start)) return pidAlive(pid);
+  return ownerAlive({ pid, start });
+}
+
+/**
+ * Runs `fn` holding a lock folder that records the holder's pid and start time, across
+ * processes; a lock whose holder is gone is taken over. The lock is removed on a signal too.
  */
 export async function withLock<T>(lockDir: string, fn: () => Promise<T>, onWait?: () => void): Promise<T> {
   let waited = false;
+  let untrack: () => void = () => {};
   for (;;) {
     try {
       await fs.mkdir(lockDir);
-      await fs.writeFile(path.join(lockDir, 'pid'), String(process.pid));
+      untrack = trackTempDir(lockDir);
+      await fs.writeFile(path.join(lockDir, 'pid'), `${process.pid} ${processStartTime(process.pid) ?? ''}`.trim());
       break;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const holder = Number(await fs.readFile(path.join(lockDir, 'pid'), 'utf8').catch(() => '0'));
-      if (holder && !pidAlive(holder)) {
+      if (!(await lockHolderAlive(lockDir))) {
         await fs.rm(lockDir, { recursive: true, force: true });
         continue;
       }
@@ -151,6 +171,7 @@ export async function withLock<T>(lockDir: string, fn: () => Promise<T>, onWait?
     return await fn();
   } finally {
     await fs.rm(lockDir, { recursive: true, force: true });
+    untrack();
   }
 }
 
@@ -182,7 +203,10 @@ export async function cachedEntry(
     async () => {
       if (await isWholeEntry(final)) return final;
       await fs.rm(final, { recursive: true, force: true });
-      const tmp = await fs.mkdtemp(path.join(parent, `.tmp-${key}-`));
+      // Named with its owner and removed on a signal (lifecycle.ts); one left by a killed
+      // rootprobe is swept at the next start (sweep.ts).
+      const tmp = await fs.mkdtemp(path.join(parent, `.tmp-${key}-${ownerTag()}-`));
+      const untrack = trackTempDir(tmp);
       try {
         await build(tmp);
         const manifest: Manifest = { key, created: new Date().toISOString(), files: await listFiles(tmp) };
@@ -191,6 +215,8 @@ export async function cachedEntry(
       } catch (e) {
         await fs.rm(tmp, { recursive: true, force: true });
         throw e;
+      } finally {
+        untrack();
       }
       return final;
     },

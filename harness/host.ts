@@ -1,7 +1,9 @@
 /**
- * The host tools rootprobe runs, which Debian package provides each, and how to find them.
- * `rootprobe doctor` reports on this table; code that needs a tool calls requireTool() so a
- * missing one is a clear error naming the package, before anything boots.
+ * The host tools, headers and static libraries rootprobe needs, which Debian package provides
+ * each, which kernel provider or feature needs it (`neededBy`), and how to find them. This is
+ * the one list: a provider checks what it needs with requireFor('<provider>') (or requireTool
+ * for one tool), and `rootprobe doctor` checks, and `doctor --install` installs, all of it, so
+ * what the doctor passes is what every provider and feature asks for.
  */
 import { spawnSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
@@ -18,36 +20,80 @@ export interface HostTool {
   purpose: string;
   /** Absolute paths tried before PATH (e.g. busybox-static's binary). */
   candidates?: string[];
+  /** The kernel providers and features that need it. */
+  neededBy: NeededBy[];
 }
 
+/**
+ * Who needs a host requirement: `qemu` (every boot), `images` (every scenario's images),
+ * `probe` (the guest probe and C helpers), `debian` (debian/<suite> kernels), `build`
+ * (build/<recipe> kernels), `loop` (scenarios that check disks after the run), `util-linux`
+ * (scenarios with util-linux's switch_root), `distro` (the distro tests' debootstrap roots),
+ * `tests` (rootprobe's own tests).
+ */
+export type NeededBy = 'qemu' | 'images' | 'probe' | 'debian' | 'build' | 'git' | 'loop' | 'util-linux' | 'distro' | 'tests';
+
 export const HOST_TOOLS: HostTool[] = [
-  ...Object.values(ARCHES).map((a) => ({ command: a.qemuBinary, debianPackage: a.qemuPackage, purpose: `boots the ${a.name} guests` })),
+  ...Object.values(ARCHES).map((a) => ({ command: a.qemuBinary, debianPackage: a.qemuPackage, purpose: `boots the ${a.name} guests`, neededBy: ['qemu'] as NeededBy[] })),
   {
     command: 'busybox',
     debianPackage: 'busybox-static',
     purpose: 'the guest userland (a static binary, copied into images)',
     candidates: ['/bin/busybox', '/usr/bin/busybox'],
+    neededBy: ['images'],
   },
-  { command: 'mke2fs', debianPackage: 'e2fsprogs', purpose: 'builds ext4 disk images from a folder' },
-  { command: 'debugfs', debianPackage: 'e2fsprogs', purpose: 'sets owners and device nodes in disk images without root' },
-  { command: 'e2fsck', debianPackage: 'e2fsprogs', purpose: 'checks disk images after a run' },
-  { command: 'dumpe2fs', debianPackage: 'e2fsprogs', purpose: 'reads disk image features (needs_recovery) after a run' },
-  { command: 'cpio', debianPackage: 'cpio', purpose: 'GNU cpio, used by tests to cross-check our archives' },
-  { command: 'apt-get', debianPackage: 'apt', purpose: 'downloads Debian kernel packages (nothing is installed)' },
-  { command: 'dpkg-deb', debianPackage: 'dpkg', purpose: 'unpacks Debian kernel packages into the cache' },
-  { command: 'xz', debianPackage: 'xz-utils', purpose: 'decompresses .ko.xz kernel modules' },
-  { command: 'zstd', debianPackage: 'zstd', purpose: 'decompresses .ko.zst kernel modules' },
-  { command: 'switch_root', debianPackage: 'util-linux', purpose: "util-linux's switch_root, copied into images" },
-  { command: 'make', debianPackage: 'make', purpose: 'builds kernels from source (build/<recipe>)' },
-  { command: 'gcc', debianPackage: 'gcc', purpose: 'builds the guest probe, and kernels from source (build/<recipe>)' },
-  { command: 'flex', debianPackage: 'flex', purpose: 'builds kernels from source (kconfig)' },
-  { command: 'bison', debianPackage: 'bison', purpose: 'builds kernels from source (kconfig)' },
-  { command: 'bc', debianPackage: 'bc', purpose: 'builds kernels from source' },
-  { command: 'git', debianPackage: 'git', purpose: 'reads and checks out kernel source trees (git:, bisect)' },
-  { command: 'patch', debianPackage: 'patch', purpose: "applies a recipe's kernel patches" },
-  { command: 'setpriv', debianPackage: 'util-linux', purpose: 'gives QEMU a parent-death signal, so it cannot outlive rootprobe' },
-  { command: 'debootstrap', debianPackage: 'debootstrap', purpose: 'builds the Debian roots of the distro tests (as root; images/debootstrap.ts)' },
+  { command: 'mke2fs', debianPackage: 'e2fsprogs', purpose: 'builds ext4 disk images from a folder', neededBy: ['images'] },
+  { command: 'debugfs', debianPackage: 'e2fsprogs', purpose: 'sets owners and device nodes in disk images without root', neededBy: ['images'] },
+  { command: 'e2fsck', debianPackage: 'e2fsprogs', purpose: 'checks disk images after a run', neededBy: ['loop'] },
+  { command: 'dumpe2fs', debianPackage: 'e2fsprogs', purpose: 'reads disk image features (needs_recovery) after a run', neededBy: ['images', 'loop'] },
+  { command: 'cpio', debianPackage: 'cpio', purpose: 'GNU cpio, used by tests to cross-check our archives', neededBy: ['tests'] },
+  { command: 'apt-get', debianPackage: 'apt', purpose: 'downloads Debian kernel packages (nothing is installed)', neededBy: ['debian', 'build'] },
+  { command: 'dpkg-deb', debianPackage: 'dpkg', purpose: 'unpacks Debian kernel packages into the cache', neededBy: ['debian', 'build'] },
+  { command: 'xz', debianPackage: 'xz-utils', purpose: 'decompresses .ko.xz kernel modules', neededBy: ['debian', 'build'] },
+  { command: 'zstd', debianPackage: 'zstd', purpose: 'decompresses .ko.zst kernel modules', neededBy: ['debian', 'images'] },
+  { command: 'switch_root', debianPackage: 'util-linux', purpose: "util-linux's switch_root, copied into images", neededBy: ['util-linux'] },
+  { command: 'make', debianPackage: 'make', purpose: 'builds kernels from source (build/<recipe>)', neededBy: ['build'] },
+  { command: 'gcc', debianPackage: 'gcc', purpose: 'builds the guest probe, and kernels from source (build/<recipe>)', neededBy: ['probe', 'build'] },
+  { command: 'flex', debianPackage: 'flex', purpose: 'builds kernels from source (kconfig)', neededBy: ['build'] },
+  { command: 'bison', debianPackage: 'bison', purpose: 'builds kernels from source (kconfig)', neededBy: ['build'] },
+  { command: 'bc', debianPackage: 'bc', purpose: 'builds kernels from source', neededBy: ['build'] },
+  { command: 'git', debianPackage: 'git', purpose: 'reads and checks out kernel source trees (git:, bisect)', neededBy: ['git'] },
+  { command: 'patch', debianPackage: 'patch', purpose: "applies a recipe's kernel patches", neededBy: ['build'] },
+  { command: 'tar', debianPackage: 'tar', purpose: 'unpacks the kernel source (build/<recipe>)', neededBy: ['build'] },
+  { command: 'perl', debianPackage: 'perl', purpose: "the kernel build's scripts (build/<recipe>)", neededBy: ['build'] },
+  { command: 'setpriv', debianPackage: 'util-linux', purpose: 'gives QEMU a parent-death signal, so it cannot outlive rootprobe', neededBy: ['qemu'] },
+  { command: 'debootstrap', debianPackage: 'debootstrap', purpose: 'builds the Debian roots of the distro tests (as root; images/debootstrap.ts)', neededBy: ['distro'] },
 ];
+
+export interface HostHeader {
+  /** The header file; any of `alternatives` will do too. */
+  header: string;
+  alternatives?: string[];
+  debianPackage: string;
+  purpose: string;
+  neededBy: NeededBy[];
+}
+
+export const HOST_HEADERS: HostHeader[] = [
+  {
+    header: '/usr/include/libelf.h',
+    alternatives: ['/usr/include/gelf.h'],
+    debianPackage: 'libelf-dev',
+    purpose: 'objtool, in a kernel build from source (build/<recipe>)',
+    neededBy: ['build'],
+  },
+];
+
+export function findHeader(h: HostHeader): string | undefined {
+  return [h.header, ...(h.alternatives ?? [])].find((f) => {
+    try {
+      accessSync(f, constants.R_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
 
 const EXTRA_DIRS = ['/usr/local/sbin', '/usr/sbin', '/sbin'];
 
@@ -72,9 +118,9 @@ export function findCommand(command: string, candidates: string[] = []): string 
 }
 
 /** Static libraries the guest probe is linked with (found through gcc -print-file-name). */
-export const STATIC_LIBS: Array<{ file: string; debianPackage: string }> = [
-  { file: 'libc.a', debianPackage: 'libc6-dev' },
-  { file: 'libz.a', debianPackage: 'zlib1g-dev' },
+export const STATIC_LIBS: Array<{ file: string; debianPackage: string; neededBy: NeededBy[] }> = [
+  { file: 'libc.a', debianPackage: 'libc6-dev', neededBy: ['probe'] },
+  { file: 'libz.a', debianPackage: 'zlib1g-dev', neededBy: ['probe'] },
 ];
 
 /** Where gcc finds a static library, or undefined (also when there is no gcc). */
@@ -107,4 +153,40 @@ export function requireTool(command: string, why?: string): string {
     `${command} is not installed${pkg}${why ? `; it is needed ${why}` : ''}. ` +
       `Run \`npx rootprobe doctor --install\` as root, or install it yourself.`,
   );
+}
+
+export interface HostNeed {
+  kind: 'command' | 'header' | 'static library';
+  name: string;
+  debianPackage: string;
+  purpose: string;
+  neededBy: NeededBy[];
+  found?: string;
+}
+
+/** Every host requirement (of `user`, or of all), with where it was found. */
+export function hostNeeds(user?: NeededBy): HostNeed[] {
+  const all: HostNeed[] = [
+    ...HOST_TOOLS.map((t) => ({ kind: 'command' as const, name: t.command, debianPackage: t.debianPackage, purpose: t.purpose, neededBy: t.neededBy, found: findCommand(t.command, t.candidates) })),
+    ...HOST_HEADERS.map((h) => ({ kind: 'header' as const, name: h.header, debianPackage: h.debianPackage, purpose: h.purpose, neededBy: h.neededBy, found: findHeader(h) })),
+    ...STATIC_LIBS.map((l) => ({ kind: 'static library' as const, name: l.file, debianPackage: l.debianPackage, purpose: 'links the guest probe statically', neededBy: l.neededBy, found: findStaticLib(l.file) })),
+  ];
+  return user ? all.filter((n) => n.neededBy.includes(user)) : all;
+}
+
+/**
+ * Checks everything `user` needs at once; returns the commands' paths by name, or throws one
+ * SetupError naming every missing piece and its package.
+ */
+export function requireFor(user: NeededBy, why: string): Record<string, string> {
+  const needs = hostNeeds(user);
+  const missing = needs.filter((n) => !n.found);
+  if (missing.length) {
+    const one = missing.length === 1;
+    throw new SetupError(
+      `${missing.map((m) => `${m.name} (Debian package ${m.debianPackage})`).join(', ')} ${one ? 'is' : 'are'} not installed; ` +
+        `${one ? 'it is' : 'they are'} needed ${why}. Run \`npx rootprobe doctor --install\` as root, or install ${one ? 'it' : 'them'} yourself.`,
+    );
+  }
+  return Object.fromEntries(needs.filter((n) => n.kind === 'command').map((n) => [n.name, n.found!]));
 }

@@ -5,6 +5,8 @@
 export { scenario, expectedStages } from './scenario.ts';
 export type { Scenario, ScenarioDefinition, DiskSpec, BuildContext, CheckContext } from './scenario.ts';
 export { ImageTree } from './image/tree.ts';
+export { importTar, tarEntryPath, type TarImportOptions, type TarImportSummary } from './image/tar.ts';
+export { foldMessage } from './report/fold.ts';
 export { runScenario, type RunRecord, type RunOptions, type Outcome } from './run/run-scenario.ts';
 export { runMatrix, type MatrixOptions } from './run/matrix.ts';
 export { prepareImages } from './run/prepare.ts';

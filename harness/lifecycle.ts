@@ -13,7 +13,7 @@
  * The handlers are installed once, lazily, on the first track/onCleanup call.
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { rmSync, promises as fs } from 'node:fs';
+import { readFileSync, rmSync, promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { findCommand } from './host.ts';
@@ -151,10 +151,52 @@ export function trackTempDir(dir: string): () => void {
   };
 }
 
-/** A new tracked folder `<os.tmpdir()>/<prefix>XXXXXX`. */
+/**
+ * The start time of a process (field 22 of /proc/PID/stat, clock ticks since boot), which
+ * with its pid names it uniquely: a pid reused by a later process has another start time.
+ */
+export function processStartTime(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // comm (field 2) is in parentheses and may hold spaces or parentheses: split after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const v = Number(fields[19]);
+    return Number.isFinite(v) ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+let tagMemo: string | undefined;
+
+/**
+ * This process's owner tag, `rp<pid>.<start time, base 36>`, put into the names of the
+ * temporary folders it makes so that a later rootprobe can tell whether their owner is gone
+ * (harness/sweep.ts).
+ */
+export function ownerTag(): string {
+  tagMemo ??= `rp${process.pid}.${(processStartTime(process.pid) ?? 0).toString(36)}`;
+  return tagMemo;
+}
+
+/** The owner (pid and start time) of a name made with ownerTag(), or undefined for a name without one. */
+export function parseOwnerTag(name: string): { pid: number; start: number } | undefined {
+  // Only the form mkdtemp gives (`…-rpPID.START-XXXXXX`): a name without a tag never parses as one.
+  const m = /-rp(\d+)\.([0-9a-z]+)-[A-Za-z0-9]{6}$/.exec(name);
+  if (!m) return undefined;
+  return { pid: Number(m[1]), start: parseInt(m[2], 36) };
+}
+
+/** True when the process of that pid and start time still runs (a pid reused since does not count). */
+export function ownerAlive(owner: { pid: number; start: number }): boolean {
+  const st = processStartTime(owner.pid);
+  return st !== undefined && (owner.start === 0 || st === owner.start);
+}
+
+/** A new tracked folder `<os.tmpdir()>/<prefix><owner tag>-XXXXXX`. */
 export async function makeTempDir(prefix: string): Promise<string> {
   install();
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), prefix));
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), `${prefix}${ownerTag()}-`));
   trackTempDir(dir);
   return dir;
 }
@@ -244,6 +286,54 @@ export function spawnGuarded(
   if (options.detached) groupLeaders.add(child);
   trackChild(child);
   return { child, pdeathsig: guarded };
+}
+
+export interface GuardedResult {
+  /** Exit status, or null when a signal ended it. */
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: Buffer;
+  stderr: Buffer;
+}
+
+/**
+ * Runs a command to its end as spawnGuarded does, in a process group of its own (so that a
+ * signal to rootprobe ends it and everything it started: apt-get's methods, dpkg-deb's tar,
+ * make's compilers), with its output collected (at most `maxBuffer` bytes of each stream are
+ * kept; the rest is dropped, not an error). Rejects only when the command cannot be started
+ * (an error with `code`, e.g. ENOENT); a non-zero exit is in the result.
+ */
+export function runGuarded(
+  command: string,
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; maxBuffer?: number; input?: string } = {},
+): Promise<GuardedResult> {
+  const max = options.maxBuffer ?? 64 << 20;
+  return new Promise((resolve, reject) => {
+    const { child } = spawnGuarded(command, args, {
+      cwd: options.cwd,
+      env: options.env,
+      stdio: [options.input !== undefined ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let outLen = 0;
+    let errLen = 0;
+    child.stdout!.on('data', (d: Buffer) => {
+      if (outLen < max) out.push(d.subarray(0, max - outLen));
+      outLen += d.length;
+    });
+    child.stderr!.on('data', (d: Buffer) => {
+      if (errLen < max) err.push(d.subarray(0, max - errLen));
+      errLen += d.length;
+    });
+    if (options.input !== undefined) child.stdin!.end(options.input);
+    child.once('error', reject);
+    child.once('close', (code, signal) =>
+      resolve({ code, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err) }),
+    );
+  });
 }
 
 /** Runs after prctl(PR_SET_PDEATHSIG): exits if the parent died before that, else becomes the command. */

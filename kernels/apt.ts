@@ -5,10 +5,10 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { execFile } from 'node:child_process';
 import { cacheRoot, withLock } from '../harness/cache.ts';
 import { SetupError } from '../harness/errors.ts';
 import { requireTool } from '../harness/host.ts';
+import { runGuarded } from '../harness/lifecycle.ts';
 import { formatDeb822Source, type DebianArchive } from './apt-sources.ts';
 
 /** How long downloaded package lists are used before `apt-get update` runs again. */
@@ -140,19 +140,14 @@ export class PrivateApt {
     await (this.prepared ??= this.prepare());
     const cmd = requireTool(tool, 'to download Debian kernel packages');
     const all = [...this.options(), ...args];
-    return new Promise((resolve, reject) => {
-      execFile(
-        cmd,
-        all,
-        { cwd, maxBuffer: 64 << 20, env: { ...process.env, LC_ALL: 'C', LANG: 'C' } },
-        (err, stdout, stderr) => {
-          if (err) {
-            const e = new AptError(`${tool} ${args.join(' ')}`, stderr.trim() || err.message);
-            reject(e);
-          } else resolve({ stdout, stderr });
-        },
-      );
-    });
+    // In a process group of its own, ended with rootprobe (apt-get's http methods included).
+    const r = await runGuarded(cmd, all, { cwd, env: { ...process.env, LC_ALL: 'C', LANG: 'C' } });
+    const stdout = r.stdout.toString('utf8');
+    const stderr = r.stderr.toString('utf8');
+    if (r.code !== 0) {
+      throw new AptError(`${tool} ${args.join(' ')}`, stderr.trim() || (r.signal ? `ended by ${r.signal}` : `exit status ${r.code}`));
+    }
+    return { stdout, stderr };
   }
 
   /** `apt-get update` of the private lists. */

@@ -7,13 +7,13 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { execFile } from 'node:child_process';
 import { cacheRoot, cachedEntry, isWholeEntry, sha256File } from '../harness/cache.ts';
 import { SetupError } from '../harness/errors.ts';
 import { requireTool } from '../harness/host.ts';
+import { ownerTag, runGuarded, trackTempDir } from '../harness/lifecycle.ts';
 import { AptError, PrivateApt, withAptTree, type PackageInfo } from './apt.ts';
 import { debianArchive } from './apt-sources.ts';
-import { readBzImageHeader } from './bzimage.ts';
+import { bzImageSizeProblem, readBzImageHeader } from './bzimage.ts';
 import { writeModuleIndex } from './modules.ts';
 import type { Kernel } from './index.ts';
 import { loadKernelEntry, readPointer as readEntryPointer, writePointer as writeEntryPointer } from './entry.ts';
@@ -126,13 +126,13 @@ function entryKey(suite: string, flavour: string, r: Resolved): string {
   return `debian-${suite}-${flavour}-${r.release}-${r.image.version}`.replace(/[^A-Za-z0-9._-]/g, '_');
 }
 
-function run(cmd: string, args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    execFile(cmd, args, { maxBuffer: 16 << 20 }, (err, _o, stderr) => {
-      if (err) reject(new SetupError(`${path.basename(cmd)} ${args.join(' ')} failed: ${stderr.trim() || err.message}`));
-      else resolve();
-    });
-  });
+async function run(cmd: string, args: string[]): Promise<void> {
+  // dpkg-deb forks its own tar: the group is ended with rootprobe (lifecycle.ts).
+  const r = await runGuarded(cmd, args, { maxBuffer: 16 << 20 });
+  if (r.code !== 0) {
+    const why = r.stderr.toString('utf8').trim() || (r.signal ? `ended by ${r.signal}` : `exit status ${r.code}`);
+    throw new SetupError(`${path.basename(cmd)} ${args.join(' ')} failed: ${why}`);
+  }
 }
 
 async function firstExisting(paths: string[]): Promise<string | undefined> {
@@ -149,7 +149,10 @@ function mb(bytes: number): string {
 /** Downloads and unpacks the packages into `dir` (a cache entry being built). */
 async function buildEntry(dir: string, apt: PrivateApt, suite: string, flavour: string, r: Resolved, progress: Progress): Promise<void> {
   const dpkgDeb = requireTool('dpkg-deb', 'to unpack Debian kernel packages');
-  const dl = await fs.mkdtemp(path.join(apt.dir, 'download-'));
+  // Named with its owner (lifecycle.ownerTag) and removed on a signal; one left by a killed
+  // rootprobe is swept at the next start (harness/sweep.ts).
+  const dl = await fs.mkdtemp(path.join(apt.dir, `download-${ownerTag()}-`));
+  const untrack = trackTempDir(dl);
   try {
     const total = r.packages.reduce((s, p) => s + p.size, 0);
     progress(`downloading ${r.packages.map((p) => p.package).join(', ')} ${r.image.version} (${mb(total)})`);
@@ -163,6 +166,7 @@ async function buildEntry(dir: string, apt: PrivateApt, suite: string, flavour: 
     for (const deb of debs) await run(dpkgDeb, ['-x', deb, root]);
   } finally {
     await fs.rm(dl, { recursive: true, force: true });
+    untrack();
   }
 
   const root = path.join(dir, 'root');
@@ -184,6 +188,8 @@ async function buildEntry(dir: string, apt: PrivateApt, suite: string, flavour: 
   ]);
   const header = await readBzImageHeader(vmlinuz);
   if (!header) throw new SetupError(`${vmlinuz} from ${r.image.package} ${r.image.version} is not a bzImage`);
+  const cut = bzImageSizeProblem(header, (await fs.stat(vmlinuz)).size);
+  if (cut) throw new SetupError(`${vmlinuz} from ${r.image.package} ${r.image.version}: ${cut}`);
   if (modulesDir) {
     progress('indexing modules');
     await writeModuleIndex(modulesDir);

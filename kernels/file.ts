@@ -6,7 +6,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { UsageError } from '../harness/errors.ts';
-import { readBzImageHeader } from './bzimage.ts';
+import { bzImageSizeProblem, readBzImageHeader } from './bzimage.ts';
 import { parseKernelConfig } from './config.ts';
 import type { Kernel } from './index.ts';
 
@@ -31,6 +31,8 @@ export async function resolveFileKernel(spec: FileKernelSpec, id: string): Promi
         `Give an x86 bzImage such as arch/x86/boot/bzImage or /boot/vmlinuz-*, not vmlinux.`,
     );
   }
+  const cut = bzImageSizeProblem(header, st.size);
+  if (cut) throw new UsageError(`kernel ${id}: ${spec.path}: ${cut}. Copy the whole file again.`);
   let modulesDir: string | undefined;
   if (spec.modules) {
     const m = await statOrUndefined(spec.modules);

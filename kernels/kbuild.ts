@@ -10,7 +10,7 @@ import { promises as fs, existsSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { SetupError } from '../harness/errors.ts';
-import { requireTool } from '../harness/host.ts';
+import { requireFor, requireTool } from '../harness/host.ts';
 import { spawnGuarded } from '../harness/lifecycle.ts';
 import { readBzImageHeader } from './bzimage.ts';
 import { parseKernelConfig } from './config.ts';
@@ -91,14 +91,9 @@ export async function logged(
   if (code !== 0) throw new BuildStepError(`${path.basename(cmd)} ${args.join(' ')} exited with ${code}`);
 }
 
-/** The tools a kernel build needs, or a SetupError naming the package of the first missing one. */
+/** The tools a kernel build needs (harness/host.ts, neededBy 'build'), or a SetupError naming the package of the first missing one. */
 export function buildTools(why: string): Record<string, string> {
-  const tools: Record<string, string> = {};
-  for (const t of ['make', 'gcc', 'flex', 'bison', 'bc', 'patch', 'tar', 'xz', 'dpkg-deb', 'perl']) tools[t] = requireTool(t, why);
-  if (!['/usr/include/libelf.h', '/usr/include/gelf.h'].some((f) => existsSync(f))) {
-    throw new SetupError(`libelf.h is not installed (Debian package libelf-dev); it is needed ${why} (objtool).`);
-  }
-  return tools;
+  return requireFor('build', why);
 }
 
 /** The environment of a reproducible build: fixed locale, user, host and timestamp. */

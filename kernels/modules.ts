@@ -9,7 +9,7 @@
  */
 import { promises as fs, readdirSync, readFileSync, existsSync } from 'node:fs';
 import * as path from 'node:path';
-import { execFile } from 'node:child_process';
+import { runGuarded } from '../harness/lifecycle.ts';
 import { gunzipSync } from 'node:zlib';
 import { SetupError } from '../harness/errors.ts';
 import { requireTool } from '../harness/host.ts';
@@ -171,13 +171,10 @@ function dependsOf(modinfo: Array<[string, string]>): { depends: string[]; softP
   return { depends: [...new Set(depends)], softPre: [...new Set(softPre)] };
 }
 
-function runToBuffer(cmd: string, args: string[]): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    execFile(cmd, args, { encoding: 'buffer', maxBuffer: 1 << 30 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${cmd} ${args.join(' ')} failed: ${stderr.toString().trim() || err.message}`));
-      else resolve(stdout);
-    });
-  });
+async function runToBuffer(cmd: string, args: string[]): Promise<Buffer> {
+  const r = await runGuarded(cmd, args, { maxBuffer: 1 << 30 });
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr.toString().trim() || `exit status ${r.code ?? r.signal}`}`);
+  return r.stdout;
 }
 
 /** The module's bytes, decompressed (.ko as is; .ko.xz via `xz -dc`; .ko.zst via `zstd -dc`; .ko.gz via zlib). */

@@ -82,11 +82,15 @@ export async function loadScenarios(extraDirs: string[] = []): Promise<Scenario[
   const dirs = [BUILTIN_DIR, ...extraDirs.map((d) => path.resolve(d))];
   const all: Scenario[] = [];
   for (const dir of dirs) {
+    const before = all.length;
     for (const file of await scenarioFiles(dir)) {
       const mod = await importScenarioFile(file);
       const found = Object.values(mod).filter(isScenario);
       if (found.length === 0) {
-        if (dir === BUILTIN_DIR) throw new DefinitionError(`${file} exports no scenario(); export default scenario({...})`);
+        // A loose helper module in a --scenarios folder is fine; a scenario.ts is not.
+        if (dir === BUILTIN_DIR || /^scenario\.m?[tj]s$/.test(path.basename(file))) {
+          throw new DefinitionError(`${file} exports no scenario(); export default scenario({...})`);
+        }
         continue;
       }
       for (const s of new Set(found)) {
@@ -94,6 +98,9 @@ export async function loadScenarios(extraDirs: string[] = []): Promise<Scenario[
         if (twin) throw new DefinitionError(`scenario name '${s.name}' is defined twice: in ${twin.file} and in ${s.file}`);
         all.push(s);
       }
+    }
+    if (dir !== BUILTIN_DIR && all.length === before) {
+      throw new UsageError(`--scenarios ${dir} holds no scenario (a <name>/scenario.ts, or a .ts file whose default export is a scenario())`);
     }
   }
   return all;

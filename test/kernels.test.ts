@@ -29,7 +29,7 @@ import {
   MIRROR_ENV,
 } from '../kernels/apt-sources.ts';
 import { parseDepends } from '../kernels/apt.ts';
-import { parseBzImageHeader, readBzImageHeader } from '../kernels/bzimage.ts';
+import { bzImageSizeProblem, parseBzImageHeader, readBzImageHeader } from '../kernels/bzimage.ts';
 import { MODULE_INDEX_FILE, parseModinfo } from '../kernels/modules.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -249,7 +249,40 @@ describe('kernels: bzImage header and file: provider', () => {
     b.writeUInt16LE(0x020f, 0x206);
     b.writeUInt16LE(0x300, 0x20e);
     b.write('1.2.3-test (me@host) #1\0', 0x500, 'latin1');
-    expect(parseBzImageHeader(b)).to.deep.equal({ protocol: '2.15', versionString: '1.2.3-test (me@host) #1', release: '1.2.3-test' });
+    expect(parseBzImageHeader(b)).to.deep.equal({
+      protocol: '2.15',
+      versionString: '1.2.3-test (me@host) #1',
+      release: '1.2.3-test',
+      setupSects: 4,
+      kernelBytes: 0,
+      minFileSize: 5 * 512,
+    });
+  });
+
+  it('a truncated bzImage (its boot header\'s setup_sects and syssize against its size) is a UsageError before any boot', async () => {
+    const { TEST_KERNEL } = await import('./support/kernel.ts');
+    const dir = await tempDir('trunc');
+    try {
+      const whole = await fs.readFile(TEST_KERNEL);
+      const h = parseBzImageHeader(whole)!;
+      expect(h.minFileSize).to.be.a('number');
+      expect(whole.length).to.be.at.least(h.minFileSize!);
+      expect(bzImageSizeProblem(h, whole.length)).to.equal(undefined);
+      const cut = path.join(dir, 'bzImage');
+      // Half of it, and the last byte the header counts missing.
+      for (const size of [Math.floor(whole.length / 2), h.minFileSize! - 1]) {
+        await fs.writeFile(cut, whole.subarray(0, size));
+        const e = await expectReject(resolveKernel(`file:${cut}`));
+        expect(e).to.be.instanceOf(UsageError);
+        expect(e.message).to.include(`${cut}: it is truncated`);
+        expect(e.message).to.include(`but the file has ${size} (${h.minFileSize! - size} missing)`);
+      }
+      await fs.writeFile(cut, whole);
+      const k = await resolveKernel(`file:${cut}`);
+      expect(k.vmlinuz).to.equal(cut);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('a non-kernel file or a missing one is a UsageError naming the path', async () => {

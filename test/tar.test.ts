@@ -188,3 +188,113 @@ describe('tar import (harness/image/tar.ts)', () => {
     expect(e2.message).to.match(/cannot read the tar archive/);
   });
 });
+
+describe('tar import: sparse files and big entries (GNU tar --sparse, --format=pax/gnu)', function () {
+  this.timeout(180_000);
+  const FIX = path.join(path.dirname(new URL(import.meta.url).pathname), 'fixtures/tar/import-rss.ts');
+  const GiB = 1024 ** 3;
+  // Data at three places of a 3 GiB file; the rest holes.
+  const marks: Array<[number, string]> = [
+    [0, 'head of the file\n'],
+    [1 * GiB + 12345, 'in the middle, at an odd offset\n'],
+    [3 * GiB - 4096, 'x'.repeat(4000) + 'the tail\n'],
+  ];
+  let src: string;
+
+  before(async () => {
+    src = path.join(work, 'sparse-src');
+    await fs.mkdir(src, { recursive: true });
+    const fh = await fs.open(path.join(src, 'big.img'), 'w');
+    for (const [off, text] of marks) await fh.write(Buffer.from(text), 0, Buffer.byteLength(text), off);
+    await fh.truncate(3 * GiB);
+    await fh.close();
+    await fs.writeFile(path.join(src, 'small'), 'small file\n');
+  });
+
+  function importInChild(arg: string): { summary: { files: number; bytes: number }; maxRssMiB: number; files: Array<{ path: string; hostPath?: string; size?: number; blocks?: number }> } {
+    const out = execFileSync(process.execPath, ['--import', 'tsx', FIX, arg], { encoding: 'utf8', maxBuffer: 1 << 20, env: { ...process.env, ROOTPROBE_KEEP_TMP: '1' }, stdio: ['ignore', 'pipe', 'ignore'] });
+    return JSON.parse(out.trim().split('\n').pop()!);
+  }
+
+  async function checkSparseImport(archive: string): Promise<void> {
+    const r = importInChild(archive);
+    const big = r.files.find((f) => f.path === '/big.img')!;
+    expect(big, JSON.stringify(r.files)).to.not.equal(undefined);
+    expect(r.files.map((f) => f.path)).to.not.include.members(r.files.filter((f) => /GNUSparseFile/.test(f.path)).map((f) => f.path).concat(['/GNUSparseFile.0/big.img']));
+    expect(big.size).to.equal(3 * GiB);
+    // Kept sparse: a few blocks, not 3 GiB.
+    expect(big.blocks! * 512).to.be.below(1 << 20);
+    const fh = await fs.open(big.hostPath!, 'r');
+    try {
+      for (const [off, text] of marks) {
+        const b = Buffer.alloc(Buffer.byteLength(text));
+        await fh.read(b, 0, b.length, off);
+        expect(b.toString(), `at ${off}`).to.equal(text);
+      }
+      const gap = Buffer.alloc(4096);
+      await fh.read(gap, 0, gap.length, 2 * GiB);
+      expect(gap.every((x) => x === 0)).to.equal(true);
+    } finally {
+      await fh.close();
+      await fs.rm(path.dirname(big.hostPath!), { recursive: true, force: true });
+    }
+    expect(r.maxRssMiB).to.be.below(400);
+    expect(r.files.find((f) => f.path === '/small')).to.not.equal(undefined);
+  }
+
+  for (const [title, args] of [
+    ['PAX sparse 1.0 (tar --sparse --format=pax)', ['--sparse', '--format=pax']],
+    ['PAX sparse 0.1 (--sparse-version=0.1)', ['--sparse', '--format=pax', '--sparse-version=0.1']],
+    ['PAX sparse 0.0 (--sparse-version=0.0)', ['--sparse', '--format=pax', '--sparse-version=0.0']],
+    ['old GNU sparse, tar type S (tar --sparse --format=gnu)', ['--sparse', '--format=gnu']],
+  ] as const) {
+    it(`${title}: imported sparse, 3 GiB real size, the data where it was`, async () => {
+      const archive = path.join(work, `sparse-${args.join('')}.tar`);
+      execFileSync('tar', [...args, '-C', src, '-cf', archive, 'big.img', 'small']);
+      expect((await fs.stat(archive)).size).to.be.below(1 << 20);
+      await checkSparseImport(archive);
+    });
+  }
+
+  it('a 2.5 GiB entry stored whole (no sparse map) is streamed, not buffered: little memory, a sparse spill', async () => {
+    const r = importInChild(`zeros:${2.5 * GiB}`);
+    const big = r.files.find((f) => f.path === '/big.img')!;
+    expect(big.size).to.equal(2.5 * GiB);
+    expect(big.blocks! * 512).to.be.below(1 << 20);
+    expect(r.maxRssMiB).to.be.below(400);
+    await fs.rm(path.dirname(big.hostPath!), { recursive: true, force: true });
+  });
+
+  it('a sparse file reaches an ext4 image with its holes and its data', async () => {
+    const s2 = path.join(work, 'sparse-small');
+    await fs.mkdir(s2, { recursive: true });
+    const fh = await fs.open(path.join(s2, 'disk.img'), 'w');
+    await fh.write(Buffer.from('begin\n'), 0, 6, 0);
+    await fh.write(Buffer.from('end\n'), 0, 4, 40 * 1024 * 1024 - 4);
+    await fh.close();
+    const archive = path.join(work, 'sparse-small.tar');
+    execFileSync('tar', ['--sparse', '--format=pax', '-C', s2, '-cf', archive, 'disk.img']);
+    const t = new ImageTree('sparse-ext4');
+    await importTar(t, archive);
+    const img = await buildExt4(t, { sizeMiB: 16 });
+    expect((await fs.stat(img)).size).to.equal(16 * 1024 * 1024);
+    const stat = execFileSync('debugfs', ['-R', 'stat /disk.img', img], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    expect(stat).to.match(/Size: 41943040/);
+    const dumped = path.join(work, 'dumped.img');
+    execFileSync('debugfs', ['-R', `dump /disk.img ${dumped}`, img], { stdio: 'ignore' });
+    const d = await fs.readFile(dumped);
+    expect(d.subarray(0, 6).toString()).to.equal('begin\n');
+    expect(d.subarray(d.length - 4).toString()).to.equal('end\n');
+  });
+
+  it('refuses another tar type by name and kind: a GNU volume label', async () => {
+    const f = path.join(work, 'label-src');
+    await fs.mkdir(f, { recursive: true });
+    await fs.writeFile(path.join(f, 'a'), 'a');
+    const archive = path.join(work, 'label.tar');
+    execFileSync('tar', ['--format=gnu', '-V', 'MYLABEL', '-C', f, '-cf', archive, 'a']);
+    const e = await rejection(importTar(new ImageTree('label'), archive, { name: 'label.tar' }));
+    expect(e).to.be.instanceOf(UsageError);
+    expect(e.message).to.match(/label\.tar: entry "MYLABEL" has tar type 'V' \(a GNU volume label\)/);
+  });
+});

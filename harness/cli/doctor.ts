@@ -1,13 +1,14 @@
 /**
- * `rootprobe doctor [--install] [--browser]`: reports every host tool rootprobe needs, the cache
- * folder and the accelerator situation; with --install, as root on Debian or Ubuntu, installs the
+ * `rootprobe doctor [--install]`: reports every host tool, header and static library that a
+ * kernel provider or feature declares (harness/host.ts, the list they check too), the cache folder
+ * and the accelerator situation; with --install, as root on Debian or Ubuntu, installs the
  * missing packages with apt-get (nothing else is ever installed on the host). --browser adds
  * Chromium, which only the HTML report's browser test needs (test/html-browser.test.ts).
  */
 import { COMMANDS, parseCommand } from './options.ts';
 import { spawnSync } from 'node:child_process';
 import { promises as fs, constants } from 'node:fs';
-import { HOST_TOOLS, STATIC_LIBS, findCommand, findStaticLib } from '../host.ts';
+import { findCommand, hostNeeds } from '../host.ts';
 import { cacheRoot } from '../cache.ts';
 import { SetupError } from '../errors.ts';
 import { isStatic, readElf } from '../image/elf.ts';
@@ -26,24 +27,21 @@ export async function doctor(args: string[]): Promise<number> {
   const parsed = parseCommand(COMMANDS.doctor, args);
   if (parsed.help) return 0;
   const { values } = parsed;
-  const rows: Array<{ tool: string; pkg: string; found?: string; ok: boolean; note?: string }> = [];
-  for (const t of HOST_TOOLS) {
-    const found = findCommand(t.command, t.candidates);
-    let ok = Boolean(found);
+  // One list (harness/host.ts): every command, header and static library any kernel provider or
+  // feature declares it needs; the providers check the same entries (requireFor).
+  const rows: Array<{ tool: string; pkg: string; found?: string; ok: boolean; note?: string; users: string }> = [];
+  for (const n of hostNeeds()) {
+    let ok = Boolean(n.found);
     let note: string | undefined;
-    if (found && t.command === 'busybox' && !(await staticBusybox(found))) {
+    if (n.found && n.kind === 'command' && n.name === 'busybox' && !(await staticBusybox(n.found))) {
       ok = false;
       note = 'dynamically linked: install busybox-static';
     }
-    rows.push({ tool: t.command, pkg: t.debianPackage, found, ok, note });
-  }
-  for (const l of STATIC_LIBS) {
-    const found = findStaticLib(l.file);
-    rows.push({ tool: l.file, pkg: l.debianPackage, found, ok: Boolean(found) });
+    rows.push({ tool: n.name, pkg: n.debianPackage, found: n.found, ok, note, users: n.neededBy.join(', ') });
   }
   if (values.browser) {
     const found = findChromium();
-    rows.push({ tool: 'chromium', pkg: BROWSER_PACKAGE, found, ok: Boolean(found), note: found ? undefined : 'for the HTML report\'s browser test' });
+    rows.push({ tool: 'chromium', pkg: BROWSER_PACKAGE, found, ok: Boolean(found), note: found ? undefined : 'for the HTML report\'s browser test', users: 'the HTML browser test' });
   }
   const missing = [...new Set(rows.filter((r) => !r.ok).map((r) => r.pkg))];
   if (missing.length > 0 && values.install) {
@@ -59,7 +57,7 @@ export async function doctor(args: string[]): Promise<number> {
   }
   const w = Math.max(...rows.map((r) => r.tool.length)) + 2;
   for (const r of rows) {
-    const state = r.ok ? `ok   ${r.found}` : `MISSING (Debian package ${r.pkg})${r.note ? `: ${r.note}` : ''}`;
+    const state = r.ok ? `ok   ${r.found}` : `MISSING (Debian package ${r.pkg}; for ${r.users})${r.note ? `: ${r.note}` : ''}`;
     process.stdout.write(`${r.tool.padEnd(w)}${state}\n`);
   }
   const cache = cacheRoot();

@@ -16,7 +16,8 @@
  *
  * Every command's options are one table in options.ts, read by its parser and by its --help.
  *
- * Exit status: 0 when every run passed or was skipped, 1 when any did not, 2 on bad usage or missing setup.
+ * Exit status: 0 when every run passed or was skipped, 1 when any did not, 2 on bad usage or missing setup,
+ * 3 when a report file could not be written (named on stderr after the summary, which is printed).
  */
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
@@ -34,6 +35,8 @@ import { evidenceMarkdown } from '../report/evidence.ts';
 import { doctor } from './doctor.ts';
 import { diffRuns, diffText } from '../report/diff.ts';
 import { cleanupAll } from '../lifecycle.ts';
+import { sweepLeftovers } from '../sweep.ts';
+import { foldMessage } from '../report/fold.ts';
 import { cmdRunExternal } from '../external/cli.ts';
 import { cmdShell } from './shell.ts';
 import { cmdBuild } from './build.ts';
@@ -41,23 +44,25 @@ import { cmdBisect } from './bisect.ts';
 import { cmdNew } from './new.ts';
 import { junitMerge, parseShard } from '../run/shard.ts';
 import { cmdReport, cmdShow } from './show.ts';
-import { diffHtml, reportHtml } from '../report/html.ts';
+import { diffHtml, reportHtml, type DiffPair } from '../report/html.ts';
 import { COMMANDS, helpText, parseCommand, usageText, type CommandSpec } from './options.ts';
+import { checkOutputs, EXIT_REPORT_LOST, lostText, writeOutput, writeReports } from '../report/outputs.ts';
 
 export const DEFAULT_KERNEL = DEFAULTS.kernel;
 
 /** The top-level help, from the command tables of options.ts. */
 const USAGE = usageText();
 
-async function writeOut(file: string, text: string): Promise<void> {
-  if (file === '-') {
-    process.stdout.write(text);
-    return;
+const writeOut = writeOutput;
+
+/** The names in order, each once; a name given more than once gets a note (it runs once). */
+function once(names: string[], what: string): string[] {
+  const seen = new Map<string, number>();
+  for (const n of names) seen.set(n, (seen.get(n) ?? 0) + 1);
+  for (const [n, count] of seen) {
+    if (count > 1) process.stderr.write(`rootprobe: note: ${what} ${n} is named ${count} times; it runs once\n`);
   }
-  await fs.mkdir(path.dirname(path.resolve(file)), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  await fs.writeFile(tmp, text);
-  await fs.rename(tmp, file);
+  return [...seen.keys()];
 }
 
 function nonNegativeInt(v: string | undefined, name: string, dflt: number): number {
@@ -88,16 +93,26 @@ async function cmdRun(args: string[]): Promise<number> {
     }
   });
   const shard = values.shard !== undefined ? parseShard(values.shard) : undefined;
-  const kernels = (values.kernel?.length ? values.kernel : [DEFAULT_KERNEL]).map((k) => withCliExtras(k, values['config-add'] ?? [], values.fragment ?? []));
+  const kernels = once(values.kernel?.length ? values.kernel : [DEFAULT_KERNEL], 'kernel').map((k) => withCliExtras(k, values['config-add'] ?? [], values.fragment ?? []));
   for (const k of kernels) parseKernelSpec(k); // a bad spec is a usage error before anything runs
   const jobs = positiveInt(values.jobs, '--jobs', os.availableParallelism());
   const all = await loadScenarios(values.scenarios ?? []);
-  const chosen = positionals.length > 0 && !values.all ? pickScenarios(all, positionals) : all;
+  const chosen = positionals.length > 0 && !values.all ? pickScenarios(all, once(positionals, 'scenario')) : all;
   if (positionals.length > 0 && values.all) throw new UsageError('name scenarios or give --all, not both');
   const rerunArgs = (values.scenarios ?? []).flatMap((d) => ['--scenarios', path.resolve(d)]);
+  const artifactsRoot = values.artifacts ?? 'rootprobe-artifacts';
+  // Every output is checked before the first download or boot (exit 2 naming it).
+  await checkOutputs([
+    { flag: '--artifacts', path: artifactsRoot, kind: 'folder' },
+    values.json !== undefined ? { flag: '--json', path: values.json, kind: 'file' } : undefined,
+    values.junit !== undefined ? { flag: '--junit', path: values.junit, kind: 'file' } : undefined,
+    values.tap !== undefined ? { flag: '--tap', path: values.tap, kind: 'file', allowDash: true } : undefined,
+    values.evidence !== undefined ? { flag: '--evidence', path: values.evidence, kind: 'file' } : undefined,
+    values.html !== undefined ? { flag: '--html', path: values.html, kind: 'file', allowDash: true } : undefined,
+  ]);
   const report = await runMatrix(chosen, kernels, {
     jobs,
-    artifactsRoot: values.artifacts ?? 'rootprobe-artifacts',
+    artifactsRoot,
     keep: values.keep ?? false,
     extraCmdline: values.cmdline,
     rerunArgs,
@@ -105,21 +120,32 @@ async function cmdRun(args: string[]): Promise<number> {
     retries: nonNegativeInt(values.retries, '--retries', 0),
     allowKernelLog,
     partialReport: async (partial) => {
-      if (values.json) await writeOut(values.json, reportJson(partial, 'run'));
-      if (values.junit) await writeOut(values.junit, toJUnit(partial));
-      if (values.evidence) await writeOut(values.evidence, evidenceMarkdown(partial, chosen));
-      if (values.html) await writeOut(values.html, reportHtml(partial));
+      process.stderr.write(
+        lostText(
+          await writeReports([
+            { flag: '--json', path: values.json, text: () => reportJson(partial, 'run') },
+            { flag: '--html', path: values.html, text: () => reportHtml(partial) },
+            { flag: '--junit', path: values.junit, text: () => toJUnit(partial) },
+            { flag: '--evidence', path: values.evidence, text: () => evidenceMarkdown(partial, chosen) },
+          ]),
+        ),
+      );
     },
   });
-  if (values.json) await writeOut(values.json, reportJson(report, 'run'));
-  if (values.junit) await writeOut(values.junit, toJUnit(report));
-  if (values.tap) await writeOut(values.tap, toTap(report));
-  if (values.html) await writeOut(values.html, reportHtml(report));
-  if (values.evidence) await writeOut(values.evidence, evidenceMarkdown(report, chosen));
+  // A report that cannot be written does not stop the others nor the summary; it is named after it.
+  const lost = await writeReports([
+    { flag: '--json', path: values.json, text: () => reportJson(report, 'run') },
+    { flag: '--html', path: values.html, text: () => reportHtml(report) },
+    { flag: '--junit', path: values.junit, text: () => toJUnit(report) },
+    { flag: '--tap', path: values.tap, text: () => toTap(report) },
+    { flag: '--evidence', path: values.evidence, text: () => evidenceMarkdown(report, chosen) },
+  ]);
   process.stdout.write(summaryText(report, Boolean(process.stdout.isTTY) && !process.env.CI));
+  process.stderr.write(lostText(lost));
   // A shard may be empty (more shards than cells): nothing failed.
   // A skipped cell (its scenario does not apply to that kernel) is not a pass, nor a failure.
-  return (report.runs.length > 0 || shard) && report.runs.every((r) => r.outcome === 'passed' || r.outcome === 'skipped') ? 0 : 1;
+  const passed = (report.runs.length > 0 || shard) && report.runs.every((r) => r.outcome === 'passed' || r.outcome === 'skipped');
+  return lost.length ? EXIT_REPORT_LOST : passed ? 0 : 1;
 }
 
 async function cmdJunitMerge(args: string[]): Promise<number> {
@@ -127,6 +153,7 @@ async function cmdJunitMerge(args: string[]): Promise<number> {
   if (parsed.help) return 0;
   const [out, ...inputs] = parsed.positionals;
   if (!out || inputs.length === 0) throw new UsageError('usage: rootprobe junit-merge OUT IN... (see: rootprobe junit-merge --help)');
+  await checkOutputs([{ flag: 'OUT', path: out, kind: 'file', allowDash: true }]);
   const docs = [];
   for (const f of inputs) {
     const text = await fs.readFile(f, 'utf8').catch(() => {
@@ -147,17 +174,24 @@ async function cmdDiff(args: string[]): Promise<number> {
   if (kernels.length !== 2) throw new UsageError(`diff takes exactly two --kernel options (got ${kernels.length})`);
   for (const k of kernels) parseKernelSpec(k);
   const all = await loadScenarios(values.scenarios ?? []);
-  const chosen = positionals.length > 0 ? pickScenarios(all, positionals) : all;
+  const chosen = positionals.length > 0 ? pickScenarios(all, once(positionals, 'scenario')) : all;
+  const jobs = positiveInt(values.jobs, '--jobs', os.availableParallelism());
+  const artifactsRoot = values.artifacts ?? 'rootprobe-artifacts';
+  await checkOutputs([
+    { flag: '--artifacts', path: artifactsRoot, kind: 'folder' },
+    values.json !== undefined ? { flag: '--json', path: values.json, kind: 'file' } : undefined,
+    values.html !== undefined ? { flag: '--html', path: values.html, kind: 'file', allowDash: true } : undefined,
+  ]);
   const report = await runMatrix(chosen, kernels, {
-    jobs: positiveInt(values.jobs, '--jobs', os.availableParallelism()),
-    artifactsRoot: values.artifacts ?? 'rootprobe-artifacts',
+    jobs,
+    artifactsRoot,
     keep: false,
     retries: nonNegativeInt(values.retries, '--retries', 0),
   });
   const ids = [...new Set(report.runs.map((r) => r.kernel))];
   let differs = false;
   const out: DiffEntry[] = [];
-  const pairs = [];
+  const pairs: DiffPair[] = [];
   for (const sc of chosen) {
     const a = report.runs.find((r) => r.scenario === sc.name && r.kernel === ids[0]);
     const b = report.runs.find((r) => r.scenario === sc.name && r.kernel === ids[1]);
@@ -168,9 +202,12 @@ async function cmdDiff(args: string[]): Promise<number> {
     pairs.push({ scenario: sc.name, a, b, differences: d });
     process.stdout.write(diffText(a, b, d) + '\n');
   }
-  if (values.json) await writeOut(values.json, reportJson(report, 'diff', { kernels: ids, diffs: out }));
-  if (values.html) await writeOut(values.html, diffHtml(ids, pairs));
-  return differs ? 1 : 0;
+  const lost = await writeReports([
+    { flag: '--json', path: values.json, text: () => reportJson(report, 'diff', { kernels: ids, diffs: out }) },
+    { flag: '--html', path: values.html, text: () => diffHtml(ids, pairs) },
+  ]);
+  process.stderr.write(lostText(lost));
+  return lost.length ? EXIT_REPORT_LOST : differs ? 1 : 0;
 }
 
 async function cmdList(args: string[]): Promise<number> {
@@ -202,6 +239,11 @@ async function cmdKernels(args: string[]): Promise<number> {
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   try {
+    // What rootprobe processes that are gone (SIGKILL, a crash, a reboot) left in the cache and TMPDIR.
+    const swept = await sweepLeftovers();
+    if (swept.length) {
+      process.stderr.write(`rootprobe: removed ${swept.length} leftover(s) of rootprobe processes that are gone: ${swept.map((s) => s.path).join(', ')}\n`);
+    }
     switch (cmd) {
       case 'run':
         return await cmdRun(rest);
@@ -247,7 +289,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     const err = e as Error & { code?: string };
     if (isPeopleError(e) || err.code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`rootprobe: ${err.message}\n`);
+      process.stderr.write(`rootprobe: ${foldMessage(err.message, { maxBytes: 8192, maxLines: 80 })}\n`);
       if (err.code?.startsWith('ERR_PARSE_ARGS')) process.stderr.write(`(see: rootprobe --help)\n`);
       await cleanupAll();
       return 2;

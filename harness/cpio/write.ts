@@ -40,6 +40,7 @@ import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import { UsageError } from '../errors.ts';
+import { ownerTag } from '../lifecycle.ts';
 import { archivePath, TRAILER, TYPE_BITS, type CpioEntry, type PackOptions } from './entry.ts';
 
 const U32_MAX = 0xffffffff;
@@ -587,7 +588,7 @@ export async function writeNewcFile(
       for await (const entry of entries) {
         if (entry && entry.type === 'file' && entry.hostPath === undefined && Buffer.isBuffer(entry.data) && entry.data.length > 0) {
           if (spillFd === undefined) {
-            spillDir = await fs.mkdtemp(path.join(os.tmpdir(), 'rootprobe-cpio-'));
+            spillDir = await fs.mkdtemp(path.join(os.tmpdir(), `rootprobe-cpio-${ownerTag()}-`)); // swept if we are SIGKILLed
             spillFd = openSync(path.join(spillDir, 'spill'), 'w+');
           }
           const length = entry.data.length;

@@ -14,6 +14,9 @@ import { detectAccel } from '../qemu/accel.ts';
 import { runExternal, type ExternalRecord } from './run.ts';
 import { reportHtml } from '../report/html.ts';
 import { reportJson, singleRunReport } from '../report/json.ts';
+import { inspectInitramfs } from './segment.ts';
+import { foldMessage } from '../report/fold.ts';
+import { checkOutputs, EXIT_REPORT_LOST, lostText, writeReports } from '../report/outputs.ts';
 
 export const EXTERNAL_USAGE = helpText(COMMANDS['run external']);
 
@@ -37,6 +40,16 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
     if (!st?.isFile()) throw new UsageError(`${f} is not a file`);
   }
   const started = new Date();
+  await checkOutputs([
+    { flag: '--artifacts', path: values.artifacts ?? 'rootprobe-artifacts', kind: 'folder' },
+    values.json !== undefined ? { flag: '--json', path: values.json, kind: 'file' } : undefined,
+    values.html !== undefined ? { flag: '--html', path: values.html, kind: 'file', allowDash: true } : undefined,
+  ]);
+  // Everything that can be checked without a boot is checked before the kernel and the
+  // accelerator probe (which boots): the numbers, and whether the initramfs can be read at all.
+  const timeoutSec = num(values.timeout, '--timeout');
+  const memoryMiB = num(values.memory, '--memory');
+  await inspectInitramfs(path.resolve(values.initramfs));
   const kernel = await resolveKernel(values.kernel, { onProgress: (m) => process.stderr.write(`kernel: ${m}\n`) });
   const accel = await detectAccel(kernel.vmlinuz);
   process.stderr.write(`accelerator: ${accel.accel} (${accel.reason})\n`);
@@ -50,20 +63,28 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
     keep: values.keep ?? false,
     name: values.name,
     end,
-    timeoutSec: num(values.timeout, '--timeout'),
-    memoryMiB: num(values.memory, '--memory'),
+    timeoutSec,
+    memoryMiB,
     onEvent: (e) => {
       if (e.type === 'stage') process.stderr.write(`stage ${e.stage} (${(e.elapsedMs / 1000).toFixed(1)} s)\n`);
     },
   });
-  if (values.json) {
-    await fs.mkdir(path.dirname(path.resolve(values.json)), { recursive: true });
-    await fs.writeFile(values.json, reportJson(singleRunReport(rec, accel.reason, started), 'run external'));
+  if (rec.message) {
+    // Short in the report and on the terminal; the whole message in the artifacts, if kept.
+    const folded = foldMessage(rec.message);
+    if (folded !== rec.message) {
+      let where = '';
+      if (rec.artifacts?.dir) {
+        const file = path.join(rec.artifacts.dir, 'message.txt');
+        where = await fs.writeFile(file, rec.message).then(() => `\n(the whole message: ${file})`, () => '');
+      }
+      rec.message = folded + where;
+    }
   }
-  if (values.html) {
-    await fs.mkdir(path.dirname(path.resolve(values.html)), { recursive: true });
-    await fs.writeFile(values.html, reportHtml({ runs: [rec] }));
-  }
+  const lost = await writeReports([
+    { flag: '--json', path: values.json, text: () => reportJson(singleRunReport(rec, accel.reason, started), 'run external') },
+    { flag: '--html', path: values.html, text: () => reportHtml({ runs: [rec] }) },
+  ]);
   const lines = [
     `${rec.outcome.toUpperCase()} ${rec.scenario} on ${rec.kernel} (${rec.kernelRelease}, ${rec.accel}, ${(rec.durationMs / 1000).toFixed(1)} s)`,
     `  initramfs: ${rec.info.generator}, ${rec.info.segments} segment(s) (${rec.info.compressions.join(', ')})`,
@@ -75,5 +96,6 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
     ...(rec.artifacts ? [`  artifacts: ${rec.artifacts.dir}`] : []),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
-  return rec.outcome === 'passed' ? 0 : 1;
+  process.stderr.write(lostText(lost));
+  return lost.length ? EXIT_REPORT_LOST : rec.outcome === 'passed' ? 0 : 1;
 }

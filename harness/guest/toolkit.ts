@@ -6,7 +6,7 @@
  * device node for the result channel (`port`, for roots without /dev) and an empty mount point
  * for a proc of the probe's own.
  */
-import { execFileSync } from 'node:child_process';
+import { runGuarded } from '../lifecycle.ts';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,17 +44,16 @@ export function staticProgram(source: string, opts: { libs?: string[]; purpose: 
     }
     const libs = opts.libs ?? [];
     const compiler = await fileMemo('gcc-version', gcc, async () =>
-      execFileSync(gcc, ['-dumpfullversion', '-dumpmachine'], { encoding: 'utf8' }),
+      runGuarded(gcc, ['-dumpfullversion', '-dumpmachine']).then((r) => r.stdout.toString('utf8')),
     );
     const name = path.basename(source).replace(/\.c$/, '');
     const dir = await cachedEntry(opts.cacheKind ?? 'programs', contentHash(text, CFLAGS, libs, compiler, name), async (tmp) => {
       requireStaticLib('libc.a', `to link ${opts.purpose} statically`);
       for (const l of libs) requireStaticLib(`lib${l}.a`, `to link ${opts.purpose} statically`);
-      try {
-        execFileSync(gcc, [...CFLAGS, '-o', path.join(tmp, name), source, ...libs.map((l) => `-l${l}`)], { stdio: ['ignore', 'pipe', 'pipe'] });
-      } catch (e) {
-        const err = e as { stderr?: Buffer };
-        throw new SetupError(`building ${opts.purpose} failed:\n${err.stderr?.toString().trim() ?? (e as Error).message}`);
+      // gcc and its cc1/as/ld: a process group ended with rootprobe (lifecycle.ts).
+      const r = await runGuarded(gcc, [...CFLAGS, '-o', path.join(tmp, name), source, ...libs.map((l) => `-l${l}`)]);
+      if (r.code !== 0) {
+        throw new SetupError(`building ${opts.purpose} failed:\n${r.stderr.toString().trim() || `gcc ended with ${r.code ?? r.signal}`}`);
       }
     });
     return path.join(dir, name);

@@ -9,12 +9,13 @@
  *
  * Cached images are shared: copy one with copyForRun() before a guest writes to it.
  */
-import { execFile } from 'node:child_process';
 import { constants, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { cachedEntry, contentHash } from '../cache.ts';
 import { DefinitionError, SetupError, UsageError } from '../errors.ts';
 import { requireTool } from '../host.ts';
+import { runGuarded } from '../lifecycle.ts';
+import { foldMessage } from '../report/fold.ts';
 import type { ImageTree, TreeEntry } from './tree.ts';
 
 /** Bump when the bytes written for the same tree and options change. */
@@ -37,17 +38,15 @@ interface RunResult {
   stderr: string;
 }
 
-function run(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    execFile(cmd, args, { env: { ...process.env, ...env }, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      if (err && typeof (err as NodeJS.ErrnoException).code === 'string') {
-        reject(new SetupError(`cannot run ${cmd}: ${err.message}`));
-        return;
-      }
-      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-    });
-  });
+async function run(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Promise<RunResult> {
+  // mke2fs, debugfs, e2fsck: in a process group ended with rootprobe (lifecycle.ts).
+  let r;
+  try {
+    r = await runGuarded(cmd, args, { env: { ...process.env, ...env } });
+  } catch (e) {
+    throw new SetupError(`cannot run ${cmd}: ${(e as Error).message}`);
+  }
+  return { code: r.code ?? 1, stdout: r.stdout.toString('utf8'), stderr: r.stderr.toString('utf8') };
 }
 
 /** Seconds since the epoch used for every time stamp in built images. */
@@ -120,7 +119,13 @@ async function treeNeeds(entries: TreeEntry[], bs: number): Promise<{ blocks: nu
     if (e.type === 'dir') dirBytes.set(e.path, dirBytes.get(e.path) ?? 24);
     if (e.type === 'symlink' && e.target.length >= 60) blocks++;
     if (e.type === 'file') {
-      const size = e.source.kind === 'data' ? e.source.data.length : (await fs.stat(e.source.hostPath)).size;
+      // A sparse host file (a tar import's spill) takes its allocated blocks, not its size: mke2fs -d keeps holes.
+      let size: number;
+      if (e.source.kind === 'data') size = e.source.data.length;
+      else {
+        const st = await fs.stat(e.source.hostPath);
+        size = Math.min(st.size, st.blocks * 512);
+      }
       bytes += size;
       const b = Math.ceil(size / bs);
       // Four extents (128 MiB each at 4 KiB blocks) fit in the inode; beyond, index blocks.
@@ -162,7 +167,7 @@ async function probeGeometry(tmp: string, sizeMiB: number, label: string | undef
   try {
     const r = await mkfs(img, sizeMiB, label, uuid, uuid, undefined, fsType);
     if (r.code !== 0) {
-      throw new DefinitionError(`mke2fs cannot make an ext4 filesystem of ${sizeMiB} MiB: ${(r.stderr || r.stdout).trim()}`);
+      throw new DefinitionError(`mke2fs cannot make an ext4 filesystem of ${sizeMiB} MiB: ${foldMessage((r.stderr || r.stdout).trim())}`);
     }
     const d = await run(requireTool('dumpe2fs'), ['-h', img]);
     const f = parseDumpe2fs(d.stdout);
@@ -258,7 +263,7 @@ async function debugfsScript(img: string, cmds: string[], scriptPath: string): P
     });
     const errors = r.stderr.split('\n').filter((l) => l.trim() && !/^debugfs [0-9.]+ \(/.test(l));
     if (r.code !== 0 || errors.length) {
-      throw new SetupError(`debugfs could not finish the disk image ${img}: ${errors.join('; ') || `exit code ${r.code}`}`);
+      throw new SetupError(`debugfs could not finish the disk image ${img}: ${errors.length ? foldMessage(errors.join('\n'), { maxLines: 20, maxBytes: 2048 }) : `exit code ${r.code}`}`);
     }
   } finally {
     await fs.rm(scriptPath, { force: true });
@@ -306,7 +311,7 @@ export async function buildExt4(tree: ImageTree, opts: Ext4Options): Promise<str
       const img = path.join(tmp, DISK_FILE);
       const r = await mkfs(img, opts.sizeMiB, opts.label, uuid, hashSeed, root, opts.fsType);
       if (r.code !== 0) {
-        const out = (r.stderr || r.stdout).trim();
+        const out = foldMessage((r.stderr || r.stdout).trim(), { maxLines: 20, maxBytes: 2048 });
         if (/no space|could not allocate|not enough space|inode/i.test(out)) {
           throw new DefinitionError(
             `the tree of image "${tree.name}" (${mib(need.bytes)} of file content, ${need.inodes} inodes) does not fit ` +
@@ -386,7 +391,7 @@ export interface ImageInfo {
 export async function imageInfo(imagePath: string): Promise<ImageInfo> {
   const r = await run(requireTool('dumpe2fs', 'to read disk image features'), ['-h', imagePath]);
   if (r.code !== 0) {
-    throw new SetupError(`dumpe2fs cannot read ${imagePath}: ${r.stderr.trim() || `exit code ${r.code}`}. Is it an ext2/3/4 image?`);
+    throw new SetupError(`dumpe2fs cannot read ${imagePath}: ${foldMessage(r.stderr.trim()) || `exit code ${r.code}`}. Is it an ext2/3/4 image?`);
   }
   const f = parseDumpe2fs(r.stdout);
   const features = (f['Filesystem features'] ?? '').split(/\s+/).filter(Boolean);
@@ -411,6 +416,6 @@ export async function imageInfo(imagePath: string): Promise<ImageInfo> {
 export async function fsck(imagePath: string): Promise<{ clean: boolean; exitCode: number; output: string }> {
   const r = await run(requireTool('e2fsck', 'to check disk images'), ['-fn', imagePath]);
   const output = `${r.stdout}${r.stderr}`;
-  if (r.code & 8) throw new SetupError(`e2fsck could not check ${imagePath}: ${output.trim()}`);
+  if (r.code & 8) throw new SetupError(`e2fsck could not check ${imagePath}: ${foldMessage(output.trim())}`);
   return { clean: r.code === 0, exitCode: r.code, output };
 }

@@ -1,6 +1,6 @@
 /**
  * Root filesystems from tar archives: a distro's rootfs tarball or `docker export` output,
- * streamed with tar-stream into an ImageTree (which then becomes an ext4 disk image with
+ * streamed (by the reader below) into an ImageTree (which then becomes an ext4 disk image with
  * buildExt4 or a cpio segment with buildCpioSegment). Nothing is extracted on the host and
  * no root privilege is needed: owners, modes (setuid bits too), symlinks, hard links, device
  * nodes and fifos are recorded in the tree, and the image builders write them (debugfs for
@@ -20,16 +20,23 @@
  *   numeric owners are.
  * - Compression: gzip (zlib), xz and zstd (the host's xz/zstd), recognised by magic bytes.
  *
- * File contents are held in memory until the image is built (a minbase Debian root is about
- * 200 MB).
+ * - Sparse files (GNU tar --sparse: PAX formats 0.0, 0.1 and 1.0, and the old GNU format's
+ *   tar type S) are imported sparse: their data regions are written at their offsets into a
+ *   spill file with holes, which the image builders copy as it is (mke2fs -d keeps holes).
+ *   Another tar type (a volume label, a multi-volume continuation, ...) is refused by name.
+ *
+ * Files up to 1 MiB are held in memory until the image is built; bigger ones are streamed into
+ * a spill file in a temporary folder (zero blocks left as holes), never held whole, so an
+ * entry of any size takes little memory. The archive is read by a small reader of our own:
+ * ustar, GNU (long names, base-256 sizes) and pax headers.
  */
-import { createReadStream } from 'node:fs';
-import { spawn } from 'node:child_process';
+import { createReadStream, promises as fs } from 'node:fs';
+import * as path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
-import * as tar from 'tar-stream';
 import { UsageError } from '../errors.ts';
 import { requireTool } from '../host.ts';
+import { makeTempDir, spawnGuarded } from '../lifecycle.ts';
 import type { ImageTree } from './tree.ts';
 
 export interface TarImportOptions {
@@ -97,14 +104,14 @@ async function sniff(src: Readable): Promise<{ kind: string; stream: Readable }>
 
 function decompressWith(tool: string, src: Readable, archive: string): Readable {
   const bin = requireTool(tool, `to read the ${tool}-compressed tar archive ${archive}`);
-  const child = spawn(bin, ['-dc'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const { child } = spawnGuarded(bin, ['-dc'], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
   const out = new PassThrough();
   let err = '';
-  child.stderr.on('data', (d) => (err += d));
+  child.stderr!.on('data', (d) => (err += d));
   src.on('error', (e) => out.destroy(e));
-  child.stdin.on('error', () => {}); // an early exit shows up as the exit code
-  src.pipe(child.stdin);
-  child.stdout.pipe(out, { end: false });
+  child.stdin!.on('error', () => {}); // an early exit shows up as the exit code
+  src.pipe(child.stdin!);
+  child.stdout!.pipe(out, { end: false });
   child.on('close', (code) => {
     if (code === 0) out.end();
     else out.destroy(new UsageError(`${archive}: ${tool} -dc failed (exit ${code}): ${err.trim()}`));
@@ -112,10 +119,286 @@ function decompressWith(tool: string, src: Readable, archive: string): Readable 
   return out;
 }
 
-async function readAll(s: AsyncIterable<unknown>): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of s) chunks.push(Buffer.from(c as Uint8Array));
-  return Buffer.concat(chunks);
+/** Reads exact byte counts from a stream of chunks, without holding more than one chunk. */
+class ByteReader {
+  private buf: Buffer = Buffer.alloc(0);
+  private readonly it: AsyncIterator<unknown>;
+  offset = 0;
+  constructor(src: AsyncIterable<unknown>) {
+    this.it = src[Symbol.asyncIterator]();
+  }
+  private async fill(): Promise<boolean> {
+    const r = await this.it.next();
+    if (r.done) return false;
+    const b = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value as Uint8Array);
+    this.buf = this.buf.length ? Buffer.concat([this.buf, b]) : b;
+    return true;
+  }
+  /** Exactly n bytes (n small), or undefined at the end of the stream before any byte. */
+  async read(n: number): Promise<Buffer | undefined> {
+    while (this.buf.length < n) {
+      if (!(await this.fill())) {
+        if (this.buf.length === 0) return undefined;
+        throw new TarFormatError(`the archive ends in the middle of a block at byte ${this.offset + this.buf.length}`);
+      }
+    }
+    const out = this.buf.subarray(0, n);
+    this.buf = this.buf.subarray(n);
+    this.offset += n;
+    return out;
+  }
+  /** The next n bytes as a sequence of chunks (n may be many GiB). */
+  async *chunks(n: number): AsyncGenerator<Buffer> {
+    let left = n;
+    while (left > 0) {
+      if (this.buf.length === 0 && !(await this.fill())) {
+        throw new TarFormatError(`the archive ends inside an entry's data (${left} bytes missing)`);
+      }
+      const take = Math.min(left, this.buf.length);
+      const out = this.buf.subarray(0, take);
+      this.buf = this.buf.subarray(take);
+      this.offset += take;
+      left -= take;
+      yield out;
+    }
+  }
+  async skip(n: number): Promise<void> {
+    for await (const _ of this.chunks(n)) {
+      /* dropped */
+    }
+  }
+}
+
+class TarFormatError extends Error {}
+
+const BLOCK = 512;
+const pad = (n: number): number => (BLOCK - (n % BLOCK)) % BLOCK;
+
+function cstr(b: Buffer, off: number, len: number): string {
+  const s = b.subarray(off, off + len);
+  const z = s.indexOf(0);
+  return (z === -1 ? s : s.subarray(0, z)).toString('utf8');
+}
+
+/** A numeric header field: octal text, or GNU's base-256 (high bit set) for big values. */
+function num(b: Buffer, off: number, len: number): number {
+  if (b[off] & 0x80) {
+    let v = b[off] & 0x3f;
+    for (let i = 1; i < len; i++) v = v * 256 + b[off + i];
+    return v;
+  }
+  const t = cstr(b, off, len).trim();
+  if (t === '') return 0;
+  if (!/^[0-7]+$/.test(t)) throw new TarFormatError(`a header field holds ${JSON.stringify(t)}, not an octal number`);
+  return parseInt(t, 8);
+}
+
+function checksumOk(h: Buffer): boolean {
+  let unsigned = 0;
+  let signed = 0;
+  for (let i = 0; i < BLOCK; i++) {
+    const c = i >= 148 && i < 156 ? 32 : h[i];
+    unsigned += c;
+    signed += c > 127 ? c - 256 : c;
+  }
+  const want = num(h, 148, 8);
+  return want === unsigned || want === signed;
+}
+
+/** pax records ("LEN key=value\n"), in order (GNU sparse 0.0 repeats keys). */
+function paxRecords(data: Buffer): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  let i = 0;
+  while (i < data.length) {
+    const sp = data.indexOf(0x20, i);
+    if (sp === -1) break;
+    const len = Number(data.subarray(i, sp).toString('latin1'));
+    if (!Number.isInteger(len) || len <= 0 || i + len > data.length) throw new TarFormatError('a pax extended header record is malformed');
+    const rec = data.subarray(sp + 1, i + len - 1).toString('utf8');
+    const eq = rec.indexOf('=');
+    if (eq > 0) out.push([rec.slice(0, eq), rec.slice(eq + 1)]);
+    i += len;
+  }
+  return out;
+}
+
+/** A file's data regions: [offset in the file, length], stored one after the other in the archive. */
+type SparseMap = Array<[number, number]>;
+
+interface RawEntry {
+  name: string;
+  /** The tar type flag as a character ('0', '5', 'S', ...). */
+  flag: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  linkname: string;
+  devmajor: number;
+  devminor: number;
+  /** Bytes of data stored in the archive. */
+  size: number;
+  sparse?: { format: string; realSize: number; map?: SparseMap };
+}
+
+const FLAG_NAMES: Record<string, string> = {
+  V: 'a GNU volume label',
+  M: 'a GNU multi-volume continuation',
+  D: 'a GNU incremental dump folder',
+  N: 'an old GNU long-name list',
+  A: 'a Solaris ACL',
+  E: 'a Solaris extended attribute',
+  I: 'an inode-only entry',
+  X: 'an old POSIX extended header',
+};
+
+function parseSparseMap(text: string, what: string): SparseMap {
+  const nums = text.split(',').filter((x) => x !== '').map(Number);
+  if (nums.length % 2 || nums.some((n) => !Number.isSafeInteger(n) || n < 0)) throw new TarFormatError(`${what} is malformed`);
+  const map: SparseMap = [];
+  for (let i = 0; i < nums.length; i += 2) map.push([nums[i], nums[i + 1]]);
+  return map;
+}
+
+/**
+ * The entries of a plain (decompressed) tar stream: ustar, GNU (long names, old-format sparse
+ * files, base-256 sizes) and pax (path, linkpath, size, uid, gid, GNU sparse 0.0, 0.1, 1.0).
+ * `onEntry` gets each entry with its data still in the stream and must read exactly `size`
+ * bytes with `body` (or leave them; they are skipped).
+ */
+async function readTar(
+  src: AsyncIterable<unknown>,
+  onEntry: (e: RawEntry, body: () => AsyncGenerator<Buffer>, r: ByteReader) => Promise<void>,
+): Promise<void> {
+  const r = new ByteReader(src);
+  let pax: Array<[string, string]> = [];
+  let longName: string | undefined;
+  let longLink: string | undefined;
+  for (;;) {
+    const h = await r.read(BLOCK);
+    if (!h) return; // an archive without its end blocks: GNU tar accepts it too
+    if (h.every((b) => b === 0)) return;
+    if (!checksumOk(h)) throw new TarFormatError(`the header at byte ${r.offset - BLOCK} has a wrong checksum (not a tar archive, or damaged)`);
+    const flag = h[156] === 0 ? '0' : String.fromCharCode(h[156]);
+    let size = num(h, 124, 12);
+    if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {
+      if (size > 16 << 20) throw new TarFormatError(`an extended header of ${size} bytes is more than rootprobe reads`);
+      const data = size ? Buffer.concat(await collect(r.chunks(size))) : Buffer.alloc(0);
+      await r.skip(pad(size));
+      if (flag === 'x') pax = paxRecords(data);
+      else if (flag === 'L') longName = cstr(data, 0, data.length);
+      else if (flag === 'K') longLink = cstr(data, 0, data.length);
+      continue;
+    }
+    const ustar = h.subarray(257, 263).toString('latin1') === 'ustar\0';
+    let name = cstr(h, 0, 100);
+    if (ustar && h[345]) name = `${cstr(h, 345, 155)}/${name}`;
+    const e: RawEntry = {
+      name: longName ?? name,
+      flag,
+      mode: num(h, 100, 8),
+      uid: num(h, 108, 8),
+      gid: num(h, 116, 8),
+      linkname: longLink ?? cstr(h, 157, 100),
+      devmajor: num(h, 329, 8),
+      devminor: num(h, 337, 8),
+      size,
+    };
+    longName = longLink = undefined;
+    if (flag === 'S') {
+      // Old GNU sparse: 4 map entries in the header, more in extension blocks, the real size at 483.
+      const map: SparseMap = [];
+      const take = (b: Buffer, off: number, count: number): void => {
+        for (let i = 0; i < count; i++) {
+          const o = off + i * 24;
+          if (b[o] === 0) break;
+          map.push([num(b, o, 12), num(b, o + 12, 12)]);
+        }
+      };
+      take(h, 386, 4);
+      let extended = h[482] !== 0;
+      while (extended) {
+        const x = await r.read(BLOCK);
+        if (!x) throw new TarFormatError(`the archive ends inside the sparse map of ${e.name}`);
+        take(x, 0, 21);
+        extended = x[504] !== 0;
+      }
+      e.sparse = { format: 'GNU old-format sparse (tar type S)', realSize: num(h, 483, 12), map };
+    }
+    const get = (k: string): string | undefined => {
+      let v: string | undefined;
+      for (const [key, val] of pax) if (key === k) v = val;
+      return v;
+    };
+    if (pax.length) {
+      if (get('path') !== undefined) e.name = get('path')!;
+      if (get('linkpath') !== undefined) e.linkname = get('linkpath')!;
+      if (get('size') !== undefined) e.size = size = Number(get('size'));
+      if (get('uid') !== undefined) e.uid = Number(get('uid'));
+      if (get('gid') !== undefined) e.gid = Number(get('gid'));
+      const major = get('GNU.sparse.major');
+      const minor = get('GNU.sparse.minor');
+      if (major !== undefined || get('GNU.sparse.map') !== undefined || get('GNU.sparse.offset') !== undefined) {
+        if (get('GNU.sparse.name') !== undefined) e.name = get('GNU.sparse.name')!;
+        const real = Number(get('GNU.sparse.realsize') ?? get('GNU.sparse.size'));
+        if (!Number.isSafeInteger(real) || real < 0) throw new TarFormatError(`the PAX sparse file ${e.name} has no valid real size`);
+        if (major === '1' && minor === '0') {
+          e.sparse = { format: 'PAX sparse 1.0', realSize: real }; // the map is at the start of the data
+        } else if (get('GNU.sparse.map') !== undefined) {
+          e.sparse = { format: 'PAX sparse 0.1', realSize: real, map: parseSparseMap(get('GNU.sparse.map')!, `the sparse map of ${e.name}`) };
+        } else if (get('GNU.sparse.offset') !== undefined) {
+          const offs = pax.filter(([k]) => k === 'GNU.sparse.offset').map(([, v]) => v);
+          const lens = pax.filter(([k]) => k === 'GNU.sparse.numbytes').map(([, v]) => v);
+          if (offs.length !== lens.length) throw new TarFormatError(`the sparse map of ${e.name} is malformed`);
+          e.sparse = { format: 'PAX sparse 0.0', realSize: real, map: parseSparseMap(offs.flatMap((o, i) => [o, lens[i]]).join(','), `the sparse map of ${e.name}`) };
+        } else {
+          e.sparse = { format: `PAX sparse ${major}.${minor}`, realSize: real };
+        }
+      }
+      pax = [];
+    }
+    if (!Number.isSafeInteger(e.size) || e.size < 0) throw new TarFormatError(`entry ${JSON.stringify(e.name)} has an invalid size`);
+    const hasData = !['1', '2', '3', '4', '5', '6'].includes(flag);
+    const dataLen = hasData ? e.size : 0;
+    let consumed = 0;
+    const gen = async function* (): AsyncGenerator<Buffer> {
+      for await (const c of r.chunks(dataLen - consumed)) {
+        consumed += c.length;
+        yield c;
+      }
+    };
+    await onEntry(e, gen, r);
+    if (consumed < dataLen) await r.skip(dataLen - consumed);
+    await r.skip(pad(dataLen));
+  }
+}
+
+async function collect(g: AsyncIterable<Buffer>): Promise<Buffer[]> {
+  const out: Buffer[] = [];
+  for await (const c of g) out.push(c);
+  return out;
+}
+
+/** Files up to this size are kept in memory; bigger ones (and sparse ones) go to a spill file. */
+const INLINE_MAX = 1 << 20;
+const ZERO = Buffer.alloc(64 << 10);
+
+/**
+ * Writes `chunks` into `fd` from `offset` on, leaving holes where a whole 4 KiB-aligned block
+ * is zero (the spill file is sparse: a 3 GiB file of zeros takes no space).
+ */
+async function writeSparse(fd: fs.FileHandle, offset: number, chunks: AsyncIterable<Buffer>): Promise<number> {
+  let pos = offset;
+  for await (const c of chunks) {
+    let i = 0;
+    while (i < c.length) {
+      const n = Math.min(c.length - i, ZERO.length - (pos % 4096));
+      const part = c.subarray(i, i + n);
+      if (!part.equals(ZERO.subarray(0, part.length))) await fd.write(part, 0, part.length, pos);
+      i += n;
+      pos += n;
+    }
+  }
+  return pos - offset;
 }
 
 /**
@@ -148,90 +431,134 @@ export async function importTar(
 
   const sum: TarImportSummary = { entries: 0, files: 0, dirs: 0, symlinks: 0, hardlinks: 0, devices: 0, fifos: 0, bytes: 0 };
   const seen = new Set<string>();
-  const extract = tar.extract();
-  const done = (async () => {
-    for await (const entry of extract) {
-      const h = entry.header;
-      const p = tarEntryPath(h.name, archive, at);
-      const mode = (h.mode ?? 0o644) & 0o7777;
-      const owned = (): void => {
-        if ((h.uid ?? 0) !== 0 || (h.gid ?? 0) !== 0) tree.chown(p, h.uid ?? 0, h.gid ?? 0);
-      };
-      sum.entries++;
-      switch (h.type) {
-        case 'file':
-        case 'contiguous-file': {
-          const data = await readAll(entry);
-          if (p === at) throw new UsageError(`${archive}: entry ${JSON.stringify(h.name)} is a file where the root folder is.`);
+  let spillDir: string | undefined;
+  let spills = 0;
+  const spillFile = async (): Promise<string> => {
+    spillDir ??= await makeTempDir('rootprobe-tar-');
+    return path.join(spillDir, `f${spills++}`);
+  };
+  const onEntry = async (h: RawEntry, body: () => AsyncGenerator<Buffer>): Promise<void> => {
+    const p = tarEntryPath(h.name, archive, at);
+    const mode = h.mode & 0o7777;
+    const owned = (): void => {
+      if (h.uid !== 0 || h.gid !== 0) tree.chown(p, h.uid, h.gid);
+    };
+    sum.entries++;
+    switch (h.flag) {
+      case '0':
+      case '7':
+      case 'S': {
+        if (p === at) throw new UsageError(`${archive}: entry ${JSON.stringify(h.name)} is a file where the root folder is.`);
+        const sp = h.sparse;
+        if (!sp && h.size <= INLINE_MAX) {
+          const data = Buffer.concat(await collect(body()));
           tree.file(p, data, mode);
-          owned();
-          sum.files++;
           sum.bytes += data.length;
-          break;
-        }
-        case 'directory':
-          entry.resume();
-          tree.dir(p, mode);
-          owned();
-          sum.dirs++;
-          break;
-        case 'symlink':
-          entry.resume();
-          if (!h.linkname) throw new UsageError(`${archive}: symlink ${JSON.stringify(h.name)} has an empty target.`);
-          tree.symlink(p, h.linkname);
-          owned();
-          sum.symlinks++;
-          break;
-        case 'link': {
-          entry.resume();
-          const target = h.linkname ?? '';
-          if (target.startsWith('/') || target.split('/').includes('..')) {
-            throw new UsageError(
-              `${archive}: hard link ${JSON.stringify(h.name)} -> ${JSON.stringify(target)} escapes the root ` +
-                `(an absolute or ".." target would link a file outside it when extracted); refusing the archive.`,
-            );
+        } else {
+          // Streamed to a spill file (sparse where the data is zero), never held whole.
+          const file = await spillFile();
+          const fd = await fs.open(file, 'w');
+          try {
+            if (!sp) {
+              sum.bytes += await writeSparse(fd, 0, body());
+            } else {
+              let map = sp.map;
+              const it = body();
+              const reader = new ByteReader({ [Symbol.asyncIterator]: () => it });
+              if (!map) {
+                // PAX 1.0: the map leads the data as decimal lines, padded to a block.
+                const lines: string[] = [];
+                let text = '';
+                let used = 0;
+                const line = async (): Promise<string> => {
+                  for (;;) {
+                    const nl = text.indexOf('\n');
+                    if (nl >= 0) {
+                      const l = text.slice(0, nl);
+                      text = text.slice(nl + 1);
+                      return l;
+                    }
+                    const blk = await reader.read(BLOCK);
+                    if (!blk) throw new TarFormatError(`the sparse map of ${h.name} is cut short`);
+                    used += BLOCK;
+                    text += blk.toString('latin1');
+                    if (used > 1 << 20) throw new TarFormatError(`the sparse map of ${h.name} is too long`);
+                  }
+                };
+                const count = Number(await line());
+                if (!Number.isSafeInteger(count) || count < 0) throw new TarFormatError(`the sparse map of ${h.name} is malformed`);
+                for (let i = 0; i < count * 2; i++) lines.push(await line());
+                map = parseSparseMap(lines.join(','), `the sparse map of ${h.name}`);
+              }
+              for (const [off, len] of map) {
+                if (off + len > sp.realSize) throw new TarFormatError(`the sparse map of ${h.name} reaches past its size`);
+                sum.bytes += await writeSparse(fd, off, reader.chunks(len));
+              }
+            }
+            await fd.truncate(sp ? sp.realSize : h.size);
+          } finally {
+            await fd.close();
           }
-          const tp = tarEntryPath(target, archive, at);
-          if (!seen.has(tp)) {
-            throw new UsageError(
-              `${archive}: hard link ${JSON.stringify(h.name)} -> ${JSON.stringify(target)}: the target is not an earlier entry of the archive.`,
-            );
-          }
-          tree.hardlink(p, tp);
-          sum.hardlinks++;
-          break;
+          tree.copy(p, file, mode);
         }
-        case 'character-device':
-        case 'block-device':
-          entry.resume();
-          tree.device(p, h.type === 'character-device' ? 'char' : 'block', h.devmajor ?? 0, h.devminor ?? 0, mode);
-          owned();
-          sum.devices++;
-          break;
-        case 'fifo':
-          entry.resume();
-          tree.fifo(p, mode);
-          owned();
-          sum.fifos++;
-          break;
-        default:
-          entry.resume();
-          throw new UsageError(`${archive}: entry ${JSON.stringify(h.name)} has tar type ${JSON.stringify(h.type)}, which rootprobe cannot import.`);
+        owned();
+        sum.files++;
+        break;
       }
-      seen.add(p);
+      case '5':
+        tree.dir(p, mode);
+        owned();
+        sum.dirs++;
+        break;
+      case '2':
+        if (!h.linkname) throw new UsageError(`${archive}: symlink ${JSON.stringify(h.name)} has an empty target.`);
+        tree.symlink(p, h.linkname);
+        owned();
+        sum.symlinks++;
+        break;
+      case '1': {
+        const target = h.linkname;
+        if (target.startsWith('/') || target.split('/').includes('..')) {
+          throw new UsageError(
+            `${archive}: hard link ${JSON.stringify(h.name)} -> ${JSON.stringify(target)} escapes the root ` +
+              `(an absolute or ".." target would link a file outside it when extracted); refusing the archive.`,
+          );
+        }
+        const tp = tarEntryPath(target, archive, at);
+        if (!seen.has(tp)) {
+          throw new UsageError(
+            `${archive}: hard link ${JSON.stringify(h.name)} -> ${JSON.stringify(target)}: the target is not an earlier entry of the archive.`,
+          );
+        }
+        tree.hardlink(p, tp);
+        sum.hardlinks++;
+        break;
+      }
+      case '3':
+      case '4':
+        tree.device(p, h.flag === '3' ? 'char' : 'block', h.devmajor, h.devminor, mode);
+        owned();
+        sum.devices++;
+        break;
+      case '6':
+        tree.fifo(p, mode);
+        owned();
+        sum.fifos++;
+        break;
+      default:
+        throw new UsageError(
+          `${archive}: entry ${JSON.stringify(h.name)} has tar type '${h.flag}'` +
+            `${FLAG_NAMES[h.flag] ? ` (${FLAG_NAMES[h.flag]})` : ''}, which rootprobe cannot import.`,
+        );
     }
-  })();
-  const fed = new Promise<void>((resolve, reject) => {
-    plain.on('error', (e) => {
-      extract.destroy(e);
-      reject(e);
-    });
-    plain.pipe(extract).on('finish', resolve).on('error', reject);
-  });
+    if (h.sparse && h.flag !== '0' && h.flag !== 'S') {
+      throw new UsageError(`${archive}: entry ${JSON.stringify(h.name)} is a ${h.sparse.format} entry of tar type '${h.flag}', which rootprobe cannot import.`);
+    }
+    seen.add(p);
+  };
   try {
-    await Promise.all([done, fed]);
+    await readTar(plain, onEntry);
   } catch (e) {
-    plain.unpipe(extract);
     plain.destroy();
     raw.destroy();
     if (e instanceof UsageError) throw e;

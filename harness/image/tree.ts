@@ -11,7 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import { execFile } from 'node:child_process';
+import { runGuarded } from '../lifecycle.ts';
 import * as path from 'node:path';
 import { archivePath, type CpioEntry } from '../cpio/index.ts';
 import { moduleClosure, readModule, type ModuleFile } from '../../kernels/modules.ts';
@@ -91,12 +91,15 @@ function busyboxApplets(bin: string): Promise<string[]> {
   let p = busyboxListMemo.get(bin);
   if (!p) {
     p = fileMemo('busybox-applets', bin, () =>
-      new Promise<string[]>((resolve, reject) => {
-        execFile(bin, ['--list-full'], (err, stdout) => {
-          if (err) reject(new SetupError(`${bin} --list-full failed (${err.message}); is it a working busybox?`));
-          else resolve(stdout.split('\n').map((l) => l.trim()).filter(Boolean));
-        });
-      }),
+      runGuarded(bin, ['--list-full'], { maxBuffer: 1 << 20 }).then(
+        (r) => {
+          if (r.code !== 0) throw new SetupError(`${bin} --list-full failed (exit status ${r.code ?? r.signal}); is it a working busybox?`);
+          return r.stdout.toString('utf8').split('\n').map((l) => l.trim()).filter(Boolean);
+        },
+        (e: Error) => {
+          throw new SetupError(`${bin} --list-full failed (${e.message}); is it a working busybox?`);
+        },
+      ),
     );
     busyboxListMemo.set(bin, p);
     p.catch(() => busyboxListMemo.delete(bin));

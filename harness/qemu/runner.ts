@@ -15,7 +15,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { SetupError, UsageError } from '../errors.ts';
-import { removeTempDir, spawnGuarded, terminate, trackTempDir } from '../lifecycle.ts';
+import { ownerTag, removeTempDir, spawnGuarded, terminate, trackTempDir } from '../lifecycle.ts';
 import { MAX_SOCKET_PATH, qemuArgs, shellLine, type BootSpec } from './command.ts';
 import { ConsoleWatcher } from './console.ts';
 import type { KernelReport } from '../verdict/kernel-log.ts';
@@ -84,7 +84,7 @@ const MAX_TIMER = 2 ** 31 - 1;
 /** A folder for the result socket whose path leaves room under the 107-byte sun_path limit. */
 function shortTempDir(): string {
   const base = Buffer.byteLength(os.tmpdir()) <= 60 ? os.tmpdir() : '/tmp';
-  const dir = mkdtempSync(path.join(base, 'rootprobe-q-'));
+  const dir = mkdtempSync(path.join(base, `rootprobe-q-${ownerTag()}-`)); // owner tag: swept if we are SIGKILLed (sweep.ts)
   if (Buffer.byteLength(path.join(dir, 'res.sock')) > MAX_SOCKET_PATH) {
     rmSync(dir, { recursive: true, force: true });
     throw new SetupError(`no temporary folder with a path short enough for a unix socket (tried ${base})`);

@@ -16,6 +16,10 @@ import { summarize, type MatrixReport } from '../report/formats.ts';
 import { Progress } from '../report/terminal.ts';
 import { shardCells, type Shard } from './shard.ts';
 import { validateScenarios, withScenario } from '../validate.ts';
+import { foldMessage } from '../report/fold.ts';
+import { isPeopleError } from '../errors.ts';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -38,6 +42,25 @@ export interface MatrixOptions {
    * hidden. Default 0.
    */
   retries?: number;
+}
+
+/**
+ * Keeps a run's message short (report/fold.ts); the whole message, when it had to be folded,
+ * goes to `message.txt` in the run's artifact folder, which the message then names.
+ */
+export async function foldRunMessage(r: RunRecord): Promise<void> {
+  if (!r.message) return;
+  const folded = foldMessage(r.message);
+  if (folded === r.message) return;
+  let where = '';
+  if (r.artifacts?.dir) {
+    const file = path.join(r.artifacts.dir, 'message.txt');
+    where = await fs.writeFile(file, r.message).then(
+      () => `\n(the whole message: ${file})`,
+      () => '',
+    );
+  }
+  r.message = folded + where;
 }
 
 function summaryOf(r: RunRecord): RunAttempt {
@@ -155,6 +178,30 @@ export async function runMatrix(scenarios: Scenario[], kernelSpecs: string[], op
         return;
       }
       progress.start(s.name, k.id);
+      const started = Date.now();
+      // A host file error while keeping the run's artifacts (a folder made unwritable or full
+      // during the run) ends this cell as `error` naming it; the other cells and the reports go on.
+      const hostError = (e: unknown): RunRecord => {
+        if (!(e as NodeJS.ErrnoException)?.code || isPeopleError(e)) throw e;
+        return {
+          scenario: s.name,
+          kernel: k.id,
+          kernelRelease: k.release,
+          accel: accel.accel as 'kvm' | 'tcg',
+          outcome: 'error',
+          message: `the run's artifacts could not be kept under ${opts.artifactsRoot}: ${(e as Error).message}`,
+          durationMs: Date.now() - started,
+          stagesReported: [],
+          stages: [],
+          evidence: [],
+          behaviours: [],
+          consoleTail: [],
+          memoryMiB: s.memoryMiB ?? 256,
+          deadlineMs: 0,
+          warnings: [],
+          rerun: `npx rootprobe run ${s.name} --kernel ${k.id}`,
+        };
+      };
       const attempt = () =>
         runScenario(s, k, {
           accel: accel.accel as 'kvm' | 'tcg',
@@ -166,13 +213,15 @@ export async function runMatrix(scenarios: Scenario[], kernelSpecs: string[], op
           images,
           signal: abort.signal,
           onEvent: (e) => progress.event(e),
-        });
+        }).catch(hostError);
       let r = await attempt();
+      await foldRunMessage(r);
       const attempts: RunAttempt[] = [summaryOf(r)];
       for (let n = 0; n < (opts.retries ?? 0) && r.outcome !== 'passed' && !abort.signal.aborted; n++) {
         progress.message(`retry  ${s.name} @ ${k.id}: attempt ${n + 1} ended ${r.outcome}`);
         const previous = r;
         r = await attempt();
+        await foldRunMessage(r);
         attempts.push(summaryOf(r));
         // The failed attempt's artifacts stay where they were kept; the new record points at its own.
         if (!r.artifacts && previous.artifacts) r.artifacts = previous.artifacts;
