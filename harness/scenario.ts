@@ -111,7 +111,7 @@ function callerFile(): string {
     const m = /\((.*?):\d+:\d+\)$/.exec(line) ?? /at (.*?):\d+:\d+$/.exec(line);
     if (!m) continue;
     const f = m[1].startsWith('file://') ? fileURLToPath(m[1]) : m[1];
-    if (!f.endsWith(`${path.sep}scenario.ts`) || !f.includes(`${path.sep}harness${path.sep}`)) return f;
+    if (!/[\\/]scenario\.[jt]s$/.test(f) || !f.includes(`${path.sep}harness${path.sep}`)) return f; // .js: dist/
   }
   return process.cwd();
 }

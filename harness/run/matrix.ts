@@ -17,7 +17,9 @@ import { Progress } from '../report/terminal.ts';
 import { shardCells, type Shard } from './shard.ts';
 import { validateScenarios, withScenario } from '../validate.ts';
 
-const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
+// Through the package's own name (its `exports` lists ./package.json), so that the sources
+// and the compiled tree in dist/ find the same file.
+const pkg = createRequire(import.meta.url)('rootprobe/package.json') as { version: string };
 
 export interface MatrixOptions {
   jobs: number;
