@@ -29,7 +29,9 @@ import { cleanupAll } from '../lifecycle.ts';
 import { cmdRunExternal } from '../external/cli.ts';
 import { cmdShell } from './shell.ts';
 import { cmdBuild } from './build.ts';
-import { junitMerge, parseShard } from '../run/shard.ts';
+import { junitMerge, resolveShard } from '../run/shard.ts';
+import { toKcidbJson } from '../report/kcidb.ts';
+import { expectedStages } from '../scenario.ts';
 
 export const DEFAULT_KERNEL = 'debian/bookworm';
 
@@ -56,6 +58,7 @@ run options:
   --json FILE        the full report as JSON (stages with mountinfo and processes)
   --junit FILE       JUnit XML, one testcase per scenario x kernel
   --tap FILE|-       TAP version 13 (- for standard output)
+  --kcidb FILE       KernelCI's KCIDB v5.3 JSON: a test per scenario and per stage (rootprobe.<scenario>.<stage>)
   --evidence FILE    a Markdown table: each seed claim, the scenarios checking it, what each kernel showed
   --artifacts DIR    where run folders are kept (default ./rootprobe-artifacts)
   --keep             keep the run folder of passing runs too
@@ -64,7 +67,9 @@ run options:
   --retries N        boot a cell that did not pass again, up to N times; every attempt is
                      reported and a cell whose attempts disagree is marked flaky
   --shard I/N        run only part I of N of the scenario x kernel matrix (cells sorted by kernel,
-                     then scenario; cell k goes to part k mod N + 1): N CI jobs cover it once
+                     then scenario; cell k goes to part k mod N + 1): N CI jobs cover it once.
+                     --shard auto[/N]: I and N from the CI (GitLab CI_NODE_INDEX/CI_NODE_TOTAL, a Kubernetes
+                     Indexed Job's JOB_COMPLETION_INDEX with auto/N, ROOTPROBE_JOB_INDEX/ROOTPROBE_JOB_TOTAL)
 
 environment: ROOTPROBE_ACCEL=kvm|tcg, ROOTPROBE_TIMEOUT_FACTOR, ROOTPROBE_CACHE, ROOTPROBE_DEBIAN_MIRROR
 exit status: 0 all passed, 1 some did not, 2 bad usage or missing setup`;
@@ -107,6 +112,7 @@ async function cmdRun(args: string[]): Promise<number> {
       json: { type: 'string' },
       junit: { type: 'string' },
       tap: { type: 'string' },
+      kcidb: { type: 'string' },
       evidence: { type: 'string' },
       artifacts: { type: 'string' },
       keep: { type: 'boolean' },
@@ -116,13 +122,15 @@ async function cmdRun(args: string[]): Promise<number> {
       retries: { type: 'string' },
     },
   });
-  const shard = values.shard !== undefined ? parseShard(values.shard) : undefined;
+  const shard = values.shard !== undefined ? resolveShard(values.shard) : undefined;
+  if (shard && shard.from !== '--shard') process.stderr.write(`shard ${shard.index}/${shard.count} (from ${shard.from})\n`);
   const kernels = values.kernel?.length ? values.kernel : [DEFAULT_KERNEL];
   for (const k of kernels) parseKernelSpec(k); // a bad spec is a usage error before anything runs
   const jobs = positiveInt(values.jobs, '--jobs', os.availableParallelism());
   const all = await loadScenarios(values.scenarios ?? []);
   const chosen = positionals.length > 0 && !values.all ? pickScenarios(all, positionals) : all;
   if (positionals.length > 0 && values.all) throw new UsageError('name scenarios or give --all, not both');
+  const kcidbOpts = { stages: Object.fromEntries(chosen.map((s) => [s.name, expectedStages(s)])) };
   const rerunArgs = (values.scenarios ?? []).flatMap((d) => ['--scenarios', path.resolve(d)]);
   const report = await runMatrix(chosen, kernels, {
     jobs,
@@ -136,11 +144,13 @@ async function cmdRun(args: string[]): Promise<number> {
       if (values.json) await writeOut(values.json, toJson(partial));
       if (values.junit) await writeOut(values.junit, toJUnit(partial));
       if (values.evidence) await writeOut(values.evidence, evidenceMarkdown(partial, chosen));
+      if (values.kcidb) await writeOut(values.kcidb, toKcidbJson(partial, kcidbOpts));
     },
   });
   if (values.json) await writeOut(values.json, toJson(report));
   if (values.junit) await writeOut(values.junit, toJUnit(report));
   if (values.tap) await writeOut(values.tap, toTap(report));
+  if (values.kcidb) await writeOut(values.kcidb, toKcidbJson(report, kcidbOpts));
   if (values.evidence) await writeOut(values.evidence, evidenceMarkdown(report, chosen));
   process.stdout.write(summaryText(report, Boolean(process.stdout.isTTY) && !process.env.CI));
   // A shard may be empty (more shards than cells): nothing failed.
