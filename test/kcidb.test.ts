@@ -112,6 +112,12 @@ describe('KCIDB report', () => {
     const failed = toKcidb(report([rec('failed', ['initramfs', 'realroot', 'done'])]), { stages: STAGES });
     valid(failed);
     expect(failed.tests.map((t) => t.status)).to.deep.equal(['FAIL', 'PASS', 'PASS', 'PASS']);
+    // the message of a failed assertion names its stage: that stage fails, with the message
+    const msg = 'expected the mount at "/" (id 25) in stage "realroot" to have type "ext4", but it is "tmpfs"';
+    const blamed = toKcidb(report([rec('failed', ['initramfs', 'realroot', 'done'], { message: msg })]), { stages: STAGES });
+    valid(blamed);
+    expect(blamed.tests.map((t) => t.status)).to.deep.equal(['FAIL', 'PASS', 'FAIL', 'PASS']);
+    expect(blamed.tests[2].log_excerpt).to.match(/^expected the mount at "\/" \(id 25\) in stage "realroot"/);
   });
 
   it('flaky and the attempts go in misc; git data goes in the checkout where the kernel came from a git tree', () => {

@@ -11,7 +11,7 @@
  *  - tests: one per scenario x kernel with the path `rootprobe.<scenario>` (the verdict of the
  *    whole run, the assertions included), and one per stage with the path
  *    `rootprobe.<scenario>.<stage>`: PASS when the guest reached the stage and its snapshot was
- *    read back; the first stage it did not reach gets the run's status (a panic before it is a
+ *    read back, FAIL when a failed assertion names it (`... in stage "realroot" ...`); the first stage it did not reach gets the run's status (a panic before it is a
  *    FAIL, a timeout or a missing stage an ERROR, a broken harness or channel a MISS); the
  *    stages after that never ran and are not reported (they are named in the scenario test's
  *    `misc.stages_not_reached`). Flaky, the accelerator, the attempts, the behaviours and
@@ -198,6 +198,8 @@ export function toKcidb(report: MatrixReport, opts: KcidbOptions = {}): KcidbRep
         rerun: r.rerun,
       },
     });
+    // an assertion that failed names its stage (`in stage "realroot"`): that stage fails too
+    const blamed = r.outcome === 'failed' ? [...(r.message ?? '').matchAll(/\bstage "([^"]+)"/g)].map((m) => m[1]) : [];
     let previousUptime: number | null = null;
     for (const stage of expected) {
       const snap = r.stages.find((s) => s.name === stage);
@@ -205,16 +207,22 @@ export function toKcidb(report: MatrixReport, opts: KcidbOptions = {}): KcidbRep
       if (!isReached && stage !== firstMissing) continue;
       const uptime = snap?.uptime ?? null;
       // a passed or failed run reported every stage; one that did not is the harness's doing
-      const status: KcidbStatus = isReached ? 'PASS' : STATUS[r.outcome === 'passed' || r.outcome === 'failed' ? 'error' : r.outcome];
+      const status: KcidbStatus = !isReached
+        ? STATUS[r.outcome === 'passed' || r.outcome === 'failed' ? 'error' : r.outcome]
+        : blamed.includes(stage)
+          ? 'FAIL'
+          : 'PASS';
       tests.push({
         id: `${idBase}:${stage}`,
         build_id: buildId(r.kernel),
         origin: ORIGIN,
         path: `${base}.${pathPart(stage)}`,
         status,
-        comment: text(isReached ? `stage ${stage} reached and read back` : `stage ${stage} not reached: ${r.outcome}`),
+        comment: text(
+          !isReached ? `stage ${stage} not reached: ${r.outcome}` : status === 'FAIL' ? `stage ${stage}: an assertion on it failed` : `stage ${stage} reached and read back`,
+        ),
         ...(uptime !== null && previousUptime !== null ? { duration: Math.max(0, uptime - previousUptime) } : {}),
-        ...(!isReached && logExcerpt ? { log_excerpt: logExcerpt } : {}),
+        ...((!isReached || status === 'FAIL') && logExcerpt ? { log_excerpt: logExcerpt } : {}),
         ...(!isReached && log ? { log_url: log } : {}),
         environment,
         misc: { flaky: Boolean(r.flaky), accel: r.accel, uptime, ...(snap ? { processes: snap.processes.length, mounts: snap.mountinfo.length } : {}) },
