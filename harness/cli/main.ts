@@ -18,20 +18,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { isPeopleError, UsageError } from '../errors.ts';
 import { loadScenarios, pickScenarios } from '../../scenarios/index.ts';
-import { KNOWN_KERNELS, listKernels, parseKernelSpec } from '../../kernels/index.ts';
-import { runMatrix } from '../run/matrix.ts';
-import { summaryText } from '../report/terminal.ts';
-import { toJUnit, toJson, toTap } from '../report/formats.ts';
-import { evidenceMarkdown } from '../report/evidence.ts';
-import { doctor } from './doctor.ts';
-import { diffRuns, diffText } from '../report/diff.ts';
 import { cleanupAll } from '../lifecycle.ts';
-import { cmdRunExternal } from '../external/cli.ts';
-import { cmdShell } from './shell.ts';
-import { cmdBuild } from './build.ts';
 import { junitMerge, resolveShard } from '../run/shard.ts';
-import { toKcidbJson } from '../report/kcidb.ts';
 import { expectedStages } from '../scenario.ts';
+import type { Difference } from '../report/diff.ts';
+// The modules of booting, reporting and the other commands are imported by the command that
+// needs them, so that `rootprobe list` or a usage error loads only what it uses (start-up).
 
 export const DEFAULT_KERNEL = 'debian/bookworm';
 
@@ -101,7 +93,7 @@ function positiveInt(v: string | undefined, name: string, dflt: number): number 
 
 async function cmdRun(args: string[]): Promise<number> {
   // rootprobe run external --initramfs FILE --kernel K ...: a distro's own initramfs (harness/external)
-  if (args[0] === 'external') return cmdRunExternal(args.slice(1));
+  if (args[0] === 'external') return (await import('../external/cli.ts')).cmdRunExternal(args.slice(1));
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
@@ -125,6 +117,7 @@ async function cmdRun(args: string[]): Promise<number> {
   const shard = values.shard !== undefined ? resolveShard(values.shard) : undefined;
   if (shard && shard.from !== '--shard') process.stderr.write(`shard ${shard.index}/${shard.count} (from ${shard.from})\n`);
   const kernels = values.kernel?.length ? values.kernel : [DEFAULT_KERNEL];
+  const { parseKernelSpec } = await import('../../kernels/index.ts');
   for (const k of kernels) parseKernelSpec(k); // a bad spec is a usage error before anything runs
   const jobs = positiveInt(values.jobs, '--jobs', os.availableParallelism());
   const all = await loadScenarios(values.scenarios ?? []);
@@ -132,6 +125,13 @@ async function cmdRun(args: string[]): Promise<number> {
   if (positionals.length > 0 && values.all) throw new UsageError('name scenarios or give --all, not both');
   const kcidbOpts = { stages: Object.fromEntries(chosen.map((s) => [s.name, expectedStages(s)])) };
   const rerunArgs = (values.scenarios ?? []).flatMap((d) => ['--scenarios', path.resolve(d)]);
+  const [{ runMatrix }, { toJUnit, toJson, toTap }, { evidenceMarkdown }, { summaryText }, { toKcidbJson }] = await Promise.all([
+    import('../run/matrix.ts'),
+    import('../report/formats.ts'),
+    import('../report/evidence.ts'),
+    import('../report/terminal.ts'),
+    import('../report/kcidb.ts'),
+  ]);
   const report = await runMatrix(chosen, kernels, {
     jobs,
     artifactsRoot: values.artifacts ?? 'rootprobe-artifacts',
@@ -187,9 +187,11 @@ async function cmdDiff(args: string[]): Promise<number> {
   });
   const kernels = values.kernel ?? [];
   if (kernels.length !== 2) throw new UsageError(`diff takes exactly two --kernel options (got ${kernels.length})`);
+  const { parseKernelSpec } = await import('../../kernels/index.ts');
   for (const k of kernels) parseKernelSpec(k);
   const all = await loadScenarios(values.scenarios ?? []);
   const chosen = positionals.length > 0 ? pickScenarios(all, positionals) : all;
+  const [{ runMatrix }, { diffRuns, diffText }] = await Promise.all([import('../run/matrix.ts'), import('../report/diff.ts')]);
   const report = await runMatrix(chosen, kernels, {
     jobs: positiveInt(values.jobs, '--jobs', os.availableParallelism()),
     artifactsRoot: values.artifacts ?? 'rootprobe-artifacts',
@@ -198,7 +200,7 @@ async function cmdDiff(args: string[]): Promise<number> {
   });
   const ids = [...new Set(report.runs.map((r) => r.kernel))];
   let differs = false;
-  const out: Array<{ scenario: string; a: string; b: string; differences: ReturnType<typeof diffRuns> }> = [];
+  const out: Array<{ scenario: string; a: string; b: string; differences: Difference[] }> = [];
   for (const sc of chosen) {
     const a = report.runs.find((r) => r.scenario === sc.name && r.kernel === ids[0]);
     const b = report.runs.find((r) => r.scenario === sc.name && r.kernel === ids[1]);
@@ -224,6 +226,7 @@ async function cmdList(args: string[]): Promise<number> {
 }
 
 async function cmdKernels(): Promise<number> {
+  const { KNOWN_KERNELS, listKernels } = await import('../../kernels/index.ts');
   const list = await listKernels();
   const w = Math.max(...list.map((k) => k.id.length), 8) + 2;
   process.stdout.write(`${'kernel'.padEnd(w)}${'cached'.padEnd(8)}release\n`);
@@ -242,9 +245,9 @@ export async function main(argv: string[]): Promise<number> {
       case 'run':
         return await cmdRun(rest);
       case 'shell':
-        return await cmdShell(rest);
+        return await (await import('./shell.ts')).cmdShell(rest);
       case 'build':
-        return await cmdBuild(rest);
+        return await (await import('./build.ts')).cmdBuild(rest);
       case 'junit-merge':
         return await cmdJunitMerge(rest);
       case 'list':
@@ -254,7 +257,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'kernels':
         return await cmdKernels();
       case 'doctor':
-        return await doctor(rest);
+        return await (await import('./doctor.ts')).doctor(rest);
       case undefined:
       case 'help':
       case '--help':
