@@ -6,6 +6,10 @@
 // condition), so user scenarios and the CLI share one copy of the harness.
 // ROOTPROBE_DIST=1 makes a checkout run dist/ as an install would (`npm run build` first).
 import { existsSync } from 'node:fs';
+import * as nodeModule from 'node:module';
+// Node 22.1+ keeps V8's compiled code of the modules on disk between runs (start-up); older
+// Nodes have no such call.
+nodeModule.enableCompileCache?.();
 // `rootprobe ... | head`: a closed pipe ends the output quietly, as for any Unix tool.
 for (const stream of [process.stdout, process.stderr]) {
   stream.on('error', (e) => {
@@ -19,10 +23,9 @@ let main;
 if (existsSync(sources) && !process.env.ROOTPROBE_DIST) {
   const { register } = await import('tsx/esm/api');
   register();
-  const { register: registerHooks } = await import('node:module');
   const hook =
     'export async function resolve(s, c, next) { return next(s, { ...c, conditions: [...c.conditions, "rootprobe-source"] }); }';
-  registerHooks(`data:text/javascript,${encodeURIComponent(hook)}`);
+  nodeModule.register(`data:text/javascript,${encodeURIComponent(hook)}`);
   ({ main } = await import(sources.href));
 } else if (existsSync(compiled)) {
   ({ main } = await import(compiled.href));
