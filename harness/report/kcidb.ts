@@ -137,7 +137,7 @@ export function toKcidb(report: MatrixReport, opts: KcidbOptions = {}): KcidbRep
       origin: ORIGIN,
       start_time: report.startedAt,
       comment: text(`kernel ${k}`),
-      misc: { kernel: k, kernel_release: release(k) ?? null },
+      misc: { kernel: k, ...(release(k) ? { kernel_release: release(k) } : {}) },
     };
     if (git) {
       c.git_repository_url = git.repositoryUrl;
@@ -158,7 +158,7 @@ export function toKcidb(report: MatrixReport, opts: KcidbOptions = {}): KcidbRep
     config_name: text(k),
     comment: text(`${k}${release(k) ? ` (${release(k)})` : ''}`),
     status: 'PASS' as KcidbStatus,
-    misc: { kernel: k, kernel_release: release(k) ?? null },
+    misc: { kernel: k, ...(release(k) ? { kernel_release: release(k) } : {}) },
   }));
 
   const tests: KcidbTest[] = [];
