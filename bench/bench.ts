@@ -5,6 +5,13 @@
  *   npm run bench -- [--reps N] [--kernel K]... [--scenario S]... [--only SECTION,...] [--out FILE]
  *
  * Sections (all by default):
+ *   startup   `rootprobe list` through the bin of the npm pack tarball installed into an empty
+ *             project (plain node, no npx), beside `node -e 0`. Target <= 0.15 s.
+ *   same-images  per scenario, pair by pair: `rootprobe run S` (the installed bin) vs the
+ *             qemu.sh `rootprobe build S` writes (the very same images and command line, disks
+ *             restored each time); medians of the pairs' ratios. Target <= 1.05; the default
+ *             suite at --jobs 2 vs every qemu.sh through two workers, target <= 1.03.
+ *             (bench/package.ts)
  *   overhead  per scenario x kernel: the CLI's wall time (`rootprobe run S`, images cached) vs
  *             plain qemu-system-x86_64 with the run's own flags (from its qemu.cmdline) booting
  *             an initramfs whose /init powers off at once, x the boots the scenario makes (1).
@@ -44,6 +51,7 @@ import { ImageTree } from '../harness/image/tree.ts';
 import { readNewc, writeNewcFile } from '../harness/cpio/index.ts';
 import { requireTool } from '../harness/host.ts';
 import type { Scenario } from '../harness/scenario.ts';
+import { installPackage, sameImages, startup } from './package.ts';
 import {
   ROOT,
   cli,
@@ -60,7 +68,7 @@ import {
   type Machine,
 } from './lib.ts';
 
-const SECTIONS = ['overhead', 'probe', 'matrix', 'images', 'cpio', 'levers'] as const;
+const SECTIONS = ['startup', 'same-images', 'overhead', 'probe', 'matrix', 'images', 'cpio', 'levers'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Target {
@@ -161,6 +169,44 @@ async function keptRun(sc: Scenario, k: Kernel, artifactsRoot: string) {
   const end = performance.now() - t0;
   if (rec.outcome !== 'passed' && !sc.name.startsWith('bench-')) log(`${sc.name}: ${rec.outcome}: ${rec.message?.split('\n')[0]}`);
   return { rec, marks, stageAt, end };
+}
+
+// ---- startup, same-images: the installed package ----------------------------------------
+if (only.has('startup') || only.has('same-images')) {
+  log('installing the npm pack tarball into an empty project');
+  const bin = await installPackage(path.join(work, 'package'));
+  if (only.has('startup')) {
+    const st = await startup(bin, Math.max(reps, 10));
+    results.sections.startup = { ...st, nodeMedianMs: ms0(st.nodeMedianMs), listMedianMs: ms0(st.listMedianMs), listMs: st.listMs.map(ms0), nodeMs: st.nodeMs.map(ms0) };
+    log(`startup: rootprobe list ${fmtS(st.listMedianMs)}, node -e 0 ${fmtS(st.nodeMedianMs)}`);
+    results.targets.push({
+      what: 'rootprobe list (installed bin)',
+      value: r2(st.listMedianMs / 1000),
+      target: '<= 0.15 s',
+      met: st.listMedianMs <= 150,
+      note: `node -e 0: ${r2(st.nodeMedianMs / 1000)} s; list minus node: ${ms0(st.listMedianMs - st.nodeMedianMs)} ms`,
+    });
+  }
+  if (only.has('same-images')) {
+    const si = await sameImages(bin, scenarios.map((x) => x.name), kernelSpecs[0], reps, path.join(work, 'same'), log);
+    results.sections['same-images'] = { kernel: kernelSpecs[0], rows: si.rows, suite: si.suite };
+    for (const r of si.rows) {
+      results.targets.push({
+        what: `rootprobe run ${r.scenario} / its qemu.sh (same images)`,
+        value: r.medianRatio,
+        target: '<= 1.05',
+        met: r.medianRatio <= 1.05,
+        note: `median of ${r.ratios.length} pairs; ${fmtS(r.rootprobeMedianMs)} vs ${fmtS(r.plainMedianMs)}`,
+      });
+    }
+    results.targets.push({
+      what: `${si.suite.scenario} / qemu.sh on 2 workers`,
+      value: si.suite.medianRatio,
+      target: '<= 1.03',
+      met: si.suite.medianRatio <= 1.03,
+      note: `${fmtS(si.suite.rootprobeMedianMs)} vs ${fmtS(si.suite.plainMedianMs)}`,
+    });
+  }
 }
 
 // ---- overhead -----------------------------------------------------------------------------
@@ -516,6 +562,18 @@ const m = results.machine;
 const out: string[] = [];
 out.push(`rootprobe bench ${m.date}: ${m.cpus} x ${m.cpuModel}, ${m.memMiB} MiB, ${accel}, ${m.qemu}, node ${m.node}`);
 out.push(`kernels: ${Object.entries(results.kernels).map(([k, v]) => `${k} (${v})`).join(', ')}; median of ${reps}; load ${m.loadavgStart.join('/')} -> ${m.loadavgEnd!.join('/')}`);
+const st = results.sections.startup as Record<string, any> | undefined;
+if (st) out.push('', `startup: rootprobe list (installed bin) ${fmtS(st.listMedianMs)}, node -e 0 ${fmtS(st.nodeMedianMs)} (median of ${st.listMs.length}; target <= 0.15 s)`);
+const si = results.sections['same-images'] as { kernel: string; rows: Array<Record<string, any>>; suite: Record<string, any> } | undefined;
+if (si) {
+  out.push('', `rootprobe run vs the qemu.sh of rootprobe build (same images, disks restored), ${si.kernel}, pair by pair`);
+  out.push(
+    table(
+      ['scenario', 'qemu.sh', 'rootprobe run', 'ratios of the pairs', 'median ratio', 'target'],
+      [...si.rows, si.suite].map((r) => [r.scenario, fmtS(r.plainMedianMs), fmtS(r.rootprobeMedianMs), r.ratios.join(' '), String(r.medianRatio), r === si.suite ? '<= 1.03' : '<= 1.05']),
+    ),
+  );
+}
 const ov = results.sections.overhead as Array<Record<string, any>> | undefined;
 if (ov) {
   out.push('', 'overhead (rootprobe run vs plain QEMU booting a halting initramfs with the same flags)');

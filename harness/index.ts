@@ -1,3 +1,4 @@
+/// <reference types="chai" />
 /**
  * rootprobe's library API, for test authors who write scenarios in their own repository and
  * run them under their own mocha suite or through the CLI (`--scenarios DIR`).

@@ -251,7 +251,7 @@ function callerSite(): { file: string; line?: number } {
     const m = /\((.*?):(\d+):\d+\)$/.exec(line) ?? /at (.*?):(\d+):\d+$/.exec(line);
     if (!m) continue;
     const f = m[1].startsWith('file://') ? fileURLToPath(m[1]) : m[1];
-    if (!f.endsWith(`${path.sep}scenario.ts`) || !f.includes(`${path.sep}harness${path.sep}`)) return { file: f, line: Number(m[2]) };
+    if (!/[\\/]scenario\.[jt]s$/.test(f) || !f.includes(`${path.sep}harness${path.sep}`)) return { file: f, line: Number(m[2]) }; // .js: dist/
   }
   return { file: process.cwd() };
 }

@@ -55,12 +55,28 @@ async function packageType(file: string): Promise<string> {
 }
 
 /**
+ * The compiled package (dist/) runs as plain JavaScript with no loader, so that a command
+ * starts in a tenth of a second; tsx's loader is registered only when a TypeScript scenario
+ * file is about to be loaded, once per process. When this module is itself TypeScript (the
+ * sources, run through tsx by bin/rootprobe.js or mocha), a loader is already there.
+ */
+let tsLoader: Promise<void> | undefined;
+function typeScriptLoader(): Promise<void> {
+  if (import.meta.url.endsWith('.ts')) return Promise.resolve();
+  tsLoader ??= import('tsx/esm/api').then(({ register }) => {
+    register();
+  });
+  return tsLoader;
+}
+
+/**
  * Imports one scenario file. A scenario file that fails to load is the scenario's mistake
  * (exit 2, naming the file), not an internal error; the commonest one, a .ts file outside any
  * package with "type": "module", gets said in so many words (Node then loads it as CommonJS,
  * and its `import` of the harness fails with a require() cycle).
  */
 async function importScenarioFile(file: string): Promise<Record<string, unknown>> {
+  if (/\.(ts|mts)$/.test(file)) await typeScriptLoader();
   try {
     return (await import(pathToFileURL(file).href)) as Record<string, unknown>;
   } catch (e) {

@@ -23,30 +23,16 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { isPeopleError, UsageError } from '../errors.ts';
-import { loadScenarios, pickScenarios } from '../../scenarios/index.ts';
-import { acceptedForms, listKernels, parseKernelSpec } from '../../kernels/index.ts';
 import { DEFAULTS } from '../plan/defaults.ts';
-import { withCliExtras } from '../../kernels/spec-options.ts';
-import { runMatrix } from '../run/matrix.ts';
-import { summaryText } from '../report/terminal.ts';
-import { toJUnit, toTap } from '../report/formats.ts';
-import { reportJson, type DiffEntry } from '../report/json.ts';
-import { evidenceMarkdown } from '../report/evidence.ts';
-import { doctor } from './doctor.ts';
-import { diffRuns, diffText } from '../report/diff.ts';
 import { cleanupAll } from '../lifecycle.ts';
 import { sweepLeftovers } from '../sweep.ts';
 import { foldMessage } from '../report/fold.ts';
-import { cmdRunExternal } from '../external/cli.ts';
-import { cmdShell } from './shell.ts';
-import { cmdBuild } from './build.ts';
-import { cmdBisect } from './bisect.ts';
-import { cmdNew } from './new.ts';
-import { junitMerge, parseShard } from '../run/shard.ts';
-import { cmdReport, cmdShow } from './show.ts';
-import { diffHtml, reportHtml, type DiffPair } from '../report/html.ts';
 import { COMMANDS, helpText, parseCommand, usageText, type CommandSpec } from './options.ts';
 import { checkOutputs, EXIT_REPORT_LOST, lostText, writeOutput, writeReports } from '../report/outputs.ts';
+import type { DiffEntry } from '../report/json.ts';
+import type { DiffPair } from '../report/html.ts';
+// Booting, reporting and the other commands are imported by the command that needs them, so
+// that `rootprobe list` or a usage error loads only what it uses (start-up time).
 
 export const DEFAULT_KERNEL = DEFAULTS.kernel;
 
@@ -81,7 +67,7 @@ function positiveInt(v: string | undefined, name: string, dflt: number): number 
 
 async function cmdRun(args: string[]): Promise<number> {
   // rootprobe run external --initramfs FILE --kernel K ...: a distro's own initramfs (harness/external)
-  if (args[0] === 'external') return cmdRunExternal(args.slice(1));
+  if (args[0] === 'external') return (await import('../external/cli.ts')).cmdRunExternal(args.slice(1));
   const parsed = parseCommand(COMMANDS.run, args);
   if (parsed.help) return 0;
   const { values, positionals } = parsed;
@@ -92,7 +78,14 @@ async function cmdRun(args: string[]): Promise<number> {
       throw new UsageError(`--allow-kernel-log ${JSON.stringify(r)} is not a regular expression: ${(e as Error).message}`);
     }
   });
-  const shard = values.shard !== undefined ? parseShard(values.shard) : undefined;
+  const { resolveShard } = await import('../run/shard.ts');
+  const shard = values.shard !== undefined ? resolveShard(values.shard) : undefined;
+  if (shard && shard.from !== '--shard') process.stderr.write(`shard ${shard.index}/${shard.count} (from ${shard.from})\n`);
+  const [{ parseKernelSpec }, { withCliExtras }, { loadScenarios, pickScenarios }] = await Promise.all([
+    import('../../kernels/index.ts'),
+    import('../../kernels/spec-options.ts'),
+    import('../../scenarios/index.ts'),
+  ]);
   const kernels = once(values.kernel?.length ? values.kernel : [DEFAULT_KERNEL], 'kernel').map((k) => withCliExtras(k, values['config-add'] ?? [], values.fragment ?? []));
   for (const k of kernels) parseKernelSpec(k); // a bad spec is a usage error before anything runs
   const jobs = positiveInt(values.jobs, '--jobs', os.availableParallelism());
@@ -109,7 +102,19 @@ async function cmdRun(args: string[]): Promise<number> {
     values.tap !== undefined ? { flag: '--tap', path: values.tap, kind: 'file', allowDash: true } : undefined,
     values.evidence !== undefined ? { flag: '--evidence', path: values.evidence, kind: 'file' } : undefined,
     values.html !== undefined ? { flag: '--html', path: values.html, kind: 'file', allowDash: true } : undefined,
+    values.kcidb !== undefined ? { flag: '--kcidb', path: values.kcidb, kind: 'file', allowDash: true } : undefined,
   ]);
+  const [{ runMatrix }, { toJUnit, toTap }, { evidenceMarkdown }, { summaryText }, { toKcidbJson }, { reportJson }, { reportHtml }, { expectedStages }] = await Promise.all([
+    import('../run/matrix.ts'),
+    import('../report/formats.ts'),
+    import('../report/evidence.ts'),
+    import('../report/terminal.ts'),
+    import('../report/kcidb.ts'),
+    import('../report/json.ts'),
+    import('../report/html.ts'),
+    import('../scenario.ts'),
+  ]);
+  const kcidbOpts = { stages: Object.fromEntries(chosen.map((s) => [s.name, expectedStages(s)])) };
   const report = await runMatrix(chosen, kernels, {
     jobs,
     artifactsRoot,
@@ -127,6 +132,7 @@ async function cmdRun(args: string[]): Promise<number> {
             { flag: '--html', path: values.html, text: () => reportHtml(partial) },
             { flag: '--junit', path: values.junit, text: () => toJUnit(partial) },
             { flag: '--evidence', path: values.evidence, text: () => evidenceMarkdown(partial, chosen) },
+            { flag: '--kcidb', path: values.kcidb, text: () => toKcidbJson(partial, kcidbOpts) },
           ]),
         ),
       );
@@ -139,6 +145,7 @@ async function cmdRun(args: string[]): Promise<number> {
     { flag: '--junit', path: values.junit, text: () => toJUnit(report) },
     { flag: '--tap', path: values.tap, text: () => toTap(report) },
     { flag: '--evidence', path: values.evidence, text: () => evidenceMarkdown(report, chosen) },
+    { flag: '--kcidb', path: values.kcidb, text: () => toKcidbJson(report, kcidbOpts) },
   ]);
   process.stdout.write(summaryText(report, Boolean(process.stdout.isTTY) && !process.env.CI));
   process.stderr.write(lostText(lost));
@@ -161,6 +168,7 @@ async function cmdJunitMerge(args: string[]): Promise<number> {
     });
     docs.push({ name: f, text });
   }
+  const { junitMerge } = await import('../run/shard.ts');
   await writeOut(out, junitMerge(docs));
   return 0;
 }
@@ -170,6 +178,14 @@ async function cmdDiff(args: string[]): Promise<number> {
   const parsed = parseCommand(COMMANDS.diff, args);
   if (parsed.help) return 0;
   const { values, positionals } = parsed;
+  const [{ parseKernelSpec }, { loadScenarios, pickScenarios }, { runMatrix }, { diffRuns, diffText }, { reportJson }, { diffHtml }] = await Promise.all([
+    import('../../kernels/index.ts'),
+    import('../../scenarios/index.ts'),
+    import('../run/matrix.ts'),
+    import('../report/diff.ts'),
+    import('../report/json.ts'),
+    import('../report/html.ts'),
+  ]);
   const kernels = values.kernel ?? [];
   if (kernels.length !== 2) throw new UsageError(`diff takes exactly two --kernel options (got ${kernels.length})`);
   for (const k of kernels) parseKernelSpec(k);
@@ -214,6 +230,7 @@ async function cmdList(args: string[]): Promise<number> {
   const parsed = parseCommand(COMMANDS.list, args);
   if (parsed.help) return 0;
   const { values } = parsed;
+  const { loadScenarios } = await import('../../scenarios/index.ts');
   const all = await loadScenarios(values.scenarios ?? []);
   const w = Math.max(...all.map((s) => s.name.length)) + 2;
   for (const s of all) {
@@ -225,6 +242,7 @@ async function cmdList(args: string[]): Promise<number> {
 
 async function cmdKernels(args: string[]): Promise<number> {
   if (parseCommand(COMMANDS.kernels, args).help) return 0;
+  const { acceptedForms, listKernels } = await import('../../kernels/index.ts');
   const list = await listKernels();
   const w = Math.max(...list.map((k) => k.id.length), 8) + 2;
   process.stdout.write(`${'kernel'.padEnd(w)}${'cached'.padEnd(8)}release\n`);
@@ -248,11 +266,11 @@ export async function main(argv: string[]): Promise<number> {
       case 'run':
         return await cmdRun(rest);
       case 'shell':
-        return await cmdShell(rest);
+        return await (await import('./shell.ts')).cmdShell(rest);
       case 'build':
-        return await cmdBuild(rest);
+        return await (await import('./build.ts')).cmdBuild(rest);
       case 'bisect':
-        return await cmdBisect(rest);
+        return await (await import('./bisect.ts')).cmdBisect(rest);
       case 'junit-merge':
         return await cmdJunitMerge(rest);
       case 'list':
@@ -262,13 +280,13 @@ export async function main(argv: string[]): Promise<number> {
       case 'kernels':
         return await cmdKernels(rest);
       case 'show':
-        return await cmdShow(rest);
+        return await (await import('./show.ts')).cmdShow(rest);
       case 'report':
-        return await cmdReport(rest);
+        return await (await import('./show.ts')).cmdReport(rest);
       case 'doctor':
-        return await doctor(rest);
+        return await (await import('./doctor.ts')).doctor(rest);
       case 'new':
-        return await cmdNew(rest);
+        return await (await import('./new.ts')).cmdNew(rest);
       case 'help':
         if (rest.length) {
           const spec = (COMMANDS as Record<string, CommandSpec>)[rest.join(' ')];

@@ -64,6 +64,7 @@ export const COMMANDS = {
       json: { type: 'string', arg: 'FILE', help: 'the report as JSON (schemas/report.schema.json): runs[] with stages, mountinfo, processes' },
       junit: { type: 'string', arg: 'FILE', help: 'JUnit XML, one testcase per scenario x kernel' },
       tap: { type: 'string', arg: 'FILE|-', help: 'TAP version 13 (- for standard output)' },
+      kcidb: { type: 'string', arg: 'FILE', help: "KernelCI's KCIDB v5.3 JSON: a test per scenario and per stage (rootprobe.<scenario>.<stage>)" },
       evidence: { type: 'string', arg: 'FILE', help: 'a Markdown table: each seed claim, the scenarios checking it, what each kernel showed' },
       artifacts: { type: 'string', arg: 'DIR', help: 'where run folders are kept (default ./rootprobe-artifacts)' },
       keep: { type: 'boolean', help: 'keep the run folder of passing runs too' },
@@ -80,7 +81,9 @@ export const COMMANDS = {
       shard: {
         type: 'string',
         arg: 'I/N',
-        help: 'run only part I of N of the scenario x kernel matrix (cell k goes to part k mod N + 1): N CI jobs cover it once',
+        help:
+          'run only part I of N of the scenario x kernel matrix (cell k goes to part k mod N + 1): N CI jobs cover it once; ' +
+          "auto[/N]: I and N from the CI (GitLab's CI_NODE_INDEX/CI_NODE_TOTAL, a Kubernetes Indexed Job's JOB_COMPLETION_INDEX with auto/N, ROOTPROBE_JOB_INDEX/ROOTPROBE_JOB_TOTAL)",
       },
     },
     notes:

@@ -21,7 +21,9 @@ import { isPeopleError } from '../errors.ts';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 
-const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
+// Through the package's own name (its `exports` lists ./package.json), so that the sources
+// and the compiled tree in dist/ find the same file.
+const pkg = createRequire(import.meta.url)('rootprobe/package.json') as { version: string };
 
 export interface MatrixOptions {
   jobs: number;

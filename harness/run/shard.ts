@@ -29,6 +29,79 @@ export function parseShard(text: string): Shard {
   return { index: i, count: n };
 }
 
+/** A shard and where its numbers came from (for the run's first line). */
+export interface ResolvedShard extends Shard {
+  from: string;
+}
+
+function wholeNumber(env: NodeJS.ProcessEnv, name: string): number {
+  const v = env[name] ?? '';
+  if (!/^\s*\d+\s*$/.test(v)) throw new UsageError(`--shard auto: ${name} must be a whole number (got '${v}')`);
+  return Number(v);
+}
+
+/**
+ * `--shard auto` or `--shard auto/N`: the index and total from the CI the run is in.
+ *
+ *   ROOTPROBE_JOB_INDEX, ROOTPROBE_JOB_TOTAL   given by you, 0-based like GitHub's
+ *                                              ${{ strategy.job-index }} / ${{ strategy.job-total }}
+ *   CI_NODE_INDEX, CI_NODE_TOTAL               GitLab CI's `parallel:` (1-based)
+ *   JOB_COMPLETION_INDEX                       a Kubernetes Indexed Job (0-based); the total is
+ *                                              the Job's `completions`, which its pods are not
+ *                                              told: give it as --shard auto/N
+ *
+ * Looked for in that order; the first set found is used. With `auto/N` the total found must be
+ * N. Anything missing or out of range is a UsageError (exit 2) saying what was looked for.
+ */
+export function resolveShard(text: string, env: NodeJS.ProcessEnv = process.env): ResolvedShard {
+  const m = /^\s*auto\s*(?:\/\s*(\d+)\s*)?$/.exec(text);
+  if (!m) return { ...parseShard(text), from: '--shard' };
+  const given = m[1] !== undefined ? Number(m[1]) : undefined;
+  if (given !== undefined && given < 1) throw new UsageError(`--shard auto/N takes N >= 1 (got '${text}')`);
+  const set = (n: string): boolean => env[n] !== undefined && env[n] !== '';
+  let index: number;
+  let count: number;
+  let from: string;
+  if (set('ROOTPROBE_JOB_INDEX') || set('ROOTPROBE_JOB_TOTAL')) {
+    if (!set('ROOTPROBE_JOB_INDEX')) throw new UsageError('--shard auto: ROOTPROBE_JOB_TOTAL is set but ROOTPROBE_JOB_INDEX is not');
+    index = wholeNumber(env, 'ROOTPROBE_JOB_INDEX') + 1;
+    if (set('ROOTPROBE_JOB_TOTAL')) count = wholeNumber(env, 'ROOTPROBE_JOB_TOTAL');
+    else if (given !== undefined) count = given;
+    else throw new UsageError('--shard auto: ROOTPROBE_JOB_INDEX is set but not the total: set ROOTPROBE_JOB_TOTAL or give --shard auto/N');
+    from = 'ROOTPROBE_JOB_INDEX (0-based)' + (set('ROOTPROBE_JOB_TOTAL') ? ', ROOTPROBE_JOB_TOTAL' : `, --shard auto/${given}`);
+  } else if (set('CI_NODE_INDEX') || set('CI_NODE_TOTAL')) {
+    if (!set('CI_NODE_INDEX') || !set('CI_NODE_TOTAL')) {
+      throw new UsageError(`--shard auto: GitLab sets CI_NODE_INDEX and CI_NODE_TOTAL together (a job with parallel:), but only ${set('CI_NODE_INDEX') ? 'CI_NODE_INDEX' : 'CI_NODE_TOTAL'} is set`);
+    }
+    index = wholeNumber(env, 'CI_NODE_INDEX');
+    count = wholeNumber(env, 'CI_NODE_TOTAL');
+    from = 'GitLab CI_NODE_INDEX, CI_NODE_TOTAL';
+  } else if (set('JOB_COMPLETION_INDEX')) {
+    if (given === undefined) {
+      throw new UsageError(
+        `--shard auto: JOB_COMPLETION_INDEX=${env.JOB_COMPLETION_INDEX} (a Kubernetes Indexed Job) gives the index but not the total: ` +
+          'give the Job\'s completions as --shard auto/N',
+      );
+    }
+    index = wholeNumber(env, 'JOB_COMPLETION_INDEX') + 1;
+    count = given;
+    from = `Kubernetes JOB_COMPLETION_INDEX (0-based), --shard auto/${given}`;
+  } else {
+    throw new UsageError(
+      '--shard auto found no CI shard variables: none of ROOTPROBE_JOB_INDEX/ROOTPROBE_JOB_TOTAL (0-based; e.g. from ' +
+        "GitHub's strategy.job-index and strategy.job-total), GitLab's CI_NODE_INDEX/CI_NODE_TOTAL (parallel:) or a " +
+        "Kubernetes Indexed Job's JOB_COMPLETION_INDEX is set. Give --shard I/N instead",
+    );
+  }
+  if (given !== undefined && given !== count) {
+    throw new UsageError(`--shard auto/${given}: the total from ${from} is ${count}, not ${given}`);
+  }
+  if (count < 1 || index < 1 || index > count) {
+    throw new UsageError(`--shard auto: ${from} make it shard ${index} of ${count}, outside 1..${count}`);
+  }
+  return { index, count, from };
+}
+
 export interface Cell<S extends { name: string }> {
   scenario: S;
   kernel: string;
