@@ -7,6 +7,8 @@ import { DefinitionError, SetupError, UsageError } from '../harness/errors.ts';
 import { detectAccel, timeoutFactor } from '../harness/qemu/accel.ts';
 import { BASE_CMDLINE, qemuArgs, shellLine, type BootSpec } from '../harness/qemu/command.ts';
 import { DEFAULTS } from '../harness/plan/defaults.ts';
+import { channelVerdict } from '../harness/verdict/channel.ts';
+import { RunReadback } from '../harness/readback/result.ts';
 import { bootQemu, PANIC_MARK, standaloneArgv } from '../harness/qemu/runner.ts';
 import { buildInitramfs, FIXTURES, TEST_KERNEL, VIRTIO_BLK_MODULES } from './fixtures/qemu/initramfs.ts';
 
@@ -180,7 +182,7 @@ describe('bootQemu: real boots of the Debian cloud kernel under TCG @boot', func
 
   it('(b) /init exits, the kernel panics: end=panic within 2 s of the line, with the line', async () => {
     let seenAt = 0;
-    const { outcome } = bootQemu(spec('init-panic', 'b'), {
+    const { outcome } = bootQemu(spec('init-panic', 'b', ''), {
       deadlineMs: 60_000,
       onConsole: (l) => {
         if (!seenAt && l.includes(PANIC_MARK)) seenAt = Date.now();
@@ -190,6 +192,11 @@ describe('bootQemu: real boots of the Debian cloud kernel under TCG @boot', func
     const doneAt = Date.now();
     expect(o.end).to.equal('panic');
     expect(o.panicLine).to.match(/^Kernel panic - not syncing: Attempted to kill init!/);
+    // what init said before it died is quoted by the panic verdict
+    expect(o.userSpace?.at(-1)).to.equal('INIT-ABOUT-TO-EXIT');
+    const v = channelVerdict(o, new RunReadback(), { deadlineMs: 60_000, accel: 'tcg', memoryMiB: 256 }, ['x']);
+    expect(v?.outcome).to.equal('panic');
+    expect(v?.message).to.match(/user space said before it:\n(    \| .*\n)*    \| INIT-ABOUT-TO-EXIT/);
     expect(seenAt).to.be.above(0);
     expect(doneAt - seenAt).to.be.below(2000);
   });

@@ -9,6 +9,8 @@ import { KernelLogWatcher, type KernelReport } from '../verdict/kernel-log.ts';
 
 export const PANIC_MARK = 'Kernel panic - not syncing';
 const TAIL_LINES = 20;
+/** A longer ring, only for what user space said before a panic (verdict/user-space.ts). */
+const RECENT_LINES = 300;
 const NOTICE_RE = /Initramfs unpacking failed|Out of memory|oom-kill|Unable to mount root fs|No working init found|I\/O error, dev vd|Buffer I\/O error on dev vd|EXT4-fs error/;
 const MAX_NOTICES = 10;
 /** A console "line" longer than this is cut into pieces (a guest may print without newlines). */
@@ -23,6 +25,7 @@ export interface ConsoleHandlers {
 
 export class ConsoleWatcher {
   readonly tail: string[] = [];
+  readonly recent: string[] = [];
   readonly notices: string[] = [];
   panicLine: string | undefined;
   private readonly kernelLog = new KernelLogWatcher();
@@ -65,6 +68,8 @@ export class ConsoleWatcher {
     if (line.endsWith('\r')) line = line.slice(0, -1);
     this.tail.push(line);
     if (this.tail.length > TAIL_LINES) this.tail.shift();
+    this.recent.push(line.length > 2000 ? line.slice(0, 2000) : line);
+    if (this.recent.length > RECENT_LINES) this.recent.shift();
     if (this.notices.length < MAX_NOTICES && NOTICE_RE.test(line)) this.notices.push(line.slice(0, 500));
     if (this.panicLine === undefined && line.includes(PANIC_MARK)) {
       this.panicLine = line.slice(line.indexOf(PANIC_MARK));

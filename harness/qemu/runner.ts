@@ -19,6 +19,7 @@ import { ownerTag, removeTempDir, spawnGuarded, terminate, trackTempDir } from '
 import { MAX_SOCKET_PATH, qemuArgs, shellLine, type BootSpec } from './command.ts';
 import { ConsoleWatcher } from './console.ts';
 import type { KernelReport } from '../verdict/kernel-log.ts';
+import { userSpaceLines } from '../verdict/user-space.ts';
 
 export { PANIC_MARK } from './console.ts';
 
@@ -51,6 +52,8 @@ export interface BootOutcome {
   notices: string[];
   /** The kernel's reports of bugs it survived (WARNING, BUG, KASAN...): verdict/kernel-log.ts. */
   kernelReports: KernelReport[];
+  /** What user space printed on the console before a panic (or the end), newest last, at most 10 lines. */
+  userSpace?: string[];
   consoleLog: string;
   resultStream: string;
   cmdlineFile: string;
@@ -285,6 +288,7 @@ export function bootQemu(
         consoleTail: [...con.tail],
         notices: [...con.notices],
         kernelReports: [...con.kernelReports],
+        userSpace: userSpaceLines(con.recent),
         consoleLog,
         resultStream,
         cmdlineFile,

@@ -35,6 +35,12 @@ function memoryHint(boot: BootOutcome, record: Pick<RunRecord, 'memoryMiB'>): st
   return ` (out of guest memory: the guest has ${record.memoryMiB} MiB${size}, which must fit in memory, twice while the kernel unpacks it: raise the scenario's memoryMiB)`;
 }
 
+/** When init died: what user space said last (the kernel's "Attempted to kill init!" does not say why). */
+function userSaid(boot: BootOutcome): string {
+  if (!/Attempted to kill init|No working init found|Requested init .* failed/.test(boot.panicLine ?? '') || !boot.userSpace?.length) return '';
+  return `\n  user space said before it:\n${boot.userSpace.slice(-6).map((l) => `    | ${l}`).join('\n')}`;
+}
+
 /** QEMU's stderr without the remains of its expected notice about our result socket. */
 function qemuWords(stderr: string): string {
   return stderr
@@ -74,7 +80,7 @@ export function channelVerdict(
   if (boot.end === 'panic') {
     return {
       outcome: 'panic',
-      message: `the kernel panicked${readback.last ? ` after stage \`${readback.last.name}\`` : ' before any stage'}: ${boot.panicLine ?? ''}${earlier(boot)}${memoryHint(boot, record)}`,
+      message: `the kernel panicked${readback.last ? ` after stage \`${readback.last.name}\`` : ' before any stage'}: ${boot.panicLine ?? ''}${earlier(boot)}${memoryHint(boot, record)}${userSaid(boot)}`,
     };
   }
   // QEMU ended by a signal nobody here sent (the OOM killer, a kill -9 from outside).
