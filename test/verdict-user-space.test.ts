@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { userSpaceLines } from '../harness/verdict/user-space.ts';
 
-const consoleLog = readFileSync(fileURLToPath(new URL('./fixtures/verdict/init-died.console.log', import.meta.url)), 'utf8').split('\n');
+const consoleLog = readFileSync(fileURLToPath(new URL('./fixtures/verdict/init-died.console.txt', import.meta.url)), 'utf8').split('\n');
 
 describe('userSpaceLines: the user-space console lines before a panic', () => {
   it('finds what switch_root said before init died, in a real console log', () => {
