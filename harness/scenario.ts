@@ -349,9 +349,20 @@ export function definitionIssues(def: unknown, file: string, callLine?: number):
   return out.sort((a, b) => (a.line ?? 0) - (b.line ?? 0)).map((o) => o.text);
 }
 
-/** Defines a scenario; checks its shape whole now, so a mistake is reported before anything boots. */
-export function scenario(definition: ScenarioDefinition): Scenario {
-  const { file, line } = callerSite();
+/**
+ * Defines a scenario; checks its shape whole now, so a mistake is reported before anything boots.
+ * Pass `import.meta` as the second argument: the scenario's folder (for `ctx.here()`, its guest
+ * scripts) is then the file's own, not guessed from the call stack.
+ *
+ *   export default scenario({ name: 'x', ... }, import.meta);
+ */
+export function scenario(definition: ScenarioDefinition, where?: { url: string }): Scenario {
+  // The scenario's file, which its guest scripts sit beside: given as import.meta (the way to
+  // write it), else found from the caller's place on the stack. The stack also gives the line of
+  // the call, for messages.
+  const site = callerSite();
+  const file = where?.url ? (where.url.startsWith('file:') ? fileURLToPath(where.url) : where.url) : site.file;
+  const line = site.file === file ? site.line : undefined;
   // A twin made from another scenario (`{ ...other, name: ... }`) carries its `file` and `dir`:
   // those are scenario()'s own output, set anew here, not keys of a definition.
   const def = definition && typeof definition === 'object' ? (({ file: _f, dir: _d, ...rest }) => rest)(definition as Partial<Scenario>) : definition;

@@ -14,7 +14,7 @@ import type { RunRecord } from '../harness/run/run-scenario.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const recorded = (): MatrixReport =>
-  JSON.parse(readFileSync(path.join(root, 'test/fixtures/scenarios/loop/recorded-matrix-report.json'), 'utf8')) as MatrixReport;
+  JSON.parse(readFileSync(path.join(root, 'test/fixtures/scenarios/loop_root_shutdown/recorded-matrix-report.json'), 'utf8')) as MatrixReport;
 
 /** The seeds of the scenarios in the recorded report, as they were when it was recorded. */
 const SCENARIOS: ScenarioSeeds[] = [

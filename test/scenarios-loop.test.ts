@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Stage, type StageJSON } from '../harness/readback/snapshot.ts';
 import { describeHolders, errnoOf, holdersOf, mountOf } from '../scenarios/loop_root_shutdown/holders.ts';
-import { parseSteps } from '../scenarios/loop_root_shutdown/build.ts';
+import { parseSteps } from '../scenarios/loop_root_shutdown/family.ts';
 import { loadScenarios, pickScenarios } from '../scenarios/index.ts';
 import { resolveKernel, type Kernel } from '../kernels/index.ts';
 import { runScenario, type RunRecord } from '../harness/run/run-scenario.ts';
@@ -17,7 +17,7 @@ import { detectAccel } from '../harness/qemu/accel.ts';
 import { makeTempDir, removeTempDir } from '../harness/lifecycle.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const fixtures = path.join(here, 'fixtures/scenarios/loop');
+const fixtures = path.join(here, 'fixtures/scenarios/loop_root_shutdown');
 
 function recordedShutdown(): Stage {
   return Stage.fromJSON(JSON.parse(readFileSync(path.join(fixtures, 'holder-shutdown.stage.json'), 'utf8')) as StageJSON);

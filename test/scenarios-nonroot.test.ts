@@ -17,7 +17,7 @@ import { parseMountinfo } from '../harness/readback/mountinfo.ts';
 import { BEHAVIOURS, rootShape } from '../scenarios/nonroot_initramfs/scenario.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const twins = path.join(root, 'test/fixtures/scenarios/nonroot');
+const twins = path.join(root, 'test/fixtures/scenarios/nonroot_initramfs');
 
 describe('nonroot_initramfs: the shape of / decides the expectation', () => {
   const entry = (line: string) => parseMountinfo(`${line}\n`)[0]!;

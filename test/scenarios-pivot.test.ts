@@ -1,6 +1,6 @@
 /**
  * pivot_root and the switch_root variants (util-linux's, by hand) on a real kernel, and their
- * broken twins (test/fixtures/scenarios/pivot): each twin changes one behaviour and the real
+ * broken twins (test/fixtures/scenarios/pivot_root and switch_root_manual): each twin changes one behaviour and the real
  * scenario's assertions must then fail, saying what changed.
  */
 import { expect } from 'chai';
@@ -15,7 +15,8 @@ import { pool } from '../harness/run/matrix.ts';
 import { detectAccel } from '../harness/qemu/accel.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const twinsDir = path.join(root, 'test/fixtures/scenarios/pivot');
+const twinsDir = path.join(root, 'test/fixtures/scenarios/pivot_root');
+const manualTwinsDir = path.join(root, 'test/fixtures/scenarios/switch_root_manual');
 
 const MAIN = ['pivot_root', 'switch_root_util_linux', 'switch_root_manual'];
 const TWINS = ['pivot-twin-put-old-outside', 'pivot-twin-put-old-mnt', 'pivot-twin-no-chdir', 'switch-twin-manual-no-cleanup'];
@@ -31,7 +32,7 @@ describe('pivot_root and switch_root variants: definitions', () => {
   });
 
   it('the twins load beside them under names of their own, with the real guest scripts', async () => {
-    const all = await loadScenarios([twinsDir]);
+    const all = await loadScenarios([twinsDir, manualTwinsDir]);
     const twins = pickScenarios(all, TWINS);
     expect(twins.map((t) => t.name)).to.deep.equal(TWINS);
     // built by the scenarios' own factories: same folder, so the same init.sh
@@ -49,7 +50,7 @@ describe('pivot_root and switch_root variants on debian/bookworm @boot', functio
     const kernel = await resolveKernel('debian/bookworm');
     const accel = (await detectAccel(kernel.vmlinuz)).accel;
     artifacts = await fs.mkdtemp(path.join(os.tmpdir(), 'rootprobe-pivot-test-'));
-    const all = await loadScenarios([twinsDir]);
+    const all = await loadScenarios([twinsDir, manualTwinsDir]);
     await pool(pickScenarios(all, [...MAIN, ...TWINS]), 2, async (sc) => {
       records.set(sc.name, await runScenario(sc, kernel, { accel, artifactsRoot: artifacts }));
     });

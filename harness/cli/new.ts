@@ -47,7 +47,7 @@ export default scenario({
     expect(after.vars.scratch_size).to.equal('1m');
     evidence(\`after: /scratch is mount \${after.mountAt('/scratch')!.mountId}\`);
   },
-});
+}, import.meta); // import.meta: this file's folder holds the guest scripts (ctx.here)
 `;
 }
 
@@ -109,7 +109,7 @@ export default scenario({
     expect(after.file('/etc/hostname')).to.equal('${name}\\n');
     evidence(\`realroot: / is mount \${after.mountAt('/')!.mountId}, atop mount \${after.mountAt('/')!.parentId}\`);
   },
-});
+}, import.meta); // import.meta: this file's folder holds the guest scripts (ctx.here)
 `;
 }
 

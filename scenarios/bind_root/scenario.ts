@@ -154,4 +154,4 @@ export default scenario({
   },
   stages: ['initramfs', 'direct', 'bound', 'container', 'runtime'],
   check: (ctx) => checkBindRoot(ctx),
-});
+}, import.meta);

@@ -135,4 +135,4 @@ export default scenario({
   ],
   stages: ['linuxrc', 'realroot'],
   check: (ctx) => checkLinuxrc(ctx),
-});
+}, import.meta);

@@ -87,4 +87,4 @@ export default scenario({
   ],
   stages: ['realroot'],
   check: (ctx) => checkKernelRoot(ctx),
-});
+}, import.meta);

@@ -7,11 +7,9 @@
  * busy mount, who held it (from the readback's cwd/root/fd links), and the partition image
  * left unclean on the host.
  */
-import { scenario } from '../../harness/scenario.ts';
-import { loopRootShutdown } from '../loop_root_shutdown/build.ts';
+import { loopRootShutdownScenario } from '../loop_root_shutdown/scenario.ts';
 
-export default scenario(
-  loopRootShutdown({
+export default loopRootShutdownScenario({
     name: 'loop_root_shutdown_holder',
     description:
       'loop_root_shutdown with a holder left on the loop root (a process with its cwd there and a /run/initctl fifo open): ' +
@@ -19,5 +17,4 @@ export default scenario(
     seeds: ['004'],
     holder: 'initctl',
     expect: 'busy',
-  }),
-);
+});

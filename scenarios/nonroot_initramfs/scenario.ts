@@ -145,4 +145,4 @@ export default scenario({
   },
   stages: ['initramfs', 'direct', 'bind-chroot', 'bind-pivot', 'copy-switch'],
   check: (ctx) => checkNonroot(ctx),
-});
+}, import.meta);

@@ -168,7 +168,7 @@ export function pivotRootScenario(opts: PivotRootOptions): Scenario {
     ],
     stages: ['initramfs', 'pivoted', 'back'],
     check,
-  });
+  }, import.meta);
 }
 
 export default pivotRootScenario({ name: 'pivot_root' });

@@ -112,5 +112,5 @@ function retainScenario(retained: boolean): ScenarioDefinition {
   };
 }
 
-export const without = scenario(retainScenario(false));
-export default scenario(retainScenario(true));
+export const without = scenario(retainScenario(false), import.meta);
+export default scenario(retainScenario(true), import.meta);

@@ -35,4 +35,4 @@ export default scenario({
     if (leftDirs.length > 0) ctx.behaviour(`busybox switch_root: files deleted, ${leftDirs.length} empty directories left`);
     else ctx.behaviour('busybox switch_root: files and directories deleted');
   },
-});
+}, import.meta);

@@ -33,7 +33,7 @@ export function switchRootManualScenario(opts: { name: string; check?: (ctx: Che
     disks: [realRootDisk()],
     stages: ['initramfs', 'realroot'],
     check: opts.check ?? checkManual,
-  });
+  }, import.meta);
 }
 
 export default switchRootManualScenario({ name: 'switch_root_manual' });

@@ -42,7 +42,7 @@ export function switchRootUtilLinuxScenario(opts: { name: string; check?: (ctx: 
     disks: [realRootDisk({ waitForCleanup: true })],
     stages: ['initramfs', 'realroot'],
     check: opts.check ?? checkUtilLinux,
-  });
+  }, import.meta);
 }
 
 export default switchRootUtilLinuxScenario({ name: 'switch_root_util_linux' });
