@@ -21,4 +21,4 @@ export default scenario({
     expect(after).to.have.command('df').that.succeeded.with.output(/scratch/);
     evidence(`after: /scratch is mount ${after.mountAt('/scratch')!.mountId}, parent ${after.mountAt('/scratch')!.parentId}`);
   },
-});
+}, import.meta);
