@@ -263,7 +263,7 @@ describe('scenario definitions are checked before anything boots', () => {
   it('the built-in scenarios, the example and the boot fixtures have no problems (no false alarms)', async () => {
     // broken/ holds guest scripts written inline as TS strings (`'probe initramfs\\nrp_finish'`):
     // they must be read as scripts, not rejected as "never probed".
-    const boots = ['dayday', 'broken', 'faults', 'retries', 'pivot', 'loop', 'nonroot'].map((d) => path.join(fixtures, d));
+    const boots = ['dayday', 'broken', 'faults', 'retries', 'pivot_root', 'switch_root_manual', 'loop_root_shutdown', 'nonroot_initramfs'].map((d) => path.join(fixtures, d));
     const all = await loadScenarios([path.join(root, 'examples'), ...boots]);
     expect(all.map((s) => s.name)).to.include.members(['broken-assertion', 'broken-panic', 'retry-flaky-once']);
     expect(all.map((s) => s.name)).to.include.members(['switch_root', 'hello-initramfs', 'hello-nochdir']);

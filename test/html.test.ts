@@ -340,7 +340,7 @@ describe('rootprobe show and rootprobe report (the CLI, on the recorded report)'
     expect(plain.stdout).to.not.match(/^chromium /m);
     const r = await cli(['doctor', '--browser'], { env: { ROOTPROBE_CHROMIUM: path.join(dir, 'no-such-chromium') } });
     expect(r.code).to.equal(2);
-    expect(r.stdout).to.match(/^chromium\s+MISSING \(Debian package chromium\): for the HTML report's browser test$/m);
+    expect(r.stdout).to.match(/^chromium\s+MISSING \(Debian package chromium; for the HTML browser test\): for the HTML report's browser test$/m);
     expect(r.stdout).to.match(/missing: .*chromium/);
     const fake = path.join(dir, 'chromium');
     await fs.writeFile(fake, '#!/bin/sh\n', { mode: 0o755 });
@@ -361,7 +361,7 @@ describe('rootprobe show and rootprobe report (the CLI, on the recorded report)'
     const r = await cli(['--help']);
     expect(r.stdout).to.match(/^  rootprobe show RUN\.json/m).and.match(/^  rootprobe report RUN\.json --html FILE/m).and.match(/^  --html FILE /m);
     const e = await cli(['run', 'external', '--help']);
-    expect(e.stdout).to.include('[--html FILE]');
+    expect(e.stdout).to.match(/^  --html FILE /m);
   });
 
   it('report --html writes the page of a report written earlier', async () => {

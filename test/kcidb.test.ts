@@ -95,7 +95,7 @@ describe('KCIDB report', () => {
   });
 
   it('maps each verdict to a KCIDB status; the first stage not reached gets it, later ones are left out', () => {
-    expect(STATUS).to.deep.equal({ passed: 'PASS', failed: 'FAIL', panic: 'FAIL', timeout: 'ERROR', 'missing-stage': 'ERROR', error: 'MISS' });
+    expect(STATUS).to.deep.equal({ passed: 'PASS', failed: 'FAIL', panic: 'FAIL', timeout: 'ERROR', 'missing-stage': 'ERROR', error: 'MISS', skipped: 'SKIP' });
     for (const outcome of ['panic', 'timeout', 'missing-stage', 'error'] as Outcome[]) {
       const k = toKcidb(report([rec(outcome, ['initramfs'])]), { stages: STAGES });
       valid(k);
