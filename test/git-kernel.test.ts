@@ -41,6 +41,7 @@ describe('git: kernels (kernels/git.ts, kernels/providers/git.ts)', () => {
     expect(s).to.deep.include({ kind: 'git', path: path.resolve('rel/linux'), rev: 'v6.1~2' });
     expect(s.id).to.equal(`git:${path.resolve('rel/linux')}@v6.1~2,config=${frag},fragment=${frag},config-add=CONFIG_LKDTM=y`);
     expect(parseKernelSpec('git:/src/linux')).to.not.have.property('rev');
+    expect(parseKernelSpec('git:~/src/linux@HEAD~3')).to.include({ path: path.join(os.homedir(), 'src/linux'), rev: 'HEAD~3' });
     const at = mkdtempSync(path.join(os.tmpdir(), 'rp@tree-'));
     expect(parseKernelSpec(`git:${at}`)).to.include({ path: at }).and.not.have.property('rev');
     expect(parseKernelSpec(`git:${at}@v6.1`)).to.include({ path: at, rev: 'v6.1' });

@@ -1,5 +1,6 @@
 /** `git:<path>[@<rev>][,config=FILE]...`: the user's own kernel tree, built incrementally (kernels/git.ts). */
 import { existsSync } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { UsageError } from '../../harness/errors.ts';
 import { resolveGitKernel, type GitSpec } from '../git.ts';
@@ -25,7 +26,8 @@ export const gitProvider: KernelProvider<GitSpec> = {
     }
     if (!where) throw new UsageError(`kernel "${s}" names no source tree.`);
     const extras = parseExtras(s, options, true);
-    const abs = path.resolve(where);
+    // `git:~/src/linux`: the shell does not expand a ~ in the middle of a word; this does.
+    const abs = path.resolve(where === '~' || where.startsWith('~/') ? path.join(os.homedir(), where.slice(1)) : where);
     return { kind: 'git', id: `git:${abs}${rev ? `@${rev}` : ''}${extrasSuffix(extras)}`, path: abs, ...(rev ? { rev } : {}), extras };
   },
   resolve: (k, onProgress) => resolveGitKernel(k, onProgress),
