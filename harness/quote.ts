@@ -2,7 +2,7 @@
 
 /** One argument quoted for a POSIX shell (left bare when that is safe). */
 export function shellQuote(arg: string): string {
-  if (/^[A-Za-z0-9_\/.,:=+@%-]+$/.test(arg)) return arg;
+  if (/^[A-Za-z0-9_/.,:=+@%-]+$/.test(arg)) return arg;
   return `'${arg.replaceAll("'", `'\\''`)}'`;
 }
 

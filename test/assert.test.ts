@@ -1,6 +1,6 @@
 import * as chai from 'chai';
 import { rootprobeChai } from '../harness/assert/index.ts';
-import { Mountinfo, parseSnapshot, Stage, type ProcessInfo } from '../harness/readback/index.ts';
+import { Mountinfo, parseSnapshot, type Stage, type ProcessInfo } from '../harness/readback/index.ts';
 import { fixtureText, packSnapshotDir } from './fixtures/readback/fixtures.ts';
 
 chai.use(rootprobeChai);

@@ -483,7 +483,7 @@ describe('cpio: the kernel unpacks our archives @boot', function () {
   // A kernel with gzip initramfs support and 8250/ttyS0 built in; override with ROOTPROBE_TEST_KERNEL.
   const kernel = TEST_KERNEL;
 
-  it('unpacks plain + gzip + plain segments: names, modes, links, devices, fifos', async function () {
+  it('unpacks plain + gzip + plain segments: names, modes, links, devices, fifos', async () => {
     const qemu = requireTool('qemu-system-x86_64', 'to boot the test kernel');
     const busybox = fs.readFileSync(requireTool('busybox', 'as the guest shell'));
     const init = [

@@ -19,7 +19,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadScenarios, pickScenarios } from '../scenarios/index.ts';
-import { type Kernel } from '../kernels/index.ts';
+import type { Kernel } from '../kernels/index.ts';
 import { runScenario, type RunRecord } from '../harness/run/run-scenario.ts';
 import { pool } from '../harness/run/matrix.ts';
 import { detectAccel } from '../harness/qemu/accel.ts';
@@ -109,7 +109,7 @@ describe('fault injection: QEMU and the guest going wrong @boot', function () {
   const records = new Map<string, RunRecord>();
   let killed: { pid: number; privDir: string } | undefined;
 
-  before(async function () {
+  before(async () => {
     kernel = testKernel;
     accel = (await detectAccel(kernel.vmlinuz)).accel;
     artifacts = await fs.mkdtemp(path.join(os.tmpdir(), 'rootprobe-faults-art-'));

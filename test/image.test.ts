@@ -251,8 +251,8 @@ describe('cpio segments', () => {
   });
 });
 
-describe('kernelModules', function () {
-  before(function () {
+describe('kernelModules', () => {
+  before(() => {
   });
 
   it('adds virtio_blk with its dependencies, decompressed, with modules.dep and the load list', async () => {
@@ -379,11 +379,11 @@ describe('ext4 images', () => {
   });
 });
 
-describe('image @boot', function () {
-  before(function () {
+describe('image @boot', () => {
+  before(() => {
   });
 
-  it('boots the base initramfs, loads virtio_blk from modules.load and mounts a built ext4 disk', async function () {
+  it('boots the base initramfs, loads virtio_blk from modules.load and mounts a built ext4 disk', async () => {
     const init = [
       '#!/bin/sh',
       'mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev',

@@ -36,7 +36,7 @@ describe('kernel developers: git: kernels, bisect, kernel warnings @boot', funct
   let repo: string;
   let initial: string;
 
-  before(async function () {
+  before(async () => {
     repo = await kernelRepo((m) => process.stderr.write(`kernel repo: ${m}\n`));
     initial = repoState(repo);
   });

@@ -28,7 +28,7 @@ interface Run {
   message?: string;
 }
 
-describe('kernel matrix: every scenario on bookworm, trixie, sid and build/nonroot-6.1 @boot', function () {
+describe('kernel matrix: every scenario on bookworm, trixie, sid and build/nonroot-6.1 @boot', () => {
   let dir: string;
   let result: { code: number | null; stdout: string; stderr: string };
   let runs: Run[];
@@ -83,7 +83,7 @@ describe('kernel matrix: every scenario on bookworm, trixie, sid and build/nonro
   });
 });
 
-describe('rootprobe diff: bookworm vs sid for nonroot_initramfs @boot', function () {
+describe('rootprobe diff: bookworm vs sid for nonroot_initramfs @boot', () => {
   let result: { code: number | null; stdout: string; stderr: string };
   before(async function () {
     this.timeout(1_200_000);

@@ -22,7 +22,7 @@ const tsc = (dir: string) => run(process.execPath, [path.join(ROOT, 'node_module
 const mocha = (dir: string, file: string) =>
   run(process.execPath, [path.join(ROOT, 'node_modules/mocha/bin/mocha.js'), file], { cwd: dir, env: { ...process.env, CI: '1' } });
 
-describe('rootprobe new', function () {
+describe('rootprobe new', () => {
   let dir: string;
   before(async () => {
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'rootprobe-new-'));

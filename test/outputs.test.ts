@@ -189,7 +189,7 @@ describe('CLI: a report that fails to be written at the end @boot', function () 
         }
       };
       child.stdout.on('data', (d: Buffer) => void onOut(d));
-      child.stderr.on('data', (d: Buffer) => void onOut(Buffer.alloc(0)));
+      child.stderr.on('data', (_d: Buffer) => void onOut(Buffer.alloc(0)));
       const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
       expect(swapped, stdout + stderr).to.equal(true);
       expect(code, stderr).to.equal(3);

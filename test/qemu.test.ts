@@ -129,7 +129,7 @@ describe('bootQemu: real boots of the Debian cloud kernel under TCG @boot', func
   this.timeout(120_000);
   let work: string;
   const cpio: Record<string, string> = {};
-  before(function () {
+  before(() => {
     work = mkdtempSync(path.join(os.tmpdir(), 'rootprobe-qemutest-'));
     for (const n of ['init-exit', 'init-panic', 'init-hang', 'init-flood']) cpio[n] = buildInitramfs(n, work);
     cpio['init-disks'] = buildInitramfs(
@@ -347,7 +347,7 @@ describe('accelerator probe @boot', function () {
     rmSync(cache, { recursive: true, force: true });
   });
 
-  it('on this machine the probe answers tcg within ~25 s, and the second call is cached', async function () {
+  it('on this machine the probe answers tcg within ~25 s, and the second call is cached', async () => {
     const progress: string[] = [];
     const t0 = Date.now();
     const first = await detectAccel(TEST_KERNEL, { onProgress: (m) => progress.push(m) });
@@ -375,7 +375,7 @@ describe('accelerator probe @boot', function () {
     }
   });
 
-  it('a damaged accel.json is ignored, not fatal', async function () {
+  it('a damaged accel.json is ignored, not fatal', async () => {
     writeFileSync(path.join(cache, 'accel.json'), '{ not json');
     const a = await detectAccel(TEST_KERNEL);
     expect(a.accel).to.equal('tcg');

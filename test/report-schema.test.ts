@@ -14,7 +14,7 @@ import { diffRuns } from '../harness/report/diff.ts';
 import { cli } from './support/cli.ts';
 import { reportSchemaErrors } from './support/report-schema.ts';
 
-describe('the JSON report schema @boot', function () {
+describe('the JSON report schema @boot', () => {
   let dir: string;
   let report: JsonReport;
   before(async () => {

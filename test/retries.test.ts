@@ -14,7 +14,7 @@ import { toJUnit, toTap, type MatrixReport } from '../harness/report/formats.ts'
 
 const fixtures = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures/scenarios/retries');
 
-describe('--retries @boot', function () {
+describe('--retries @boot', () => {
   let report: MatrixReport;
   let artifacts: string;
   before(async function () {

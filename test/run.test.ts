@@ -61,7 +61,7 @@ describe('rootprobe CLI: bad input is rejected before anything boots', () => {
   });
 });
 
-describe('switch_root end to end through the CLI @boot', function () {
+describe('switch_root end to end through the CLI @boot', () => {
   let dir: string;
   let r: Ran;
   before(async function () {
@@ -119,7 +119,7 @@ describe('switch_root end to end through the CLI @boot', function () {
   });
 });
 
-describe('verdicts of guests that go wrong on purpose @boot', function () {
+describe('verdicts of guests that go wrong on purpose @boot', () => {
   let kernel: Kernel;
   let accel: 'kvm' | 'tcg';
   const records = new Map<string, RunRecord>();

@@ -78,7 +78,7 @@ describe('loop_root_shutdown and its twins on debian/bookworm @boot', function (
     'loop_twin_busy_without_holder',
   ];
 
-  before(async function () {
+  before(async () => {
     kernel = await resolveKernel('debian/bookworm');
     const accel = (await detectAccel(kernel.vmlinuz)).accel;
     art = await makeTempDir('rootprobe-loop-test-');

@@ -41,7 +41,7 @@ describe('pivot_root and switch_root variants: definitions', () => {
   });
 });
 
-describe('pivot_root and switch_root variants on debian/bookworm @boot', function () {
+describe('pivot_root and switch_root variants on debian/bookworm @boot', () => {
   const records = new Map<string, RunRecord>();
   let artifacts: string;
 

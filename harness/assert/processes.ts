@@ -135,7 +135,7 @@ export function addProcessAssertions(h: Helpers): void {
       const stage = stageOfProcess(p);
       const is = text === null ? 'it could not be read' : `it is ${show(text)}`;
       this.assert(
-        link !== null && link[fact],
+        link?.[fact],
         `expected ${processWhere(p)} to have ${noun} (link text ${rule}), but ${is}${tableOf(stage, p)}`,
         `expected ${processWhere(p)} not to have ${noun}, but ${is}${tableOf(stage, p)}`,
       );

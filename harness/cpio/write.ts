@@ -292,7 +292,7 @@ const groups = new Map<Node, Node[]>();
 for (const n of sorted) {
   if (n.entry?.type !== 'hardlink') continue;
   const t = nodes.get(n.target!);
-  if (!t || !t.entry) {
+  if (!t?.entry) {
     throw new UsageError(
       `cpio hard link "${n.path}" points at "${n.target}", which is not ${t ? 'a file' : 'in the archive'}. ` +
         `Add a file entry "${n.target}" or fix the target.`,

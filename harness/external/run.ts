@@ -21,7 +21,7 @@ import { sha256File } from '../cache.ts';
 import * as path from 'node:path';
 import * as chai from 'chai';
 import { rootprobeChai } from '../assert/chai-rootprobe.ts';
-import { RunReadback } from '../readback/result.ts';
+import type { RunReadback } from '../readback/result.ts';
 import type { Stage } from '../readback/snapshot.ts';
 import type { MountinfoEntry } from '../readback/mountinfo.ts';
 import { shellQuote } from '../quote.ts';

@@ -366,7 +366,7 @@ export async function copyForRun(cachedPath: string, destPath: string): Promise<
     await fs.copyFile(cachedPath, destPath, constants.COPYFILE_FICLONE_FORCE);
   } catch {
     const r = await run('cp', ['--sparse=always', '--reflink=auto', '--', cachedPath, destPath]).catch(() => undefined);
-    if (!r || r.code !== 0) await fs.copyFile(cachedPath, destPath);
+    if (r?.code !== 0) await fs.copyFile(cachedPath, destPath);
   }
   await fs.chmod(destPath, 0o644);
 }

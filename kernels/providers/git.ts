@@ -7,7 +7,7 @@ import { resolveGitKernel, type GitSpec } from '../git.ts';
 import { extrasSuffix, parseExtras, splitSpec } from '../spec-options.ts';
 import type { KernelProvider } from '../provider.ts';
 
-const REV = /^[A-Za-z0-9._\/~^{}:-]+$/;
+const REV = /^[A-Za-z0-9._/~^{}:-]+$/;
 
 export const gitProvider: KernelProvider<GitSpec> = {
   kind: 'git',

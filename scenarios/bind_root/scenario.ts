@@ -46,7 +46,7 @@ export function bindRootInitramfs(t: ImageTree, replace: Record<string, string> 
 function count(s: Stage, command: string): number {
   const c = s.command(command);
   const n = Number.parseInt((c?.output ?? '').trim(), 10);
-  if (!c || c.status !== 0 || !Number.isFinite(n)) {
+  if (c?.status !== 0 || !Number.isFinite(n)) {
     throw new Error(`stage \`${s.name}\`: command ${command} did not give a count (status ${c?.status}: ${c?.output?.trim()})`);
   }
   return n;

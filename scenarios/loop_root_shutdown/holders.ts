@@ -34,7 +34,7 @@ export function mountOf(stage: Stage, p: string): MountinfoEntry | undefined {
 export function holdersOf(stage: Stage, mount: MountinfoEntry): Hold[] {
   const out: Hold[] = [];
   const look = (p: ProcessInfo, what: string, text: string | null): void => {
-    if (!text || !text.startsWith('/')) return; // unreadable, pipe:[..], socket:[..], anon_inode:..
+    if (!text?.startsWith('/')) return; // unreadable, pipe:[..], socket:[..], anon_inode:..
     const l = parseLink(text);
     if (l.unreachable) return;
     if (mountOf(stage, l.path)?.mountId === mount.mountId) out.push({ pid: p.pid, comm: p.comm, what, target: text });
