@@ -26,7 +26,8 @@ function buildInfo(vmlinuz: string): { steps: number; buildSeconds: number; git?
 
 /** What must not change in the user's repository: HEAD, refs, status, the index file. */
 function repoState(repo: string): string {
-  const g = (...a: string[]): string => execFileSync('git', ['-C', repo, ...a], { encoding: 'utf8' });
+  // GIT_OPTIONAL_LOCKS=0: `git status` must not refresh (rewrite) the index it is checking.
+  const g = (...a: string[]): string => execFileSync('git', ['-C', repo, ...a], { encoding: 'utf8', env: { ...process.env, GIT_OPTIONAL_LOCKS: '0' } });
   const idx = statSync(path.join(repo, '.git/index'));
   return [g('rev-parse', 'HEAD'), g('for-each-ref'), g('status', '--porcelain'), g('worktree', 'list', '--porcelain'), `${idx.mtimeMs} ${idx.size}`].join('\n--\n');
 }
