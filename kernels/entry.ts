@@ -20,6 +20,7 @@ export interface KernelEntryRecord {
   sha256: string;
   /** Absolute: it stays in the provider's build folder. */
   vmlinux?: string;
+  git?: Kernel['git'];
 }
 
 export function kernelsDir(): string {
@@ -64,5 +65,6 @@ export async function loadKernelEntry(dir: string): Promise<Kernel> {
     description: rec.description,
     sha256: rec.sha256,
     ...(rec.vmlinux && existsSync(rec.vmlinux) ? { vmlinux: rec.vmlinux } : {}),
+    ...(rec.git ? { git: rec.git } : {}),
   };
 }

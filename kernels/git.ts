@@ -162,6 +162,9 @@ export async function resolveGitKernel(spec: GitSpec, onProgress?: Progress): Pr
           await fs.copyFile(built.image, path.join(entry, 'bzImage'));
           await fs.writeFile(path.join(entry, 'config'), built.configText);
           const subject = commit ? (await git(tree, ['log', '-1', '--format=%s', commit])).trim() : undefined;
+          // An https remote of the user's repository names the tree for KernelCI (KCIDB takes https only).
+          const remote = gitTree ? (await git(spec.path, ['config', '--get', 'remote.origin.url']).catch(() => '')).trim() : '';
+          const remoteUrl = /^https:\/\//.test(remote) ? remote : undefined;
           await fs.writeFile(
             path.join(entry, 'kernel.json'),
             JSON.stringify(
@@ -172,7 +175,7 @@ export async function resolveGitKernel(spec: GitSpec, onProgress?: Progress): Pr
                 configPath: 'config',
                 description: `${spec.id}: ${commit ? `${commit.slice(0, 12)} ${subject}` : 'a source tree'}${commit && !spec.rev ? ' (the work tree as it is)' : ''}`,
                 sha256: createHash('sha256').update(await fs.readFile(path.join(entry, 'bzImage'))).digest('hex'),
-                git: commit ? { tree: spec.path, commit, subject, rev: spec.rev ?? 'work tree' } : undefined,
+                git: commit ? { tree: spec.path, commit, subject, rev: spec.rev ?? 'work tree', ...(remoteUrl ? { remoteUrl } : {}) } : undefined,
                 ...(built.vmlinux ? { vmlinux: built.vmlinux } : {}),
                 buildDir,
                 steps: built.steps,

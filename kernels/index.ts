@@ -30,6 +30,8 @@ export interface Kernel {
   sha256: string;
   /** The kernel with its symbols, for a debugger (git: builds have it). */
   vmlinux?: string;
+  /** Where a kernel built from a git tree came from (git: builds). */
+  git?: { tree: string; commit: string; subject?: string; rev: string; remoteUrl?: string };
 }
 
 export type KernelSpec = ParsedKernelSpec;

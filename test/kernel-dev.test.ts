@@ -80,6 +80,18 @@ describe('kernel developers: git: kernels, bisect, kernel warnings @boot', funct
     rmSync(path.dirname(json), { recursive: true, force: true });
   });
 
+  it('--kcidb of a run on a git: kernel carries the checkout\'s commit and subject', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'rp-kcidb-git-'));
+    const file = path.join(dir, 'k.json');
+    const r = spawnSync(process.execPath, [BIN, 'run', 'pivot_einval', '--scenarios', path.join(ROOT, 'test/fixtures/scenarios/bisect'), '--kernel', `git:${repo}@rp-stock`, '--kcidb', file, '--artifacts', ART], { encoding: 'utf8', cwd: ROOT });
+    expect(r.status, r.stderr + r.stdout).to.equal(0);
+    const k = JSON.parse(readFileSync(file, 'utf8'));
+    const stock = execFileSync('git', ['-C', repo, 'rev-parse', 'rp-stock'], { encoding: 'utf8' }).trim();
+    expect(k.checkouts[0]).to.include({ git_commit_hash: stock });
+    expect(k.checkouts[0].git_commit_name).to.match(/^Debian linux-source-6\.1 /);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it("leaves the user's repository as it was: HEAD, refs, index, status, worktrees", () => {
     expect(repoState(repo)).to.equal(initial);
   });

@@ -41,6 +41,20 @@ const USAGE = usageText();
 
 const writeOut = writeOutput;
 
+/** KCIDB's checkout data of the runs' git: kernels: the commit, its subject, an https remote if the tree has one. */
+function gitSources(runs: Array<{ kernel: string; kernelGit?: { commit: string; subject?: string; remoteUrl?: string } }>) {
+  const out: Record<string, { commitHash: string; repositoryUrl?: string; commitName?: string }> = {};
+  for (const r of runs) {
+    if (!r.kernelGit) continue;
+    out[r.kernel] = {
+      commitHash: r.kernelGit.commit,
+      ...(r.kernelGit.remoteUrl ? { repositoryUrl: r.kernelGit.remoteUrl } : {}),
+      ...(r.kernelGit.subject ? { commitName: r.kernelGit.subject } : {}),
+    };
+  }
+  return out;
+}
+
 /** The names in order, each once; a name given more than once gets a note (it runs once). */
 function once(names: string[], what: string): string[] {
   const seen = new Map<string, number>();
@@ -132,7 +146,7 @@ async function cmdRun(args: string[]): Promise<number> {
             { flag: '--html', path: values.html, text: () => reportHtml(partial) },
             { flag: '--junit', path: values.junit, text: () => toJUnit(partial) },
             { flag: '--evidence', path: values.evidence, text: () => evidenceMarkdown(partial, chosen) },
-            { flag: '--kcidb', path: values.kcidb, text: () => toKcidbJson(partial, kcidbOpts) },
+            { flag: '--kcidb', path: values.kcidb, text: () => toKcidbJson(partial, { ...kcidbOpts, sources: gitSources(partial.runs) }) },
           ]),
         ),
       );
@@ -145,7 +159,7 @@ async function cmdRun(args: string[]): Promise<number> {
     { flag: '--junit', path: values.junit, text: () => toJUnit(report) },
     { flag: '--tap', path: values.tap, text: () => toTap(report) },
     { flag: '--evidence', path: values.evidence, text: () => evidenceMarkdown(report, chosen) },
-    { flag: '--kcidb', path: values.kcidb, text: () => toKcidbJson(report, kcidbOpts) },
+    { flag: '--kcidb', path: values.kcidb, text: () => toKcidbJson(report, { ...kcidbOpts, sources: gitSources(report.runs) }) },
   ]);
   process.stdout.write(summaryText(report, Boolean(process.stdout.isTTY) && !process.env.CI));
   process.stderr.write(lostText(lost));

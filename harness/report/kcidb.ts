@@ -45,7 +45,8 @@ export const STATUS: Record<Outcome, KcidbStatus> = {
 
 /** The git data of a kernel built from a git tree (the hook for a future git kernel provider). */
 export interface GitSource {
-  repositoryUrl: string;
+  /** KCIDB takes https URLs only: a local tree without an https remote has none. */
+  repositoryUrl?: string;
   commitHash: string;
   branch?: string;
   commitName?: string;
@@ -141,7 +142,7 @@ export function toKcidb(report: MatrixReport, opts: KcidbOptions = {}): KcidbRep
       misc: { kernel: k, ...(release(k) ? { kernel_release: release(k) } : {}) },
     };
     if (git) {
-      c.git_repository_url = git.repositoryUrl;
+      if (git.repositoryUrl !== undefined) c.git_repository_url = git.repositoryUrl;
       c.git_commit_hash = git.commitHash;
       if (git.branch !== undefined) c.git_repository_branch = git.branch;
       if (git.commitName !== undefined) c.git_commit_name = git.commitName;

@@ -97,6 +97,7 @@ export function newRecord(plan: BootPlan, accel: Accel, deadlineMs: number): Run
     scenario: plan.name,
     kernel: plan.kernel.id,
     kernelRelease: plan.kernel.release,
+    ...(plan.kernel.git ? { kernelGit: plan.kernel.git } : {}),
     arch: plan.arch.name,
     firmware: plan.firmware,
     accel,

@@ -45,6 +45,8 @@ export interface RunRecord {
   /** The command that reruns just this case. */
   rerun: string;
   artifacts?: RunArtifacts;
+  /** Where the kernel came from, for a kernel built from a git tree (KCIDB's checkout). */
+  kernelGit?: { tree: string; commit: string; subject?: string; rev: string; remoteUrl?: string };
   /** The guest's architecture (harness/arch/) and firmware. */
   arch?: string;
   firmware?: string;
