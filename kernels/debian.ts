@@ -16,23 +16,16 @@ import { debianArchive } from './apt-sources.ts';
 import { bzImageSizeProblem, readBzImageHeader } from './bzimage.ts';
 import { writeModuleIndex } from './modules.ts';
 import type { Kernel } from './index.ts';
-import { loadKernelEntry, readPointer as readEntryPointer, writePointer as writeEntryPointer } from './entry.ts';
+import { loadKernelEntry, readPointer as readEntryPointer, writePointer as writeEntryPointer, type KernelEntryRecord } from './entry.ts';
 
 export const DEBIAN_SUITES = ['bookworm', 'trixie', 'sid'] as const;
 export type DebianSuite = (typeof DEBIAN_SUITES)[number];
 export const DEFAULT_FLAVOUR = 'cloud';
 
 /** What a kernel entry records about itself; paths relative to the entry. */
-interface KernelRecord {
-  id: string;
+interface KernelRecord extends KernelEntryRecord {
   suite: string;
   flavour: string;
-  release: string;
-  vmlinuz: string;
-  modulesDir?: string;
-  configPath?: string;
-  description: string;
-  sha256: string;
   packages: Array<{ package: string; version: string }>;
 }
 

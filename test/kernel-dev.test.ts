@@ -45,7 +45,10 @@ describe('kernel developers: git: kernels, bisect, kernel warnings @boot', funct
   it('builds git:<tree>@rp-stock out of tree and boots every scenario on it', async () => {
     const spec = `git:${repo}@rp-stock`;
     const report = await runMatrix(await loadScenarios([]), [spec], { jobs: 2, artifactsRoot: ART, keep: false });
-    expect(report.runs.map((r) => `${r.scenario}: ${r.outcome} ${r.message ?? ''}`).filter((l) => !/: passed $/.test(l))).to.deep.equal([]);
+    // every scenario passes, but those that do not apply to 6.1 (retain_initrd needs 6.8), which are skipped with their reason
+    const bad = report.runs.filter((r) => r.outcome !== 'passed' && !(r.outcome === 'skipped' && /retain_initrd/.test(r.scenario) && /6\.8/.test(r.message ?? '')));
+    expect(bad.map((r) => `${r.scenario}: ${r.outcome} ${r.message ?? ''}`)).to.deep.equal([]);
+    expect(report.runs.filter((r) => r.outcome === 'passed').length).to.be.at.least(11);
     const k = await resolveKernel(spec);
     expect(k.release).to.match(/^6\.1\./);
     expect(buildInfo(k.vmlinuz).git?.subject).to.match(/^Debian linux-source-6\.1 /);

@@ -85,24 +85,7 @@ export async function pool<T, R>(items: T[], n: number, fn: (item: T, i: number)
 
 /** The record of a cell that was not booted because its scenario's skipIf gave a reason. */
 export function skippedRecord(s: Scenario, k: Kernel, reason: string, accel: 'kvm' | 'tcg', opts: Pick<MatrixOptions, 'rerunArgs'> = {}): RunRecord {
-  return {
-    scenario: s.name,
-    kernel: k.id,
-    kernelRelease: k.release,
-    accel,
-    outcome: 'skipped',
-    message: reason,
-    durationMs: 0,
-    stagesReported: [],
-    stages: [],
-    evidence: [],
-    behaviours: [],
-    consoleTail: [],
-    memoryMiB: s.memoryMiB ?? 256,
-    deadlineMs: 0,
-    warnings: [],
-    rerun: rerunLine(s, k, { rerunArgs: opts.rerunArgs }),
-  };
+  return bareRecord({ scenario: s.name, kernel: k, accel, outcome: 'skipped', message: reason, memoryMiB: s.memoryMiB ?? 256, rerun: rerunLine(s, k, { rerunArgs: opts.rerunArgs }) });
 }
 
 export async function runMatrix(scenarios: Scenario[], kernelSpecs: string[], opts: MatrixOptions): Promise<MatrixReport> {
@@ -185,24 +168,16 @@ export async function runMatrix(scenarios: Scenario[], kernelSpecs: string[], op
       // during the run) ends this cell as `error` naming it; the other cells and the reports go on.
       const hostError = (e: unknown): RunRecord => {
         if (!(e as NodeJS.ErrnoException)?.code || isPeopleError(e)) throw e;
-        return {
+        return bareRecord({
           scenario: s.name,
-          kernel: k.id,
-          kernelRelease: k.release,
+          kernel: k,
           accel: accel.accel as 'kvm' | 'tcg',
           outcome: 'error',
           message: `the run's artifacts could not be kept under ${opts.artifactsRoot}: ${(e as Error).message}`,
           durationMs: Date.now() - started,
-          stagesReported: [],
-          stages: [],
-          evidence: [],
-          behaviours: [],
-          consoleTail: [],
           memoryMiB: s.memoryMiB ?? 256,
-          deadlineMs: 0,
-          warnings: [],
           rerun: `npx rootprobe run ${s.name} --kernel ${k.id}`,
-        };
+        });
       };
       const attempt = () =>
         runScenario(s, k, {

@@ -63,3 +63,35 @@ export type RunEvent =
   | { type: 'stage'; scenario: string; kernel: string; stage: string; elapsedMs: number }
   | { type: 'console'; scenario: string; kernel: string; line: string };
 
+
+/** A record with nothing reported yet: what a run that never booted (skipped, failed before boot) or has not yet booted says. */
+export function bareRecord(f: {
+  scenario: string;
+  kernel: { id: string; release: string };
+  accel: Accel;
+  outcome: Outcome;
+  message?: string;
+  memoryMiB: number;
+  deadlineMs?: number;
+  durationMs?: number;
+  rerun: string;
+}): RunRecord {
+  return {
+    scenario: f.scenario,
+    kernel: f.kernel.id,
+    kernelRelease: f.kernel.release,
+    accel: f.accel,
+    outcome: f.outcome,
+    ...(f.message !== undefined ? { message: f.message } : {}),
+    durationMs: f.durationMs ?? 0,
+    stagesReported: [],
+    stages: [],
+    evidence: [],
+    behaviours: [],
+    consoleTail: [],
+    memoryMiB: f.memoryMiB,
+    deadlineMs: f.deadlineMs ?? 0,
+    warnings: [],
+    rerun: f.rerun,
+  };
+}
