@@ -24,7 +24,7 @@ import { channelVerdict, kernelLogVerdict, type Verdict } from '../verdict/chann
 import { checkVerdict } from '../verdict/check.ts';
 import { freeBytes, hostDiskVerdict } from '../verdict/host-disk.ts';
 import { keepArtifacts } from './artifacts.ts';
-import type { Accel, RunEvent, RunRecord } from './record.ts';
+import { bareRecord, type Accel, type RunEvent, type RunRecord } from './record.ts';
 
 export interface ExecuteOptions {
   accel: Accel;
@@ -94,24 +94,11 @@ export async function bootAndRead(spec: BootSpec, readback: RunReadback, opts: B
 /** The record a plan starts with, before its boot. */
 export function newRecord(plan: BootPlan, accel: Accel, deadlineMs: number): RunRecord {
   return {
-    scenario: plan.name,
-    kernel: plan.kernel.id,
-    kernelRelease: plan.kernel.release,
+    ...bareRecord({ scenario: plan.name, kernel: plan.kernel, accel, outcome: 'error', memoryMiB: plan.memoryMiB, deadlineMs, rerun: plan.rerun }),
     ...(plan.kernel.git ? { kernelGit: plan.kernel.git } : {}),
     arch: plan.arch.name,
     firmware: plan.firmware,
-    accel,
-    outcome: 'error',
-    durationMs: 0,
-    stagesReported: [],
-    stages: [],
-    evidence: [],
-    behaviours: [],
-    consoleTail: [],
-    memoryMiB: plan.memoryMiB,
-    deadlineMs,
     warnings: [...plan.warnings],
-    rerun: plan.rerun,
   };
 }
 

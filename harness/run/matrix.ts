@@ -11,6 +11,7 @@ import { detectAccel, timeoutFactor } from '../qemu/accel.ts';
 import { onCleanup } from '../lifecycle.ts';
 import type { Scenario } from '../scenario.ts';
 import { rerunLine, runScenario, type RunAttempt, type RunRecord } from './run-scenario.ts';
+import { bareRecord } from './record.ts';
 import { prepareImages, type PreparedImages } from './prepare.ts';
 import { summarize, type MatrixReport } from '../report/formats.ts';
 import { Progress } from '../report/terminal.ts';
