@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { UsageError } from '../errors.ts';
 import { resolveKernel } from '../../kernels/index.ts';
 import { detectAccel } from '../qemu/accel.ts';
-import { runExternal, type ExternalRecord } from './run.ts';
+import { initOf, runExternal, type ExternalRecord } from './run.ts';
 import { reportHtml } from '../report/html.ts';
 import { reportJson, singleRunReport } from '../report/json.ts';
 import { inspectInitramfs } from './segment.ts';
@@ -49,7 +49,7 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
   // accelerator probe (which boots): the numbers, and whether the initramfs can be read at all.
   const timeoutSec = num(values.timeout, '--timeout');
   const memoryMiB = num(values.memory, '--memory');
-  await inspectInitramfs(path.resolve(values.initramfs));
+  initOf(await inspectInitramfs(path.resolve(values.initramfs)), values.initramfs, values.cmdline);
   const kernel = await resolveKernel(values.kernel, { onProgress: (m) => process.stderr.write(`kernel: ${m}\n`) });
   const accel = await detectAccel(kernel.vmlinuz);
   process.stderr.write(`accelerator: ${accel.accel} (${accel.reason})\n`);

@@ -154,6 +154,29 @@ export function checkDistroFlow(ctx: ExternalCheckContext): void {
   }
 }
 
+/**
+ * The init the user's initramfs runs (theirs, or the one their rdinit= names) and the command
+ * line with ours in its place; a UsageError, before anything boots, when the archive has no such
+ * file (the kernel would find no init and panic).
+ */
+export function initOf(info: InitramfsInfo, initramfs: string, userCmdline = ''): { cmdline: string; init: string } {
+  let init = '/init';
+  let rdinitGiven = false;
+  let cmdline = userCmdline.replace(/(^|\s)rdinit=(\S+)/g, (_m, sp: string, v: string) => {
+    init = v;
+    rdinitGiven = true;
+    return sp;
+  });
+  cmdline = `${cmdline.trim()} rdinit=${RDINIT}`.trim();
+  if (!info.paths.has(init.replace(/^\/+/, ''))) {
+    throw new UsageError(
+      `${initramfs} has no ${init}${rdinitGiven ? ' (named by rdinit= in --cmdline)' : ''}: the kernel would find no init to run. ` +
+        `Give the initramfs your generator made, or name its init with --cmdline 'rdinit=/path'.`,
+    );
+  }
+  return { cmdline, init };
+}
+
 /** Boots the user's kernel, initramfs (+ our segment) and disks once; returns the verdict. */
 export async function runExternal(opts: ExternalOptions): Promise<ExternalRecord> {
   const name = opts.name ?? 'external';
@@ -168,24 +191,7 @@ export async function runExternal(opts: ExternalOptions): Promise<ExternalRecord
   const { paths: _paths, ...infoOut } = info;
   const stagesWanted = externalStages(info, end);
 
-  // A user's rdinit= is what our wrapper runs; ours replaces it on the command line.
-  let cmdline = opts.cmdline ?? '';
-  let init = '/init';
-  let rdinitGiven = false;
-  cmdline = cmdline.replace(/(^|\s)rdinit=(\S+)/g, (_m, sp: string, v: string) => {
-    init = v;
-    rdinitGiven = true;
-    return sp;
-  });
-  cmdline = `${cmdline.trim()} rdinit=${RDINIT}`.trim();
-  // The kernel would find no init and panic: say so now, before anything boots.
-  const initPath = init.replace(/^\/+/, '');
-  if (!info.paths.has(initPath)) {
-    throw new UsageError(
-      `${opts.initramfs} has no ${init}${rdinitGiven ? ' (named by rdinit= in --cmdline)' : ''}: the kernel would find no init to run. ` +
-        `Give the initramfs your generator made, or name its init with --cmdline 'rdinit=/path'.`,
-    );
-  }
+  const { cmdline, init } = initOf(info, opts.initramfs, opts.cmdline);
 
   const before = await Promise.all(inputsPaths.map((p) => sha256File(p)));
   const seg = await buildCpioSegment(await externalSegment(info, { init, end, bootWaitSec: opts.bootWaitSec ?? DEFAULTS.bootWaitSec }));
