@@ -7,7 +7,7 @@
 import { parseArgs } from 'node:util';
 import { spawnSync } from 'node:child_process';
 import { promises as fs, constants } from 'node:fs';
-import { HOST_TOOLS, STATIC_LIBS, findCommand, findStaticLib } from '../host.ts';
+import { HOST_FILES, HOST_TOOLS, STATIC_LIBS, findCommand, findHostFile, findStaticLib } from '../host.ts';
 import { cacheRoot } from '../cache.ts';
 import { SetupError } from '../errors.ts';
 import { isStatic, readElf } from '../image/elf.ts';
@@ -38,6 +38,10 @@ export async function doctor(args: string[]): Promise<number> {
   for (const l of STATIC_LIBS) {
     const found = findStaticLib(l.file);
     rows.push({ tool: l.file, pkg: l.debianPackage, found, ok: Boolean(found) });
+  }
+  for (const f of HOST_FILES) {
+    const found = findHostFile(f);
+    rows.push({ tool: f.name, pkg: f.debianPackage, found, ok: Boolean(found) });
   }
   if (values.browser) {
     const found = findChromium();

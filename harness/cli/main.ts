@@ -37,6 +37,7 @@ import { cmdBisect } from './bisect.ts';
 import { junitMerge, parseShard } from '../run/shard.ts';
 import { cmdReport, cmdShow } from './show.ts';
 import { diffHtml, reportHtml } from '../report/html.ts';
+import { bootOptions } from '../firmware/cli.ts';
 
 export const DEFAULT_KERNEL = DEFAULTS.kernel;
 
@@ -73,6 +74,9 @@ ${providers().map((p) => `                       ${p.forms.join(' | ')}: ${p.sum
   --keep             keep the run folder of passing runs too
   --scenarios DIR    load more scenarios from DIR (repeatable)
   --cmdline TEXT     append to every guest's kernel command line
+  --firmware F       bios (default) or uefi (OVMF; the kernel through its EFI stub)
+  --boot B           kernel (default: QEMU hands the kernel over), systemd-boot (an ESP with
+                     systemd-boot and a BLS entry), uki (a unified kernel image on an ESP); uefi only
   --allow-kernel-log REGEX  a kernel report (WARNING, BUG, KASAN...) whose title or line matches
                      does not fail the run (repeatable); any other one does
   --config-add CONFIG_X=y   an option on top of the configuration of build/ and git: kernels (repeatable)
@@ -134,8 +138,11 @@ async function cmdRun(args: string[]): Promise<number> {
       'allow-kernel-log': { type: 'string', multiple: true },
       'config-add': { type: 'string', multiple: true },
       fragment: { type: 'string', multiple: true },
+      firmware: { type: 'string' },
+      boot: { type: 'string' },
     },
   });
+  const { firmware, boot } = bootOptions(values);
   const allowKernelLog = (values['allow-kernel-log'] ?? []).map((r) => {
     try {
       return new RegExp(r);
@@ -160,6 +167,8 @@ async function cmdRun(args: string[]): Promise<number> {
     shard,
     retries: nonNegativeInt(values.retries, '--retries', 0),
     allowKernelLog,
+    firmware,
+    boot,
     partialReport: async (partial) => {
       if (values.json) await writeOut(values.json, toJson(partial));
       if (values.junit) await writeOut(values.junit, toJUnit(partial));

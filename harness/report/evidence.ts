@@ -152,6 +152,7 @@ export function evidenceMarkdown(report: MatrixReport, scenarios: readonly Scena
   out.push(`- date: ${now.toISOString().slice(0, 10)} (run started ${report.startedAt})`);
   out.push(`- rootprobe ${report.version}, node ${report.host.node}, ${report.host.cpus} CPUs`);
   out.push(`- accelerator: ${report.accel} (${report.accelReason})`);
+  out.push(`- firmware: ${[...new Set(report.runs.map((r) => `${r.firmware ?? 'bios'}${r.boot ? ` via ${r.boot}` : ''}`))].join(', ') || 'none ran'}`);
   out.push(`- kernels: ${kernels.length ? kernels.map((k) => `${code(k.id)} (${k.release})`).join(', ') : 'none ran'}`);
   const s = report.summary;
   out.push(`- runs: ${s.total ?? report.runs.length}, passed ${s.passed ?? 0}, not passed ${(s.total ?? 0) - (s.passed ?? 0)}`);

@@ -16,6 +16,9 @@ import { summarize, type MatrixReport } from '../report/formats.ts';
 import { Progress } from '../report/terminal.ts';
 import { shardCells, type Shard } from './shard.ts';
 import { validateScenarios, withScenario } from '../validate.ts';
+import type { BootPath, Firmware } from '../plan/types.ts';
+import { checkBoot } from '../firmware/uefi.ts';
+import { defaultArch } from '../arch/index.ts';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -38,6 +41,9 @@ export interface MatrixOptions {
    * hidden. Default 0.
    */
   retries?: number;
+  /** Every cell's firmware (default bios) and boot path (default `kernel`: -kernel). */
+  firmware?: Firmware;
+  boot?: BootPath;
 }
 
 function summaryOf(r: RunRecord): RunAttempt {
@@ -64,6 +70,7 @@ export async function runMatrix(scenarios: Scenario[], kernelSpecs: string[], op
   // Definition mistakes (validate.ts) and a bad ROOTPROBE_TIMEOUT_FACTOR: before any download.
   validateScenarios(scenarios);
   timeoutFactor('kvm');
+  checkBoot(opts.firmware ?? 'bios', opts.boot, defaultArch());
   const chosen = shardCells(scenarios, kernelSpecs, opts.shard);
   const kernelById = new Map<string, Kernel>();
   for (const spec of [...new Set(chosen.map((c) => c.kernel))]) {
@@ -131,6 +138,8 @@ export async function runMatrix(scenarios: Scenario[], kernelSpecs: string[], op
           extraCmdline: opts.extraCmdline,
           allowKernelLog: opts.allowKernelLog,
           rerunArgs: opts.rerunArgs,
+          firmware: opts.firmware,
+          boot: opts.boot,
           images,
           signal: abort.signal,
           onEvent: (e) => progress.event(e),
