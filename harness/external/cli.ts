@@ -13,15 +13,23 @@ import { resolveKernel } from '../../kernels/index.ts';
 import { detectAccel } from '../qemu/accel.ts';
 import { runExternal, type ExternalRecord } from './run.ts';
 import { reportHtml } from '../report/html.ts';
+import { ukiInputs } from './run.ts';
+import { checkBoot, parseFirmware } from '../firmware/uefi.ts';
+import { defaultArch } from '../arch/index.ts';
+import { removeTempDir } from '../lifecycle.ts';
 
-export const EXTERNAL_USAGE = `usage: rootprobe run external --initramfs FILE --kernel K [--disk FILE]... [--cmdline TEXT]
+export const EXTERNAL_USAGE = `usage: rootprobe run external --initramfs FILE --kernel K | --uki FILE [--disk FILE]... [--cmdline TEXT] [--firmware bios|uefi]
                             [--end poweroff|none] [--timeout SEC] [--memory MIB] [--json FILE] [--html FILE] [--keep]
                             [--artifacts DIR]
 
   --initramfs FILE   the initramfs as your generator made it (compressed, several segments: fine)
   --kernel K         file:<bzImage> (your kernel), or debian/bookworm etc.
   --disk FILE        a disk image: /dev/vda, /dev/vdb, ... in order; writes go to a throwaway overlay
-  --cmdline TEXT     your kernel command line (root=/dev/vda rw ...); the console is added
+  --uki FILE         your unified kernel image instead of --initramfs and --kernel: booted under UEFI
+                     from an ESP as a copy with rootprobe's segment after its .initrd (the file is only read)
+  --firmware F       bios (default) or uefi (OVMF; the kernel through its EFI stub)
+  --cmdline TEXT     your kernel command line (root=/dev/vda rw ...); the console is added; with --uki
+                     it replaces the UKI's .cmdline, as a boot loader's options do without Secure Boot
   --end poweroff     once booted, rootprobe asks the distro to power off (default); none: the guest decides
   --timeout SEC      deadline under KVM (default 120; x5 under TCG)`;
 
@@ -42,6 +50,8 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
       keep: { type: 'boolean' },
       artifacts: { type: 'string' },
       name: { type: 'string' },
+      firmware: { type: 'string' },
+      uki: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -50,8 +60,16 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length > 0) throw new UsageError(`run external takes no scenario names (got ${positionals.join(' ')})\n${EXTERNAL_USAGE}`);
-  if (!values.initramfs) throw new UsageError(`run external needs --initramfs FILE\n${EXTERNAL_USAGE}`);
-  if (!values.kernel) throw new UsageError(`run external needs --kernel K (file:<bzImage> for your own)\n${EXTERNAL_USAGE}`);
+  const firmware = parseFirmware(values.firmware, defaultArch());
+  if (values.uki) {
+    if (values.initramfs || values.kernel) throw new UsageError(`--uki FILE holds the kernel and initramfs: give it without --initramfs and --kernel\n${EXTERNAL_USAGE}`);
+    if (values.firmware === 'bios') throw new UsageError('--uki boots under UEFI: --firmware bios cannot start it');
+    checkBoot('uefi', 'uki', defaultArch());
+  } else {
+    if (!values.initramfs) throw new UsageError(`run external needs --initramfs FILE (or --uki FILE)\n${EXTERNAL_USAGE}`);
+    if (!values.kernel) throw new UsageError(`run external needs --kernel K (file:<bzImage> for your own)\n${EXTERNAL_USAGE}`);
+    checkBoot(firmware, 'kernel', defaultArch());
+  }
   const end = values.end ?? 'poweroff';
   if (end !== 'poweroff' && end !== 'none') throw new UsageError(`--end is poweroff or none, not '${end}'`);
   const num = (v: string | undefined, what: string): number | undefined => {
@@ -60,18 +78,22 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
     if (!(n > 0)) throw new UsageError(`${what} takes a positive number (got '${v}')`);
     return n;
   };
-  for (const f of [values.initramfs, ...(values.disk ?? [])]) {
+  for (const f of [values.uki ?? values.initramfs!, ...(values.disk ?? [])]) {
     const st = await fs.stat(f).catch(() => undefined);
     if (!st?.isFile()) throw new UsageError(`${f} is not a file`);
   }
-  const kernel = await resolveKernel(values.kernel, { onProgress: (m) => process.stderr.write(`kernel: ${m}\n`) });
+  const fromUki = values.uki ? await ukiInputs(values.uki) : undefined;
+  const kernel = fromUki?.kernel ?? (await resolveKernel(values.kernel!, { onProgress: (m) => process.stderr.write(`kernel: ${m}\n`) }));
   const accel = await detectAccel(kernel.vmlinuz);
   process.stderr.write(`accelerator: ${accel.accel} (${accel.reason})\n`);
   const rec: ExternalRecord = await runExternal({
-    initramfs: values.initramfs,
+    initramfs: fromUki?.initramfs ?? values.initramfs!,
     kernel,
+    firmware,
+    ...(fromUki ? { uki: values.uki, ukiStub: fromUki.ukiStub } : {}),
     disks: values.disk ?? [],
-    cmdline: values.cmdline,
+    // A UKI's own .cmdline unless --cmdline replaces it (as a loader's options do without Secure Boot).
+    cmdline: values.cmdline ?? fromUki?.cmdline,
     accel: accel.accel as 'kvm' | 'tcg',
     artifactsRoot: values.artifacts ?? 'rootprobe-artifacts',
     keep: values.keep ?? false,
@@ -83,6 +105,7 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
       if (e.type === 'stage') process.stderr.write(`stage ${e.stage} (${(e.elapsedMs / 1000).toFixed(1)} s)\n`);
     },
   });
+  if (fromUki) await removeTempDir(fromUki.dir);
   if (values.json) {
     await fs.mkdir(path.dirname(path.resolve(values.json)), { recursive: true });
     await fs.writeFile(values.json, JSON.stringify(rec, null, 1));
@@ -92,7 +115,7 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
     await fs.writeFile(values.html, reportHtml({ runs: [rec] }));
   }
   const lines = [
-    `${rec.outcome.toUpperCase()} ${rec.scenario} on ${rec.kernel} (${rec.kernelRelease}, ${rec.accel}, ${(rec.durationMs / 1000).toFixed(1)} s)`,
+    `${rec.outcome.toUpperCase()} ${rec.scenario} on ${rec.kernel} (${rec.kernelRelease}, ${rec.accel}, ${rec.firmware ?? 'bios'}${rec.boot ? ` via ${rec.boot}` : ''}, ${(rec.durationMs / 1000).toFixed(1)} s)`,
     `  initramfs: ${rec.info.generator}, ${rec.info.segments} segment(s) (${rec.info.compressions.join(', ')})`,
     `  stages: ${rec.stagesReported.join(', ') || 'none'}`,
     ...rec.evidence.map((e) => `  ${e}`),

@@ -177,3 +177,37 @@ export async function buildUki(input: UkiInput, out: string, dir: string): Promi
   }
   return { path: out, tool: 'objcopy', sections: built.sections };
 }
+
+export interface UkiParts {
+  /** The kernel (.linux), the initramfs (.initrd) and command line (.cmdline) dumped into files. */
+  linux: string;
+  initrd?: string;
+  cmdline?: string;
+  /** The UKI without those sections: its own stub (with .osrel, .sbat, ...), to put the new ones on. */
+  stub: string;
+  /** Every section the UKI had, in order. */
+  sections: string[];
+}
+
+/** Takes a UKI apart into `dir` (objcopy --dump-section; the file itself is only read). */
+export async function splitUki(uki: string, dir: string): Promise<UkiParts> {
+  let pe: PeInfo;
+  try {
+    pe = readPe(await fs.readFile(uki));
+  } catch (e) {
+    throw new SetupError(`${uki} is not a unified kernel image: ${(e as Error).message}`);
+  }
+  const names = pe.sections.map((s) => s.name);
+  if (!names.includes('.linux')) throw new SetupError(`${uki} is a PE image without a .linux section: not a unified kernel image (sections: ${names.join(', ')})`);
+  const objcopy = requireTool('objcopy', 'to take a unified kernel image apart');
+  const parts: UkiParts = { linux: path.join(dir, 'uki-linux'), stub: path.join(dir, 'uki-stub.efi'), sections: names };
+  const dump = ['--dump-section', `.linux=${parts.linux}`];
+  if (names.includes('.initrd')) dump.push('--dump-section', `.initrd=${(parts.initrd = path.join(dir, 'uki-initrd'))}`);
+  if (names.includes('.cmdline')) dump.push('--dump-section', `.cmdline=${(parts.cmdline = path.join(dir, 'uki-cmdline'))}`);
+  const scratch = path.join(dir, 'uki-scratch.efi');
+  await run(objcopy, [...dump, uki, scratch]);
+  await fs.rm(scratch, { force: true });
+  const remove = ['.linux', '.initrd', '.cmdline', '.uname'].filter((n) => names.includes(n)).flatMap((n) => ['--remove-section', n]);
+  await run(objcopy, [...remove, uki, parts.stub]);
+  return parts;
+}

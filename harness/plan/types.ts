@@ -49,8 +49,13 @@ export interface BootPlan {
   firmware: Firmware;
   /** How the firmware reaches the kernel (default `kernel`); all but `kernel` need `uefi`. */
   boot?: BootPath;
-  /** For `boot: 'uki'`: a UKI of the user's to boot instead of one rootprobe assembles. */
-  uki?: string;
+  /**
+   * For `boot: 'uki'`: the stub the UKI is assembled on (default systemd-boot-efi's); external
+   * mode's `--uki` gives the user's UKI with its .linux, .initrd and .cmdline taken out.
+   */
+  ukiStub?: string;
+  /** Said in the evidence: where the UKI's parts came from. */
+  ukiFrom?: string;
   /** For `boot: 'esp'`: the user's ESP image (never written: a throwaway overlay). */
   esp?: string;
   kernel: Kernel;

@@ -144,7 +144,7 @@ export interface Materialized {
 }
 
 /** The boot path's checks that need no files: a usage error before anything is built. */
-export function checkBootPath(plan: Pick<BootPlan, 'firmware' | 'boot' | 'arch' | 'esp' | 'uki'>): void {
+export function checkBootPath(plan: Pick<BootPlan, 'firmware' | 'boot' | 'arch' | 'esp'>): void {
   const boot = plan.boot ?? 'kernel';
   if (!plan.arch.firmware.includes(plan.firmware)) throw new UsageError(`${plan.arch.name} boots with ${plan.arch.firmware.join(' or ')}, not ${plan.firmware}`);
   if (boot !== 'kernel' && plan.firmware !== 'uefi') throw new UsageError(`--boot ${boot} needs --firmware uefi (BIOS cannot load an EFI binary)`);
@@ -164,14 +164,15 @@ export async function planEsp(plan: BootPlan, runDir: string, initrd: string | u
     );
     return { path: esp, note: 'systemd-boot from a rootprobe ESP (loader/entries/rootprobe.conf)' };
   }
-  let uki = plan.uki;
-  let note = `the UKI ${uki} from the ESP's fallback path`;
-  if (!uki) {
-    const built = await buildUki({ kernel: plan.kernel.vmlinuz, initrd, cmdline, release: plan.kernel.release, efiArch }, path.join(runDir, 'uki.efi'), runDir);
-    uki = built.path;
-    note = `a UKI rootprobe assembled (${built.tool}: ${built.sections.filter((s) => ['.linux', '.initrd', '.cmdline'].includes(s.name)).map((s) => s.name).join(', ')}) from the ESP's fallback path`;
-  }
-  await buildEsp(ukiFiles(efiArch, uki), esp);
+  const built = await buildUki(
+    { kernel: plan.kernel.vmlinuz, initrd, cmdline, release: plan.kernel.release, efiArch, ...(plan.ukiStub ? { stub: plan.ukiStub } : {}) },
+    path.join(runDir, 'uki.efi'),
+    runDir,
+  );
+  const note =
+    `a UKI rootprobe assembled (${built.tool}: ${built.sections.filter((s) => ['.linux', '.initrd', '.cmdline'].includes(s.name)).map((s) => s.name).join(', ')})` +
+    `${plan.ukiFrom ? ` ${plan.ukiFrom}` : ''} from the ESP's fallback path`;
+  await buildEsp(ukiFiles(efiArch, built.path), esp);
   return { path: esp, note };
 }
 
