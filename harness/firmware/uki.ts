@@ -152,11 +152,14 @@ export async function buildUki(input: UkiInput, out: string, dir: string): Promi
     return { path: out, tool: 'ukify', sections: readPe(await fs.readFile(out)).sections };
   }
   const objcopy = requireTool('objcopy', 'to assemble a unified kernel image');
+  const stubPe = readPe(await fs.readFile(stub));
+  const has = (n: string): boolean => stubPe.sections.some((s) => s.name === n);
+  // A user's UKI taken apart keeps its own .osrel (and the like): only what it lacks is added.
   const files: Array<{ section: string; file: string }> = [
-    { section: '.osrel', file: osrel },
+    ...(has('.osrel') ? [] : [{ section: '.osrel', file: osrel }]),
     { section: '.cmdline', file: cmdlineFile },
   ];
-  if (input.release) {
+  if (input.release && !has('.uname')) {
     const uname = path.join(dir, 'uki.uname');
     await fs.writeFile(uname, input.release);
     files.push({ section: '.uname', file: uname });
@@ -165,7 +168,6 @@ export async function buildUki(input: UkiInput, out: string, dir: string): Promi
   // .linux last: the stub loads it as a PE image of its own; the kernel's size is the biggest.
   files.push({ section: '.linux', file: input.kernel });
   const sizes = await Promise.all(files.map(async (f) => (await fs.stat(f.file)).size));
-  const stubPe = readPe(await fs.readFile(stub));
   const placed = ukiLayout(stubPe, files.map((f, i) => ({ section: f.section, size: sizes[i] }))).map((p, i) => ({ ...p, file: files[i].file }));
   await run(objcopy, objcopyArgs(placed, stub, out));
   const built = readPe(await fs.readFile(out));
