@@ -48,7 +48,10 @@ describe('every scenario under UEFI, and the ESP boot paths @boot', function () 
       expect(x.evidence).to.include('firmware: EFI v2.70 by EDK II');
       // OVMF's loader of -kernel adds initrd=initrd to what it hands the EFI stub.
       expect(x.evidence.find((e) => e.startsWith('command line:'))).to.match(/added: .*initrd=initrd/);
+      expect(x.evidence.find((e) => e.startsWith('command line:'))).to.include('rootprobe.efi');
       expect(x.rerun).to.include('--firmware uefi');
+      // -kernel: no boot loader, no stub; nothing set the loader's variables.
+      expect(x.evidence).to.include('efivars: no Loader* or Stub* variables (no boot loader or stub set any)');
     }
     expect(r.stdout).to.match(/firmware uefi$/m);
     expect(r.stdout).to.match(/\(6\.1\.[^,]+, (tcg|kvm), uefi\)/);
@@ -75,6 +78,8 @@ describe('every scenario under UEFI, and the ESP boot paths @boot', function () 
     expect(entry).to.match(/^linux \/rootprobe\/linux$/m);
     expect(entry).to.match(/^options console=ttyS0 .*rootprobe\.port=ttyS1$/m);
     expect(x.stagesReported).to.deep.equal(['initramfs', 'realroot', 'done']);
+    // What systemd-boot itself says it did, read by the probe from efivarfs in the guest.
+    expect(x.evidence.find((e) => e.startsWith('efivars'))).to.match(/^efivars \(stage initramfs\): LoaderEntrySelected=rootprobe\.conf, LoaderInfo=systemd-boot \d+/);
   });
 
   it('boots switch_root from a UKI rootprobe assembled on systemd-stub, at the ESP fallback path: its .cmdline exactly', async () => {
@@ -86,6 +91,10 @@ describe('every scenario under UEFI, and the ESP boot paths @boot', function () 
     expect(x.evidence.find((e) => e.startsWith('boot:'))).to.match(/a UKI rootprobe assembled \((objcopy|ukify): .*\.linux/);
     expect(x.evidence).to.include('command line: as planned');
     expect(x.evidence).to.include('firmware: EFI v2.70 by EDK II');
+    // No boot loader ran: the stub is what the firmware started (its StubInfo), from the fallback path.
+    const efivars = x.evidence.find((e) => e.startsWith('efivars'))!;
+    expect(efivars).to.match(/StubInfo=systemd-stub \d+/).and.include('LoaderImageIdentifier=\\EFI\\BOOT\\BOOTX64.EFI');
+    expect(efivars).to.not.include('LoaderEntrySelected');
   });
 
   it('build --firmware uefi --boot uki writes the ESP, a variable store and a qemu.sh with OVMF', async () => {

@@ -13,7 +13,7 @@ import { qemuArgs } from '../harness/qemu/command.ts';
 import { x86_64 } from '../harness/arch/x86_64.ts';
 import { blsEntryText, buildEsp, espFolders, espSizeKiB, fallbackPath, loaderConfText, systemdBootFiles, ukiFiles } from '../harness/firmware/esp.ts';
 import { buildUki, objcopyArgs, readPe, ukiLayout, type PeInfo } from '../harness/firmware/uki.ts';
-import { checkBoot, firmwareEvidence, firmwareFacts, parseBootPath, parseFirmware } from '../harness/firmware/uefi.ts';
+import { checkBoot, efiVarsEvidence, efiVarText, firmwareEvidence, firmwareFacts, parseBootPath, parseFirmware } from '../harness/firmware/uefi.ts';
 import { UsageError } from '../harness/errors.ts';
 import { cli } from './support/cli.ts';
 
@@ -230,5 +230,32 @@ describe('what the console says about the firmware', () => {
     expect(firmwareEvidence('uefi', 'console=ttyS0', bios).problem).to.match(/not started by UEFI/);
     expect(firmwareEvidence('bios', 'console=ttyS0', firmwareFacts(uefiConsole)).problem).to.match(/started by EFI v2.70/);
     expect(firmwareEvidence('bios', 'console=ttyS0', bios)).to.deep.equal({ evidence: [] });
+  });
+});
+
+describe("the loader's EFI variables the probe read", () => {
+  // As efivarfs gives them: 4 bytes of attributes, then the value (systemd-boot writes UTF-16 text).
+  const utf16 = (t: string): Buffer => Buffer.concat([Buffer.from([6, 0, 0, 0]), Buffer.from(`${t}\0`, 'utf16le')]);
+  const G = '4a67b082-0a4c-41cf-b6c7-440b29bb8c4f';
+
+  it('decodes UTF-16 text and shows anything else as hex', () => {
+    expect(efiVarText(utf16('rootprobe.conf'))).to.equal('rootprobe.conf');
+    expect(efiVarText(Buffer.from([6, 0, 0, 0, 0x3f, 0x00, 0x00, 0x00, 0x01, 0x00]))).to.equal('3f000000' + '0100');
+  });
+
+  it('says which entry systemd-boot selected and which stub ran, from the first stage that has them', () => {
+    const stages = [
+      { name: 'initramfs', files: {
+        [`/sys/firmware/efi/efivars/LoaderImageIdentifier-${G}`]: utf16('\\EFI\\BOOT\\BOOTX64.EFI'),
+        [`/sys/firmware/efi/efivars/LoaderEntrySelected-${G}`]: utf16('rootprobe.conf'),
+        [`/sys/firmware/efi/efivars/LoaderInfo-${G}`]: utf16('systemd-boot 252.39-1~deb12u2'),
+        [`/sys/firmware/efi/efivars/LoaderFeatures-${G}`]: Buffer.from([6, 0, 0, 0, 0x7f, 0, 0, 0, 0, 0, 0, 0]),
+      } },
+      { name: 'realroot', files: { [`/sys/firmware/efi/efivars/StubInfo-${G}`]: utf16('never read') } },
+    ];
+    expect(efiVarsEvidence(stages)).to.deep.equal([
+      'efivars (stage initramfs): LoaderEntrySelected=rootprobe.conf, LoaderInfo=systemd-boot 252.39-1~deb12u2, LoaderImageIdentifier=\\EFI\\BOOT\\BOOTX64.EFI',
+    ]);
+    expect(efiVarsEvidence([{ name: 'initramfs', files: {} }])).to.deep.equal(['efivars: no Loader* or Stub* variables (no boot loader or stub set any)']);
   });
 });

@@ -29,7 +29,7 @@ export async function buildScenario(
   out: string,
   opts: { accel: 'kvm' | 'tcg'; extraCmdline?: string; firmware?: Firmware; boot?: BootPath },
 ): Promise<BuildOutput> {
-  const images = await prepareImages(sc, kernel).catch((e) => Promise.reject(withScenario(e, sc)));
+  const images = await prepareImages(sc, kernel, { firmware: opts.firmware }).catch((e) => Promise.reject(withScenario(e, sc)));
   return writePlan(planScenario(sc, kernel, images, { extraCmdline: opts.extraCmdline, firmware: opts.firmware, boot: opts.boot }), out, opts.accel);
 }
 

@@ -55,7 +55,7 @@ export async function cmdShell(args: string[]): Promise<number> {
   if (!process.stdin.isTTY) process.stderr.write('rootprobe shell: standard input is not a terminal; the guest shell may not be usable\n');
 
   const kernel = await resolveKernel(spec, { onProgress: (m) => process.stderr.write(`kernel ${spec}: ${m}\n`) });
-  const images = await prepareImages(sc, kernel).catch((e) => Promise.reject(withScenario(e, sc)));
+  const images = await prepareImages(sc, kernel, { firmware }).catch((e) => Promise.reject(withScenario(e, sc)));
   const accel = await detectAccel(kernel.vmlinuz, { onProgress: (m) => process.stderr.write(`accel: ${m}\n`) });
   // The plan `run` boots, with a shell after the stage: the probe (probe.c) starts it.
   const plan = planScenario(sc, kernel, images, { extraCmdline: [values.cmdline, `rootprobe.shell=${stage}`].filter(Boolean).join(' '), firmware, boot });

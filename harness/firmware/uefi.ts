@@ -126,3 +126,39 @@ export function firmwareEvidence(firmware: Firmware, planned: string, facts: Fir
   }
   return { evidence };
 }
+
+/** On the command line of UEFI boots: the probe then reads the loader's EFI variables (probe.c). */
+export const EFI_PARAM = 'rootprobe.efi';
+
+/** Where the snapshot's files keep them (the stage's file keys are absolute guest paths). */
+const EFIVARS = '/sys/firmware/efi/efivars/';
+
+/** An EFI variable's value as efivarfs gives it (4 bytes of attributes, then the data): UTF-16 text, or hex (pure). */
+export function efiVarText(raw: Buffer): string {
+  const data = raw.subarray(4);
+  if (data.length % 2 === 0 && data.length > 0) {
+    const text = data.toString('utf16le').replace(/\0+$/, '');
+    if (/^[\x20-\x7e]*$/.test(text)) return text;
+  }
+  return data.toString('hex');
+}
+
+/**
+ * The loader's variables the probe read (files/sys/firmware/efi/efivars/<Name>-<vendor GUID>),
+ * from the first stage that has them: what systemd-boot and systemd-stub say they did
+ * (LoaderEntrySelected, LoaderInfo, StubInfo, LoaderImageIdentifier...) (pure).
+ */
+export function efiVarsEvidence(stages: ReadonlyArray<{ name: string; files: Record<string, Buffer> }>): string[] {
+  for (const st of stages) {
+    const names = Object.keys(st.files).filter((k) => k.startsWith(EFIVARS)).sort();
+    if (names.length === 0) continue;
+    const wanted = ['LoaderEntrySelected', 'LoaderInfo', 'StubInfo', 'LoaderImageIdentifier', 'LoaderDevicePartUUID'];
+    const parts = names
+      .map((k) => ({ name: k.slice(EFIVARS.length).replace(/-[0-9a-f-]{36}$/, ''), raw: st.files[k] }))
+      .filter((v) => wanted.includes(v.name))
+      .sort((a, b) => wanted.indexOf(a.name) - wanted.indexOf(b.name))
+      .map((v) => `${v.name}=${efiVarText(v.raw)}`);
+    return [`efivars (stage ${st.name}): ${parts.length ? parts.join(', ') : `${names.length} Loader*/Stub* variable(s), none of ${wanted.join(', ')}`}`];
+  }
+  return ['efivars: no Loader* or Stub* variables (no boot loader or stub set any)'];
+}

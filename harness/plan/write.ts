@@ -25,7 +25,7 @@ import { concatSegments } from '../image/initramfs.ts';
 import { UsageError } from '../errors.ts';
 import type { Accel } from '../run/record.ts';
 import type { BootPlan } from './types.ts';
-import { checkBootPath, planEsp } from '../run/execute.ts';
+import { checkBootPath, planCmdline, planEsp } from '../run/execute.ts';
 import { copyVars, uefiFiles } from '../firmware/uefi.ts';
 
 export interface WrittenPlan {
@@ -90,7 +90,7 @@ export async function writePlan(plan: BootPlan, out: string, accel: Accel): Prom
   // Built with absolute paths, then made relative to DIR so that the folder can move.
   const full = qemuArgs(
     {
-      ...(esp ? { esp: { path: esp } } : { kernel: vmlinuz, ...(initrd ? { initrd } : {}), append: plan.cmdline }),
+      ...(esp ? { esp: { path: esp } } : { kernel: vmlinuz, ...(initrd ? { initrd } : {}), append: planCmdline(plan) }),
       ...(vars ? { uefi: { code: uefiFiles(plan.arch).code, vars } } : {}),
       disks: disks.map((d) => ({ path: d.path })),
       memoryMiB: plan.memoryMiB,

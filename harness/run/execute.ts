@@ -25,7 +25,7 @@ import { checkVerdict } from '../verdict/check.ts';
 import { freeBytes, hostDiskVerdict } from '../verdict/host-disk.ts';
 import { keepArtifacts } from './artifacts.ts';
 import type { Accel, RunEvent, RunRecord } from './record.ts';
-import { copyVars, firmwareEvidence, firmwareFacts, uefiFiles } from '../firmware/uefi.ts';
+import { copyVars, EFI_PARAM, efiVarsEvidence, firmwareEvidence, firmwareFacts, uefiFiles } from '../firmware/uefi.ts';
 import { buildEsp, systemdBootFiles, ukiFiles } from '../firmware/esp.ts';
 import { buildUki } from '../firmware/uki.ts';
 import { requireHostFile, SYSTEMD_BOOT_EFI } from '../host.ts';
@@ -151,10 +151,15 @@ export function checkBootPath(plan: Pick<BootPlan, 'firmware' | 'boot' | 'arch' 
   if (boot === 'esp' && !plan.esp) throw new UsageError('boot path esp needs an ESP image (--esp IMAGE)');
 }
 
+/** The plan's command line as booted: under UEFI with `rootprobe.efi`, which has the probe read the loader's EFI variables. */
+export function planCmdline(plan: Pick<BootPlan, 'cmdline' | 'firmware'>): string {
+  return [plan.cmdline.trim(), plan.firmware === 'uefi' ? EFI_PARAM : ''].filter(Boolean).join(' ');
+}
+
 /** The ESP of a plan whose boot path is systemd-boot or uki, built in runDir. */
 export async function planEsp(plan: BootPlan, runDir: string, initrd: string | undefined): Promise<{ path: string; note: string }> {
   const efiArch = plan.arch.uefi!.efiArch;
-  const cmdline = [baseCmdline(plan.arch), plan.cmdline.trim()].filter(Boolean).join(' ');
+  const cmdline = [baseCmdline(plan.arch), planCmdline(plan)].filter(Boolean).join(' ');
   const esp = path.join(runDir, 'esp.img');
   if (plan.boot === 'systemd-boot') {
     const loader = requireHostFile(path.join(SYSTEMD_BOOT_EFI, `systemd-boot${efiArch}.efi`), 'to boot through systemd-boot');
@@ -226,7 +231,7 @@ export async function materialize(plan: BootPlan, runDir: string): Promise<Mater
 export function bootSpecOf(plan: BootPlan, accel: Accel, runDir: string, files: Pick<Materialized, 'initrd' | 'disks' | 'uefi' | 'esp'>): BootSpec {
   return {
     // From the ESP, the kernel, initrd and command line are the ESP's files.
-    ...(files.esp ? { esp: files.esp } : { kernel: plan.kernel.vmlinuz, ...(files.initrd ? { initrd: files.initrd } : {}), append: plan.cmdline }),
+    ...(files.esp ? { esp: files.esp } : { kernel: plan.kernel.vmlinuz, ...(files.initrd ? { initrd: files.initrd } : {}), append: planCmdline(plan) }),
     ...(files.uefi ? { uefi: files.uefi } : {}),
     disks: files.disks,
     memoryMiB: plan.memoryMiB,
@@ -281,9 +286,9 @@ export async function execute(plan: BootPlan, opts: ExecuteOptions): Promise<Run
     record.outcome = verdict.outcome;
     record.message = verdict.message;
     if (plan.firmware === 'uefi') {
-      const planned = [baseCmdline(plan.arch), plan.cmdline.trim()].filter(Boolean).join(' ');
+      const planned = [baseCmdline(plan.arch), planCmdline(plan)].filter(Boolean).join(' ');
       const fw = firmwareEvidence(plan.firmware, planned, firmwareFacts(await fs.readFile(boot.consoleLog, 'utf8').catch(() => '')));
-      record.evidence.push(...fw.evidence);
+      record.evidence.push(...fw.evidence, ...efiVarsEvidence(readback.stages));
       if (fw.problem && record.outcome === 'passed') {
         record.outcome = 'error';
         record.message = fw.problem;

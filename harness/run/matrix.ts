@@ -83,7 +83,7 @@ export async function runMatrix(scenarios: Scenario[], kernelSpecs: string[], op
   const cells: Array<{ s: Scenario; k: Kernel; images: PreparedImages }> = [];
   for (const { scenario: s, kernel } of chosen) {
     const k = kernelById.get(kernel)!;
-    cells.push({ s, k, images: await prepareImages(s, k).catch((e) => Promise.reject(withScenario(e, s))) });
+    cells.push({ s, k, images: await prepareImages(s, k, { firmware: opts.firmware }).catch((e) => Promise.reject(withScenario(e, s))) });
   }
   const shardNote = opts.shard ? `shard ${opts.shard.index}/${opts.shard.count}: ${cells.length} of ${scenarios.length * new Set(kernelSpecs).size} cell(s)` : '';
   const accel =

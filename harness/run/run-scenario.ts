@@ -55,7 +55,7 @@ export async function runScenario(sc: Scenario, kernel: Kernel, opts: RunOptions
   if (!images) {
     const started = Date.now();
     try {
-      images = await prepareImages(sc, kernel);
+      images = await prepareImages(sc, kernel, { firmware: opts.firmware });
     } catch (e) {
       // Nothing to boot: the record says why, as a boot that failed would.
       const plan = planScenario(sc, kernel, { segments: [], disks: [], modules: [], warnings: [] }, opts);
