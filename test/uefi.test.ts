@@ -13,7 +13,7 @@ import { qemuArgs } from '../harness/qemu/command.ts';
 import { x86_64 } from '../harness/arch/x86_64.ts';
 import { blsEntryText, buildEsp, espFolders, espSizeKiB, fallbackPath, loaderConfText, systemdBootFiles, ukiFiles } from '../harness/firmware/esp.ts';
 import { buildUki, objcopyArgs, readPe, ukiLayout, type PeInfo } from '../harness/firmware/uki.ts';
-import { checkBoot, efiVarsEvidence, efiVarText, firmwareEvidence, firmwareFacts, parseBootPath, parseFirmware } from '../harness/firmware/uefi.ts';
+import { checkBoot, efiVarsEvidence, efiVarText, firmwareEvidence, firmwareFacts, guestFirmwareFacts, mergeFacts, parseBootPath, parseFirmware } from '../harness/firmware/uefi.ts';
 import { UsageError } from '../harness/errors.ts';
 import { cli } from './support/cli.ts';
 
@@ -227,7 +227,7 @@ describe('what the console says about the firmware', () => {
   it('a uefi run whose kernel printed no EFI line is a problem; so is a bios run that did', () => {
     const bios = firmwareFacts('[    0.000000] Command line: console=ttyS0\n');
     expect(bios.efi).to.equal(undefined);
-    expect(firmwareEvidence('uefi', 'console=ttyS0', bios).problem).to.match(/not started by UEFI/);
+    expect(firmwareEvidence('uefi', 'console=ttyS0', bios).problem).to.match(/neither the guest .* nor the console/);
     expect(firmwareEvidence('bios', 'console=ttyS0', firmwareFacts(uefiConsole)).problem).to.match(/started by EFI v2.70/);
     expect(firmwareEvidence('bios', 'console=ttyS0', bios)).to.deep.equal({ evidence: [] });
   });
@@ -244,7 +244,7 @@ describe("the loader's EFI variables the probe read", () => {
   });
 
   it('says which entry systemd-boot selected and which stub ran, from the first stage that has them', () => {
-    const stages = [
+    const stages: Array<{ name: string; files: Record<string, Buffer> }> = [
       { name: 'initramfs', files: {
         [`/sys/firmware/efi/efivars/LoaderImageIdentifier-${G}`]: utf16('\\EFI\\BOOT\\BOOTX64.EFI'),
         [`/sys/firmware/efi/efivars/LoaderEntrySelected-${G}`]: utf16('rootprobe.conf'),
@@ -257,5 +257,24 @@ describe("the loader's EFI variables the probe read", () => {
       'efivars (stage initramfs): LoaderEntrySelected=rootprobe.conf, LoaderInfo=systemd-boot 252.39-1~deb12u2, LoaderImageIdentifier=\\EFI\\BOOT\\BOOTX64.EFI',
     ]);
     expect(efiVarsEvidence([{ name: 'initramfs', files: {} }])).to.deep.equal(['efivars: no Loader* or Stub* variables (no boot loader or stub set any)']);
+  });
+});
+
+describe("the guest's own word on the firmware", () => {
+  it('takes UEFI and the command line from the probe when the console dropped bytes (as seen under OVMF on a busy host)', () => {
+    // A real garbled console of a pivot_root run under OVMF.
+    const garbled = firmwareFacts('[    0.000000] Command line: console=ttyS0 panic=-1 oops=paner_check rootprobe.port=ttyS1\n[    0.000000] efi: EFI .70 by EDK II\n');
+    expect(garbled.efi).to.equal(undefined);
+    const guest = guestFirmwareFacts([
+      { files: { '/proc/cmdline': Buffer.from('console=ttyS0 panic=-1 oops=panic no_timer_check rootprobe.port=ttyS1\n'), '/sys/firmware/efi/fw_platform_size': Buffer.from('64\n') } },
+    ]);
+    expect(guest).to.deep.equal({ efiBits: '64', cmdline: 'console=ttyS0 panic=-1 oops=panic no_timer_check rootprobe.port=ttyS1' });
+    const facts = mergeFacts(garbled, guest);
+    const ev = firmwareEvidence('uefi', 'console=ttyS0 panic=-1 oops=panic no_timer_check rootprobe.port=ttyS1', facts);
+    expect(ev.problem).to.equal(undefined);
+    expect(ev.evidence).to.deep.equal(["firmware: UEFI (64-bit, from the guest's /sys/firmware/efi; the console's efi: line was garbled)", 'command line: as planned']);
+    // A clean console line names the firmware; the guest still decides the command line.
+    expect(mergeFacts({ efi: 'EFI v2.70 by EDK II', cmdline: 'x' }, guest).efi).to.equal('EFI v2.70 by EDK II');
+    expect(mergeFacts({}, {}).efi).to.equal(undefined);
   });
 });

@@ -85,6 +85,32 @@ export interface FirmwareFacts {
   cmdline?: string;
 }
 
+/**
+ * What the guest itself reported under UEFI (the probe, `rootprobe.efi`), through the
+ * hash-checked result channel: /sys/firmware/efi/fw_platform_size exists only when UEFI
+ * started the kernel; /proc/cmdline is what the kernel got. The console, by contrast, drops
+ * bytes under OVMF on a busy host (`oops=paner_check`, `EFI .70 by EDK II` were seen).
+ */
+export function guestFirmwareFacts(stages: ReadonlyArray<{ files: Record<string, Buffer> }>): { efiBits?: string; cmdline?: string } {
+  const out: { efiBits?: string; cmdline?: string } = {};
+  for (const st of stages) {
+    const size = st.files['/sys/firmware/efi/fw_platform_size'];
+    if (size && out.efiBits === undefined) out.efiBits = size.toString('utf8').trim();
+    const cl = st.files['/proc/cmdline'];
+    if (cl && out.cmdline === undefined) out.cmdline = cl.toString('utf8').replace(/\0/g, ' ').trim();
+  }
+  return out;
+}
+
+/** The facts to judge by: the guest's word first, the console's where it is whole (pure). */
+export function mergeFacts(consoleFacts: FirmwareFacts, guest: { efiBits?: string; cmdline?: string }): FirmwareFacts & { guestEfi?: boolean } {
+  return {
+    efi: consoleFacts.efi ?? (guest.efiBits ? `UEFI (${guest.efiBits}-bit, from the guest's /sys/firmware/efi; the console's efi: line was garbled)` : undefined),
+    cmdline: guest.cmdline ?? consoleFacts.cmdline,
+    guestEfi: guest.efiBits !== undefined,
+  };
+}
+
 /** What the kernel's console says about how it was started (pure: fed console text in the tests). */
 export function firmwareFacts(consoleText: string): FirmwareFacts {
   const facts: FirmwareFacts = {};
@@ -104,7 +130,7 @@ export function firmwareFacts(consoleText: string): FirmwareFacts {
 export function firmwareEvidence(firmware: Firmware, planned: string, facts: FirmwareFacts): { evidence: string[]; problem?: string } {
   const evidence: string[] = [];
   if (firmware === 'uefi') {
-    if (!facts.efi) return { evidence, problem: 'booted with --firmware uefi, but the kernel printed no `efi: EFI v...` line: it was not started by UEFI' };
+    if (!facts.efi) return { evidence, problem: 'booted with --firmware uefi, but neither the guest (no /sys/firmware/efi) nor the console (no `efi: EFI v...` line) shows UEFI started the kernel' };
     evidence.push(`firmware: ${facts.efi}`);
   } else {
     // BIOS runs keep the evidence they always had.

@@ -398,6 +398,12 @@ static int cmdline_has(const char *word) {
    Read by a child in a mount namespace of its own, with its own tmpfs, sysfs and efivarfs, so
    that the guest's mount tree (already read) is never touched. Nothing when that fails. */
 static void efivars_members(void) {
+  /* The command line the kernel got, from the kernel (the console may drop bytes). */
+  char cpath[300];
+  struct buf cl = {0};
+  snprintf(cpath, sizeof cpath, "%s/cmdline", proc_dir);
+  if (slurp(cpath, &cl, 65536) == 0) member("files/proc/cmdline", cl.p, cl.len);
+  free(cl.p);
   int fds[2];
   if (pipe(fds) != 0) return;
   pid_t pid = fork();
@@ -417,16 +423,21 @@ static void efivars_members(void) {
     snprintf(sys, sizeof sys, "%s/sys", at);
     mkdir(sys, 0755);
     if (mount("rootprobe-sysfs", sys, "sysfs", MS_RDONLY, NULL) != 0) _exit(1);
-    snprintf(vars, sizeof vars, "%s/firmware/efi/efivars", sys);
-    if (mount("rootprobe-efivarfs", vars, "efivarfs", MS_RDONLY, NULL) != 0) _exit(1);
-    DIR *d = opendir(vars);
-    struct dirent *e;
     struct buf b = {0}, out = {0};
+    /* Present only when the kernel was started by UEFI: 64 or 32, the firmware's word size. */
+    snprintf(p, sizeof p, "%s/firmware/efi/fw_platform_size", sys);
+    if (slurp(p, &b, 64) == 0) {
+      putf(&out, "fw_platform_size\n%zu\n", b.len);
+      put(&out, b.p, b.len);
+    }
+    snprintf(vars, sizeof vars, "%s/firmware/efi/efivars", sys);
+    DIR *d = mount("rootprobe-efivarfs", vars, "efivarfs", MS_RDONLY, NULL) == 0 ? opendir(vars) : NULL;
+    struct dirent *e;
     while (d && (e = readdir(d)) != NULL) {
       if (strncmp(e->d_name, "Loader", 6) && strncmp(e->d_name, "Stub", 4)) continue;
       snprintf(p, sizeof p, "%s/%s", vars, e->d_name);
       if (slurp(p, &b, 65536) != 0) continue;
-      putf(&out, "%s\n%zu\n", e->d_name, b.len);
+      putf(&out, "efivars/%s\n%zu\n", e->d_name, b.len);
       put(&out, b.p, b.len);
     }
     write_all(fds[1], out.p ? out.p : "", out.len);
@@ -447,7 +458,7 @@ static void efivars_members(void) {
     char *nl = memchr(in.p + at, '\n', in.len - at);
     if (!nl) break;
     char name[300];
-    snprintf(name, sizeof name, "files/sys/firmware/efi/efivars/%.*s", (int)(nl - (in.p + at)), in.p + at);
+    snprintf(name, sizeof name, "files/sys/firmware/efi/%.*s", (int)(nl - (in.p + at)), in.p + at);
     char *end;
     size_t len = strtoul(nl + 1, &end, 10);
     if (*end != '\n' || (size_t)(end + 1 - in.p) + len > in.len) break;

@@ -25,7 +25,7 @@ import { checkVerdict } from '../verdict/check.ts';
 import { freeBytes, hostDiskVerdict } from '../verdict/host-disk.ts';
 import { keepArtifacts } from './artifacts.ts';
 import type { Accel, RunEvent, RunRecord } from './record.ts';
-import { copyVars, EFI_PARAM, efiVarsEvidence, firmwareEvidence, firmwareFacts, uefiFiles } from '../firmware/uefi.ts';
+import { copyVars, EFI_PARAM, efiVarsEvidence, firmwareEvidence, firmwareFacts, guestFirmwareFacts, mergeFacts, uefiFiles } from '../firmware/uefi.ts';
 import { buildEsp, systemdBootFiles, ukiFiles } from '../firmware/esp.ts';
 import { buildUki } from '../firmware/uki.ts';
 import { requireHostFile, SYSTEMD_BOOT_EFI } from '../host.ts';
@@ -287,7 +287,8 @@ export async function execute(plan: BootPlan, opts: ExecuteOptions): Promise<Run
     record.message = verdict.message;
     if (plan.firmware === 'uefi') {
       const planned = [baseCmdline(plan.arch), planCmdline(plan)].filter(Boolean).join(' ');
-      const fw = firmwareEvidence(plan.firmware, planned, firmwareFacts(await fs.readFile(boot.consoleLog, 'utf8').catch(() => '')));
+      const consoleFacts = firmwareFacts(await fs.readFile(boot.consoleLog, 'utf8').catch(() => ''));
+      const fw = firmwareEvidence(plan.firmware, planned, mergeFacts(consoleFacts, guestFirmwareFacts(readback.stages)));
       record.evidence.push(...fw.evidence, ...efiVarsEvidence(readback.stages));
       if (fw.problem && record.outcome === 'passed') {
         record.outcome = 'error';
