@@ -45,7 +45,7 @@ const usage = (): string => `rootprobe: QEMU-based tests of Linux boot and root-
 
 usage:
   rootprobe run [scenario...] [--all] [--kernel K]... [options]   boot scenarios, print verdicts
-  rootprobe run external --initramfs FILE --kernel K [--disk FILE]... [--cmdline TEXT]
+  rootprobe run external --initramfs FILE --kernel K | --uki FILE [--disk FILE]... [--cmdline TEXT]
                                                                   probe a distro's own initramfs and root
   rootprobe shell <scenario> [--kernel K] [--stage S]            boot it with the console here; a guest
                                                                   shell after stage S (Ctrl-a x quits)
