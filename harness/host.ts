@@ -31,7 +31,7 @@ export interface HostTool {
  * (scenarios with util-linux's switch_root), `distro` (the distro tests' debootstrap roots),
  * `tests` (rootprobe's own tests).
  */
-export type NeededBy = 'qemu' | 'images' | 'probe' | 'debian' | 'build' | 'git' | 'loop' | 'util-linux' | 'distro' | 'tests';
+export type NeededBy = 'qemu' | 'images' | 'probe' | 'debian' | 'build' | 'git' | 'uefi' | 'loop' | 'util-linux' | 'distro' | 'tests';
 
 export const HOST_TOOLS: HostTool[] = [
   ...Object.values(ARCHES).map((a) => ({ command: a.qemuBinary, debianPackage: a.qemuPackage, purpose: `boots the ${a.name} guests`, neededBy: ['qemu'] as NeededBy[] })),
@@ -62,6 +62,10 @@ export const HOST_TOOLS: HostTool[] = [
   { command: 'tar', debianPackage: 'tar', purpose: 'unpacks the kernel source (build/<recipe>)', neededBy: ['build'] },
   { command: 'perl', debianPackage: 'perl', purpose: "the kernel build's scripts (build/<recipe>)", neededBy: ['build'] },
   { command: 'setpriv', debianPackage: 'util-linux', purpose: 'gives QEMU a parent-death signal, so it cannot outlive rootprobe', neededBy: ['qemu'] },
+  { command: 'mkfs.vfat', debianPackage: 'dosfstools', purpose: 'makes the FAT file system of an EFI system partition image (--boot systemd-boot, uki)', neededBy: ['uefi'] },
+  { command: 'mcopy', debianPackage: 'mtools', purpose: 'copies files into an ESP image without mounting it', neededBy: ['uefi'] },
+  { command: 'mmd', debianPackage: 'mtools', purpose: 'makes folders in an ESP image without mounting it', neededBy: ['uefi'] },
+  { command: 'objcopy', debianPackage: 'binutils', purpose: "assembles unified kernel images on systemd's stub (where ukify is absent)", neededBy: ['uefi'] },
   { command: 'debootstrap', debianPackage: 'debootstrap', purpose: 'builds the Debian roots of the distro tests (as root; images/debootstrap.ts)', neededBy: ['distro'] },
 ];
 
@@ -93,6 +97,55 @@ export function findHeader(h: HostHeader): string | undefined {
       return false;
     }
   });
+}
+
+/** Files (not commands) rootprobe boots with: UEFI firmware and systemd's EFI binaries. */
+export interface HostFile {
+  /** What doctor calls it. */
+  name: string;
+  /** Tried in order; the first that exists is used. */
+  candidates: string[];
+  debianPackage: string;
+  purpose: string;
+}
+
+export const SYSTEMD_BOOT_EFI = '/usr/lib/systemd/boot/efi';
+
+export const HOST_FILES: HostFile[] = [
+  ...Object.values(ARCHES).flatMap((a) =>
+    a.uefi ? [{ name: `uefi-${a.name}`, candidates: a.uefi.code, debianPackage: a.uefi.debianPackage, purpose: `UEFI firmware of the ${a.name} guests (--firmware uefi)` }] : [],
+  ),
+  ...Object.values(ARCHES).flatMap((a) =>
+    a.uefi
+      ? [
+          { name: `systemd-boot${a.uefi.efiArch}.efi`, candidates: [`${SYSTEMD_BOOT_EFI}/systemd-boot${a.uefi.efiArch}.efi`], debianPackage: 'systemd-boot-efi', purpose: 'the boot loader of --boot systemd-boot' },
+          { name: `linux${a.uefi.efiArch}.efi.stub`, candidates: [`${SYSTEMD_BOOT_EFI}/linux${a.uefi.efiArch}.efi.stub`], debianPackage: 'systemd-boot-efi', purpose: 'systemd-stub, the base of the unified kernel images rootprobe assembles' },
+        ]
+      : [],
+  ),
+];
+
+/** The first existing candidate of a HOST_FILES entry, or undefined. */
+export function findHostFile(f: HostFile): string | undefined {
+  return f.candidates.find((c) => {
+    try {
+      accessSync(c, constants.R_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** A file of HOST_FILES by its path, or a SetupError naming its package. */
+export function requireHostFile(file: string, why: string): string {
+  const entry = HOST_FILES.find((f) => f.candidates.includes(file));
+  const found = entry ? findHostFile({ ...entry, candidates: [file] }) : findHostFile({ name: file, candidates: [file], debianPackage: '', purpose: '' });
+  if (found) return found;
+  throw new SetupError(
+    `${file} is not installed${entry ? ` (Debian package ${entry.debianPackage})` : ''}; it is needed ${why}. ` +
+      `Run \`npx rootprobe doctor --install\` as root, or install it yourself.`,
+  );
 }
 
 const EXTRA_DIRS = ['/usr/local/sbin', '/usr/sbin', '/sbin'];

@@ -37,6 +37,10 @@ export interface BootOptions {
   extraCmdline?: string;
   onEvent?: (e: RunEvent) => void;
   signal?: AbortSignal;
+  /** 'bios' (default) or 'uefi' (OVMF). */
+  firmware?: 'bios' | 'uefi';
+  /** 'kernel' (default: -kernel), 'systemd-boot' or 'uki' (from an ESP rootprobe builds; uefi only). */
+  boot?: 'kernel' | 'systemd-boot' | 'uki';
 }
 
 /**
@@ -62,5 +66,7 @@ export async function boot(sc: Scenario_, opts: BootOptions = {}): Promise<RunRe
     extraCmdline: opts.extraCmdline,
     onEvent: opts.onEvent,
     signal: opts.signal,
+    firmware: opts.firmware,
+    boot: opts.boot,
   });
 }

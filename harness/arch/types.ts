@@ -34,6 +34,12 @@ export interface ArchSpec {
   gnuTriplet: string;
   /** Firmware this architecture boots with, the first the default. */
   firmware: Array<'bios' | 'uefi'>;
+  /**
+   * UEFI, where `firmware` lists it: the firmware's code (read-only pflash) and the variable
+   * store template (copied per run) with their Debian package, and the EFI architecture
+   * suffix of systemd-boot's files and the removable-media path (`x64`: BOOTX64.EFI).
+   */
+  uefi?: { debianPackage: string; code: string[]; vars: string[]; efiArch: string };
   /** Kernel command-line options every boot of this architecture gets. */
   cmdline: string[];
 }

@@ -23,6 +23,14 @@ export const x86_64: ArchSpec = {
   kbuild: { arch: 'x86', target: 'bzImage', image: 'arch/x86/boot/bzImage' },
   debianArch: 'amd64',
   gnuTriplet: 'x86_64-linux-gnu',
-  firmware: ['bios'],
+  firmware: ['bios', 'uefi'],
+  // OVMF under `-M pc` (no SMM: the plain build, not secboot). The 4 MiB build first (Debian 12's
+  // default; the 2 MiB one is gone in later releases).
+  uefi: {
+    debianPackage: 'ovmf',
+    code: ['/usr/share/OVMF/OVMF_CODE_4M.fd', '/usr/share/OVMF/OVMF_CODE.fd'],
+    vars: ['/usr/share/OVMF/OVMF_VARS_4M.fd', '/usr/share/OVMF/OVMF_VARS.fd'],
+    efiArch: 'x64',
+  },
   cmdline: ['no_timer_check'],
 };

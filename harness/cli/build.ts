@@ -17,6 +17,8 @@ import { validateScenarios, withScenario } from '../validate.ts';
 import { DEFAULTS } from '../plan/defaults.ts';
 import { planScenario } from '../plan/scenario.ts';
 import { checkOutDir, writePlan, type WrittenPlan } from '../plan/write.ts';
+import { bootOptions } from '../firmware/cli.ts';
+import type { BootPath, Firmware } from '../plan/types.ts';
 
 export type BuildOutput = WrittenPlan;
 
@@ -25,10 +27,10 @@ export async function buildScenario(
   sc: Scenario,
   kernel: Kernel,
   out: string,
-  opts: { accel: 'kvm' | 'tcg'; extraCmdline?: string },
+  opts: { accel: 'kvm' | 'tcg'; extraCmdline?: string; firmware?: Firmware; boot?: BootPath },
 ): Promise<BuildOutput> {
-  const images = await prepareImages(sc, kernel).catch((e) => Promise.reject(withScenario(e, sc)));
-  return writePlan(planScenario(sc, kernel, images, { extraCmdline: opts.extraCmdline }), out, opts.accel);
+  const images = await prepareImages(sc, kernel, { firmware: opts.firmware }).catch((e) => Promise.reject(withScenario(e, sc)));
+  return writePlan(planScenario(sc, kernel, images, { extraCmdline: opts.extraCmdline, firmware: opts.firmware, boot: opts.boot }), out, opts.accel);
 }
 
 export async function cmdBuild(args: string[]): Promise<number> {
@@ -38,18 +40,21 @@ export async function cmdBuild(args: string[]): Promise<number> {
   if (positionals.length !== 1 || !values.out) throw new UsageError('usage: rootprobe build <scenario> [--kernel K] --out DIR [--force] (see: rootprobe build --help)');
   const spec = values.kernel ?? DEFAULTS.kernel;
   parseKernelSpec(spec);
+  const { firmware, boot } = bootOptions(values);
   await checkOutDir(values.out, values.force ?? false);
   const [sc] = pickScenarios(await loadScenarios(values.scenarios ?? []), positionals);
   validateScenarios([sc]);
   const kernel = await resolveKernel(spec, { onProgress: (m) => process.stderr.write(`kernel ${spec}: ${m}\n`) });
   const accel = await detectAccel(kernel.vmlinuz, { onProgress: (m) => process.stderr.write(`accel: ${m}\n`) });
-  const b = await buildScenario(sc, kernel, values.out, { accel: accel.accel, extraCmdline: values.cmdline });
+  const b = await buildScenario(sc, kernel, values.out, { accel: accel.accel, extraCmdline: values.cmdline, firmware, boot });
   process.stdout.write(
     [
       `built ${sc.name} for ${kernel.id} (${kernel.release}) in ${b.dir}:`,
       ...b.segments.map((s) => `  ${path.relative(b.dir, s)}`),
       ...(b.initrd ? [`  ${path.relative(b.dir, b.initrd)} (the segments concatenated)`] : []),
       ...b.disks.map((d) => `  ${path.relative(b.dir, d.path)} (disk '${d.name}')`),
+      ...(b.esp ? [`  ${path.relative(b.dir, b.esp)} (the EFI system partition the firmware boots)`] : []),
+      ...(b.vars ? [`  ${path.relative(b.dir, b.vars)} (UEFI variable store: a copy of ${firmware === 'uefi' ? 'OVMF\'s' : ''} template; qemu.sh writes it)`] : []),
       `  vmlinuz, qemu.sh (boots them: console here, Ctrl-a x quits), qemu.cmdline, build.json`,
       '',
     ].join('\n'),

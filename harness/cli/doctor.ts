@@ -8,7 +8,7 @@
 import { COMMANDS, parseCommand } from './options.ts';
 import { spawnSync } from 'node:child_process';
 import { promises as fs, constants } from 'node:fs';
-import { findCommand, hostNeeds } from '../host.ts';
+import { HOST_FILES, findCommand, findHostFile, hostNeeds } from '../host.ts';
 import { cacheRoot } from '../cache.ts';
 import { SetupError } from '../errors.ts';
 import { isStatic, readElf } from '../image/elf.ts';
@@ -38,6 +38,10 @@ export async function doctor(args: string[]): Promise<number> {
       note = 'dynamically linked: install busybox-static';
     }
     rows.push({ tool: n.name, pkg: n.debianPackage, found: n.found, ok, note, users: n.neededBy.join(', ') });
+  }
+  for (const f of HOST_FILES) {
+    const found = findHostFile(f);
+    rows.push({ tool: f.name, pkg: f.debianPackage, found, ok: Boolean(found), users: 'uefi' });
   }
   if (values.browser) {
     const found = findChromium();

@@ -33,6 +33,7 @@ import type { DiffEntry } from '../report/json.ts';
 import type { DiffPair } from '../report/html.ts';
 // Booting, reporting and the other commands are imported by the command that needs them, so
 // that `rootprobe list` or a usage error loads only what it uses (start-up time).
+import { bootOptions } from '../firmware/cli.ts';
 
 export const DEFAULT_KERNEL = DEFAULTS.kernel;
 
@@ -85,6 +86,7 @@ async function cmdRun(args: string[]): Promise<number> {
   const parsed = parseCommand(COMMANDS.run, args);
   if (parsed.help) return 0;
   const { values, positionals } = parsed;
+  const { firmware, boot } = bootOptions(values);
   const allowKernelLog = (values['allow-kernel-log'] ?? []).map((r) => {
     try {
       return new RegExp(r);
@@ -138,6 +140,8 @@ async function cmdRun(args: string[]): Promise<number> {
     shard,
     retries: nonNegativeInt(values.retries, '--retries', 0),
     allowKernelLog,
+    firmware,
+    boot,
     partialReport: async (partial) => {
       process.stderr.write(
         lostText(

@@ -42,6 +42,14 @@ const CONFIG_OPTIONS = {
   'config-add': { type: 'string', multiple: true, arg: 'CONFIG_X=y', help: 'an option on top of the configuration of build/ and git: kernels (repeatable)' },
   fragment: { type: 'string', multiple: true, arg: 'FILE', help: 'a config fragment on top of the configuration of build/ and git: kernels (repeatable)' },
 } as const;
+const BOOT_OPTIONS = {
+  firmware: { type: 'string', arg: 'bios|uefi', help: 'bios (default), or uefi: OVMF with a variable store of its own per run (the kernel through its EFI stub)' },
+  boot: {
+    type: 'string',
+    arg: 'kernel|systemd-boot|uki',
+    help: 'under uefi: kernel (default: the firmware gets the kernel from QEMU), systemd-boot (an ESP with systemd-boot and a BLS entry), uki (a unified kernel image on an ESP)',
+  },
+} as const;
 const ALLOW_KERNEL_LOG = {
   type: 'string',
   multiple: true,
@@ -73,6 +81,7 @@ export const COMMANDS = {
       html: { type: 'string', arg: 'FILE', help: "one self-contained page: each stage's mount tree, what changed, processes, console" },
       'allow-kernel-log': ALLOW_KERNEL_LOG,
       ...CONFIG_OPTIONS,
+      ...BOOT_OPTIONS,
       retries: {
         type: 'string',
         arg: 'N',
@@ -91,12 +100,14 @@ export const COMMANDS = {
   },
   'run external': {
     name: 'run external',
-    synopsis: '--initramfs FILE --kernel K [--disk FILE]... [options]',
+    synopsis: '--initramfs FILE --kernel K | --uki FILE [--disk FILE]... [options]',
     summary: "probe a distro's own initramfs and root (built by dracut, mkinitcpio, initramfs-tools, ...)",
     positionals: false,
     options: {
       initramfs: { type: 'string', arg: 'FILE', help: 'the initramfs as your generator made it (compressed, several segments: fine)' },
       kernel: { type: 'string', arg: 'K', help: 'file:<bzImage> (your kernel), or debian/bookworm etc.' },
+      uki: { type: 'string', arg: 'FILE', help: "your unified kernel image instead of --initramfs and --kernel: booted under UEFI from an ESP as a copy with rootprobe's segment after its .initrd (the file is only read)" },
+      firmware: BOOT_OPTIONS.firmware,
       disk: { type: 'string', multiple: true, arg: 'FILE', help: 'a disk image: /dev/vda, /dev/vdb, ... in order; writes go to a throwaway overlay' },
       cmdline: { type: 'string', arg: 'TEXT', help: 'your kernel command line (root=/dev/vda rw ...); the console is added' },
       end: { type: 'string', arg: 'poweroff|none', help: 'once booted, rootprobe asks the distro to power off (default); none: the guest decides' },
@@ -120,6 +131,7 @@ export const COMMANDS = {
       stage: { type: 'string', arg: 'S', help: 'the stage after whose probe the shell starts (default: the first)' },
       scenarios: { type: 'string', multiple: true, arg: 'DIR', help: 'load more scenarios from DIR (repeatable)' },
       cmdline: { type: 'string', arg: 'TEXT', help: "append to the guest's kernel command line" },
+      ...BOOT_OPTIONS,
       gdb: { type: 'boolean', help: "QEMU's gdb stub on a socket of its own; prints the gdb command line (with vmlinux for git: kernels)" },
     },
   },
@@ -132,6 +144,7 @@ export const COMMANDS = {
       kernel: { type: 'string', arg: 'K', help: KERNEL_HELP },
       out: { type: 'string', arg: 'DIR', help: 'the folder to write (required); one holding other files needs --force' },
       force: { type: 'boolean', help: 'write into --out even when it holds files that are not an earlier build' },
+      ...BOOT_OPTIONS,
       scenarios: { type: 'string', multiple: true, arg: 'DIR', help: 'load more scenarios from DIR (repeatable)' },
       cmdline: { type: 'string', arg: 'TEXT', help: "append to the guest's kernel command line" },
     },

@@ -1,5 +1,5 @@
 /**
- * `rootprobe shell <scenario> [--kernel K] [--stage S] [--scenarios DIR]... [--cmdline TEXT]`
+ * `rootprobe shell <scenario> [--kernel K] [--stage S] [--scenarios DIR]... [--cmdline TEXT] [--firmware bios|uefi] [--boot B]`
  *
  * Boots the scenario's images (the same ones `run` boots) with the guest console on this
  * terminal, and stops in a guest shell once the probe has sent stage S (default: the first
@@ -25,6 +25,7 @@ import { execute } from '../run/execute.ts';
 import { makeTempDir } from '../lifecycle.ts';
 import { shellQuote } from '../quote.ts';
 import * as path from 'node:path';
+import { bootOptions } from '../firmware/cli.ts';
 
 export async function cmdShell(args: string[]): Promise<number> {
   const parsed = parseCommand(COMMANDS.shell, args);
@@ -33,6 +34,7 @@ export async function cmdShell(args: string[]): Promise<number> {
   if (positionals.length !== 1) throw new UsageError('usage: rootprobe shell <scenario> [--kernel K] [--stage S] [--gdb]');
   const spec = values.kernel ?? DEFAULTS.kernel;
   parseKernelSpec(spec);
+  const { firmware, boot } = bootOptions(values);
   const [sc] = pickScenarios(await loadScenarios(values.scenarios ?? []), positionals);
   validateScenarios([sc]);
   const stages = expectedStages(sc);
@@ -43,12 +45,12 @@ export async function cmdShell(args: string[]): Promise<number> {
   if (!process.stdin.isTTY) process.stderr.write('rootprobe shell: standard input is not a terminal; the guest shell may not be usable\n');
 
   const kernel = await resolveKernel(spec, { onProgress: (m) => process.stderr.write(`kernel ${spec}: ${m}\n`) });
-  const images = await prepareImages(sc, kernel).catch((e) => Promise.reject(withScenario(e, sc)));
+  const images = await prepareImages(sc, kernel, { firmware }).catch((e) => Promise.reject(withScenario(e, sc)));
   const accel = await detectAccel(kernel.vmlinuz, { onProgress: (m) => process.stderr.write(`accel: ${m}\n`) });
   // The plan `run` boots, with a shell after the stage: the probe (probe.c) starts it.
-  const plan = planScenario(sc, kernel, images, { extraCmdline: [values.cmdline, `rootprobe.shell=${stage}`].filter(Boolean).join(' ') });
+  const plan = planScenario(sc, kernel, images, { extraCmdline: [values.cmdline, `rootprobe.shell=${stage}`].filter(Boolean).join(' '), firmware, boot });
   process.stderr.write(
-    `rootprobe shell: ${sc.name} on ${kernel.id} (${kernel.release}, ${accel.accel}); a guest shell after stage '${stage}'.\n` +
+    `rootprobe shell: ${sc.name} on ${kernel.id} (${kernel.release}, ${accel.accel}, ${firmware}${boot !== 'kernel' ? ` via ${boot}` : ''}); a guest shell after stage '${stage}'.\n` +
       `  exit the shell to let the guest go on; Ctrl-a x quits QEMU at any time.\n`,
   );
   let gdbSocket: string | undefined;

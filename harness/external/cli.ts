@@ -18,6 +18,11 @@ import { inspectInitramfs } from './segment.ts';
 import { foldMessage } from '../report/fold.ts';
 import { checkOutputs, EXIT_REPORT_LOST, lostText, writeReports } from '../report/outputs.ts';
 
+import { ukiInputs } from './run.ts';
+import { checkBoot, parseFirmware } from '../firmware/uefi.ts';
+import { defaultArch } from '../arch/index.ts';
+import { removeTempDir } from '../lifecycle.ts';
+
 export const EXTERNAL_USAGE = helpText(COMMANDS['run external']);
 
 export async function cmdRunExternal(args: string[]): Promise<number> {
@@ -25,8 +30,16 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
   if (parsed.help) return 0;
   const { values, positionals } = parsed;
   if (positionals.length > 0) throw new UsageError(`run external takes no scenario names (got ${positionals.join(' ')})\n${EXTERNAL_USAGE}`);
-  if (!values.initramfs) throw new UsageError(`run external needs --initramfs FILE\n${EXTERNAL_USAGE}`);
-  if (!values.kernel) throw new UsageError(`run external needs --kernel K (file:<bzImage> for your own)\n${EXTERNAL_USAGE}`);
+  const firmware = parseFirmware(values.firmware, defaultArch());
+  if (values.uki) {
+    if (values.initramfs || values.kernel) throw new UsageError(`--uki FILE holds the kernel and initramfs: give it without --initramfs and --kernel\n${EXTERNAL_USAGE}`);
+    if (values.firmware === 'bios') throw new UsageError('--uki boots under UEFI: --firmware bios cannot start it');
+    checkBoot('uefi', 'uki', defaultArch());
+  } else {
+    if (!values.initramfs) throw new UsageError(`run external needs --initramfs FILE (or --uki FILE)\n${EXTERNAL_USAGE}`);
+    if (!values.kernel) throw new UsageError(`run external needs --kernel K (file:<bzImage> for your own)\n${EXTERNAL_USAGE}`);
+    checkBoot(firmware, 'kernel', defaultArch());
+  }
   const end = values.end ?? 'poweroff';
   if (end !== 'poweroff' && end !== 'none') throw new UsageError(`--end is poweroff or none, not '${end}'`);
   const num = (v: string | undefined, what: string): number | undefined => {
@@ -35,7 +48,7 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
     if (!(n > 0)) throw new UsageError(`${what} takes a positive number (got '${v}')`);
     return n;
   };
-  for (const f of [values.initramfs, ...(values.disk ?? [])]) {
+  for (const f of [values.uki ?? values.initramfs!, ...(values.disk ?? [])]) {
     const st = await fs.stat(f).catch(() => undefined);
     if (!st?.isFile()) throw new UsageError(`${f} is not a file`);
   }
@@ -49,15 +62,19 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
   // accelerator probe (which boots): the numbers, and whether the initramfs can be read at all.
   const timeoutSec = num(values.timeout, '--timeout');
   const memoryMiB = num(values.memory, '--memory');
-  initOf(await inspectInitramfs(path.resolve(values.initramfs)), values.initramfs, values.cmdline);
-  const kernel = await resolveKernel(values.kernel, { onProgress: (m) => process.stderr.write(`kernel: ${m}\n`) });
+  if (values.initramfs) initOf(await inspectInitramfs(path.resolve(values.initramfs)), values.initramfs, values.cmdline);
+  const fromUki = values.uki ? await ukiInputs(values.uki) : undefined;
+  const kernel = fromUki?.kernel ?? (await resolveKernel(values.kernel!, { onProgress: (m) => process.stderr.write(`kernel: ${m}\n`) }));
   const accel = await detectAccel(kernel.vmlinuz);
   process.stderr.write(`accelerator: ${accel.accel} (${accel.reason})\n`);
   const rec: ExternalRecord = await runExternal({
-    initramfs: values.initramfs,
+    initramfs: fromUki?.initramfs ?? values.initramfs!,
     kernel,
+    firmware,
+    ...(fromUki ? { uki: values.uki, ukiStub: fromUki.ukiStub } : {}),
     disks: values.disk ?? [],
-    cmdline: values.cmdline,
+    // A UKI's own .cmdline unless --cmdline replaces it (as a loader's options do without Secure Boot).
+    cmdline: values.cmdline ?? fromUki?.cmdline,
     accel: accel.accel as 'kvm' | 'tcg',
     artifactsRoot: values.artifacts ?? 'rootprobe-artifacts',
     keep: values.keep ?? false,
@@ -69,6 +86,7 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
       if (e.type === 'stage') process.stderr.write(`stage ${e.stage} (${(e.elapsedMs / 1000).toFixed(1)} s)\n`);
     },
   });
+  if (fromUki) await removeTempDir(fromUki.dir);
   if (rec.message) {
     // Short in the report and on the terminal; the whole message in the artifacts, if kept.
     const folded = foldMessage(rec.message);
@@ -86,7 +104,7 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
     { flag: '--html', path: values.html, text: () => reportHtml({ runs: [rec] }) },
   ]);
   const lines = [
-    `${rec.outcome.toUpperCase()} ${rec.scenario} on ${rec.kernel} (${rec.kernelRelease}, ${rec.accel}, ${(rec.durationMs / 1000).toFixed(1)} s)`,
+    `${rec.outcome.toUpperCase()} ${rec.scenario} on ${rec.kernel} (${rec.kernelRelease}, ${rec.accel}, ${rec.firmware ?? 'bios'}${rec.boot ? ` via ${rec.boot}` : ''}, ${(rec.durationMs / 1000).toFixed(1)} s)`,
     `  initramfs: ${rec.info.generator}, ${rec.info.segments} segment(s) (${rec.info.compressions.join(', ')})`,
     `  stages: ${rec.stagesReported.join(', ') || 'none'}`,
     ...rec.evidence.map((e) => `  ${e}`),

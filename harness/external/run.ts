@@ -30,7 +30,10 @@ import { UsageError } from '../errors.ts';
 import { execute } from '../run/execute.ts';
 import { defaultArch } from '../arch/index.ts';
 import { DEFAULTS } from '../plan/defaults.ts';
-import type { BootPlan } from '../plan/types.ts';
+import type { BootPlan, Firmware } from '../plan/types.ts';
+import { splitUki } from '../firmware/uki.ts';
+import { makeTempDir } from '../lifecycle.ts';
+import { resolveKernel } from '../../kernels/index.ts';
 import type { Accel, RunEvent, RunRecord } from '../run/record.ts';
 import type { Kernel } from '../../kernels/index.ts';
 import { externalSegment, inspectInitramfs, RDINIT, type InitramfsInfo } from './segment.ts';
@@ -50,6 +53,14 @@ export interface ExternalOptions {
   /** The initramfs as the generator made it (any number of segments, compressed or not). */
   initramfs: string;
   kernel: Kernel;
+  /** 'bios' (default) or 'uefi'. */
+  firmware?: Firmware;
+  /**
+   * The user's unified kernel image (then `initramfs` and `kernel` are the ones it holds:
+   * ukiInputs()). It boots under UEFI as a UKI with the same stub, .linux and .osrel, its
+   * .initrd followed by rootprobe's segment, its .cmdline plus rdinit=; the file is only read.
+   */
+  uki?: string;
   /** Disk image files, in order: /dev/vda, /dev/vdb, ... Never written. */
   disks?: string[];
   /** The kernel command line for the distro (root=..., systemd options); console=ttyS0 is ours. */
@@ -76,6 +87,8 @@ export interface ExternalOptions {
   onEvent?: (e: RunEvent) => void;
   signal?: AbortSignal;
   invocation?: string;
+  /** With `uki`: the UKI without its .linux/.initrd/.cmdline (ukiInputs()). */
+  ukiStub?: string;
 }
 
 export interface ExternalRecord extends RunRecord {
@@ -182,7 +195,7 @@ export async function runExternal(opts: ExternalOptions): Promise<ExternalRecord
   const name = opts.name ?? 'external';
   const kernel = opts.kernel;
   const end = opts.end ?? 'poweroff';
-  const inputsPaths = [opts.initramfs, ...(opts.disks ?? [])].map((p) => path.resolve(p));
+  const inputsPaths = [opts.uki ?? opts.initramfs, ...(opts.disks ?? [])].map((p) => path.resolve(p));
   for (const p of inputsPaths) {
     const st = await fs.stat(p).catch(() => undefined);
     if (!st?.isFile()) throw new UsageError(`${p} is not a file`);
@@ -199,7 +212,8 @@ export async function runExternal(opts: ExternalOptions): Promise<ExternalRecord
   const plan: BootPlan = {
     name,
     arch: defaultArch(),
-    firmware: DEFAULTS.firmware,
+    firmware: opts.uki ? 'uefi' : (opts.firmware ?? DEFAULTS.firmware),
+    ...(opts.uki ? { boot: 'uki' as const, ukiStub: opts.ukiStub, ukiFrom: `from ${opts.uki} (its stub, .linux, .initrd + rootprobe's segment, .cmdline + rdinit=)` } : {}),
     kernel,
     cmdline,
     initramfs: [
@@ -244,10 +258,8 @@ export async function runExternal(opts: ExternalOptions): Promise<ExternalRecord
     },
     rerun: [
       opts.invocation ?? DEFAULTS.invocation,
-      'run external --initramfs',
-      shellQuote(opts.initramfs),
-      '--kernel',
-      shellQuote(kernel.id),
+      ...(opts.uki ? ['run external --uki', shellQuote(opts.uki)] : ['run external --initramfs', shellQuote(opts.initramfs), '--kernel', shellQuote(kernel.id)]),
+      ...(opts.firmware === 'uefi' && !opts.uki ? ['--firmware uefi'] : []),
       ...(opts.disks ?? []).flatMap((d) => ['--disk', shellQuote(d)]),
       ...(opts.cmdline ? ['--cmdline', shellQuote(opts.cmdline)] : []),
       '--keep',
@@ -256,4 +268,24 @@ export async function runExternal(opts: ExternalOptions): Promise<ExternalRecord
   };
   opts.onEvent?.({ type: 'phase', scenario: name, kernel: kernel.id, phase: 'images' });
   return (await execute(plan, opts)) as ExternalRecord;
+}
+
+/**
+ * The parts of a user's UKI that external mode boots: the kernel and initramfs inside it
+ * (objcopy --dump-section into a temp folder removed at exit), its command line, and the UKI
+ * without them, to be the stub of the UKI rootprobe boots. systemd-stub (252, Debian 12) adds
+ * to the embedded .initrd only the cpio archives it makes itself of credentials and system
+ * extensions (under /.extra, never executable), and Linux's EFI stub ignores initrd= once a
+ * loader has registered an initrd: so rootprobe's segment goes into a copy, after the user's
+ * .initrd, the way `ukify` would have put a second --initrd.
+ */
+export async function ukiInputs(uki: string): Promise<{ kernel: Kernel; initramfs: string; cmdline?: string; ukiStub: string; sections: string[]; dir: string }> {
+  const st = await fs.stat(uki).catch(() => undefined);
+  if (!st?.isFile()) throw new UsageError(`--uki ${uki} is not a file`);
+  const dir = await makeTempDir('rootprobe-uki-');
+  const parts = await splitUki(path.resolve(uki), dir).catch((e) => Promise.reject(new UsageError((e as Error).message)));
+  if (!parts.initrd) throw new UsageError(`--uki ${uki} has no .initrd section: external mode probes the initramfs inside the UKI (sections: ${parts.sections.join(', ')})`);
+  const k = await resolveKernel(`file:${parts.linux}`);
+  const cmdline = parts.cmdline ? (await fs.readFile(parts.cmdline, 'utf8')).replace(/\0+$/, '').trim() : undefined;
+  return { kernel: { ...k, id: `uki:${path.resolve(uki)}`, description: `the .linux of ${uki}` }, initramfs: parts.initrd, cmdline, ukiStub: parts.stub, sections: parts.sections, dir };
 }

@@ -26,6 +26,7 @@
 #define _GNU_SOURCE
 #include <ctype.h>
 #include <dirent.h>
+#include <sched.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -467,6 +468,95 @@ static int run_command(const char *command, struct buf *out) {
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+/* Whether the kernel command line holds the word `word`. */
+static int cmdline_has(const char *word) {
+  char path[300];
+  struct buf cl = {0}, hay = {0}, w = {0};
+  snprintf(path, sizeof path, "%s/cmdline", proc_dir);
+  if (slurp(path, &cl, 65536) != 0) return 0;
+  while (cl.len && (cl.p[cl.len - 1] == '\n' || cl.p[cl.len - 1] == ' ')) cl.len--;
+  putf(&hay, " %.*s ", (int)cl.len, cl.p);
+  putf(&w, " %s ", word);
+  int found = strstr(hay.p, w.p) != NULL;
+  free(cl.p), free(hay.p), free(w.p);
+  return found;
+}
+
+/* Under UEFI (`rootprobe.efi` on the command line): the boot loader's and stub's EFI variables
+   (systemd-boot's Loader*, systemd-stub's Stub*) as files/sys/firmware/efi/efivars/<name>.
+   Read by a child in a mount namespace of its own, with its own tmpfs, sysfs and efivarfs, so
+   that the guest's mount tree (already read) is never touched. Nothing when that fails. */
+static void efivars_members(void) {
+  /* The command line the kernel got, from the kernel (the console may drop bytes). */
+  char cpath[300];
+  struct buf cl = {0};
+  snprintf(cpath, sizeof cpath, "%s/cmdline", proc_dir);
+  if (slurp(cpath, &cl, 65536) == 0) member("files/proc/cmdline", cl.p, cl.len);
+  free(cl.p);
+  int fds[2];
+  if (pipe(fds) != 0) return;
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(fds[0]), close(fds[1]);
+    return;
+  }
+  if (pid == 0) {
+    close(fds[0]);
+    if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) _exit(1);
+    static const char *spots[] = {"/tmp", "/mnt", "/run", "/dev", "/proc"};
+    const char *at = NULL;
+    for (size_t i = 0; i < sizeof spots / sizeof *spots && !at; i++)
+      if (mount("rootprobe-efi", spots[i], "tmpfs", 0, "size=64k") == 0) at = spots[i];
+    if (!at) _exit(1);
+    char sys[300], vars[400], p[700];
+    snprintf(sys, sizeof sys, "%s/sys", at);
+    mkdir(sys, 0755);
+    if (mount("rootprobe-sysfs", sys, "sysfs", MS_RDONLY, NULL) != 0) _exit(1);
+    struct buf b = {0}, out = {0};
+    /* Present only when the kernel was started by UEFI: 64 or 32, the firmware's word size. */
+    snprintf(p, sizeof p, "%s/firmware/efi/fw_platform_size", sys);
+    if (slurp(p, &b, 64) == 0) {
+      putf(&out, "fw_platform_size\n%zu\n", b.len);
+      put(&out, b.p, b.len);
+    }
+    snprintf(vars, sizeof vars, "%s/firmware/efi/efivars", sys);
+    DIR *d = mount("rootprobe-efivarfs", vars, "efivarfs", MS_RDONLY, NULL) == 0 ? opendir(vars) : NULL;
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+      if (strncmp(e->d_name, "Loader", 6) && strncmp(e->d_name, "Stub", 4)) continue;
+      snprintf(p, sizeof p, "%s/%s", vars, e->d_name);
+      if (slurp(p, &b, 65536) != 0) continue;
+      putf(&out, "efivars/%s\n%zu\n", e->d_name, b.len);
+      put(&out, b.p, b.len);
+    }
+    write_all(fds[1], out.p ? out.p : "", out.len);
+    _exit(0);
+  }
+  close(fds[1]);
+  struct buf in = {0};
+  char chunk[4096];
+  ssize_t n;
+  while ((n = read(fds[0], chunk, sizeof chunk)) > 0 || (n < 0 && errno == EINTR))
+    if (n > 0) put(&in, chunk, (size_t)n);
+  close(fds[0]);
+  int st;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  size_t at = 0;
+  while (at < in.len) {
+    char *nl = memchr(in.p + at, '\n', in.len - at);
+    if (!nl) break;
+    char name[300];
+    snprintf(name, sizeof name, "files/sys/firmware/efi/%.*s", (int)(nl - (in.p + at)), in.p + at);
+    char *end;
+    size_t len = strtoul(nl + 1, &end, 10);
+    if (*end != '\n' || (size_t)(end + 1 - in.p) + len > in.len) break;
+    member(name, end + 1, len);
+    at = (size_t)(end + 1 - in.p) + len;
+  }
+  free(in.p);
+}
+
 static int valid_stage(const char *s) {
   size_t n = strlen(s);
   if (n == 0 || n > 64 || s[0] == '-') return 0;
@@ -575,6 +665,9 @@ int main(int argc, char **argv) {
       i += 2; /* -o */
     }
   }
+
+  /* 3b. Under UEFI: the boot loader's variables. */
+  if (cmdline_has("rootprobe.efi")) efivars_members();
 
   struct utsname u;
   if (uname(&u) != 0) strcpy(u.release, "?");

@@ -10,7 +10,7 @@ import { expectedStages, type CheckContext, type Scenario } from '../scenario.ts
 import type { PreparedImages } from '../run/prepare.ts';
 import type { Kernel } from '../../kernels/index.ts';
 import { DEFAULTS } from './defaults.ts';
-import type { BootPlan } from './types.ts';
+import type { BootPath, BootPlan, Firmware } from './types.ts';
 
 chai.use(rootprobeChai);
 
@@ -23,10 +23,22 @@ export interface ScenarioPlanOptions {
   invocation?: string;
   /** Extra arguments for the rerun line (e.g. --scenarios DIR). */
   rerunArgs?: string[];
+  /** Default DEFAULTS.firmware (bios). */
+  firmware?: Firmware;
+  /** Default `kernel` (-kernel); `systemd-boot` and `uki` boot from an ESP rootprobe builds (uefi only). */
+  boot?: BootPath;
 }
 
-export function rerunLine(sc: Pick<Scenario, 'name'>, kernel: Pick<Kernel, 'id'>, opts: Pick<ScenarioPlanOptions, 'invocation' | 'rerunArgs'>): string {
-  return [opts.invocation ?? DEFAULTS.invocation, 'run', sc.name, '--kernel', kernel.id, ...(opts.rerunArgs ?? []), '--keep']
+/** --firmware and --boot for a rerun line, when not the defaults. */
+export function bootArgs(opts: Pick<ScenarioPlanOptions, 'firmware' | 'boot'>): string[] {
+  return [
+    ...(opts.firmware && opts.firmware !== DEFAULTS.firmware ? ['--firmware', opts.firmware] : []),
+    ...(opts.boot && opts.boot !== 'kernel' ? ['--boot', opts.boot] : []),
+  ];
+}
+
+export function rerunLine(sc: Pick<Scenario, 'name'>, kernel: Pick<Kernel, 'id'>, opts: Pick<ScenarioPlanOptions, 'invocation' | 'rerunArgs' | 'firmware' | 'boot'>): string {
+  return [opts.invocation ?? DEFAULTS.invocation, 'run', sc.name, '--kernel', kernel.id, ...(opts.rerunArgs ?? []), ...bootArgs(opts), '--keep']
     .map((a, i) => (i === 0 ? a : shellQuote(a)))
     .join(' ');
 }
@@ -36,7 +48,8 @@ export function planScenario(sc: Scenario, kernel: Kernel, images: PreparedImage
   return {
     name: sc.name,
     arch: defaultArch(),
-    firmware: DEFAULTS.firmware,
+    firmware: opts.firmware ?? DEFAULTS.firmware,
+    ...(opts.boot && opts.boot !== 'kernel' ? { boot: opts.boot } : {}),
     kernel,
     cmdline: [sc.cmdline, opts.extraCmdline].filter(Boolean).join(' '),
     initramfs: images.segments,

@@ -8,7 +8,16 @@ import type { Kernel } from '../../kernels/index.ts';
 import type { RunReadback } from '../readback/result.ts';
 import type { RunRecord } from '../run/record.ts';
 
-export type Firmware = 'bios';
+export type Firmware = 'bios' | 'uefi';
+
+/**
+ * How the firmware gets to the kernel. `kernel`: QEMU hands it over (-kernel; under UEFI the
+ * kernel's EFI stub). `systemd-boot`: UEFI loads systemd-boot from an EFI system partition
+ * rootprobe builds (firmware/esp.ts), which boots a Boot Loader Specification entry.
+ * `uki`: UEFI loads a unified kernel image rootprobe assembles (firmware/uki.ts) from the ESP's
+ * fallback path. `esp`: the user's own ESP image (external mode), attached copy-on-write.
+ */
+export type BootPath = 'kernel' | 'systemd-boot' | 'uki' | 'esp';
 
 export interface PlanDisk {
   /** The disk's name in the scenario (or `disk0`, ... in external mode). */
@@ -38,6 +47,17 @@ export interface BootPlan {
   name: string;
   arch: ArchSpec;
   firmware: Firmware;
+  /** How the firmware reaches the kernel (default `kernel`); all but `kernel` need `uefi`. */
+  boot?: BootPath;
+  /**
+   * For `boot: 'uki'`: the stub the UKI is assembled on (default systemd-boot-efi's); external
+   * mode's `--uki` gives the user's UKI with its .linux, .initrd and .cmdline taken out.
+   */
+  ukiStub?: string;
+  /** Said in the evidence: where the UKI's parts came from. */
+  ukiFrom?: string;
+  /** For `boot: 'esp'`: the user's ESP image (never written: a throwaway overlay). */
+  esp?: string;
   kernel: Kernel;
   /** The plan's kernel command line; the architecture's base options come first (qemu/command.ts). */
   cmdline: string;

@@ -5,6 +5,8 @@
  *   DIR/initrd.cpio               their concatenation: the -initrd QEMU is given
  *   DIR/disk-<name>.img           the disk images, in guest order (vda, vdb, ...)
  *   DIR/vmlinuz                   a copy of the kernel image
+ *   DIR/efivars.fd                UEFI: the variable store (a copy of OVMF's template)
+ *   DIR/esp.img                   --boot systemd-boot or uki: the EFI system partition
  *   DIR/qemu.sh                   boots them with rootprobe's exact QEMU command line, the
  *                                 console on the terminal, the result channel into
  *                                 DIR/result.stream (the disks are written to: copy DIR first
@@ -23,6 +25,8 @@ import { concatSegments } from '../image/initramfs.ts';
 import { UsageError } from '../errors.ts';
 import type { Accel } from '../run/record.ts';
 import type { BootPlan } from './types.ts';
+import { checkBootPath, planCmdline, planEsp } from '../run/execute.ts';
+import { copyVars, uefiFiles } from '../firmware/uefi.ts';
 
 export interface WrittenPlan {
   dir: string;
@@ -32,10 +36,14 @@ export interface WrittenPlan {
   vmlinuz: string;
   qemuSh: string;
   argv: string[];
+  /** UEFI: the variable store qemu.sh boots with (a copy of the firmware's template). */
+  vars?: string;
+  /** The EFI system partition (--boot systemd-boot, uki). */
+  esp?: string;
 }
 
 /** The files writePlan() writes (a folder holding anything else needs `force`). */
-const OURS = /^(initrd\.d|initrd\.cpio|disk-.*\.img|vmlinuz|qemu\.sh|qemu\.cmdline|build\.json|result\.stream|console\.log|qemu\.pid)$/;
+const OURS = /^(initrd\.d|initrd\.cpio|disk-.*\.img|esp\.img|efivars\.fd|uki\.(efi|cmdline|osrel|uname)|vmlinuz|qemu\.sh|qemu\.cmdline|build\.json|result\.stream|console\.log|qemu\.pid)$/;
 
 /** Refuses a folder that holds files other than a previous build's, unless `force`. */
 export async function checkOutDir(out: string, force: boolean): Promise<void> {
@@ -75,13 +83,15 @@ export async function writePlan(plan: BootPlan, out: string, accel: Accel): Prom
   }
   const vmlinuz = path.join(dir, 'vmlinuz');
   await fs.copyFile(plan.kernel.vmlinuz, vmlinuz);
+  checkBootPath(plan);
+  const vars = plan.firmware === 'uefi' ? await copyVars(plan.arch, dir) : undefined;
+  const esp = plan.boot === 'systemd-boot' || plan.boot === 'uki' ? (await planEsp(plan, dir, initrd)).path : undefined;
 
   // Built with absolute paths, then made relative to DIR so that the folder can move.
   const full = qemuArgs(
     {
-      kernel: vmlinuz,
-      ...(initrd ? { initrd } : {}),
-      append: plan.cmdline,
+      ...(esp ? { esp: { path: esp } } : { kernel: vmlinuz, ...(initrd ? { initrd } : {}), append: planCmdline(plan) }),
+      ...(vars ? { uefi: { code: uefiFiles(plan.arch).code, vars } } : {}),
       disks: disks.map((d) => ({ path: d.path })),
       memoryMiB: plan.memoryMiB,
       cpus: plan.cpus,
@@ -117,6 +127,9 @@ export async function writePlan(plan: BootPlan, out: string, accel: Accel): Prom
         kernel: { id: plan.kernel.id, release: plan.kernel.release, vmlinuz: plan.kernel.vmlinuz },
         arch: plan.arch.name,
         firmware: plan.firmware,
+        ...(plan.boot && plan.boot !== 'kernel' ? { boot: plan.boot } : {}),
+        ...(esp ? { esp: rel(esp) } : {}),
+        ...(vars ? { efivars: rel(vars) } : {}),
         accel,
         append: plan.cmdline,
         memoryMiB: plan.memoryMiB,
@@ -130,5 +143,5 @@ export async function writePlan(plan: BootPlan, out: string, accel: Accel): Prom
       1,
     ) + '\n',
   );
-  return { dir, segments, initrd, disks, vmlinuz, qemuSh, argv };
+  return { dir, segments, initrd, disks, vmlinuz, qemuSh, argv, ...(vars ? { vars } : {}), ...(esp ? { esp } : {}) };
 }

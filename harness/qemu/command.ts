@@ -32,8 +32,8 @@ export interface BootDisk {
 }
 
 export interface BootSpec {
-  /** The kernel image (the architecture's form: a bzImage on x86-64). */
-  kernel: string;
+  /** The kernel image (the architecture's form: a bzImage on x86-64); none: the firmware boots from `esp`. */
+  kernel?: string;
   /** ONE file (the caller concatenates cpio segments) */
   initrd?: string;
   /** extra kernel cmdline (added after ours) */
@@ -51,8 +51,15 @@ export interface BootSpec {
   qemuBinary?: string;
   /** default: defaultArch() */
   arch?: ArchSpec;
-  /** default 'bios' (the only one so far: QEMU's own firmware loads -kernel) */
-  firmware?: 'bios';
+  /** default 'bios' (QEMU's SeaBIOS loads -kernel); 'uefi': the architecture's OVMF, which hands -kernel to its EFI stub */
+  firmware?: 'bios' | 'uefi';
+  /** UEFI: the firmware's code (read-only pflash) and this run's own copy of the variable store (written). */
+  uefi?: { code: string; vars: string };
+  /**
+   * UEFI: an EFI system partition to boot from (the first boot device; it is attached after the
+   * disks, so they keep their names). `snapshot`: the guest's writes go to a throwaway overlay.
+   */
+  esp?: { path: string; snapshot?: boolean };
   /** QEMU's gdb stub on this unix socket (`rootprobe shell --gdb`). */
   gdbSocket?: string;
 }
@@ -105,7 +112,15 @@ export function qemuArgs(spec: BootSpec, channel: QemuChannel): string[] {
         `${MAX_SOCKET_PATH} a unix socket allows: ${channel.resultSocket}`,
     );
   }
-  if ((spec.firmware ?? 'bios') !== 'bios') throw new UsageError(`firmware must be 'bios'; got ${String(spec.firmware)}`);
+  const firmware = spec.firmware ?? 'bios';
+  if (firmware !== 'bios' && firmware !== 'uefi') throw new UsageError(`firmware must be 'bios' or 'uefi'; got ${String(spec.firmware)}`);
+  if (!arch.firmware.includes(firmware)) throw new UsageError(`${arch.name} boots with ${arch.firmware.join(' or ')}, not ${firmware}`);
+  if (firmware === 'uefi' && !spec.uefi) throw new Error('internal: a uefi boot needs the firmware code and a per-run copy of its variable store');
+  if (firmware === 'bios' && spec.esp) throw new UsageError('an EFI system partition boots only with firmware uefi');
+  if (spec.kernel === undefined && !spec.esp) throw new UsageError('a boot needs a kernel image or an EFI system partition');
+  if (spec.kernel === undefined && (spec.initrd !== undefined || (spec.append ?? '').trim())) {
+    throw new Error('internal: -initrd and -append go with -kernel; a boot from the ESP takes them from its own files');
+  }
   const append = (spec.append ?? '').trim();
   const base = baseCmdline(arch);
   const argv = [
@@ -121,10 +136,20 @@ export function qemuArgs(spec: BootSpec, channel: QemuChannel): string[] {
     '-cpu', arch.cpu[spec.accel],
     '-m', String(mem),
     '-smp', String(cpus),
-    '-kernel', spec.kernel,
-    ...(spec.initrd !== undefined ? ['-initrd', spec.initrd] : []),
-    '-append', append ? `${base} ${append}` : base,
   ];
+  if (firmware === 'uefi' && spec.uefi) {
+    argv.push(
+      '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${qemuOptValue(spec.uefi.code)}`,
+      '-drive', `if=pflash,format=raw,unit=1,file=${qemuOptValue(spec.uefi.vars)}`,
+    );
+  }
+  if (spec.kernel !== undefined) {
+    argv.push(
+      '-kernel', spec.kernel,
+      ...(spec.initrd !== undefined ? ['-initrd', spec.initrd] : []),
+      '-append', append ? `${base} ${append}` : base,
+    );
+  }
   if (channel.interactive) {
     argv.push('-serial', 'mon:stdio');
   } else {
@@ -157,6 +182,11 @@ export function qemuArgs(spec: BootSpec, channel: QemuChannel): string[] {
     }
     argv.push('-drive', drive.join(','), '-device', dev.join(','));
   });
+  if (spec.esp) {
+    // After the disks (vda... stay what the scenario names), first in the firmware's boot order.
+    const drive = ['file=' + qemuOptValue(spec.esp.path), 'format=raw', 'if=none', 'id=esp', 'cache=unsafe', 'werror=report', 'rerror=report', ...(spec.esp.snapshot ? ['snapshot=on'] : [])];
+    argv.push('-drive', drive.join(','), '-device', 'virtio-blk-pci,drive=esp,bootindex=0');
+  }
   if (spec.gdbSocket) argv.push('-gdb', `unix:${qemuOptValue(spec.gdbSocket)},server=on,wait=off`);
   argv.push('-pidfile', path.join(spec.runDir, 'qemu.pid'));
   return argv;

@@ -131,7 +131,12 @@ export function bootQemu(
   if (!(typeof opts.deadlineMs === 'number' && opts.deadlineMs > 0)) {
     throw new UsageError(`deadlineMs must be a positive number of milliseconds; got ${opts.deadlineMs}`);
   }
-  mustExist('kernel image', spec.kernel);
+  if (spec.kernel !== undefined) mustExist('kernel image', spec.kernel);
+  if (spec.esp) mustExist('EFI system partition', spec.esp.path);
+  if (spec.uefi) {
+    mustExist('UEFI firmware', spec.uefi.code);
+    mustExist('UEFI variable store', spec.uefi.vars);
+  }
   if (spec.initrd !== undefined) mustExist('initramfs', spec.initrd);
   for (const d of spec.disks ?? []) mustExist('disk image', d.path);
   if (spec.qemuBinary !== undefined) mustExist('QEMU binary', spec.qemuBinary);

@@ -157,6 +157,7 @@ export function evidenceMarkdown(report: MatrixReport, scenarios: readonly Scena
   out.push(`- date: ${now.toISOString().slice(0, 10)} (run started ${report.startedAt})`);
   out.push(`- rootprobe ${report.version}, node ${report.host.node}, ${report.host.cpus} CPUs`);
   out.push(`- accelerator: ${report.accel} (${report.accelReason})`);
+  out.push(`- firmware: ${[...new Set(report.runs.map((r) => `${r.firmware ?? 'bios'}${r.boot ? ` via ${r.boot}` : ''}`))].join(', ') || 'none ran'}`);
   out.push(`- kernels: ${kernels.length ? kernels.map((k) => `${code(k.id)} (${k.release})`).join(', ') : 'none ran'}`);
   const s = report.summary;
   const skipped = s.skipped ?? 0;

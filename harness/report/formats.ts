@@ -84,6 +84,7 @@ export function toJUnit(report: MatrixReport): string {
       const attempts = (r.attempts ?? []).map((a, n) => `attempt ${n + 1}: ${a.outcome}${a.message ? ` - ${firstLine(a.message)}` : ''}`);
       const props = [
         `accel=${r.accel}`,
+        `firmware=${r.firmware ?? 'bios'}${r.boot ? ` boot=${r.boot}` : ''}`,
         `release=${r.kernelRelease}`,
         ...(r.flaky ? ['flaky: the attempts disagreed'] : []),
         ...attempts,
@@ -115,7 +116,7 @@ export function toTap(report: MatrixReport): string {
         ? (r.flaky ? ` # flaky: passed on attempt ${r.attempts?.length}` : '')
         : ` # ${r.outcome}`;
     out.push(`${ok ? 'ok' : 'not ok'} ${i + 1} - ${caseName(r)}${note}`);
-    const y: string[] = [`outcome: ${r.outcome}`, `duration_ms: ${r.durationMs}`, `accel: ${r.accel}`];
+    const y: string[] = [`outcome: ${r.outcome}`, `duration_ms: ${r.durationMs}`, `accel: ${r.accel}`, `firmware: ${r.firmware ?? 'bios'}${r.boot ? ` via ${r.boot}` : ''}`];
     if (r.message) y.push('message: |', ...r.message.split('\n').map((l) => `  ${l}`));
     if (r.behaviours.length) y.push('behaviours:', ...r.behaviours.map((b) => `  - ${JSON.stringify(b)}`));
     if (r.attempts) y.push('attempts:', ...r.attempts.map((a) => `  - ${JSON.stringify(a.outcome + (a.message ? `: ${firstLine(a.message)}` : ''))}`));

@@ -315,7 +315,7 @@ export function runHtml(r: RunRecord, index: number): string {
     : '';
   const stages = trees.map((t, i) => stageHtml(index, t, r.stages[i]!, i > 0 ? r.stages[i - 1] : undefined)).join('\n');
   return `<section class="run" id="run-${index}" data-run="${index}" data-scenario="${esc(r.scenario)}" data-kernel="${esc(r.kernel)}" data-outcome="${esc(r.outcome)}">
-<h2>${verdict}${r.flaky ? '<span class="flaky">flaky</span>' : ''} ${esc(r.scenario)} <span class="sub">on ${kernelLabel(r.kernel)} (${esc(r.kernelRelease)}, ${esc(r.accel)}, ${(r.durationMs / 1000).toFixed(1)} s)</span>
+<h2>${verdict}${r.flaky ? '<span class="flaky">flaky</span>' : ''} ${esc(r.scenario)} <span class="sub">on ${kernelLabel(r.kernel)} (${esc(r.kernelRelease)}, ${esc(r.accel)}, ${esc(r.firmware ?? 'bios')}${r.boot ? ` via ${esc(r.boot)}` : ''}, ${(r.durationMs / 1000).toFixed(1)} s)</span>
 <span class="tools"><button type="button" data-toggle="open">show all options</button> <button type="button" data-toggle="close">hide</button></span></h2>
 ${r.message ? `<pre class="message">${esc(r.message)}</pre>` : ''}
 ${facts.length ? `<ul class="facts">${facts.join('')}</ul>` : ''}${attempts}

@@ -109,6 +109,11 @@ export class Progress {
   }
 }
 
+/** The firmware of a run and its boot path: `bios`, `uefi`, `uefi via systemd-boot`. */
+export function fwText(r: Pick<RunRecord, 'firmware' | 'boot'>): string {
+  return `${r.firmware ?? 'bios'}${r.boot ? ` via ${r.boot}` : ''}`;
+}
+
 function pad(s: string, n: number): string {
   // pad by visible width (ANSI codes do not count)
   const visible = s.replace(/\x1b\[[0-9;]*m/g, '').length;
@@ -132,7 +137,7 @@ export function summaryText(report: MatrixReport, tty: boolean): string {
   for (const r of runs) {
     if (r.evidence.length === 0 && r.behaviours.length === 0 && r.outcome === 'passed' && !r.attempts) continue;
     out.push('');
-    out.push(`${outcomeText(r.outcome, tty)} ${bold(`${r.scenario} on ${r.kernel}`, tty)} (${r.kernelRelease}, ${r.accel})`);
+    out.push(`${outcomeText(r.outcome, tty)} ${bold(`${r.scenario} on ${r.kernel}`, tty)} (${r.kernelRelease}, ${r.accel}, ${fwText(r)})`);
     if (r.attempts && r.attempts.length > 1) {
       out.push(`  ${r.flaky ? yellow('flaky: ', tty) : ''}${r.attempts.length} attempts:`);
       r.attempts.forEach((a, i) =>
@@ -158,7 +163,8 @@ export function summaryText(report: MatrixReport, tty: boolean): string {
   out.push('');
   out.push(
     `${parts.join(', ')}${extra.length ? ` (${extra.join(', ')})` : ''} in ${(report.durationMs / 1000).toFixed(1)} s` +
-      `${mem.length ? `, ${mem.join('/')} MiB per VM` : ''}, accel ${report.accel} (${report.accelReason})`,
+      `${mem.length ? `, ${mem.join('/')} MiB per VM` : ''}, accel ${report.accel} (${report.accelReason})` +
+      `${runs.length ? `, firmware ${[...new Set(runs.map(fwText))].join('/')}` : ''}`,
   );
   return out.join('\n') + '\n';
 }

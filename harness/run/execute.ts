@@ -25,6 +25,12 @@ import { checkVerdict } from '../verdict/check.ts';
 import { freeBytes, hostDiskVerdict } from '../verdict/host-disk.ts';
 import { keepArtifacts } from './artifacts.ts';
 import { bareRecord, type Accel, type RunEvent, type RunRecord } from './record.ts';
+import { copyVars, EFI_PARAM, efiVarsEvidence, firmwareEvidence, firmwareFacts, guestFirmwareFacts, mergeFacts, uefiFiles } from '../firmware/uefi.ts';
+import { buildEsp, systemdBootFiles, ukiFiles } from '../firmware/esp.ts';
+import { buildUki } from '../firmware/uki.ts';
+import { requireHostFile, SYSTEMD_BOOT_EFI } from '../host.ts';
+import { baseCmdline } from '../qemu/command.ts';
+import { UsageError } from '../errors.ts';
 
 export interface ExecuteOptions {
   accel: Accel;
@@ -98,6 +104,7 @@ export function newRecord(plan: BootPlan, accel: Accel, deadlineMs: number): Run
     ...(plan.kernel.git ? { kernelGit: plan.kernel.git } : {}),
     arch: plan.arch.name,
     firmware: plan.firmware,
+    ...(plan.boot && plan.boot !== 'kernel' ? { boot: plan.boot } : {}),
     warnings: [...plan.warnings],
   };
 }
@@ -112,7 +119,58 @@ async function allocated(p: string): Promise<number> {
  * The run folder's files for a plan: the initramfs segments joined into one file, the disks
  * to copy copied (after checking the host has room for them). Returns QEMU's inputs.
  */
-export async function materialize(plan: BootPlan, runDir: string): Promise<{ initrd?: string; disks: BootSpec['disks'] & object; byName: Record<string, { path: string }> }> {
+export interface Materialized {
+  initrd?: string;
+  disks: BootSpec['disks'] & object;
+  byName: Record<string, { path: string }>;
+  /** UEFI: the firmware and this run's variable store. */
+  uefi?: { code: string; vars: string };
+  /** The EFI system partition the firmware boots from (then no -kernel). */
+  esp?: { path: string; snapshot?: boolean };
+  /** What the ESP holds, for the record: `systemd-boot`, `uki (objcopy)`... */
+  bootNote?: string;
+}
+
+/** The boot path's checks that need no files: a usage error before anything is built. */
+export function checkBootPath(plan: Pick<BootPlan, 'firmware' | 'boot' | 'arch' | 'esp'>): void {
+  const boot = plan.boot ?? 'kernel';
+  if (!plan.arch.firmware.includes(plan.firmware)) throw new UsageError(`${plan.arch.name} boots with ${plan.arch.firmware.join(' or ')}, not ${plan.firmware}`);
+  if (boot !== 'kernel' && plan.firmware !== 'uefi') throw new UsageError(`--boot ${boot} needs --firmware uefi (BIOS cannot load an EFI binary)`);
+  if (boot === 'esp' && !plan.esp) throw new UsageError('boot path esp needs an ESP image (--esp IMAGE)');
+}
+
+/** The plan's command line as booted: under UEFI with `rootprobe.efi`, which has the probe read the loader's EFI variables. */
+export function planCmdline(plan: Pick<BootPlan, 'cmdline' | 'firmware'>): string {
+  return [plan.cmdline.trim(), plan.firmware === 'uefi' ? EFI_PARAM : ''].filter(Boolean).join(' ');
+}
+
+/** The ESP of a plan whose boot path is systemd-boot or uki, built in runDir. */
+export async function planEsp(plan: BootPlan, runDir: string, initrd: string | undefined): Promise<{ path: string; note: string }> {
+  const efiArch = plan.arch.uefi!.efiArch;
+  const cmdline = [baseCmdline(plan.arch), planCmdline(plan)].filter(Boolean).join(' ');
+  const esp = path.join(runDir, 'esp.img');
+  if (plan.boot === 'systemd-boot') {
+    const loader = requireHostFile(path.join(SYSTEMD_BOOT_EFI, `systemd-boot${efiArch}.efi`), 'to boot through systemd-boot');
+    await buildEsp(
+      systemdBootFiles({ efiArch, loader, kernel: plan.kernel.vmlinuz, initrd, cmdline, title: `rootprobe ${plan.name} on ${plan.kernel.id}` }),
+      esp,
+    );
+    return { path: esp, note: 'systemd-boot from a rootprobe ESP (loader/entries/rootprobe.conf)' };
+  }
+  const built = await buildUki(
+    { kernel: plan.kernel.vmlinuz, initrd, cmdline, release: plan.kernel.release, efiArch, ...(plan.ukiStub ? { stub: plan.ukiStub } : {}) },
+    path.join(runDir, 'uki.efi'),
+    runDir,
+  );
+  const note =
+    `a UKI rootprobe assembled (${built.tool}: ${built.sections.filter((s) => ['.linux', '.initrd', '.cmdline'].includes(s.name)).map((s) => s.name).join(', ')})` +
+    `${plan.ukiFrom ? ` ${plan.ukiFrom}` : ''} from the ESP's fallback path`;
+  await buildEsp(ukiFiles(efiArch, built.path), esp);
+  return { path: esp, note };
+}
+
+export async function materialize(plan: BootPlan, runDir: string): Promise<Materialized> {
+  checkBootPath(plan);
   let initrd: string | undefined;
   if (plan.initramfs.length > 0) {
     initrd = path.join(runDir, 'initrd.img');
@@ -143,15 +201,26 @@ export async function materialize(plan: BootPlan, runDir: string): Promise<{ ini
     disks.push({ path: p, ...(d.mode === 'overlay' ? { snapshot: true } : {}), ...(d.readOnly ? { readOnly: true } : {}), ...(d.serial ? { serial: d.serial } : {}) });
     byName[d.name] = { path: p };
   }
-  return { initrd, disks, byName };
+  const out: Materialized = { initrd, disks, byName };
+  if (plan.firmware === 'uefi') out.uefi = { code: uefiFiles(plan.arch).code, vars: await copyVars(plan.arch, runDir) };
+  const boot = plan.boot ?? 'kernel';
+  if (boot === 'esp') {
+    out.esp = { path: plan.esp!, snapshot: true };
+    out.bootNote = `the ESP ${plan.esp} (copy-on-write)`;
+  } else if (boot === 'systemd-boot' || boot === 'uki') {
+    const esp = await planEsp(plan, runDir, initrd);
+    out.esp = { path: esp.path };
+    out.bootNote = esp.note;
+  }
+  return out;
 }
 
 /** The QEMU boot of a plan, given its materialized files. */
-export function bootSpecOf(plan: BootPlan, accel: Accel, runDir: string, files: { initrd?: string; disks: BootSpec['disks'] }): BootSpec {
+export function bootSpecOf(plan: BootPlan, accel: Accel, runDir: string, files: Pick<Materialized, 'initrd' | 'disks' | 'uefi' | 'esp'>): BootSpec {
   return {
-    kernel: plan.kernel.vmlinuz,
-    ...(files.initrd ? { initrd: files.initrd } : {}),
-    append: plan.cmdline,
+    // From the ESP, the kernel, initrd and command line are the ESP's files.
+    ...(files.esp ? { esp: files.esp } : { kernel: plan.kernel.vmlinuz, ...(files.initrd ? { initrd: files.initrd } : {}), append: planCmdline(plan) }),
+    ...(files.uefi ? { uefi: files.uefi } : {}),
     disks: files.disks,
     memoryMiB: plan.memoryMiB,
     cpus: plan.cpus,
@@ -200,9 +269,20 @@ export async function execute(plan: BootPlan, opts: ExecuteOptions): Promise<Run
     record.stages = readback.stages.map((s) => s.toJSON());
     if (boot.kernelReports.length > 0) record.kernelReports = boot.kernelReports;
     if (boot.stopReason === GRACE_STOP_REASON && plan.warnOnGraceStop) record.warnings.push(boot.stopReason);
+    if (files.bootNote) record.evidence.push(`boot: ${files.bootNote}`);
     const verdict = await judge(plan, boot, { readback, disks: files.byName, record }, runDir);
     record.outcome = verdict.outcome;
     record.message = verdict.message;
+    if (plan.firmware === 'uefi') {
+      const planned = [baseCmdline(plan.arch), planCmdline(plan)].filter(Boolean).join(' ');
+      const consoleFacts = firmwareFacts(await fs.readFile(boot.consoleLog, 'utf8').catch(() => ''));
+      const fw = firmwareEvidence(plan.firmware, planned, mergeFacts(consoleFacts, guestFirmwareFacts(readback.stages)));
+      record.evidence.push(...fw.evidence, ...efiVarsEvidence(readback.stages));
+      if (fw.problem && record.outcome === 'passed') {
+        record.outcome = 'error';
+        record.message = fw.problem;
+      }
+    }
   } catch (e) {
     record.outcome = 'error';
     record.message = (e as Error).message;

@@ -21,6 +21,9 @@ import { foldMessage } from '../report/fold.ts';
 import { isPeopleError } from '../errors.ts';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
+import type { BootPath, Firmware } from '../plan/types.ts';
+import { checkBoot } from '../firmware/uefi.ts';
+import { defaultArch } from '../arch/index.ts';
 
 // Through the package's own name (its `exports` lists ./package.json), so that the sources
 // and the compiled tree in dist/ find the same file.
@@ -45,6 +48,9 @@ export interface MatrixOptions {
    * hidden. Default 0.
    */
   retries?: number;
+  /** Every cell's firmware (default bios) and boot path (default `kernel`: -kernel). */
+  firmware?: Firmware;
+  boot?: BootPath;
 }
 
 /**
@@ -95,6 +101,7 @@ export async function runMatrix(scenarios: Scenario[], kernelSpecs: string[], op
   // Definition mistakes (validate.ts) and a bad ROOTPROBE_TIMEOUT_FACTOR: before any download.
   validateScenarios(scenarios);
   timeoutFactor('kvm');
+  checkBoot(opts.firmware ?? 'bios', opts.boot, defaultArch());
   const chosen = shardCells(scenarios, kernelSpecs, opts.shard);
   const kernelById = new Map<string, Kernel>();
   for (const spec of [...new Set(chosen.map((c) => c.kernel))]) {
@@ -111,7 +118,7 @@ export async function runMatrix(scenarios: Scenario[], kernelSpecs: string[], op
     const k = kernelById.get(kernel)!;
     const skip = s.skipIf?.(k);
     if (skip) cells.push({ s, k, skip });
-    else cells.push({ s, k, images: await prepareImages(s, k).catch((e) => Promise.reject(withScenario(e, s))) });
+    else cells.push({ s, k, images: await prepareImages(s, k, { firmware: opts.firmware }).catch((e) => Promise.reject(withScenario(e, s))) });
   }
   const shardNote = opts.shard ? `shard ${opts.shard.index}/${opts.shard.count}: ${cells.length} of ${scenarios.length * new Set(kernelSpecs).size} cell(s)` : '';
   const accel =
@@ -188,6 +195,8 @@ export async function runMatrix(scenarios: Scenario[], kernelSpecs: string[], op
           extraCmdline: opts.extraCmdline,
           allowKernelLog: opts.allowKernelLog,
           rerunArgs: opts.rerunArgs,
+          firmware: opts.firmware,
+          boot: opts.boot,
           images,
           signal: abort.signal,
           onEvent: (e) => progress.event(e),

@@ -62,8 +62,11 @@ async function buildDisk(spec: DiskSpec, ctx: BuildContext): Promise<string> {
 }
 
 /** Checks the kernel and builds (or finds in the cache) everything a boot of `sc` needs. */
-export async function prepareImages(sc: Scenario, kernel: Kernel): Promise<PreparedImages> {
+export async function prepareImages(sc: Scenario, kernel: Kernel, opts: { firmware?: 'bios' | 'uefi' } = {}): Promise<PreparedImages> {
   const { modules, warnings } = checkFeatures(kernel, sc.features, sc.name);
+  // Under UEFI the probe reads the loader's variables from efivarfs: its module goes in too.
+  const efi = opts.firmware === 'uefi' && kernel.config?.get('CONFIG_EFIVAR_FS') === 'm' && kernel.modulesDir ? ['efivarfs'] : [];
+  const wanted = [...new Set([...modules, ...(sc.modules ?? []), ...efi])].sort();
   const ctx = buildContext(sc, kernel);
   // No initramfs: the kernel mounts the root itself; no segment at all (and no -initrd).
   if (sc.initramfs === false) {
@@ -84,7 +87,6 @@ export async function prepareImages(sc: Scenario, kernel: Kernel): Promise<Prepa
     }
     return { segments, disks, modules: [], warnings };
   }
-  const wanted = [...new Set([...modules, ...(sc.modules ?? [])])].sort();
 
   const base = baseInitramfs();
   const mods = new ImageTree(`modules for ${kernel.release}`);

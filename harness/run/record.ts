@@ -50,6 +50,8 @@ export interface RunRecord {
   /** The guest's architecture (harness/arch/) and firmware. */
   arch?: string;
   firmware?: string;
+  /** How the firmware reached the kernel when not directly (-kernel): `systemd-boot`, `uki`, `esp`. */
+  boot?: string;
   /** The kernel's reports of bugs it survived (WARNING, BUG, ...), allowed ones too. */
   kernelReports?: KernelReport[];
   /** Every boot of this cell when it was retried, in order; the record is the last. */

@@ -14,6 +14,8 @@ import { defaultArch } from '../arch/index.ts';
 import { DEFAULTS } from '../plan/defaults.ts';
 import type { Accel, RunEvent, RunRecord } from './record.ts';
 import type { Kernel } from '../../kernels/index.ts';
+import type { BootPath, Firmware } from '../plan/types.ts';
+import { checkBoot } from '../firmware/uefi.ts';
 
 export type { Outcome, Accel, RunArtifacts, RunAttempt, RunRecord, RunEvent } from './record.ts';
 export { channelVerdict } from '../verdict/channel.ts';
@@ -37,18 +39,23 @@ export interface RunOptions {
   invocation?: string;
   /** Extra arguments for the rerun line (e.g. --scenarios DIR). */
   rerunArgs?: string[];
+  /** Default bios. */
+  firmware?: Firmware;
+  /** Default `kernel`: -kernel; `systemd-boot`, `uki`: from an ESP rootprobe builds (uefi). */
+  boot?: BootPath;
   /** Images already prepared (runMatrix builds all of them before the first boot). */
   images?: PreparedImages;
 }
 
 /** Boots `sc` on `kernel` once and returns its verdict with the evidence. */
 export async function runScenario(sc: Scenario, kernel: Kernel, opts: RunOptions): Promise<RunRecord> {
+  checkBoot(opts.firmware ?? DEFAULTS.firmware, opts.boot, defaultArch());
   let images = opts.images;
   opts.onEvent?.({ type: 'phase', scenario: sc.name, kernel: kernel.id, phase: 'images' });
   if (!images) {
     const started = Date.now();
     try {
-      images = await prepareImages(sc, kernel);
+      images = await prepareImages(sc, kernel, { firmware: opts.firmware });
     } catch (e) {
       // Nothing to boot: the record says why, as a boot that failed would.
       const plan = planScenario(sc, kernel, { segments: [], disks: [], modules: [], warnings: [] }, opts);
