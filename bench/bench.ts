@@ -177,7 +177,13 @@ if (only.has('startup') || only.has('same-images')) {
   const bin = await installPackage(path.join(work, 'package'));
   if (only.has('startup')) {
     const st = await startup(bin, Math.max(reps, 10));
-    results.sections.startup = { ...st, nodeMedianMs: ms0(st.nodeMedianMs), listMedianMs: ms0(st.listMedianMs), listMs: st.listMs.map(ms0), nodeMs: st.nodeMs.map(ms0) };
+    results.sections.startup = {
+      ...st,
+      nodeMedianMs: ms0(st.nodeMedianMs),
+      listMedianMs: ms0(st.listMedianMs),
+      listMs: st.listMs.map(ms0),
+      nodeMs: st.nodeMs.map(ms0),
+    };
     log(`startup: rootprobe list ${fmtS(st.listMedianMs)}, node -e 0 ${fmtS(st.nodeMedianMs)}`);
     results.targets.push({
       what: 'rootprobe list (installed bin)',
@@ -188,7 +194,14 @@ if (only.has('startup') || only.has('same-images')) {
     });
   }
   if (only.has('same-images')) {
-    const si = await sameImages(bin, scenarios.map((x) => x.name), kernelSpecs[0], reps, path.join(work, 'same'), log);
+    const si = await sameImages(
+      bin,
+      scenarios.map((x) => x.name),
+      kernelSpecs[0],
+      reps,
+      path.join(work, 'same'),
+      log,
+    );
     results.sections['same-images'] = { kernel: kernelSpecs[0], rows: si.rows, suite: si.suite };
     for (const r of si.rows) {
       results.targets.push({
@@ -246,7 +259,9 @@ if (only.has('overhead') || only.has('levers')) {
       const rep = JSON.parse(await fs.readFile(json, 'utf8')) as { runs: Array<{ durationMs: number; outcome: string }> };
       inner.push(rep.runs[0].durationMs);
       outcomes.push(rep.runs[0].outcome);
-      log(`overhead ${s.name}@${k.id} #${i + 1}: raw ${fmtS(rb.ms)}, rootprobe ${fmtS(c.ms)} (run ${fmtS(rep.runs[0].durationMs)}, ${rep.runs[0].outcome})`);
+      log(
+        `overhead ${s.name}@${k.id} #${i + 1}: raw ${fmtS(rb.ms)}, rootprobe ${fmtS(c.ms)} (run ${fmtS(rep.runs[0].durationMs)}, ${rep.runs[0].outcome})`,
+      );
     }
     const m = kept.marks;
     const stages = kept.stageAt.map((x, i) => ({
@@ -323,7 +338,15 @@ if (only.has('matrix')) {
   const n = Math.max(1, Math.min(reps, 2));
   for (let i = 0; i < n; i++) {
     for (const jobs of ['1', '2']) {
-      const c = await cli(['run', ...scenarios.map((x) => x.name), '--jobs', jobs, ...kernelSpecs.flatMap((k) => ['--kernel', k]), '--artifacts', path.join(work, 'm-art')]);
+      const c = await cli([
+        'run',
+        ...scenarios.map((x) => x.name),
+        '--jobs',
+        jobs,
+        ...kernelSpecs.flatMap((k) => ['--kernel', k]),
+        '--artifacts',
+        path.join(work, 'm-art'),
+      ]);
       t[jobs].push(c.ms);
       const r = await timed(() => pool(argvs, Number(jobs), (a) => rawBoot(a)));
       raw[jobs].push(r.ms);
@@ -361,10 +384,14 @@ if (only.has('images')) {
   const cache = path.join(work, 'cache');
   const child = (): Record<string, number[]> =>
     JSON.parse(
-      execFileSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench/bench.ts'), '--images-child', cache, kernelSpecs[0], ...scenarios.map((s) => s.name)], {
-        cwd: ROOT,
-        encoding: 'utf8',
-      }),
+      execFileSync(
+        process.execPath,
+        ['--import', 'tsx', path.join(ROOT, 'bench/bench.ts'), '--images-child', cache, kernelSpecs[0], ...scenarios.map((s) => s.name)],
+        {
+          cwd: ROOT,
+          encoding: 'utf8',
+        },
+      ),
     );
   const cold = child(); // first call: empty cache; second call: same process, warm
   const warm: Record<string, number[]> = {};
@@ -377,7 +404,13 @@ if (only.has('images')) {
   }));
   results.sections.images = rows;
   for (const r of rows) {
-    results.targets.push({ what: `warm image build ${r.scenario}`, value: r.warmFreshProcessMs, target: '<= 100 ms', met: r.warmFreshProcessMs <= 100, note: `cold ${r.coldMs} ms` });
+    results.targets.push({
+      what: `warm image build ${r.scenario}`,
+      value: r.warmFreshProcessMs,
+      target: '<= 100 ms',
+      met: r.warmFreshProcessMs <= 100,
+      note: `cold ${r.coldMs} ms`,
+    });
   }
 }
 
@@ -479,12 +512,15 @@ if (only.has('cpio')) {
       .sort();
   const [gnuHas, oursHas] = [await contents(gnuOut), await contents(oursOut)];
   if (gnuHas.length !== listed.length || gnuHas.join('\n') !== oursHas.join('\n')) {
-    throw new Error(`cpio bench: the two archives differ in paths or contents (GNU ${gnuHas.length} entries, ours ${oursHas.length}, ${listed.length} listed)`);
+    throw new Error(
+      `cpio bench: the two archives differ in paths or contents (GNU ${gnuHas.length} entries, ours ${oursHas.length}, ${listed.length} listed)`,
+    );
   }
   const mbs = (ms: number): number => r2(bytes / 1e6 / (ms / 1000));
   const ratio = r2(median(gnu) / median(ours));
   results.sections.cpio = {
-    compared: 'same path list, both write a new file in the same folder, warm page cache, one untimed warm-up each; GNU: cpio -o -H newc (spawn to exit); ours: ImageTree from the list -> entries() -> writeNewcFile',
+    compared:
+      'same path list, both write a new file in the same folder, warm page cache, one untimed warm-up each; GNU: cpio -o -H newc (spawn to exit); ours: ImageTree from the list -> entries() -> writeNewcFile',
     treeBytes: bytes,
     files: listed.length - dirs.length,
     paths: listed.length,
@@ -522,7 +558,10 @@ if (only.has('levers') && leverBase) {
   const realGzip = path.join(work, 'real-halt.cpio.gz');
   await pipeline(createReadStream(realPlain), createGzip({ level: 6 }), createWriteStream(realGzip));
   const qboot = '/usr/share/qemu/qboot.rom';
-  const hasQboot = await fs.access(qboot).then(() => true, () => false);
+  const hasQboot = await fs.access(qboot).then(
+    () => true,
+    () => false,
+  );
   const variants: Array<[string, string[]]> = [
     ['baseline (our flags: -nodefaults, SeaBIOS, tiny initramfs)', base],
     ...(hasQboot ? [['-bios qboot.rom', insertAfterBinary(base, ['-bios', qboot])] as [string, string[]]] : []),
@@ -532,7 +571,12 @@ if (only.has('levers') && leverBase) {
     [`real initramfs, plain (${(await fs.stat(realPlain)).size} B)`, withInitrd(base, realPlain)],
     [`real initramfs, gzip -6 (${(await fs.stat(realGzip)).size} B)`, withInitrd(base, realGzip)],
     ...(hasQboot
-      ? [['quiet + qboot + real plain initramfs', insertAfterBinary(withInitrd(withAppend(base, 'quiet'), realPlain), ['-bios', qboot])] as [string, string[]]]
+      ? [
+          [
+            'quiet + qboot + real plain initramfs',
+            insertAfterBinary(withInitrd(withAppend(base, 'quiet'), realPlain), ['-bios', qboot]),
+          ] as [string, string[]],
+        ]
       : []),
   ];
   const times = new Map<string, number[]>(variants.map(([n]) => [n, []]));
@@ -561,16 +605,31 @@ await fs.writeFile(values.out, JSON.stringify(results, null, 1) + '\n');
 const m = results.machine;
 const out: string[] = [];
 out.push(`rootprobe bench ${m.date}: ${m.cpus} x ${m.cpuModel}, ${m.memMiB} MiB, ${accel}, ${m.qemu}, node ${m.node}`);
-out.push(`kernels: ${Object.entries(results.kernels).map(([k, v]) => `${k} (${v})`).join(', ')}; median of ${reps}; load ${m.loadavgStart.join('/')} -> ${m.loadavgEnd!.join('/')}`);
+out.push(
+  `kernels: ${Object.entries(results.kernels)
+    .map(([k, v]) => `${k} (${v})`)
+    .join(', ')}; median of ${reps}; load ${m.loadavgStart.join('/')} -> ${m.loadavgEnd!.join('/')}`,
+);
 const st = results.sections.startup as Record<string, any> | undefined;
-if (st) out.push('', `startup: rootprobe list (installed bin) ${fmtS(st.listMedianMs)}, node -e 0 ${fmtS(st.nodeMedianMs)} (median of ${st.listMs.length}; target <= 0.15 s)`);
+if (st)
+  out.push(
+    '',
+    `startup: rootprobe list (installed bin) ${fmtS(st.listMedianMs)}, node -e 0 ${fmtS(st.nodeMedianMs)} (median of ${st.listMs.length}; target <= 0.15 s)`,
+  );
 const si = results.sections['same-images'] as { kernel: string; rows: Array<Record<string, any>>; suite: Record<string, any> } | undefined;
 if (si) {
   out.push('', `rootprobe run vs the qemu.sh of rootprobe build (same images, disks restored), ${si.kernel}, pair by pair`);
   out.push(
     table(
       ['scenario', 'qemu.sh', 'rootprobe run', 'ratios of the pairs', 'median ratio', 'target'],
-      [...si.rows, si.suite].map((r) => [r.scenario, fmtS(r.plainMedianMs), fmtS(r.rootprobeMedianMs), r.ratios.join(' '), String(r.medianRatio), r === si.suite ? '<= 1.03' : '<= 1.05']),
+      [...si.rows, si.suite].map((r) => [
+        r.scenario,
+        fmtS(r.plainMedianMs),
+        fmtS(r.rootprobeMedianMs),
+        r.ratios.join(' '),
+        String(r.medianRatio),
+        r === si.suite ? '<= 1.03' : '<= 1.05',
+      ]),
     ),
   );
 }
@@ -580,13 +639,31 @@ if (ov) {
   out.push(
     table(
       ['scenario', 'kernel', 'raw qemu', 'rootprobe (CLI)', 'ratio', 'run only', 'ratio', 'target'],
-      ov.map((r) => [r.scenario, r.kernel, fmtS(r.rawMedianMs), fmtS(r.rootprobeCliMedianMs), String(r.ratioCli), fmtS(r.rootprobeRunMedianMs), String(r.ratioRun), '<= 1.15']),
+      ov.map((r) => [
+        r.scenario,
+        r.kernel,
+        fmtS(r.rawMedianMs),
+        fmtS(r.rootprobeCliMedianMs),
+        String(r.ratioCli),
+        fmtS(r.rootprobeRunMedianMs),
+        String(r.ratioRun),
+        '<= 1.15',
+      ]),
     ),
   );
   out.push('', 'where the time of one run goes (ms; host clock)');
   out.push(
     table(
-      ['scenario', 'host before QEMU', 'QEMU+kernel to /init', '(kernel printk)', 'stages (since previous)', 'done->poweroff', 'poweroff->verdict', 'total'],
+      [
+        'scenario',
+        'host before QEMU',
+        'QEMU+kernel to /init',
+        '(kernel printk)',
+        'stages (since previous)',
+        'done->poweroff',
+        'poweroff->verdict',
+        'total',
+      ],
       ov.map((r) => {
         const b = r.breakdownOfOneRun;
         return [
@@ -602,13 +679,22 @@ if (ov) {
       }),
     ),
   );
-  out.push(`raw QEMU's kernel reaches /init at ${ov.map((r) => `${r.rawKernelToInitMs} ms`).join(', ')} (printk); initrd sizes ${ov.map((r) => r.initrdBytes).join(', ')} B`);
+  out.push(
+    `raw QEMU's kernel reaches /init at ${ov.map((r) => `${r.rawKernelToInitMs} ms`).join(', ')} (printk); initrd sizes ${ov.map((r) => r.initrdBytes).join(', ')} B`,
+  );
 }
 const pr = results.sections.probe as Record<string, any> | undefined;
-if (pr) out.push('', `probe: ${pr.perProbeMedianMs} ms per probe in the guest (median of ${pr.samples.length}), ~${pr.meanFrameBytes} bytes per frame on ttyS1`);
+if (pr)
+  out.push(
+    '',
+    `probe: ${pr.perProbeMedianMs} ms per probe in the guest (median of ${pr.samples.length}), ~${pr.meanFrameBytes} bytes per frame on ttyS1`,
+  );
 const mx = results.sections.matrix as Record<string, any> | undefined;
 if (mx) {
-  out.push('', `matrix (${mx.cells} runs): --jobs 1 ${fmtS(median(mx.jobs1Ms))}, --jobs 2 ${fmtS(median(mx.jobs2Ms))}: speedup ${mx.speedup} (target >= 1.7)`);
+  out.push(
+    '',
+    `matrix (${mx.cells} runs): --jobs 1 ${fmtS(median(mx.jobs1Ms))}, --jobs 2 ${fmtS(median(mx.jobs2Ms))}: speedup ${mx.speedup} (target >= 1.7)`,
+  );
   const pq = mx.plainQemu;
   if (pq) {
     out.push(
@@ -620,19 +706,37 @@ if (mx) {
 const im = results.sections.images as Array<Record<string, any>> | undefined;
 if (im) {
   out.push('', 'image build (prepareImages; warm = a fresh process with the cache filled, as a CLI run)');
-  out.push(table(['scenario', 'cold', 'warm (fresh process)', 'warm (same process)', 'target'], im.map((r) => [r.scenario, `${r.coldMs} ms`, `${r.warmFreshProcessMs} ms`, `${r.warmSameProcessMs} ms`, '<= 100 ms'])));
+  out.push(
+    table(
+      ['scenario', 'cold', 'warm (fresh process)', 'warm (same process)', 'target'],
+      im.map((r) => [r.scenario, `${r.coldMs} ms`, `${r.warmFreshProcessMs} ms`, `${r.warmSameProcessMs} ms`, '<= 100 ms']),
+    ),
+  );
 }
 const cp = results.sections.cpio as Record<string, any> | undefined;
 if (cp) {
-  out.push('', `cpio on ${(cp.treeBytes / 1e6).toFixed(0)} MB, ${cp.files} files: ours ${cp.oursMBps} MB/s, GNU cpio ${cp.gnuMBps} MB/s: ratio ${cp.ratio} (target >= 1)`);
+  out.push(
+    '',
+    `cpio on ${(cp.treeBytes / 1e6).toFixed(0)} MB, ${cp.files} files: ours ${cp.oursMBps} MB/s, GNU cpio ${cp.gnuMBps} MB/s: ratio ${cp.ratio} (target >= 1)`,
+  );
   out.push(`  (GNU cpio -C 1048576, 1 MiB blocks: ${cp.gnu1MiBBlocksMBps} MB/s, ratio ${cp.ratioVsGnu1MiBBlocks}; not a target)`);
 }
 const lv = results.sections.levers as Array<Record<string, any>> | undefined;
 if (lv) {
   out.push('', 'boot-time levers (plain QEMU, halting /init)');
-  out.push(table(['variant', 'median', 'vs baseline', 'kernel to /init'], lv.map((r) => [r.variant, fmtS(r.medianMs), String(r.vsBaseline), r.kernelToInitMs === null ? '-' : `${r.kernelToInitMs} ms`])));
+  out.push(
+    table(
+      ['variant', 'median', 'vs baseline', 'kernel to /init'],
+      lv.map((r) => [r.variant, fmtS(r.medianMs), String(r.vsBaseline), r.kernelToInitMs === null ? '-' : `${r.kernelToInitMs} ms`]),
+    ),
+  );
 }
 out.push('', 'targets');
-out.push(table(['what', 'value', 'target', 'met', 'note'], results.targets.map((t) => [t.what, String(t.value), t.target, t.met ? 'yes' : 'NO', t.note ?? ''])));
+out.push(
+  table(
+    ['what', 'value', 'target', 'met', 'note'],
+    results.targets.map((t) => [t.what, String(t.value), t.target, t.met ? 'yes' : 'NO', t.note ?? '']),
+  ),
+);
 process.stdout.write(out.join('\n') + '\n');
 process.stdout.write(`\nwritten: ${path.relative(process.cwd(), values.out) || values.out}\n`);

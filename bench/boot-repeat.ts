@@ -30,11 +30,16 @@ const results = await pool(
   jobs,
   async (i) => {
     const runDir = path.join(work, `boot-${i}`);
-    const { outcome } = bootQemu({ kernel: kernel.vmlinuz, initrd, accel, runDir, memoryMiB: 256 }, { deadlineMs: 60_000 * timeoutFactor(accel) / 5 });
+    const { outcome } = bootQemu(
+      { kernel: kernel.vmlinuz, initrd, accel, runDir, memoryMiB: 256 },
+      { deadlineMs: (60_000 * timeoutFactor(accel)) / 5 },
+    );
     const o = await outcome;
     const reachedInit = (await fs.readFile(o.consoleLog, 'utf8')).includes('Run /init as init process');
     const r = { boot: i + 1, end: o.end, reachedInit, ms: o.durationMs, panic: o.panicLine };
-    process.stderr.write(`boot ${i + 1}/${boots}: ${o.end}${o.panicLine ? ` (${o.panicLine})` : ''} ${(o.durationMs / 1000).toFixed(1)} s\n`);
+    process.stderr.write(
+      `boot ${i + 1}/${boots}: ${o.end}${o.panicLine ? ` (${o.panicLine})` : ''} ${(o.durationMs / 1000).toFixed(1)} s\n`,
+    );
     return r;
   },
 );
@@ -55,4 +60,6 @@ const summary = {
   wallS: Math.round((Date.now() - t0) / 1000),
 };
 await fs.writeFile(path.join(ROOT, 'bench/boot-repeat-results.json'), JSON.stringify(summary, null, 1) + '\n');
-process.stdout.write(`${spec} (${kernel.release}, ${accel}): ${summary.reachedInit} of ${boots} boots reached /init, ${summary.panics} panicked${summary.panicLines.length ? `: ${summary.panicLines.join(' | ')}` : ''}; ${summary.other.length} other\n`);
+process.stdout.write(
+  `${spec} (${kernel.release}, ${accel}): ${summary.reachedInit} of ${boots} boots reached /init, ${summary.panics} panicked${summary.panicLines.length ? `: ${summary.panicLines.join(' | ')}` : ''}; ${summary.other.length} other\n`,
+);

@@ -181,7 +181,13 @@ export function rawBoot(argv: string[], limitMs = 300_000): Promise<RawBoot> {
       clearTimeout(timer);
       const ms = performance.now() - t0;
       if (code !== 0) return reject(new Error(`raw QEMU exited ${code}: ${err.trim()}\n${text.slice(-2000)}`));
-      resolve({ ms, code, initAt: printkTime(text, 'Run /init as init process'), powerDownAt: printkTime(text, 'reboot: Power down'), consoleBytes: bytes });
+      resolve({
+        ms,
+        code,
+        initAt: printkTime(text, 'Run /init as init process'),
+        powerDownAt: printkTime(text, 'reboot: Power down'),
+        consoleBytes: bytes,
+      });
     });
   });
 }
@@ -204,6 +210,10 @@ export function fmtS(ms: number): string {
 /** A plain text table. */
 export function table(head: string[], rows: string[][]): string {
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]): string => r.map((c, i) => (c ?? '').padEnd(w[i])).join('  ').trimEnd();
+  const line = (r: string[]): string =>
+    r
+      .map((c, i) => (c ?? '').padEnd(w[i]))
+      .join('  ')
+      .trimEnd();
   return [line(head), line(w.map((n) => '-'.repeat(n))), ...rows.map(line)].join('\n');
 }

@@ -52,7 +52,10 @@ export async function installPackage(work: string): Promise<string> {
   const project = path.join(work, 'project');
   await fs.mkdir(project, { recursive: true });
   await fs.writeFile(path.join(project, 'package.json'), JSON.stringify({ name: 'bench-user', private: true, type: 'module' }));
-  await must(spawnTimed('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', path.join(work, filename)], { cwd: project }), 'npm install');
+  await must(
+    spawnTimed('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', path.join(work, filename)], { cwd: project }),
+    'npm install',
+  );
   return path.join(project, 'node_modules/rootprobe/bin/rootprobe.js');
 }
 
@@ -136,7 +139,16 @@ export async function sameImages(
   const rows: PairRow[] = [];
   for (const b of built) {
     await rootprobeRun(bin, [b.scenario, '--kernel', kernel, '--jobs', '1'], work); // warm: images cached, accel known
-    const row: PairRow = { scenario: b.scenario, plainMs: [], rootprobeMs: [], ratios: [], plainMedianMs: 0, rootprobeMedianMs: 0, medianRatio: 0, outcomes: [] };
+    const row: PairRow = {
+      scenario: b.scenario,
+      plainMs: [],
+      rootprobeMs: [],
+      ratios: [],
+      plainMedianMs: 0,
+      rootprobeMedianMs: 0,
+      medianRatio: 0,
+      outcomes: [],
+    };
     for (let i = 0; i < reps; i++) {
       const p = await plainBoot(b);
       const { t, outcomes } = await rootprobeRun(bin, [b.scenario, '--kernel', kernel, '--jobs', '1'], work);
@@ -144,7 +156,9 @@ export async function sameImages(
       row.rootprobeMs.push(Math.round(t.ms));
       row.ratios.push(r3(t.ms / p.ms));
       row.outcomes.push(...outcomes);
-      log(`same-images ${b.scenario} #${i + 1}: qemu.sh ${(p.ms / 1000).toFixed(2)} s, rootprobe run ${(t.ms / 1000).toFixed(2)} s (${outcomes.join(',')}), ratio ${r3(t.ms / p.ms)}`);
+      log(
+        `same-images ${b.scenario} #${i + 1}: qemu.sh ${(p.ms / 1000).toFixed(2)} s, rootprobe run ${(t.ms / 1000).toFixed(2)} s (${outcomes.join(',')}), ratio ${r3(t.ms / p.ms)}`,
+      );
     }
     row.plainMedianMs = Math.round(median(row.plainMs));
     row.rootprobeMedianMs = Math.round(median(row.rootprobeMs));
@@ -152,7 +166,16 @@ export async function sameImages(
     rows.push(row);
   }
   // the suite at --jobs 2 against every qemu.sh through two workers
-  const suite: PairRow = { scenario: `suite (${built.length}) --jobs 2`, plainMs: [], rootprobeMs: [], ratios: [], plainMedianMs: 0, rootprobeMedianMs: 0, medianRatio: 0, outcomes: [] };
+  const suite: PairRow = {
+    scenario: `suite (${built.length}) --jobs 2`,
+    plainMs: [],
+    rootprobeMs: [],
+    ratios: [],
+    plainMedianMs: 0,
+    rootprobeMedianMs: 0,
+    medianRatio: 0,
+    outcomes: [],
+  };
   for (let i = 0; i < Math.max(1, Math.min(reps, 3)); i++) {
     for (const b of built) await restore(b);
     const t0 = performance.now();
@@ -171,7 +194,9 @@ export async function sameImages(
     suite.rootprobeMs.push(Math.round(t.ms));
     suite.ratios.push(r3(t.ms / plain));
     suite.outcomes.push(...outcomes);
-    log(`same-images suite --jobs 2 #${i + 1}: qemu.sh x${built.length} on 2 workers ${(plain / 1000).toFixed(2)} s, rootprobe run ${(t.ms / 1000).toFixed(2)} s, ratio ${r3(t.ms / plain)}`);
+    log(
+      `same-images suite --jobs 2 #${i + 1}: qemu.sh x${built.length} on 2 workers ${(plain / 1000).toFixed(2)} s, rootprobe run ${(t.ms / 1000).toFixed(2)} s, ratio ${r3(t.ms / plain)}`,
+    );
   }
   suite.plainMedianMs = Math.round(median(suite.plainMs));
   suite.rootprobeMedianMs = Math.round(median(suite.rootprobeMs));

@@ -131,9 +131,13 @@ writeSummary();
 const s = summary();
 for (const [k, v] of Object.entries(s.cells)) {
   process.stdout.write(
-    `${k}: ${v.runs} runs, ${Object.entries(v.outcomes).map(([o, c]) => `${c} ${o}`).join(', ')}; ${v.flakes.length} flake(s); ` +
+    `${k}: ${v.runs} runs, ${Object.entries(v.outcomes)
+      .map(([o, c]) => `${c} ${o}`)
+      .join(', ')}; ${v.flakes.length} flake(s); ` +
       `median ${(v.medianMs / 1000).toFixed(1)} s, slowest ${((v.slowestMs ?? 0) / 1000).toFixed(1)} s\n`,
   );
 }
-process.stdout.write(`${s.flakes} flake(s) in ${s.runsDone} runs, --jobs ${jobs}, ${accel}, ${(s.durationMs / 60000).toFixed(1)} min; written ${path.relative(process.cwd(), values.out)}\n`);
+process.stdout.write(
+  `${s.flakes} flake(s) in ${s.runsDone} runs, --jobs ${jobs}, ${accel}, ${(s.durationMs / 60000).toFixed(1)} min; written ${path.relative(process.cwd(), values.out)}\n`,
+);
 process.exitCode = s.flakes === 0 ? 0 : 1;

@@ -23,8 +23,7 @@ let main;
 if (existsSync(sources) && !process.env.ROOTPROBE_DIST) {
   const { register } = await import('tsx/esm/api');
   register();
-  const hook =
-    'export async function resolve(s, c, next) { return next(s, { ...c, conditions: [...c.conditions, "rootprobe-source"] }); }';
+  const hook = 'export async function resolve(s, c, next) { return next(s, { ...c, conditions: [...c.conditions, "rootprobe-source"] }); }';
   nodeModule.register(`data:text/javascript,${encodeURIComponent(hook)}`);
   ({ main } = await import(sources.href));
 } else if (existsSync(compiled)) {

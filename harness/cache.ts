@@ -72,7 +72,11 @@ export function contentHash(...parts: Array<unknown>): string {
 export function stableJson(v: unknown): string {
   return JSON.stringify(v, (_k, val) => {
     if (val && typeof val === 'object' && !Array.isArray(val) && !Buffer.isBuffer(val)) {
-      return Object.fromEntries(Object.keys(val).sort().map((k) => [k, (val as Record<string, unknown>)[k]]));
+      return Object.fromEntries(
+        Object.keys(val)
+          .sort()
+          .map((k) => [k, (val as Record<string, unknown>)[k]]),
+      );
     }
     return val;
   });

@@ -34,7 +34,12 @@ export interface HostTool {
 export type NeededBy = 'qemu' | 'images' | 'probe' | 'debian' | 'build' | 'git' | 'uefi' | 'loop' | 'util-linux' | 'distro' | 'tests';
 
 export const HOST_TOOLS: HostTool[] = [
-  ...Object.values(ARCHES).map((a) => ({ command: a.qemuBinary, debianPackage: a.qemuPackage, purpose: `boots the ${a.name} guests`, neededBy: ['qemu'] as NeededBy[] })),
+  ...Object.values(ARCHES).map((a) => ({
+    command: a.qemuBinary,
+    debianPackage: a.qemuPackage,
+    purpose: `boots the ${a.name} guests`,
+    neededBy: ['qemu'] as NeededBy[],
+  })),
   {
     command: 'busybox',
     debianPackage: 'busybox-static',
@@ -43,17 +48,42 @@ export const HOST_TOOLS: HostTool[] = [
     neededBy: ['images'],
   },
   { command: 'mke2fs', debianPackage: 'e2fsprogs', purpose: 'builds ext4 disk images from a folder', neededBy: ['images'] },
-  { command: 'debugfs', debianPackage: 'e2fsprogs', purpose: 'sets owners and device nodes in disk images without root', neededBy: ['images'] },
+  {
+    command: 'debugfs',
+    debianPackage: 'e2fsprogs',
+    purpose: 'sets owners and device nodes in disk images without root',
+    neededBy: ['images'],
+  },
   { command: 'e2fsck', debianPackage: 'e2fsprogs', purpose: 'checks disk images after a run', neededBy: ['loop'] },
-  { command: 'dumpe2fs', debianPackage: 'e2fsprogs', purpose: 'reads disk image features (needs_recovery) after a run', neededBy: ['images', 'loop'] },
+  {
+    command: 'dumpe2fs',
+    debianPackage: 'e2fsprogs',
+    purpose: 'reads disk image features (needs_recovery) after a run',
+    neededBy: ['images', 'loop'],
+  },
   { command: 'cpio', debianPackage: 'cpio', purpose: 'GNU cpio, used by tests to cross-check our archives', neededBy: ['tests'] },
-  { command: 'apt-get', debianPackage: 'apt', purpose: 'downloads Debian kernel packages (nothing is installed)', neededBy: ['debian', 'build'] },
+  {
+    command: 'apt-get',
+    debianPackage: 'apt',
+    purpose: 'downloads Debian kernel packages (nothing is installed)',
+    neededBy: ['debian', 'build'],
+  },
   { command: 'dpkg-deb', debianPackage: 'dpkg', purpose: 'unpacks Debian kernel packages into the cache', neededBy: ['debian', 'build'] },
   { command: 'xz', debianPackage: 'xz-utils', purpose: 'decompresses .ko.xz kernel modules', neededBy: ['debian', 'build'] },
   { command: 'zstd', debianPackage: 'zstd', purpose: 'decompresses .ko.zst kernel modules', neededBy: ['debian', 'images'] },
-  { command: 'switch_root', debianPackage: 'util-linux', purpose: "util-linux's switch_root, copied into images", neededBy: ['util-linux'] },
+  {
+    command: 'switch_root',
+    debianPackage: 'util-linux',
+    purpose: "util-linux's switch_root, copied into images",
+    neededBy: ['util-linux'],
+  },
   { command: 'make', debianPackage: 'make', purpose: 'builds kernels from source (build/<recipe>)', neededBy: ['build'] },
-  { command: 'gcc', debianPackage: 'gcc', purpose: 'builds the guest probe, and kernels from source (build/<recipe>)', neededBy: ['probe', 'build'] },
+  {
+    command: 'gcc',
+    debianPackage: 'gcc',
+    purpose: 'builds the guest probe, and kernels from source (build/<recipe>)',
+    neededBy: ['probe', 'build'],
+  },
   { command: 'flex', debianPackage: 'flex', purpose: 'builds kernels from source (kconfig)', neededBy: ['build'] },
   { command: 'bison', debianPackage: 'bison', purpose: 'builds kernels from source (kconfig)', neededBy: ['build'] },
   { command: 'bc', debianPackage: 'bc', purpose: 'builds kernels from source', neededBy: ['build'] },
@@ -61,12 +91,32 @@ export const HOST_TOOLS: HostTool[] = [
   { command: 'patch', debianPackage: 'patch', purpose: "applies a recipe's kernel patches", neededBy: ['build'] },
   { command: 'tar', debianPackage: 'tar', purpose: 'unpacks the kernel source (build/<recipe>)', neededBy: ['build'] },
   { command: 'perl', debianPackage: 'perl', purpose: "the kernel build's scripts (build/<recipe>)", neededBy: ['build'] },
-  { command: 'setpriv', debianPackage: 'util-linux', purpose: 'gives QEMU a parent-death signal, so it cannot outlive rootprobe', neededBy: ['qemu'] },
-  { command: 'mkfs.vfat', debianPackage: 'dosfstools', purpose: 'makes the FAT file system of an EFI system partition image (--boot systemd-boot, uki)', neededBy: ['uefi'] },
+  {
+    command: 'setpriv',
+    debianPackage: 'util-linux',
+    purpose: 'gives QEMU a parent-death signal, so it cannot outlive rootprobe',
+    neededBy: ['qemu'],
+  },
+  {
+    command: 'mkfs.vfat',
+    debianPackage: 'dosfstools',
+    purpose: 'makes the FAT file system of an EFI system partition image (--boot systemd-boot, uki)',
+    neededBy: ['uefi'],
+  },
   { command: 'mcopy', debianPackage: 'mtools', purpose: 'copies files into an ESP image without mounting it', neededBy: ['uefi'] },
   { command: 'mmd', debianPackage: 'mtools', purpose: 'makes folders in an ESP image without mounting it', neededBy: ['uefi'] },
-  { command: 'objcopy', debianPackage: 'binutils', purpose: "assembles unified kernel images on systemd's stub (where ukify is absent)", neededBy: ['uefi'] },
-  { command: 'debootstrap', debianPackage: 'debootstrap', purpose: 'builds the Debian roots of the distro tests (as root; images/debootstrap.ts)', neededBy: ['distro'] },
+  {
+    command: 'objcopy',
+    debianPackage: 'binutils',
+    purpose: "assembles unified kernel images on systemd's stub (where ukify is absent)",
+    neededBy: ['uefi'],
+  },
+  {
+    command: 'debootstrap',
+    debianPackage: 'debootstrap',
+    purpose: 'builds the Debian roots of the distro tests (as root; images/debootstrap.ts)',
+    neededBy: ['distro'],
+  },
 ];
 
 export interface HostHeader {
@@ -113,13 +163,32 @@ export const SYSTEMD_BOOT_EFI = '/usr/lib/systemd/boot/efi';
 
 export const HOST_FILES: HostFile[] = [
   ...Object.values(ARCHES).flatMap((a) =>
-    a.uefi ? [{ name: `uefi-${a.name}`, candidates: a.uefi.code, debianPackage: a.uefi.debianPackage, purpose: `UEFI firmware of the ${a.name} guests (--firmware uefi)` }] : [],
+    a.uefi
+      ? [
+          {
+            name: `uefi-${a.name}`,
+            candidates: a.uefi.code,
+            debianPackage: a.uefi.debianPackage,
+            purpose: `UEFI firmware of the ${a.name} guests (--firmware uefi)`,
+          },
+        ]
+      : [],
   ),
   ...Object.values(ARCHES).flatMap((a) =>
     a.uefi
       ? [
-          { name: `systemd-boot${a.uefi.efiArch}.efi`, candidates: [`${SYSTEMD_BOOT_EFI}/systemd-boot${a.uefi.efiArch}.efi`], debianPackage: 'systemd-boot-efi', purpose: 'the boot loader of --boot systemd-boot' },
-          { name: `linux${a.uefi.efiArch}.efi.stub`, candidates: [`${SYSTEMD_BOOT_EFI}/linux${a.uefi.efiArch}.efi.stub`], debianPackage: 'systemd-boot-efi', purpose: 'systemd-stub, the base of the unified kernel images rootprobe assembles' },
+          {
+            name: `systemd-boot${a.uefi.efiArch}.efi`,
+            candidates: [`${SYSTEMD_BOOT_EFI}/systemd-boot${a.uefi.efiArch}.efi`],
+            debianPackage: 'systemd-boot-efi',
+            purpose: 'the boot loader of --boot systemd-boot',
+          },
+          {
+            name: `linux${a.uefi.efiArch}.efi.stub`,
+            candidates: [`${SYSTEMD_BOOT_EFI}/linux${a.uefi.efiArch}.efi.stub`],
+            debianPackage: 'systemd-boot-efi',
+            purpose: 'systemd-stub, the base of the unified kernel images rootprobe assembles',
+          },
         ]
       : [],
   ),
@@ -140,7 +209,9 @@ export function findHostFile(f: HostFile): string | undefined {
 /** A file of HOST_FILES by its path, or a SetupError naming its package. */
 export function requireHostFile(file: string, why: string): string {
   const entry = HOST_FILES.find((f) => f.candidates.includes(file));
-  const found = entry ? findHostFile({ ...entry, candidates: [file] }) : findHostFile({ name: file, candidates: [file], debianPackage: '', purpose: '' });
+  const found = entry
+    ? findHostFile({ ...entry, candidates: [file] })
+    : findHostFile({ name: file, candidates: [file], debianPackage: '', purpose: '' });
   if (found) return found;
   throw new SetupError(
     `${file} is not installed${entry ? ` (Debian package ${entry.debianPackage})` : ''}; it is needed ${why}. ` +
@@ -220,9 +291,30 @@ export interface HostNeed {
 /** Every host requirement (of `user`, or of all), with where it was found. */
 export function hostNeeds(user?: NeededBy): HostNeed[] {
   const all: HostNeed[] = [
-    ...HOST_TOOLS.map((t) => ({ kind: 'command' as const, name: t.command, debianPackage: t.debianPackage, purpose: t.purpose, neededBy: t.neededBy, found: findCommand(t.command, t.candidates) })),
-    ...HOST_HEADERS.map((h) => ({ kind: 'header' as const, name: h.header, debianPackage: h.debianPackage, purpose: h.purpose, neededBy: h.neededBy, found: findHeader(h) })),
-    ...STATIC_LIBS.map((l) => ({ kind: 'static library' as const, name: l.file, debianPackage: l.debianPackage, purpose: 'links the guest probe statically', neededBy: l.neededBy, found: findStaticLib(l.file) })),
+    ...HOST_TOOLS.map((t) => ({
+      kind: 'command' as const,
+      name: t.command,
+      debianPackage: t.debianPackage,
+      purpose: t.purpose,
+      neededBy: t.neededBy,
+      found: findCommand(t.command, t.candidates),
+    })),
+    ...HOST_HEADERS.map((h) => ({
+      kind: 'header' as const,
+      name: h.header,
+      debianPackage: h.debianPackage,
+      purpose: h.purpose,
+      neededBy: h.neededBy,
+      found: findHeader(h),
+    })),
+    ...STATIC_LIBS.map((l) => ({
+      kind: 'static library' as const,
+      name: l.file,
+      debianPackage: l.debianPackage,
+      purpose: 'links the guest probe statically',
+      neededBy: l.neededBy,
+      found: findStaticLib(l.file),
+    })),
   ];
   return user ? all.filter((n) => n.neededBy.includes(user)) : all;
 }

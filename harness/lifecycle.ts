@@ -330,9 +330,7 @@ export function runGuarded(
     });
     if (options.input !== undefined) child.stdin!.end(options.input);
     child.once('error', reject);
-    child.once('close', (code, signal) =>
-      resolve({ code, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err) }),
-    );
+    child.once('close', (code, signal) => resolve({ code, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err) }));
   });
 }
 

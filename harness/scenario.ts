@@ -102,7 +102,9 @@ const featureSchema = z.enum(FEATURE_NAMES, {
 
 const diskFields = {
   /** A short name; the disks appear in the guest as /dev/vda, /dev/vdb, ... in this order. */
-  name: text('the disk\'s name').regex(/^[a-z0-9_-]+$/, { error: (iss) => `must be lowercase letters, digits, _ - (got ${JSON.stringify(iss.input)})` }),
+  name: text("the disk's name").regex(/^[a-z0-9_-]+$/, {
+    error: (iss) => `must be lowercase letters, digits, _ - (got ${JSON.stringify(iss.input)})`,
+  }),
   /** The disk's size in MiB (ext4: at least 2). */
   sizeMiB: wholeNumber('MiB', 1, 16384),
   /** Filled from a tree with mke2fs -d (ext4), or left empty (raw). */
@@ -116,7 +118,8 @@ const diskFields = {
 };
 
 function checkDisk(d: { name: string; fs: string; sizeMiB: number; content?: unknown }, ctx: z.RefinementCtx): void {
-  if (d.fs === 'raw' && d.content) ctx.addIssue({ code: 'custom', path: ['content'], message: 'a raw disk has no content (use fs: \'ext4\')' });
+  if (d.fs === 'raw' && d.content)
+    ctx.addIssue({ code: 'custom', path: ['content'], message: "a raw disk has no content (use fs: 'ext4')" });
   if (d.fs === 'ext4' && d.sizeMiB < 2) ctx.addIssue({ code: 'custom', path: ['sizeMiB'], message: 'an ext4 disk needs at least 2 MiB' });
 }
 
@@ -133,17 +136,27 @@ export const diskSchema = z
 export const scenarioSchema = z
   .strictObject({
     /** The scenario's name: lowercase letters, digits, _ . - */
-    name: text('the scenario\'s name').regex(/^[a-z0-9][a-z0-9_.-]*$/, {
+    name: text("the scenario's name").regex(/^[a-z0-9][a-z0-9_.-]*$/, {
       error: (iss) => `must be lowercase letters, digits, _ . - (got ${JSON.stringify(iss.input)})`,
     }),
     /** One or two sentences: what the guest does and what must hold. */
     description: text('one or two sentences').min(1, { error: 'must not be empty' }),
     /** The seed documents (shared/seeds) whose claims this scenario checks, by number: '000'. */
-    seeds: z.array(text('a seed number').regex(/^\d{3}$/, { error: (iss) => `must be a seed number like '003' (got ${JSON.stringify(iss.input)})` })).optional(),
+    seeds: z
+      .array(
+        text('a seed number').regex(/^\d{3}$/, { error: (iss) => `must be a seed number like '003' (got ${JSON.stringify(iss.input)})` }),
+      )
+      .optional(),
     /** Kernel features the guest needs; modular ones are loaded from the initramfs. */
     features: z.array(featureSchema, { error: (iss) => `must be a list of kernel features (got ${kindOf(iss.input)})` }),
     /** Modules to load beyond those the features imply (by name, as modprobe knows them: 'overlay'). */
-    modules: z.array(text('a module name').regex(/^[A-Za-z0-9_-]+$/, { error: (iss) => `must be a module name like 'overlay' (got ${JSON.stringify(iss.input)})` })).optional(),
+    modules: z
+      .array(
+        text('a module name').regex(/^[A-Za-z0-9_-]+$/, {
+          error: (iss) => `must be a module name like 'overlay' (got ${JSON.stringify(iss.input)})`,
+        }),
+      )
+      .optional(),
     /** Adds the scenario's files to the initramfs (on top of the busybox base and the probe); false: no initramfs. */
     initramfs: z.union([fn<TreeBuilder>('(t, ctx) => ... that fills the initramfs'), z.literal(false)], {
       error: (iss) => `must be a function (t, ctx) => ... that fills the initramfs, or false (got ${kindOf(iss.input)})`,
@@ -156,12 +169,20 @@ export const scenarioSchema = z
     stages: z
       .array(
         text('a stage name')
-          .regex(STAGE_NAME, { error: (iss) => `${JSON.stringify(iss.input)} is not a valid stage name (letters, digits, _ . -, at most 64)` })
-          .refine((s) => !RESERVED_STAGES.includes(s), { error: (iss) => `stage ${JSON.stringify(iss.input)} is reserved: 'done' is implied as the last stage` }),
+          .regex(STAGE_NAME, {
+            error: (iss) => `${JSON.stringify(iss.input)} is not a valid stage name (letters, digits, _ . -, at most 64)`,
+          })
+          .refine((s) => !RESERVED_STAGES.includes(s), {
+            error: (iss) => `stage ${JSON.stringify(iss.input)} is reserved: 'done' is implied as the last stage`,
+          }),
       )
       .min(1, { error: 'must list at least one stage' }),
     /** Under KVM; scaled for TCG and by ROOTPROBE_TIMEOUT_FACTOR. Default 30. */
-    timeoutSec: z.number({ error: (iss) => `must be a number of seconds (got ${kindOf(iss.input)})` }).positive({ error: 'must be positive' }).max(3600, { error: 'must be at most 3600' }).optional(),
+    timeoutSec: z
+      .number({ error: (iss) => `must be a number of seconds (got ${kindOf(iss.input)})` })
+      .positive({ error: 'must be positive' })
+      .max(3600, { error: 'must be at most 3600' })
+      .optional(),
     /** The guest's memory (default 256). */
     memoryMiB: wholeNumber('MiB of guest memory', 64, 8192).optional(),
     /** A reason to skip this scenario on this kernel (reported as skipped), or undefined to run it. */
@@ -187,7 +208,11 @@ export const scenarioSchema = z
   })
   .superRefine((def, ctx) => {
     if (def.initrd && def.initramfs !== false) {
-      ctx.addIssue({ code: 'custom', path: ['initrd'], message: 'an old-style initrd needs initramfs: false: the kernel gets one or the other' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['initrd'],
+        message: 'an old-style initrd needs initramfs: false: the kernel gets one or the other',
+      });
     }
     const seen = new Set<string>();
     def.stages.forEach((s, i) => {
@@ -314,7 +339,8 @@ function pathText(p: PathPart[]): string {
 
 /** Each problem of a definition, as `file:line: \`key\`: what is wrong` lines, or none. */
 export function definitionIssues(def: unknown, file: string, callLine?: number): string[] {
-  if (!def || typeof def !== 'object' || Array.isArray(def)) return [`${file}${callLine ? `:${callLine}` : ''}: scenario() needs a definition object`];
+  if (!def || typeof def !== 'object' || Array.isArray(def))
+    return [`${file}${callLine ? `:${callLine}` : ''}: scenario() needs a definition object`];
   const r = scenarioSchema.safeParse(def, { reportInput: true });
   if (r.success) return [];
   let source: string | undefined;
@@ -365,7 +391,8 @@ export function scenario(definition: ScenarioDefinition, where?: { url: string }
   const line = site.file === file ? site.line : undefined;
   // A twin made from another scenario (`{ ...other, name: ... }`) carries its `file` and `dir`:
   // those are scenario()'s own output, set anew here, not keys of a definition.
-  const def = definition && typeof definition === 'object' ? (({ file: _f, dir: _d, ...rest }) => rest)(definition as Partial<Scenario>) : definition;
+  const def =
+    definition && typeof definition === 'object' ? (({ file: _f, dir: _d, ...rest }) => rest)(definition as Partial<Scenario>) : definition;
   const issues = definitionIssues(def, file, line);
   if (issues.length) {
     const name = typeof (def as { name?: unknown })?.name === 'string' ? (def as { name: string }).name : '?';

@@ -71,7 +71,10 @@ async function sweepCacheDir(dir: string, depth: number, out: Swept[]): Promise<
       if (!pidAlive(pid)) out.push({ path: p, why: 'a half-written file whose writer is gone' });
     } else if (e.dir && depth > 0 && !e.name.startsWith('.')) {
       // Kinds nest (images/…, distro/…); a whole entry is not searched.
-      const isEntry = await fs.stat(path.join(p, '.rootprobe-manifest.json')).then(() => true, () => false);
+      const isEntry = await fs.stat(path.join(p, '.rootprobe-manifest.json')).then(
+        () => true,
+        () => false,
+      );
       if (!isEntry) await sweepCacheDir(p, depth - 1, out);
     }
   }

@@ -52,12 +52,21 @@ export interface DistroOptions {
 
 function run(cmd: string, args: string[], opts: { timeoutMs?: number } = {}): Promise<{ stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    execFile(cmd, args, { maxBuffer: 64 << 20, timeout: opts.timeoutMs ?? 30 * 60_000, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive', LC_ALL: 'C' } }, (err, stdout, stderr) => {
-      if (err) {
-        const tail = `${stdout}\n${stderr}`.trim().split('\n').slice(-15).join('\n');
-        reject(new SetupError(`${path.basename(cmd)} ${args.slice(0, 4).join(' ')} ... failed: ${err.message}\n${tail}`));
-      } else resolve({ stdout, stderr });
-    });
+    execFile(
+      cmd,
+      args,
+      {
+        maxBuffer: 64 << 20,
+        timeout: opts.timeoutMs ?? 30 * 60_000,
+        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive', LC_ALL: 'C' },
+      },
+      (err, stdout, stderr) => {
+        if (err) {
+          const tail = `${stdout}\n${stderr}`.trim().split('\n').slice(-15).join('\n');
+          reject(new SetupError(`${path.basename(cmd)} ${args.slice(0, 4).join(' ')} ... failed: ${err.message}\n${tail}`));
+        } else resolve({ stdout, stderr });
+      },
+    );
   });
 }
 
@@ -137,7 +146,18 @@ export async function debianDistro(generator: DistroGenerator, opts: DistroOptio
         'chroot "$R" apt-get clean',
         `chroot "$R" dpkg-query -W -f '\${Package} \${Version}\\n' ${KERNEL_PACKAGE} systemd "$1"`,
       ].join('\n');
-      const inst = await run(requireTool('unshare'), ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', root, generator, KERNEL_PACKAGE]);
+      const inst = await run(requireTool('unshare'), [
+        '-m',
+        '--propagation',
+        'private',
+        'sh',
+        '-c',
+        script,
+        'sh',
+        root,
+        generator,
+        KERNEL_PACKAGE,
+      ]);
       facts.installSec = Math.round((Date.now() - t) / 1000);
       for (const line of inst.stdout.trim().split('\n').slice(-3)) {
         const [p, v] = line.split(' ');

@@ -31,8 +31,19 @@ export const MIRROR_ENV = 'ROOTPROBE_DEBIAN_MIRROR';
 
 /** Suite names that mark an entry as the Debian archive itself (not security, not a third party). */
 export const DEBIAN_SUITE_NAMES = [
-  'buster', 'bullseye', 'bookworm', 'trixie', 'forky', 'duke', 'sid', 'experimental',
-  'oldoldstable', 'oldstable', 'stable', 'testing', 'unstable',
+  'buster',
+  'bullseye',
+  'bookworm',
+  'trixie',
+  'forky',
+  'duke',
+  'sid',
+  'experimental',
+  'oldoldstable',
+  'oldstable',
+  'stable',
+  'testing',
+  'unstable',
 ];
 
 /** One-line format: `deb [opt=val ...] uri suite [component...]`. */
@@ -169,7 +180,10 @@ export async function debianArchive(etcApt = '/etc/apt'): Promise<DebianArchive>
 /** A deb822 paragraph for our private apt tree. */
 export function formatDeb822Source(archive: DebianArchive, suite: string): string {
   const signed = archive.signedBy.includes('\n')
-    ? `Signed-By:\n${archive.signedBy.split('\n').map((l) => ` ${l === '' ? '.' : l}`).join('\n')}`
+    ? `Signed-By:\n${archive.signedBy
+        .split('\n')
+        .map((l) => ` ${l === '' ? '.' : l}`)
+        .join('\n')}`
     : `Signed-By: ${archive.signedBy}`;
   return `Types: deb\nURIs: ${archive.uri}\nSuites: ${suite}\nComponents: main\n${signed}\n`;
 }

@@ -35,7 +35,13 @@ export function parseDepends(value: string | undefined): string[][] {
     .map((alt) =>
       alt
         .split('|')
-        .map((p) => p.trim().replace(/\s*\(.*\)$/, '').replace(/:\S+$/, '').trim())
+        .map((p) =>
+          p
+            .trim()
+            .replace(/\s*\(.*\)$/, '')
+            .replace(/:\S+$/, '')
+            .trim(),
+        )
         .filter(Boolean),
     )
     .filter((a) => a.length > 0);
@@ -187,7 +193,6 @@ export class PrivateApt {
 
 const inProcess = new Map<string, Promise<unknown>>();
 
-
 /**
  * Runs `fn` holding the suite's apt tree: other calls in this process queue behind it, other
  * processes wait on a lock folder (taken over when its holder is gone). apt runs with
@@ -195,10 +200,12 @@ const inProcess = new Map<string, Promise<unknown>>();
  */
 export async function withAptTree<T>(apt: PrivateApt, fn: () => Promise<T>, onWait?: () => void): Promise<T> {
   const prev = inProcess.get(apt.dir) ?? Promise.resolve();
-  const run = prev.catch(() => undefined).then(async () => {
-    await fs.mkdir(path.dirname(apt.dir), { recursive: true });
-    return withLock(`${apt.dir}.lock`, fn, onWait);
-  });
+  const run = prev
+    .catch(() => undefined)
+    .then(async () => {
+      await fs.mkdir(path.dirname(apt.dir), { recursive: true });
+      return withLock(`${apt.dir}.lock`, fn, onWait);
+    });
   inProcess.set(apt.dir, run);
   try {
     return await run;

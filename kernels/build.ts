@@ -196,7 +196,11 @@ export async function cachedBuildKernel(name: string): Promise<Kernel | undefine
 }
 
 /** The source package's version: from fresh lists, else after an update, else the last one used. */
-async function sourceVersion(apt: PrivateApt, recipe: Recipe, progress: Progress): Promise<PackageInfo | { version: string; package: string; size: 0 }> {
+async function sourceVersion(
+  apt: PrivateApt,
+  recipe: Recipe,
+  progress: Progress,
+): Promise<PackageInfo | { version: string; package: string; size: 0 }> {
   return withAptTree(
     apt,
     async () => {
@@ -207,7 +211,9 @@ async function sourceVersion(apt: PrivateApt, recipe: Recipe, progress: Progress
         } catch (e) {
           const p = await readPointer(recipe.name);
           if (p) {
-            progress(`could not update the package lists (${(e as Error).message.split('\n')[0]}); using ${recipe.source.package} ${p.version} as last time`);
+            progress(
+              `could not update the package lists (${(e as Error).message.split('\n')[0]}); using ${recipe.source.package} ${p.version} as last time`,
+            );
             return { package: recipe.source.package, version: p.version, size: 0 };
           }
           throw e;
@@ -275,8 +281,18 @@ async function buildEntry(
       progress(`patching: ${path.basename(p)}`);
       await logged(log, tools.patch, ['-p1', '--forward', '--batch', '-i', p], tree, env);
     }
-    const frags = await Promise.all(recipe.fragments.map(async (f) => ({ name: path.relative(recipe.dir, f), text: await fs.readFile(f, 'utf8') })));
-    const built = await kbuild({ tree, base: { target: 'tinyconfig' }, fragments: [...frags, ...extraFragments(extras)], what: `recipe ${recipe.name}`, log, env, progress });
+    const frags = await Promise.all(
+      recipe.fragments.map(async (f) => ({ name: path.relative(recipe.dir, f), text: await fs.readFile(f, 'utf8') })),
+    );
+    const built = await kbuild({
+      tree,
+      base: { target: 'tinyconfig' },
+      fragments: [...frags, ...extraFragments(extras)],
+      what: `recipe ${recipe.name}`,
+      log,
+      env,
+      progress,
+    });
     await fs.copyFile(built.image, path.join(dir, 'bzImage'));
     await fs.writeFile(path.join(dir, 'config'), built.configText);
     const seconds = Math.round((Date.now() - started) / 1000);
@@ -326,6 +342,7 @@ export async function resolveBuildKernel(name: string, onProgress?: Progress, ex
   const dir = await cachedEntry('kernels', key, (d) => buildEntry(d, recipe, apt, src, progress, extras), {
     onWait: () => progress(`waiting for another rootprobe that is building ${key}`),
   });
-  if (extras === NO_EXTRAS || (extras.configAdd.length === 0 && extras.fragments.length === 0)) await writePointer(name, { key, version: src.version });
+  if (extras === NO_EXTRAS || (extras.configAdd.length === 0 && extras.fragments.length === 0))
+    await writePointer(name, { key, version: src.version });
   return loadEntry(dir);
 }

@@ -41,8 +41,7 @@ export function checkFeatures(kernel: Kernel, features: Feature[], who: string):
   for (const f of features) {
     if (!isFeature(f)) {
       throw new DefinitionError(
-        `${who} asks for kernel feature "${f}", which rootprobe does not know. ` +
-          `Known features: ${Object.keys(FEATURES).join(', ')}.`,
+        `${who} asks for kernel feature "${f}", which rootprobe does not know. ` + `Known features: ${Object.keys(FEATURES).join(', ')}.`,
       );
     }
   }

@@ -81,13 +81,14 @@ async function resolvePackages(apt: PrivateApt, suite: string, flavour: string):
   const metaInfo = await apt.show(meta);
   if (!metaInfo) {
     throw new SetupError(
-      `Debian ${suite} has no package ${meta} (flavour "${flavour}"). ` +
-        `Flavours for amd64 are e.g. cloud, rt, generic; check the name.`,
+      `Debian ${suite} has no package ${meta} (flavour "${flavour}"). ` + `Flavours for amd64 are e.g. cloud, rt, generic; check the name.`,
     );
   }
   const imageName = metaInfo.depends.flat().find((n) => /^linux-image-\d/.test(n) && !n.endsWith('-dbg'));
   if (!imageName) {
-    throw new SetupError(`${meta} ${metaInfo.version} in Debian ${suite} depends on no linux-image-<version> package; cannot tell which kernel it means.`);
+    throw new SetupError(
+      `${meta} ${metaInfo.version} in Debian ${suite} depends on no linux-image-<version> package; cannot tell which kernel it means.`,
+    );
   }
   let image = await apt.show(imageName);
   if (!image && !imageName.endsWith('-unsigned')) image = await apt.show(`${imageName}-unsigned`);
@@ -130,7 +131,13 @@ async function run(cmd: string, args: string[]): Promise<void> {
 
 async function firstExisting(paths: string[]): Promise<string | undefined> {
   for (const p of paths) {
-    if (await fs.stat(p).then(() => true, () => false)) return p;
+    if (
+      await fs.stat(p).then(
+        () => true,
+        () => false,
+      )
+    )
+      return p;
   }
   return undefined;
 }
@@ -175,10 +182,7 @@ async function buildEntry(dir: string, apt: PrivateApt, suite: string, flavour: 
         `nor usr/lib/modules/${rel}/vmlinuz; rootprobe does not know this layout.`,
     );
   }
-  const config = await firstExisting([
-    path.join(root, 'boot', `config-${rel}`),
-    ...(modulesDir ? [path.join(modulesDir, 'config')] : []),
-  ]);
+  const config = await firstExisting([path.join(root, 'boot', `config-${rel}`), ...(modulesDir ? [path.join(modulesDir, 'config')] : [])]);
   const header = await readBzImageHeader(vmlinuz);
   if (!header) throw new SetupError(`${vmlinuz} from ${r.image.package} ${r.image.version} is not a bzImage`);
   const cut = bzImageSizeProblem(header, (await fs.stat(vmlinuz)).size);
@@ -217,8 +221,10 @@ export async function resolveDebianKernel(suite: string, flavour: string, onProg
   if (pointer && fresh && listsAt === pointer.listsUpdatedAt && (await isWholeEntry(entryDir(pointer.key)))) {
     return loadEntry(entryDir(pointer.key));
   }
-  return withAptTree(apt, () => fetchDebianKernel(apt, suite, flavour, progress), () =>
-    progress(`waiting for another rootprobe that is using the package lists for ${suite}`),
+  return withAptTree(
+    apt,
+    () => fetchDebianKernel(apt, suite, flavour, progress),
+    () => progress(`waiting for another rootprobe that is using the package lists for ${suite}`),
   );
 }
 
@@ -237,7 +243,9 @@ async function fetchDebianKernel(apt: PrivateApt, suite: string, flavour: string
     } catch (e) {
       const cached = await cachedDebianKernel(suite, flavour);
       if (cached) {
-        progress(`could not update the package lists for ${suite} (${(e as Error).message.split('\n')[0]}); using the cached ${cached.description}`);
+        progress(
+          `could not update the package lists for ${suite} (${(e as Error).message.split('\n')[0]}); using the cached ${cached.description}`,
+        );
         return cached;
       }
       throw e;

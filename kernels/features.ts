@@ -76,5 +76,5 @@ export const FEATURES: Record<Feature, FeatureSpec> = {
 };
 
 export function isFeature(name: string): name is Feature {
-  return  Object.hasOwn(FEATURES, name);
+  return Object.hasOwn(FEATURES, name);
 }

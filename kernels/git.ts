@@ -44,10 +44,15 @@ export interface GitSpec {
 export function git(cwd: string, args: string[], opts: { input?: string; maxBuffer?: number } = {}): Promise<string> {
   const bin = requireTool('git', 'to read a kernel source tree (git:)');
   return new Promise((resolve, reject) => {
-    const child = execFile(bin, ['-C', cwd, ...args], { maxBuffer: opts.maxBuffer ?? 256 * 2 ** 20, encoding: 'buffer', env: { ...process.env, GIT_OPTIONAL_LOCKS: '0' } }, (err, stdout, stderr) => {
-      if (err) reject(new SetupError(`git ${args.join(' ')} in ${cwd} failed: ${stderr.toString().trim() || err.message}`));
-      else resolve(stdout.toString('utf8'));
-    });
+    const child = execFile(
+      bin,
+      ['-C', cwd, ...args],
+      { maxBuffer: opts.maxBuffer ?? 256 * 2 ** 20, encoding: 'buffer', env: { ...process.env, GIT_OPTIONAL_LOCKS: '0' } },
+      (err, stdout, stderr) => {
+        if (err) reject(new SetupError(`git ${args.join(' ')} in ${cwd} failed: ${stderr.toString().trim() || err.message}`));
+        else resolve(stdout.toString('utf8'));
+      },
+    );
     if (opts.input !== undefined) child.stdin?.end(opts.input);
   });
 }
@@ -106,7 +111,10 @@ export async function checkoutRevision(repo: string, rev: string, progress: Prog
       await fs.rename(tmp, clone);
     }
     // The revision may be newer than the clone: fetch it by its commit from the user's repo.
-    const have = await git(clone, ['cat-file', '-e', `${commit}^{commit}`]).then(() => true, () => false);
+    const have = await git(clone, ['cat-file', '-e', `${commit}^{commit}`]).then(
+      () => true,
+      () => false,
+    );
     if (!have) await git(clone, ['fetch', '--quiet', '--no-tags', top, commit]);
     progress(`checking out ${rev} (${commit.slice(0, 12)})`);
     await git(clone, ['-c', 'advice.detachedHead=false', 'checkout', '--quiet', '--force', '--detach', commit]);
@@ -120,7 +128,8 @@ export async function resolveGitKernel(spec: GitSpec, onProgress?: Progress): Pr
   checkKernelTree(spec.path, spec.id);
   buildTools(`to build ${spec.id}`);
   const gitTree = await isGitTree(spec.path);
-  if (spec.rev && !gitTree) throw new UsageError(`kernel "${spec.id}": ${spec.path} is not a git work tree, so it has no revision ${spec.rev}`);
+  if (spec.rev && !gitTree)
+    throw new UsageError(`kernel "${spec.id}": ${spec.path} is not a git work tree, so it has no revision ${spec.rev}`);
   let tree = spec.path;
   let state: string | undefined;
   let commit: string | undefined;
@@ -133,8 +142,15 @@ export async function resolveGitKernel(spec: GitSpec, onProgress?: Progress): Pr
     state = await worktreeState(spec.path);
     commit = (await git(spec.path, ['rev-parse', 'HEAD'])).trim();
   }
-  const fragments = [{ name: 'base.config', text: await fs.readFile(path.join(RECIPES_DIR, 'base.config'), 'utf8') }, ...extraFragments(spec.extras)];
-  const configInputs = contentHash({ builder: BUILDER_VERSION, fragments, config: spec.extras.config ? await fs.readFile(spec.extras.config, 'utf8') : 'tinyconfig' }).slice(0, 12);
+  const fragments = [
+    { name: 'base.config', text: await fs.readFile(path.join(RECIPES_DIR, 'base.config'), 'utf8') },
+    ...extraFragments(spec.extras),
+  ];
+  const configInputs = contentHash({
+    builder: BUILDER_VERSION,
+    fragments,
+    config: spec.extras.config ? await fs.readFile(spec.extras.config, 'utf8') : 'tinyconfig',
+  }).slice(0, 12);
   const home = treeHome(gitTree ? (await git(spec.path, ['rev-parse', '--show-toplevel'])).trim() : spec.path);
   const buildDir = path.join(home, `build-${spec.rev ? 'rev' : 'wt'}-${configInputs}`);
   const label = path.basename(spec.path);
@@ -174,8 +190,12 @@ export async function resolveGitKernel(spec: GitSpec, onProgress?: Progress): Pr
                 vmlinuz: 'bzImage',
                 configPath: 'config',
                 description: `${spec.id}: ${commit ? `${commit.slice(0, 12)} ${subject}` : 'a source tree'}${commit && !spec.rev ? ' (the work tree as it is)' : ''}`,
-                sha256: createHash('sha256').update(await fs.readFile(path.join(entry, 'bzImage'))).digest('hex'),
-                git: commit ? { tree: spec.path, commit, subject, rev: spec.rev ?? 'work tree', ...(remoteUrl ? { remoteUrl } : {}) } : undefined,
+                sha256: createHash('sha256')
+                  .update(await fs.readFile(path.join(entry, 'bzImage')))
+                  .digest('hex'),
+                git: commit
+                  ? { tree: spec.path, commit, subject, rev: spec.rev ?? 'work tree', ...(remoteUrl ? { remoteUrl } : {}) }
+                  : undefined,
                 ...(built.vmlinux ? { vmlinux: built.vmlinux } : {}),
                 buildDir,
                 steps: built.steps,

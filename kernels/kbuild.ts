@@ -58,8 +58,6 @@ export function droppedOptions(fragments: Array<{ name: string; text: string }>,
   return out;
 }
 
-
-
 export class BuildStepError extends Error {}
 
 /** Runs a build step with its output appended to `log` (and lines to onLine); BuildStepError on failure. */
@@ -98,7 +96,14 @@ export function buildTools(why: string): Record<string, string> {
 
 /** The environment of a reproducible build: fixed locale, user, host and timestamp. */
 export function buildEnv(stamp: string): NodeJS.ProcessEnv {
-  return { ...process.env, LC_ALL: 'C', LANG: 'C', KBUILD_BUILD_USER: 'rootprobe', KBUILD_BUILD_HOST: 'rootprobe', KBUILD_BUILD_TIMESTAMP: stamp };
+  return {
+    ...process.env,
+    LC_ALL: 'C',
+    LANG: 'C',
+    KBUILD_BUILD_USER: 'rootprobe',
+    KBUILD_BUILD_HOST: 'rootprobe',
+    KBUILD_BUILD_TIMESTAMP: stamp,
+  };
 }
 
 export interface KbuildOptions {
@@ -166,7 +171,9 @@ export async function kbuild(o: KbuildOptions): Promise<KbuildResult> {
   const stamp = path.join(out, '.rootprobe-config-input');
   const previous = await fs.readFile(stamp, 'utf8').catch(() => undefined);
   if (previous !== inputs || !existsSync(configFile)) {
-    o.progress(`configuring: ${'target' in o.base ? baseName : `the .config ${baseName}`} + ${o.fragments.map((f) => f.name).join(' + ') || 'nothing'}`);
+    o.progress(
+      `configuring: ${'target' in o.base ? baseName : `the .config ${baseName}`} + ${o.fragments.map((f) => f.name).join(' + ') || 'nothing'}`,
+    );
     let baseText = baseFileText;
     if ('target' in o.base) {
       const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'rootprobe-kconfig-'));

@@ -158,7 +158,14 @@ function dependsOf(modinfo: Array<[string, string]>): { depends: string[]; softP
   const depends: string[] = [];
   const softPre: string[] = [];
   for (const [k, v] of modinfo) {
-    if (k === 'depends') depends.push(...v.split(',').map((s) => s.trim()).filter(Boolean).map(normaliseModuleName));
+    if (k === 'depends')
+      depends.push(
+        ...v
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+          .map(normaliseModuleName),
+      );
     if (k === 'softdep') {
       // "pre: a b post: c"
       let mode = '';
@@ -173,7 +180,8 @@ function dependsOf(modinfo: Array<[string, string]>): { depends: string[]; softP
 
 async function runToBuffer(cmd: string, args: string[]): Promise<Buffer> {
   const r = await runGuarded(cmd, args, { maxBuffer: 1 << 30 });
-  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr.toString().trim() || `exit status ${r.code ?? r.signal}`}`);
+  if (r.code !== 0)
+    throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr.toString().trim() || `exit status ${r.code ?? r.signal}`}`);
   return r.stdout;
 }
 

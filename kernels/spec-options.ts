@@ -32,7 +32,8 @@ export function parseExtras(spec: string, options: Array<[string, string]>, allo
   for (const [k, v] of options) {
     if (!v) throw new UsageError(`kernel "${spec}": ${k}= needs a value.`);
     if (k === 'config-add') {
-      if (!OPTION.test(v)) throw new UsageError(`kernel "${spec}": config-add=${v} is not CONFIG_NAME=value (y, m, n, a number or "text").`);
+      if (!OPTION.test(v))
+        throw new UsageError(`kernel "${spec}": config-add=${v} is not CONFIG_NAME=value (y, m, n, a number or "text").`);
       out.configAdd.push(v);
     } else if (k === 'fragment') {
       const abs = path.resolve(v);

@@ -23,7 +23,12 @@ async function scenarioFiles(dir: string): Promise<string[]> {
     const p = path.join(dir, e.name);
     if (e.isDirectory()) {
       for (const f of ['scenario.ts', 'scenario.mts', 'scenario.js', 'scenario.mjs']) {
-        if (await fs.stat(path.join(p, f)).then(() => true, () => false)) {
+        if (
+          await fs.stat(path.join(p, f)).then(
+            () => true,
+            () => false,
+          )
+        ) {
           out.push(path.join(p, f));
           break;
         }
@@ -82,7 +87,10 @@ async function importScenarioFile(file: string): Promise<Record<string, unknown>
   } catch (e) {
     if (e instanceof DefinitionError || e instanceof UsageError) throw e;
     const err = e as NodeJS.ErrnoException;
-    const where = err.stack?.split('\n').find((l) => l.includes(path.dirname(file)))?.trim();
+    const where = err.stack
+      ?.split('\n')
+      .find((l) => l.includes(path.dirname(file)))
+      ?.trim();
     if (/\.(ts|js)$/.test(file) && (await packageType(file)) !== 'module') {
       throw new DefinitionError(
         `${file} could not be loaded: no package.json with "type": "module" above it, so Node reads it as ` +
@@ -116,7 +124,9 @@ export async function loadScenarios(extraDirs: string[] = []): Promise<Scenario[
       }
     }
     if (dir !== BUILTIN_DIR && all.length === before) {
-      throw new UsageError(`--scenarios ${dir} holds no scenario (a <name>/scenario.ts, or a .ts file whose default export is a scenario())`);
+      throw new UsageError(
+        `--scenarios ${dir} holds no scenario (a <name>/scenario.ts, or a .ts file whose default export is a scenario())`,
+      );
     }
   }
   return all;

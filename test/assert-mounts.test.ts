@@ -43,8 +43,18 @@ function proc(pid: number, ppid: number, comm: string, extra: Partial<ProcessInf
 function stageOf(name: string, mountinfo: string, processes: ProcessInfo[] = []): Stage {
   const entries = parseMountinfo(mountinfo);
   return Stage.fromJSON({
-    name, seq: 1, uname: 'Linux 6.1', probePid: 999, uptime: 1, meta: {}, mountinfo: entries, pid1Mountinfo: entries,
-    processes, files: {}, commands: {}, vars: {},
+    name,
+    seq: 1,
+    uname: 'Linux 6.1',
+    probePid: 999,
+    uptime: 1,
+    meta: {},
+    mountinfo: entries,
+    pid1Mountinfo: entries,
+    processes,
+    files: {},
+    commands: {},
+    vars: {},
   });
 }
 
@@ -57,16 +67,25 @@ describe('assert: mount options, super options, propagation, moved mounts', () =
     expect(init).to.have.mount('/lower').with.option('relatime').and.not.option('rw');
     expect(init).to.have.mount('/proc').with.option('nosuid');
     const msg = failure(() => expect(init).to.have.mount('/lower').with.option('rw'));
-    expect(msg).to.match(/^expected the mount at "\/lower" \(id 26\) in stage "initramfs" to have mount option "rw", but its mount options are "ro,relatime"\nmount tree/);
+    expect(msg).to.match(
+      /^expected the mount at "\/lower" \(id 26\) in stage "initramfs" to have mount option "rw", but its mount options are "ro,relatime"\nmount tree/,
+    );
   });
 
-  it('superOption(): the filesystem\'s options (overlay lowerdir), with the value as string or RegExp', () => {
+  it("superOption(): the filesystem's options (overlay lowerdir), with the value as string or RegExp", () => {
     expect(real).to.have.mount('/').of.type('overlay').with.superOption('lowerdir', '/lower');
-    expect(real).to.have.mount('/').with.superOption('upperdir', /^\/upper\//).and.superOption('workdir');
+    expect(real)
+      .to.have.mount('/')
+      .with.superOption('upperdir', /^\/upper\//)
+      .and.superOption('workdir');
     expect(init).to.have.mount('/upper').with.superOption('size', '16384k');
     const msg = failure(() => expect(real).to.have.mount('/').with.superOption('lowerdir', '/other'));
-    expect(msg).to.include('to have super option "lowerdir" = "/other", but it has lowerdir=/lower (super options "rw,lowerdir=/lower,upperdir=/upper/data,workdir=/upper/work")');
-    expect(failure(() => expect(real).to.have.mount('/').with.superOption('redirect_dir'))).to.include('to have super option "redirect_dir", but its super options are');
+    expect(msg).to.include(
+      'to have super option "lowerdir" = "/other", but it has lowerdir=/lower (super options "rw,lowerdir=/lower,upperdir=/upper/data,workdir=/upper/work")',
+    );
+    expect(failure(() => expect(real).to.have.mount('/').with.superOption('redirect_dir'))).to.include(
+      'to have super option "redirect_dir", but its super options are',
+    );
   });
 
   it('propagation(): shared:N, master:N, private, unbindable', () => {
@@ -79,7 +98,9 @@ describe('assert: mount options, super options, propagation, moved mounts', () =
     expect(init).to.have.mount('/').with.propagation('private');
     const msg = failure(() => expect(real).to.have.mount('/mnt/private').with.propagation('shared'));
     expect(msg).to.match(/^expected the mount at "\/mnt\/private" \(id 32\) in stage "realroot" to be shared, but it is private\n/);
-    expect(failure(() => expect(real).to.have.mount('/dev').with.propagation('shared', 3))).to.include('to be shared (shared:3), but it is shared shared:2');
+    expect(failure(() => expect(real).to.have.mount('/dev').with.propagation('shared', 3))).to.include(
+      'to be shared (shared:3), but it is shared shared:2',
+    );
   });
 
   it('propagationOf() parses the optional fields into fields', () => {
@@ -87,7 +108,11 @@ describe('assert: mount options, super options, propagation, moved mounts', () =
     expect(propagationOf(both!)).to.deep.equal({ shared: 7, master: 2, propagateFrom: 3, unbindable: false, kind: 'shared+slave' });
     expect(propagationOf({ optionalFields: [] })).to.deep.equal({ unbindable: false, kind: 'private' });
     expect(propagationOf({ optionalFields: ['master:4'] })).to.deep.include({ master: 4, kind: 'slave' });
-    expect([...parseOptions('rw,size=1k,mode=755')]).to.deep.equal([['rw', undefined], ['size', '1k'], ['mode', '755']]);
+    expect([...parseOptions('rw,size=1k,mode=755')]).to.deep.equal([
+      ['rw', undefined],
+      ['size', '1k'],
+      ['mode', '755'],
+    ]);
   });
 
   it('movedFrom(): the same mount (same id), moved; a new mount is not', () => {
@@ -95,13 +120,21 @@ describe('assert: mount options, super options, propagation, moved mounts', () =
     expect(real).to.have.mount('/dev').that.movedFrom(init, '/dev');
     expect(real).to.have.mount('/').that.is.not.movedFrom(init, '/');
     const msg = failure(() => expect(real).to.have.mount('/').that.movedFrom(init, '/'));
-    expect(msg).to.match(/^expected the mount at "\/" \(id 28\) in stage "realroot" to be the mount at "\/" in stage "initramfs" \(id 1\), moved; but it is another mount: \/ overlay overlay/);
-    expect(() => expect(real).to.have.mount('/').that.movedFrom(init, '/nowhere')).to.throw(/stage "initramfs" has no mount at "\/nowhere"/);
+    expect(msg).to.match(
+      /^expected the mount at "\/" \(id 28\) in stage "realroot" to be the mount at "\/" in stage "initramfs" \(id 1\), moved; but it is another mount: \/ overlay overlay/,
+    );
+    expect(() => expect(real).to.have.mount('/').that.movedFrom(init, '/nowhere')).to.throw(
+      /stage "initramfs" has no mount at "\/nowhere"/,
+    );
   });
 });
 
 describe('assert: process tables and long values', () => {
-  const kthreads = [proc(2, 0, 'kthreadd'), ...Array.from({ length: 40 }, (_, i) => proc(3 + i, 2, `kworker/${i}:0`)), proc(50, 2, 'ksoftirqd/0')];
+  const kthreads = [
+    proc(2, 0, 'kthreadd'),
+    ...Array.from({ length: 40 }, (_, i) => proc(3 + i, 2, `kworker/${i}:0`)),
+    proc(50, 2, 'ksoftirqd/0'),
+  ];
   const users = [
     proc(1, 0, 'init', { exe: '/bin/busybox', cwd: '/', root: '/', cmdline: ['/sbin/init'] }),
     proc(90, 1, 'sleep', { exe: '/bin/sleeper', cwd: '/witness', root: '/', cmdline: ['sleep', '1000'] }),
@@ -111,7 +144,12 @@ describe('assert: process tables and long values', () => {
   it('folds kernel threads into one line', () => {
     const msg = failure(() => expect(st.process(90)).to.have.cwd('/'));
     expect(msg).to.include('(probe processes left out; 42 kernel threads folded into this line: kthreadd, kworker, ksoftirqd)');
-    expect(msg.split('\n').filter((l) => /^  \d/.test(l)).map((l) => l.trim().split(/ +/)[0])).to.deep.equal(['1', '90']);
+    expect(
+      msg
+        .split('\n')
+        .filter((l) => /^  \d/.test(l))
+        .map((l) => l.trim().split(/ +/)[0]),
+    ).to.deep.equal(['1', '90']);
   });
 
   it('keeps a kernel thread the assertion is about', () => {

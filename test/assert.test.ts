@@ -29,8 +29,12 @@ describe('assert: chai-rootprobe', () => {
     it('passes on a mount and its type, source, root and parent', () => {
       expect(stage).to.have.mount('/').of.type('ext4').from('/dev/vda').with.root('/');
       expect(stage).to.have.mount('/mnt/my data').with.root('/srv/data dir').and.of.type(/^ext/);
-      expect(stage).to.have.mount('/mnt/loop/tmp').from('over').with.parent.from('tmp fs\ttab\\x')
-        .with.parent.of.type('ext4').from('/dev/loop0');
+      expect(stage)
+        .to.have.mount('/mnt/loop/tmp')
+        .from('over')
+        .with.parent.from('tmp fs\ttab\\x')
+        .with.parent.of.type('ext4')
+        .from('/dev/loop0');
       expect(initramfs).to.have.mount('/proc').with.parent.of.type('rootfs');
       expect(stage).to.not.have.mount('/mnt');
       expect(stage).to.have.mount('/run').that.is.not.of.type('ext4');
@@ -42,20 +46,28 @@ describe('assert: chai-rootprobe', () => {
       const msg = failure(() => expect(stage).to.have.mount('/mnt/new'));
       expect(msg).to.equal(
         'expected a mount at "/mnt/new" in stage "realroot", but there is none\n' +
-        'mount tree of stage "realroot":\n' +
-        stage.mountinfo.tree().split('\n').map((l) => '  ' + l).join('\n'),
+          'mount tree of stage "realroot":\n' +
+          stage.mountinfo
+            .tree()
+            .split('\n')
+            .map((l) => '  ' + l)
+            .join('\n'),
       );
       expect(msg).to.include('\n        /mnt/loop/tmp tmpfs over rw,relatime [id 28]');
     });
 
     it('shows the mount found and the tree when a mount should be absent', () => {
       const msg = failure(() => expect(stage).to.not.have.mount('/run'));
-      expect(msg).to.match(/^expected no mount at "\/run" in stage "realroot", but found \/run tmpfs tmpfs rw,nosuid,nodev \[id 24, shared:4\]\nmount tree of stage "realroot":\n  \/ ext4 \/dev\/vda/);
+      expect(msg).to.match(
+        /^expected no mount at "\/run" in stage "realroot", but found \/run tmpfs tmpfs rw,nosuid,nodev \[id 24, shared:4\]\nmount tree of stage "realroot":\n  \/ ext4 \/dev\/vda/,
+      );
     });
 
     it('names the field and the actual value when type, source or root differ', () => {
       let msg = failure(() => expect(stage).to.have.mount('/').of.type('rootfs'));
-      expect(msg).to.match(/^expected the mount at "\/" \(id 21\) in stage "realroot" to have type "rootfs", but it is "ext4"\nmount tree of stage "realroot":\n  \/ ext4 /);
+      expect(msg).to.match(
+        /^expected the mount at "\/" \(id 21\) in stage "realroot" to have type "rootfs", but it is "ext4"\nmount tree of stage "realroot":\n  \/ ext4 /,
+      );
       msg = failure(() => expect(stage).to.have.mount('/mnt/loop').from('/dev/vda'));
       expect(msg).to.match(/to have source "\/dev\/vda", but it is "\/dev\/loop0"\nmount tree/);
       msg = failure(() => expect(stage).to.have.mount('/mnt/my data').with.root('/'));
@@ -63,19 +75,25 @@ describe('assert: chai-rootprobe', () => {
       msg = failure(() => expect(stage.pid1Mountinfo).to.have.mount('/run'));
       expect(msg).to.match(/^expected a mount at "\/run" in stage "realroot" \(as pid 1 sees it\), but there is none\nmount tree/);
       msg = failure(() => expect(initramfs).to.have.mount('/').with.parent);
-      expect(msg).to.match(/^the mount at "\/" \(id 1\) in stage "x" has no parent in this view \(parent id 1, itself\)\nmount tree of stage "x":\n  \/ rootfs rootfs/);
+      expect(msg).to.match(
+        /^the mount at "\/" \(id 1\) in stage "x" has no parent in this view \(parent id 1, itself\)\nmount tree of stage "x":\n  \/ rootfs rootfs/,
+      );
     });
 
     it('works on a Mountinfo that belongs to no stage', () => {
       const m = Mountinfo.parse(fixtureText('edge-mountinfo.txt'));
       expect(m).to.have.mount('/mnt/over').from('second').with.parent.from('first');
       const msg = failure(() => expect(m).to.have.mount('/nope'));
-      expect(msg).to.match(/^expected a mount at "\/nope" in this mountinfo, but there is none\nmount tree of this mountinfo:\n  \/ rootfs rootfs rw \[id 1\]/);
+      expect(msg).to.match(
+        /^expected a mount at "\/nope" in this mountinfo, but there is none\nmount tree of this mountinfo:\n  \/ rootfs rootfs rw \[id 1\]/,
+      );
     });
 
     it('says how to start when the subject is not a stage or a mount', () => {
       expect(failure(() => expect(42).to.have.mount('/'))).to.equal('mount("/"): the subject is number 42, not a Stage or a Mountinfo');
-      expect(failure(() => expect(stage).to.be.of.type('ext4'))).to.match(/not a mount entry; start with expect\(stage\)\.to\.have\.mount\(mountPoint\)/);
+      expect(failure(() => expect(stage).to.be.of.type('ext4'))).to.match(
+        /not a mount entry; start with expect\(stage\)\.to\.have\.mount\(mountPoint\)/,
+      );
       expect(failure(() => expect(stage, 'custom').to.have.mount('/nope'))).to.match(/^custom: expected a mount/);
     });
   });
@@ -83,7 +101,10 @@ describe('assert: chai-rootprobe', () => {
   describe('processes', () => {
     it('passes on exact link texts, RegExps and decorations', () => {
       expect(stage.process(1)).to.have.exe('/bin/busybox').and.cwd('/').and.root('/');
-      expect(stage).to.have.process(150).with.exe('/bin/busybox (deleted)').and.cwd(/^\(unreachable\)/);
+      expect(stage)
+        .to.have.process(150)
+        .with.exe('/bin/busybox (deleted)')
+        .and.cwd(/^\(unreachable\)/);
       expect(stage.process(150)).to.have.deletedExe.and.unreachableCwd.and.unreachableRoot;
       expect(stage.process(150)).to.not.have.deletedCwd;
       expect(stage.process(151)).to.have.deletedCwd.and.not.unreachableCwd;
@@ -99,7 +120,9 @@ describe('assert: chai-rootprobe', () => {
       const msg = failure(() => expect(stage.process(1)).to.have.exe('/sbin/init'));
       const lines = msg.split('\n');
       expect(lines[0]).to.equal('expected pid 1 (init) in stage "realroot" to have exe "/sbin/init", but it is "/bin/busybox"');
-      expect(lines[1]).to.equal('processes of stage "realroot" (probe processes left out; 2 kernel threads folded into this line: kthreadd, kworker):');
+      expect(lines[1]).to.equal(
+        'processes of stage "realroot" (probe processes left out; 2 kernel threads folded into this line: kthreadd, kworker):',
+      );
       expect(lines[2]).to.match(/^  PID +PPID +COMM +EXE +CWD +ROOT$/);
       expect(msg).to.match(/\n  1 +0 +init +\/bin\/busybox +\/ +\/\n/);
       expect(msg).to.match(/\n  150 +1 +sleep +"\/bin\/busybox \(deleted\)" +\(unreachable\)\/ +\(unreachable\)\//);
@@ -108,7 +131,9 @@ describe('assert: chai-rootprobe', () => {
 
     it('explains decoration failures with the link text and the process row', () => {
       let msg = failure(() => expect(stage.process(152)).to.have.deletedExe);
-      expect(msg).to.match(/^expected pid 152 \(sleep\) in stage "realroot" to have a deleted exe \(link text ends in ' \(deleted\)'\), but it is "\/bin\/busybox"\nprocesses of stage/);
+      expect(msg).to.match(
+        /^expected pid 152 \(sleep\) in stage "realroot" to have a deleted exe \(link text ends in ' \(deleted\)'\), but it is "\/bin\/busybox"\nprocesses of stage/,
+      );
       expect(msg).to.match(/\n  152 +1 +sleep +\/bin\/busybox/);
       msg = failure(() => expect(stage.process(150)).to.not.have.unreachableCwd);
       expect(msg).to.match(/^expected pid 150 \(sleep\) in stage "realroot" not to have an unreachable cwd, but it is "\(unreachable\)\/"/);
@@ -123,7 +148,9 @@ describe('assert: chai-rootprobe', () => {
 
     it('shows the table when a pid or a name is missing', () => {
       let msg = failure(() => expect(stage).to.have.process(4242));
-      expect(msg).to.match(/^expected stage "realroot" to have a process with pid 4242, but it has none\nprocesses of stage "realroot" \(probe processes left out; 2 kernel threads folded into this line: kthreadd, kworker\):\n  PID/);
+      expect(msg).to.match(
+        /^expected stage "realroot" to have a process with pid 4242, but it has none\nprocesses of stage "realroot" \(probe processes left out; 2 kernel threads folded into this line: kthreadd, kworker\):\n  PID/,
+      );
       msg = failure(() => expect(stage).to.have.processNamed('systemd'));
       expect(msg).to.match(/^expected stage "realroot" to have a process named "systemd" \(probe processes left out\), but it has none\n/);
       expect(msg).to.match(/\n  152 +1 +sleep/);
@@ -146,7 +173,9 @@ describe('assert: chai-rootprobe', () => {
 
   describe('commands', () => {
     it('passes on status and output', () => {
-      expect(stage).to.have.command('pivot').that.failed.with.output(/Invalid argument/);
+      expect(stage)
+        .to.have.command('pivot')
+        .that.failed.with.output(/Invalid argument/);
       expect(stage).to.have.command('true').that.succeeded.with.output('ok');
       expect(stage).to.have.command('true').that.has.not.failed;
       expect(stage).to.have.command('pivot').that.does.not.have.output('Success');
@@ -155,13 +184,21 @@ describe('assert: chai-rootprobe', () => {
 
     it('shows the status and the output when a command check fails', () => {
       let msg = failure(() => expect(stage).to.have.command('pivot').that.succeeded);
-      expect(msg).to.equal('expected command "pivot" in stage "realroot" to succeed (exit status 0), but it exited 1\n' +
-        'output:\n  pivot_root: Invalid argument');
+      expect(msg).to.equal(
+        'expected command "pivot" in stage "realroot" to succeed (exit status 0), but it exited 1\n' +
+          'output:\n  pivot_root: Invalid argument',
+      );
       msg = failure(() => expect(stage).to.have.command('true').that.failed);
       expect(msg).to.equal('expected command "true" in stage "realroot" to fail (non-zero exit status), but it exited 0\noutput:\n  ok');
-      msg = failure(() => expect(stage).to.have.command('pivot').with.output(/Device or resource busy/));
-      expect(msg).to.equal('expected command "pivot" in stage "realroot" to have output matching /Device or resource busy/, ' +
-        'but it does not (exit status 1)\noutput:\n  pivot_root: Invalid argument');
+      msg = failure(() =>
+        expect(stage)
+          .to.have.command('pivot')
+          .with.output(/Device or resource busy/),
+      );
+      expect(msg).to.equal(
+        'expected command "pivot" in stage "realroot" to have output matching /Device or resource busy/, ' +
+          'but it does not (exit status 1)\noutput:\n  pivot_root: Invalid argument',
+      );
     });
 
     it('lists the commands that ran when one is missing', () => {

@@ -29,13 +29,15 @@ describe('rootprobe <command> --help', () => {
       for (const [name, o] of Object.entries(spec.options)) {
         const args = o.type === 'string' ? [`--${name}`, 'x'] : [`--${name}`];
         const p = parseCommand(spec, args);
-        expect((p.values as Record<string, unknown>)[name], `${spec.name} --${name}`).to.deep.equal(o.type === 'string' ? (o.multiple ? ['x'] : 'x') : true);
+        expect((p.values as Record<string, unknown>)[name], `${spec.name} --${name}`).to.deep.equal(
+          o.type === 'string' ? (o.multiple ? ['x'] : 'x') : true,
+        );
       }
       expect(() => parseCommand(spec, ['--no-such-option']), spec.name).to.throw(UsageError, `(see: rootprobe ${spec.name} --help)`);
     }
   });
 
-  it('an unknown option is exit 2 naming the command\'s help; `rootprobe help run` is `run --help`', async () => {
+  it("an unknown option is exit 2 naming the command's help; `rootprobe help run` is `run --help`", async () => {
     const r = await cli(['diff', '--kernels', 'x']);
     expect(r.code).to.equal(2);
     expect(r.stderr).to.equal("rootprobe: diff: Unknown option '--kernels' (see: rootprobe diff --help)\n");

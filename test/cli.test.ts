@@ -42,7 +42,9 @@ function record(scenario: string, kernel: string, outcome: Outcome, extra: Parti
     deadlineMs: 150000,
     warnings: [],
     rerun: `npx rootprobe run ${scenario} --kernel ${kernel} --keep`,
-    ...(outcome === 'passed' ? {} : { artifacts: { dir: `/a/${scenario}`, consoleLog: '', resultStream: '', qemuCmdline: '', readback: '', reproduce: '' } }),
+    ...(outcome === 'passed'
+      ? {}
+      : { artifacts: { dir: `/a/${scenario}`, consoleLog: '', resultStream: '', qemuCmdline: '', readback: '', reproduce: '' } }),
     ...extra,
   };
 }
@@ -96,9 +98,15 @@ describe('sharding: --shard i/n', () => {
     const b = shardCells([...sc].reverse(), [...kernels].reverse(), { index: 2, count: 3 }).map((c) => `${c.kernel}|${c.scenario.name}`);
     expect(b).to.deep.equal(a);
     // documented order: by kernel, then scenario; cell k to shard k mod n + 1
-    const first = matrixCells(sc, kernels).slice(0, 3).map((c) => `${c.kernel}|${c.scenario.name}`);
+    const first = matrixCells(sc, kernels)
+      .slice(0, 3)
+      .map((c) => `${c.kernel}|${c.scenario.name}`);
     expect(first).to.deep.equal(['debian/bookworm|a.b', 'debian/bookworm|hello', 'debian/bookworm|loop_root_shutdown']);
-    expect(shardCells(sc, kernels, { index: 1, count: 2 }).map((c) => c.scenario.name).slice(0, 2)).to.deep.equal(['a.b', 'loop_root_shutdown']);
+    expect(
+      shardCells(sc, kernels, { index: 1, count: 2 })
+        .map((c) => c.scenario.name)
+        .slice(0, 2),
+    ).to.deep.equal(['a.b', 'loop_root_shutdown']);
   });
 
   it('the CLI rejects a bad --shard with exit 2 before anything runs', async () => {
@@ -238,7 +246,9 @@ describe('scenario definitions are checked before anything boots', () => {
     const r = await cli(['run', 'invalid-never-probed', '--scenarios', invalid]);
     expect(r.code).to.equal(2);
     expect(r.stderr).to.include(path.join(invalid, 'never-probed/scenario.ts'));
-    expect(r.stderr).to.match(/stage 'after', but no guest script probes it \(no `probe after` in scenario\.ts, init\.sh; probed: before, done\)/);
+    expect(r.stderr).to.match(
+      /stage 'after', but no guest script probes it \(no `probe after` in scenario\.ts, init\.sh; probed: before, done\)/,
+    );
   });
 
   it('two scenarios with one name: exit 2, both files', async () => {
@@ -263,7 +273,16 @@ describe('scenario definitions are checked before anything boots', () => {
   it('the built-in scenarios, the example and the boot fixtures have no problems (no false alarms)', async () => {
     // broken/ holds guest scripts written inline as TS strings (`'probe initramfs\\nrp_finish'`):
     // they must be read as scripts, not rejected as "never probed".
-    const boots = ['dayday', 'broken', 'faults', 'retries', 'pivot_root', 'switch_root_manual', 'loop_root_shutdown', 'nonroot_initramfs'].map((d) => path.join(fixtures, d));
+    const boots = [
+      'dayday',
+      'broken',
+      'faults',
+      'retries',
+      'pivot_root',
+      'switch_root_manual',
+      'loop_root_shutdown',
+      'nonroot_initramfs',
+    ].map((d) => path.join(fixtures, d));
     const all = await loadScenarios([path.join(root, 'examples'), ...boots]);
     expect(all.map((s) => s.name)).to.include.members(['broken-assertion', 'broken-panic', 'retry-flaky-once']);
     expect(all.map((s) => s.name)).to.include.members(['switch_root', 'hello-initramfs', 'hello-nochdir']);

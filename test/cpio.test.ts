@@ -29,7 +29,9 @@ function gnu(args: string[], input: Buffer, cwd?: string): string {
 }
 
 /** The fields of every header in a plain segment, walked by hand (independent of readNewc). */
-function rawHeaders(buf: Buffer): Array<{ offset: number; name: Buffer; namesize: number; filesize: number; nlink: number; ino: number; mtime: number }> {
+function rawHeaders(
+  buf: Buffer,
+): Array<{ offset: number; name: Buffer; namesize: number; filesize: number; nlink: number; ino: number; mtime: number }> {
   const out = [];
   let o = 0;
   for (;;) {
@@ -70,8 +72,23 @@ const tree: CpioEntry[] = [
 ];
 /** Paths GNU cpio lists for `tree` (parents synthesised, sorted by components). */
 const treePaths = [
-  'bin', 'bin/busybox', 'bin/café', 'bin/cat', 'bin/ls', 'bin/sh', 'empty', 'etc', 'etc/passwd', 'lib64',
-  'long', `long/${'x'.repeat(200)}`, longName, 'run', 'run/initctl', 'sizes', ...sizes.map((n) => `sizes/s${n}`),
+  'bin',
+  'bin/busybox',
+  'bin/café',
+  'bin/cat',
+  'bin/ls',
+  'bin/sh',
+  'empty',
+  'etc',
+  'etc/passwd',
+  'lib64',
+  'long',
+  `long/${'x'.repeat(200)}`,
+  longName,
+  'run',
+  'run/initctl',
+  'sizes',
+  ...sizes.map((n) => `sizes/s${n}`),
 ];
 
 describe('cpio: archivePath', () => {
@@ -154,8 +171,9 @@ describe('cpio: round trip through GNU cpio', () => {
     const archive = fs.readFileSync(out);
 
     // The same bytes as with every body in memory.
-    const inMemory = (await t.entries()).map((e): CpioEntry =>
-      e.type === 'file' && e.hostPath !== undefined ? { ...e, hostPath: undefined, data: fs.readFileSync(e.hostPath) } : e,
+    const inMemory = (await t.entries()).map(
+      (e): CpioEntry =>
+        e.type === 'file' && e.hostPath !== undefined ? { ...e, hostPath: undefined, data: fs.readFileSync(e.hostPath) } : e,
     );
     expect(archive.equals(await packNewc(inMemory, { mtime: 1_600_000_000 })), 'same bytes as in-memory bodies').to.equal(true);
     await writeNewcFile(await t.entries(), `${out}.gz`, { mtime: 1_600_000_000, compress: 'gzip' });
@@ -230,7 +248,9 @@ describe('cpio: layout', () => {
       expect(h.namesize).to.equal(h.name.length + 1);
     }
     const cafe = hs.find((h) => h.name.toString() === 'bin/café')!;
-    expect(cafe.namesize).to.equal(Buffer.byteLength('bin/café') + 1).and.equal(10);
+    expect(cafe.namesize)
+      .to.equal(Buffer.byteLength('bin/café') + 1)
+      .and.equal(10);
     expect(hs.find((h) => h.name.toString() === longName)!.namesize).to.equal(longName.length + 1);
     for (const n of sizes) expect(hs.find((h) => h.name.toString() === `sizes/s${n}`)!.filesize).to.equal(n);
     // Every entry but the trailer has a distinct inode except the hard-link group.
@@ -240,7 +260,7 @@ describe('cpio: layout', () => {
     expect(buf.subarray(hs[hs.length - 1].offset + 124).every((b) => b === 0)).to.equal(true);
   });
 
-  it('stores a hard-link group\'s data once, on its last entry in archive order', async () => {
+  it("stores a hard-link group's data once, on its last entry in archive order", async () => {
     const hs = rawHeaders(await packNewc(tree));
     const group = hs.filter((h) => ['bin/busybox', 'bin/cat', 'bin/ls'].includes(h.name.toString()));
     expect(group.map((h) => h.name.toString())).to.deep.equal(['bin/busybox', 'bin/cat', 'bin/ls']);
@@ -281,7 +301,9 @@ describe('cpio: determinism', () => {
   it('writes the same bytes as the writer before it streamed host files (pinned sha256)', async () => {
     // sha256 of this tree packed by the cpio-stream based writer (plain: gzip bytes may follow
     // the zlib build). Change it only with SEGMENT_FORMAT in harness/image/initramfs.ts.
-    const sha = createHash('sha256').update(await packNewc(tree, { mtime: 1_600_000_000 })).digest('hex');
+    const sha = createHash('sha256')
+      .update(await packNewc(tree, { mtime: 1_600_000_000 }))
+      .digest('hex');
     expect(sha).to.equal('99dadc5488f441ee6d8d13c75de2eeaea7486d8779b94ed6f4ace5179726dbf6');
   });
 
@@ -293,9 +315,19 @@ describe('cpio: determinism', () => {
     expect(a.equals(b)).to.equal(false);
     expect(new Set((await readNewc(b)).map((e) => e.mtime))).to.deep.equal(new Set([2000]));
     const c = await readNewc(
-      await packNewc([{ type: 'file', path: 'a/x', data: Buffer.alloc(0), mtime: 7 }, { type: 'dir', path: 'b' }], { mtime: 5 }),
+      await packNewc(
+        [
+          { type: 'file', path: 'a/x', data: Buffer.alloc(0), mtime: 7 },
+          { type: 'dir', path: 'b' },
+        ],
+        { mtime: 5 },
+      ),
     );
-    expect(c.map((e) => [e.path, e.mtime])).to.deep.equal([['a', 5], ['a/x', 7], ['b', 5]]);
+    expect(c.map((e) => [e.path, e.mtime])).to.deep.equal([
+      ['a', 5],
+      ['a/x', 7],
+      ['b', 5],
+    ]);
     delete process.env.SOURCE_DATE_EPOCH;
     expect(rawHeaders(await packNewc(tree)).every((h) => h.mtime === 0)).to.equal(true);
     process.env.SOURCE_DATE_EPOCH = 'yesterday';
@@ -342,7 +374,10 @@ describe('cpio: bad entries', () => {
   it('rejects a hard link whose target is missing or not a file', async () => {
     await expectReject(packNewc([{ type: 'hardlink', path: 'l', target: 'nope' }]), UsageError, '"nope", which is not in the archive');
     await expectReject(
-      packNewc([{ type: 'dir', path: 'd' }, { type: 'hardlink', path: 'l', target: 'd' }]),
+      packNewc([
+        { type: 'dir', path: 'd' },
+        { type: 'hardlink', path: 'l', target: 'd' },
+      ]),
       UsageError,
       'which is a dir',
     );
@@ -359,8 +394,16 @@ describe('cpio: bad entries', () => {
   it('rejects a hostPath that is missing, not a regular file, or given with data, naming the entry', async () => {
     const d = tmpDir();
     const missing = path.join(d, 'missing');
-    await expectReject(packNewc([{ type: 'file', path: 'm', hostPath: missing }]), Error, `cpio entry "m": cannot open its host file: ENOENT`);
-    await expectReject(packNewc([{ type: 'file', path: 'd', hostPath: d }]), UsageError, `cpio entry "d": its host file ${d} is not a regular file`);
+    await expectReject(
+      packNewc([{ type: 'file', path: 'm', hostPath: missing }]),
+      Error,
+      `cpio entry "m": cannot open its host file: ENOENT`,
+    );
+    await expectReject(
+      packNewc([{ type: 'file', path: 'd', hostPath: d }]),
+      UsageError,
+      `cpio entry "d": its host file ${d} is not a regular file`,
+    );
     const both = { type: 'file', path: 'b', hostPath: missing, data: Buffer.from('x') } as unknown as CpioEntry;
     await expectReject(packNewc([both]), UsageError, 'give data or hostPath, not both');
     const out = path.join(d, 'out.cpio');
@@ -409,7 +452,7 @@ describe('cpio: reading GNU cpio output', () => {
     const archive = execFileSync(busybox, ['cpio', '-o', '-H', 'newc'], { cwd: d, input: list, stdio: ['pipe', 'pipe', 'ignore'] });
     const back = await readNewc(archive);
     const data = Object.fromEntries(back.filter((e) => e.type === 'file').map((e) => [e.path, e.data.toString()]));
-    expect(data).to.deep.equal({ a: 'hello', 'sub/b': 'hello', 'café': 'é\n' });
+    expect(data).to.deep.equal({ a: 'hello', 'sub/b': 'hello', café: 'é\n' });
   });
 });
 
@@ -498,21 +541,24 @@ describe('cpio: the kernel unpacks our archives @boot', function () {
       '$B reboot -f',
     ].join('\n');
     const longDir = `long/${'d'.repeat(150)}`;
-    const first = await packNewc([
-      { type: 'file', path: 'init', data: Buffer.from(init + '\n'), mode: 0o755 },
-      { type: 'file', path: 'bin/busybox', data: busybox, mode: 0o755 },
-      { type: 'hardlink', path: 'bin/sh', target: 'bin/busybox' },
-      { type: 'symlink', path: 'bin/ls', target: 'busybox' },
-      { type: 'char', path: 'dev/console', major: 5, minor: 1 },
-      { type: 'block', path: 'dev/vda', major: 254, minor: 3, mode: 0o660 },
-      { type: 'fifo', path: 'run/fifo', mode: 0o620 },
-      { type: 'file', path: 'data/café', data: Buffer.from('crème') },
-      { type: 'file', path: 'data/h2', data: Buffer.from('shared'), mode: 0o640 },
-      { type: 'hardlink', path: 'data/h1', target: 'data/h2' },
-      { type: 'hardlink', path: 'data/h3', target: 'data/h2' },
-      { type: 'file', path: `${longDir}/${'f'.repeat(150)}`, data: Buffer.from('abc') },
-      { type: 'dir', path: 'etc', mode: 0o700 },
-    ], { mtime: 1_234_567_890 });
+    const first = await packNewc(
+      [
+        { type: 'file', path: 'init', data: Buffer.from(init + '\n'), mode: 0o755 },
+        { type: 'file', path: 'bin/busybox', data: busybox, mode: 0o755 },
+        { type: 'hardlink', path: 'bin/sh', target: 'bin/busybox' },
+        { type: 'symlink', path: 'bin/ls', target: 'busybox' },
+        { type: 'char', path: 'dev/console', major: 5, minor: 1 },
+        { type: 'block', path: 'dev/vda', major: 254, minor: 3, mode: 0o660 },
+        { type: 'fifo', path: 'run/fifo', mode: 0o620 },
+        { type: 'file', path: 'data/café', data: Buffer.from('crème') },
+        { type: 'file', path: 'data/h2', data: Buffer.from('shared'), mode: 0o640 },
+        { type: 'hardlink', path: 'data/h1', target: 'data/h2' },
+        { type: 'hardlink', path: 'data/h3', target: 'data/h2' },
+        { type: 'file', path: `${longDir}/${'f'.repeat(150)}`, data: Buffer.from('abc') },
+        { type: 'dir', path: 'etc', mode: 0o700 },
+      ],
+      { mtime: 1_234_567_890 },
+    );
     const initrd = Buffer.concat([
       first,
       await packNewc([{ type: 'file', path: 'gz/z', data: Buffer.from('zipped') }], { compress: 'gzip' }),
@@ -521,11 +567,36 @@ describe('cpio: the kernel unpacks our archives @boot', function () {
     const dir = tmpDir();
     fs.writeFileSync(path.join(dir, 'initrd'), initrd);
     const { spawn } = await import('node:child_process');
-    const child = spawn(qemu, [
-      '-nodefaults', '-no-reboot', '-display', 'none', '-M', 'pc', '-accel', 'tcg', '-cpu', 'max', '-m', '256',
-      '-kernel', kernel, '-initrd', path.join(dir, 'initrd'), '-append', 'console=ttyS0 panic=-1 quiet',
-      '-chardev', 'stdio,id=c0,signal=off', '-serial', 'chardev:c0', '-nic', 'none',
-    ], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      qemu,
+      [
+        '-nodefaults',
+        '-no-reboot',
+        '-display',
+        'none',
+        '-M',
+        'pc',
+        '-accel',
+        'tcg',
+        '-cpu',
+        'max',
+        '-m',
+        '256',
+        '-kernel',
+        kernel,
+        '-initrd',
+        path.join(dir, 'initrd'),
+        '-append',
+        'console=ttyS0 panic=-1 quiet',
+        '-chardev',
+        'stdio,id=c0,signal=off',
+        '-serial',
+        'chardev:c0',
+        '-nic',
+        'none',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     // Collect bytes, decode once: a chunk boundary may split a UTF-8 character ("café").
     const chunks: Buffer[] = [];
     child.stdout.on('data', (d: Buffer) => chunks.push(d));
@@ -539,9 +610,7 @@ describe('cpio: the kernel unpacks our archives @boot', function () {
     }
     const out = Buffer.concat(chunks).toString('utf8');
     expect(out, out).to.include('@@END');
-    const stat = new Map(
-      [...out.matchAll(/^@@S ([^|]+)\|(.*?)\r?$/gm)].map((m) => [m[1], m[2].split('|')] as [string, string[]]),
-    );
+    const stat = new Map([...out.matchAll(/^@@S ([^|]+)\|(.*?)\r?$/gm)].map((m) => [m[1], m[2].split('|')] as [string, string[]]));
     // fields: inode | links | type | mode | major,minor (hex) | size | mtime
     const s = (p: string) => stat.get(p) ?? expect.fail(`no stat line for ${p} in:\n${out}`);
     expect(s('/data/h1')[0]).to.equal(s('/data/h2')[0]);
@@ -596,16 +665,33 @@ describe('cpio: host files are streamed, not read whole', () => {
     `;
     const url = (p: string): string => pathToFileURL(path.join(import.meta.dirname, '..', p)).href;
     const res = JSON.parse(
-      execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', child, url('harness/image/tree.ts'), url('harness/cpio/index.ts'), big, small, out], {
-        encoding: 'utf8',
-      }),
+      execFileSync(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          '--input-type=module',
+          '-e',
+          child,
+          url('harness/image/tree.ts'),
+          url('harness/cpio/index.ts'),
+          big,
+          small,
+          out,
+        ],
+        {
+          encoding: 'utf8',
+        },
+      ),
     ) as { before: number; after: number };
     const grewMiB = (res.after - res.before) / 1024; // maxRSS is in KiB
     expect(grewMiB, `peak RSS grew by ${grewMiB.toFixed(1)} MiB writing a 128 MiB file`).to.be.below(32);
 
     // What GNU cpio reads out of it: the two files' bytes, in archive order, and no complaint.
-    const header = (name: string): number => ((110 + name.length + 1 + 3) & ~3);
-    expect(fs.statSync(out).size).to.equal(Math.ceil((header('big') + ((size + 3) & ~3) + header('s') + 8 + header('TRAILER!!!')) / 512) * 512);
+    const header = (name: string): number => (110 + name.length + 1 + 3) & ~3;
+    expect(fs.statSync(out).size).to.equal(
+      Math.ceil((header('big') + ((size + 3) & ~3) + header('s') + 8 + header('TRAILER!!!')) / 512) * 512,
+    );
     const got = createHash('sha256');
     const input = fs.openSync(out, 'r');
     let stderr = '';
@@ -631,13 +717,20 @@ describe('cpio: host files are streamed, not read whole', () => {
       const a = pattern(CHUNK - 112 - before, before);
       const b = pattern(CHUNK + 13, before + 1);
       const c = Buffer.from('c\n');
-      const files: Array<[string, Buffer]> = [['a', a], [longB, b], ['c', c]];
+      const files: Array<[string, Buffer]> = [
+        ['a', a],
+        [longB, b],
+        ['c', c],
+      ];
       files.forEach(([, data], i) => fs.writeFileSync(path.join(d, `h${i}`), data));
       const fromHost = await packNewc(files.map(([name], i) => ({ type: 'file', path: name, hostPath: path.join(d, `h${i}`) })));
       const fromMemory = await packNewc(files.map(([name, data]) => ({ type: 'file', path: name, data })));
       expect(fromHost.equals(fromMemory), `host = memory, ${before} bytes before the boundary`).to.equal(true);
       expect(rawHeaders(fromHost).map((h) => h.name.toString())).to.deep.equal(['a', longB, 'c', 'TRAILER!!!']);
-      expect(execFileSync(cpio, ['-i', '--to-stdout', '--quiet'], { input: fromHost, maxBuffer: 8 * CHUNK }).equals(Buffer.concat([a, b, c])), `GNU cpio, ${before}`).to.equal(true);
+      expect(
+        execFileSync(cpio, ['-i', '--to-stdout', '--quiet'], { input: fromHost, maxBuffer: 8 * CHUNK }).equals(Buffer.concat([a, b, c])),
+        `GNU cpio, ${before}`,
+      ).to.equal(true);
     }
   });
 

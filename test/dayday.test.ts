@@ -48,7 +48,16 @@ const plain = (s: string) => s.replace(/\x1b\[[0-9;]*[A-Za-z]/g, '').replace(/\r
 describe('the full default matrix with --jobs 1 and --jobs 2 (CI lines, a real terminal, reports, artifacts) @boot', function () {
   this.timeout(1_800_000);
   // every built-in scenario on the default kernel, plus the README's example and its broken twin
-  const builtin = ['bind_root', 'loop_root_shutdown', 'loop_root_shutdown_holder', 'nonroot_initramfs', 'pivot_root', 'switch_root', 'switch_root_manual', 'switch_root_util_linux'];
+  const builtin = [
+    'bind_root',
+    'loop_root_shutdown',
+    'loop_root_shutdown_holder',
+    'nonroot_initramfs',
+    'pivot_root',
+    'switch_root',
+    'switch_root_manual',
+    'switch_root_util_linux',
+  ];
   // Skipped before boot on bookworm (virtio-blk and the RAM disk driver are modules; 6.1 has no /sys/firmware/initrd).
   const skippedHere = ['initrd_linuxrc', 'kernel_root', 'retain_initrd', 'retain_initrd_without'];
   const booted = [...builtin, 'hello-initramfs', 'hello-nochdir'];
@@ -69,10 +78,27 @@ describe('the full default matrix with --jobs 1 and --jobs 2 (CI lines, a real t
     await fs.mkdir(tmp1);
     await fs.mkdir(tmp2);
     const common = ['--all', '--scenarios', example, '--scenarios', dayday];
-    one = await run(process.execPath, [bin, 'run', ...common, '--jobs', '1', '--artifacts', path.join(dir, 'art1'),
-      '--json', path.join(dir, 'one.json'), '--junit', path.join(dir, 'one.xml'), '--tap', path.join(dir, 'one.tap')], {
-      env: { ...process.env, CI: '1', TMPDIR: tmp1 },
-    });
+    one = await run(
+      process.execPath,
+      [
+        bin,
+        'run',
+        ...common,
+        '--jobs',
+        '1',
+        '--artifacts',
+        path.join(dir, 'art1'),
+        '--json',
+        path.join(dir, 'one.json'),
+        '--junit',
+        path.join(dir, 'one.xml'),
+        '--tap',
+        path.join(dir, 'one.tap'),
+      ],
+      {
+        env: { ...process.env, CI: '1', TMPDIR: tmp1 },
+      },
+    );
     // --jobs 2 on a pseudo-terminal (util-linux script), no CI: the live progress lines.
     const line = [bin, 'run', ...common, '--jobs', '2', '--artifacts', path.join(dir, 'art2'), '--json', path.join(dir, 'two.json')]
       .map((a) => `'${a}'`)
@@ -84,7 +110,9 @@ describe('the full default matrix with --jobs 1 and --jobs 2 (CI lines, a real t
       if (now.length > concurrent.length) concurrent = now;
     }, 100);
     try {
-      two = await run('script', ['-qfec', `'${process.execPath}' ${line}`, '/dev/null'], { env: withoutCI({ TMPDIR: tmp2, TERM: 'xterm' }) });
+      two = await run('script', ['-qfec', `'${process.execPath}' ${line}`, '/dev/null'], {
+        env: withoutCI({ TMPDIR: tmp2, TERM: 'xterm' }),
+      });
     } finally {
       clearInterval(poll);
     }
@@ -95,7 +123,12 @@ describe('the full default matrix with --jobs 1 and --jobs 2 (CI lines, a real t
 
   it('gives the same verdicts with --jobs 2 as with --jobs 1', async () => {
     const v = async (f: string) =>
-      Object.fromEntries(JSON.parse(await fs.readFile(path.join(dir, f), 'utf8')).runs.map((r: { scenario: string; outcome: string }) => [r.scenario, r.outcome]));
+      Object.fromEntries(
+        JSON.parse(await fs.readFile(path.join(dir, f), 'utf8')).runs.map((r: { scenario: string; outcome: string }) => [
+          r.scenario,
+          r.outcome,
+        ]),
+      );
     const a = await v('one.json');
     expect(a).to.deep.equal({
       ...Object.fromEntries(builtin.map((n) => [n, 'passed'])),
@@ -135,7 +168,11 @@ describe('the full default matrix with --jobs 1 and --jobs 2 (CI lines, a real t
     for (const s of booted) {
       expect(lines, s).to.include(`start  ${s} @ debian/bookworm`);
     }
-    for (const s of skippedHere) expect(lines.some((l) => l.startsWith(`SKIP   ${s} @ debian/bookworm`)), s).to.equal(true);
+    for (const s of skippedHere)
+      expect(
+        lines.some((l) => l.startsWith(`SKIP   ${s} @ debian/bookworm`)),
+        s,
+      ).to.equal(true);
     expect(lines.some((l) => /^stage {2}hello-initramfs @ debian\/bookworm: after \(\d+\.\d s\)$/.test(l))).to.equal(true);
     expect(lines.some((l) => /^PASS {3}switch_root @ debian\/bookworm \(\d+\.\d s\)$/.test(l))).to.equal(true);
     expect(lines.some((l) => /^FAIL {3}hello-nochdir @ debian\/bookworm \(\d+\.\d s\)$/.test(l))).to.equal(true);
@@ -338,8 +375,17 @@ describe('rootprobe shell under a terminal (tmux) @boot', function () {
 
   function start(args: string): void {
     tmux('kill-session', '-t', 's');
-    const r = tmux('new-session', '-d', '-s', 's', '-x', '150', '-y', '50',
-      `TMPDIR='${tmpdir}' '${process.execPath}' '${bin}' shell ${args}; echo "SHELL-EXIT=$?"; sleep 600`);
+    const r = tmux(
+      'new-session',
+      '-d',
+      '-s',
+      's',
+      '-x',
+      '150',
+      '-y',
+      '50',
+      `TMPDIR='${tmpdir}' '${process.execPath}' '${bin}' shell ${args}; echo "SHELL-EXIT=$?"; sleep 600`,
+    );
     expect(r.status, r.stderr).to.equal(0);
   }
 

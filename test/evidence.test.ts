@@ -14,7 +14,9 @@ import type { RunRecord } from '../harness/run/run-scenario.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const recorded = (): MatrixReport =>
-  JSON.parse(readFileSync(path.join(root, 'test/fixtures/scenarios/loop_root_shutdown/recorded-matrix-report.json'), 'utf8')) as MatrixReport;
+  JSON.parse(
+    readFileSync(path.join(root, 'test/fixtures/scenarios/loop_root_shutdown/recorded-matrix-report.json'), 'utf8'),
+  ) as MatrixReport;
 
 /** The seeds of the scenarios in the recorded report, as they were when it was recorded. */
 const SCENARIOS: ScenarioSeeds[] = [
@@ -38,7 +40,12 @@ function rows(md: string, heading?: string): string[][] {
     else if (lines.length > 0 && l.trim() === '') break;
     else if (lines.length > 0) break;
   }
-  return lines.map((l) => l.slice(1, -1).split(/(?<!\\)\|/).map((c) => c.trim()));
+  return lines.map((l) =>
+    l
+      .slice(1, -1)
+      .split(/(?<!\\)\|/)
+      .map((c) => c.trim()),
+  );
 }
 
 describe('evidence table on a recorded matrix report', () => {
@@ -63,7 +70,7 @@ describe('evidence table on a recorded matrix report', () => {
     expect(md).to.match(/^- runs: 21, passed 20, not passed 1$/m);
   });
 
-  it('is a well-formed table: every row has the header\'s number of cells', () => {
+  it("is a well-formed table: every row has the header's number of cells", () => {
     const [header, sep, ...body] = table;
     expect(header.slice(0, 3)).to.deep.equal(['seed', 'claim: what rootprobe must show', 'scenario']);
     expect(header.slice(3)).to.have.length(3);
@@ -94,10 +101,14 @@ describe('evidence table on a recorded matrix report', () => {
       expect(clean[i]).to.include('host: partition image state "clean", no needs_recovery, e2fsck -fn exit 0');
       expect(holder[i], header[i]).to.match(/^\*\*PASS\*\*/);
       expect(holder[i]).to.match(/behaviour: partition left mounted: needs_recovery set/);
-      expect(holder[i]).to.match(/stayed busy, held by pid \d+ \(sleep\): exe \/oldroot\/bin\/busybox, cwd \/oldroot\/var\/log, fd 0 \/oldroot\/run\/initctl/);
+      expect(holder[i]).to.match(
+        /stayed busy, held by pid \d+ \(sleep\): exe \/oldroot\/bin\/busybox, cwd \/oldroot\/var\/log, fd 0 \/oldroot\/run\/initctl/,
+      );
     }
     expect(holder[1], 'the claim is written once per seed').to.equal('〃');
-    expect(table.find((r) => r[0] === '004')![1]).to.match(/^\*\*sysvinit bug #33517, 2011-2013\*\*: a clean shutdown proved from the host/);
+    expect(table.find((r) => r[0] === '004')![1]).to.match(
+      /^\*\*sysvinit bug #33517, 2011-2013\*\*: a clean shutdown proved from the host/,
+    );
   });
 
   it('shows a run that did not pass with its outcome and why', () => {
@@ -109,7 +120,9 @@ describe('evidence table on a recorded matrix report', () => {
 
   it('says when no scenario of the run checks a seed, and lists scenarios without a seed apart', () => {
     const onlyLoop: MatrixReport = { ...report, runs: report.runs.filter((r) => r.scenario.startsWith('loop_')) };
-    const m = evidenceMarkdown(onlyLoop, [{ name: 'loop_root_shutdown', seeds: ['004'] }, { name: 'loop_root_shutdown_holder' }], { now: NOW });
+    const m = evidenceMarkdown(onlyLoop, [{ name: 'loop_root_shutdown', seeds: ['004'] }, { name: 'loop_root_shutdown_holder' }], {
+      now: NOW,
+    });
     const t = rows(m);
     expect(t.find((r) => r[0] === '000')![2]).to.equal('*no scenario in this run*');
     expect(t.find((r) => r[0] === '004')![2]).to.equal('`loop_root_shutdown`');
@@ -146,7 +159,15 @@ describe('rootprobe run --evidence through the CLI @boot', function () {
     code = await new Promise<number | null>((resolve, reject) => {
       const child = spawn(
         process.execPath,
-        [path.join(root, 'bin/rootprobe.js'), 'run', 'loop_root_shutdown', '--evidence', path.join(dir, 'evidence.md'), '--artifacts', path.join(dir, 'art')],
+        [
+          path.join(root, 'bin/rootprobe.js'),
+          'run',
+          'loop_root_shutdown',
+          '--evidence',
+          path.join(dir, 'evidence.md'),
+          '--artifacts',
+          path.join(dir, 'art'),
+        ],
         { cwd: root, env: { ...process.env, CI: '1' } },
       );
       child.stdout.on('data', (d) => (out += d));

@@ -93,7 +93,9 @@ describe('external mode: reading the given initramfs (harness/external/segment.t
     const info = await inspectInitramfs(f);
     expect(info).to.include({ generator: 'dracut', hookDir: 'usr/lib/dracut/hooks' });
     expect(info.init).to.deep.equal({ type: 'symlink', target: 'usr/lib/systemd/systemd' });
-    const seg = await readNewc(await fs.readFile(await buildCpioSegment(await externalSegment(info, { init: '/init', end: 'poweroff', bootWaitSec: 60 }))));
+    const seg = await readNewc(
+      await fs.readFile(await buildCpioSegment(await externalSegment(info, { init: '/init', end: 'poweroff', bootWaitSec: 60 }))),
+    );
     const paths = seg.map((e) => e.path);
     expect(paths).to.include.members([
       'usr/lib/dracut/hooks/pre-pivot/99-rootprobe.sh',
@@ -104,11 +106,15 @@ describe('external mode: reading the given initramfs (harness/external/segment.t
     ]);
     expect(paths).to.not.include('init');
     const conf = seg.find((e) => e.path === '.rootprobe/external.conf')!.data.toString();
-    expect(conf).to.match(/RP_SHUTDOWN=1/).and.match(/RP_HOOKDIR='?usr\/lib\/dracut\/hooks'?$/m);
+    expect(conf)
+      .to.match(/RP_SHUTDOWN=1/)
+      .and.match(/RP_HOOKDIR='?usr\/lib\/dracut\/hooks'?$/m);
   });
 
   it('puts our initramfs-tools hook just before the param.conf line of ORDER', () => {
-    expect(orderWithHook(ORDER, '/x "$@"')).to.equal('/scripts/init-bottom/nothing "$@"\n/x "$@"\n[ -e /conf/param.conf ] && . /conf/param.conf\n');
+    expect(orderWithHook(ORDER, '/x "$@"')).to.equal(
+      '/scripts/init-bottom/nothing "$@"\n/x "$@"\n[ -e /conf/param.conf ] && . /conf/param.conf\n',
+    );
     expect(orderWithHook('', '/x')).to.equal('/x\n');
   });
 
@@ -117,12 +123,18 @@ describe('external mode: reading the given initramfs (harness/external/segment.t
     t.file('/.rootprobe/probe', 'x');
     const f = path.join(work, 'probed.img');
     await fs.copyFile(await buildCpioSegment(t), f);
-    const e = await inspectInitramfs(f).then(() => undefined, (x: Error) => x);
+    const e = await inspectInitramfs(f).then(
+      () => undefined,
+      (x: Error) => x,
+    );
     expect(e).to.be.instanceOf(UsageError);
     expect(e!.message).to.match(/already has a \/\.rootprobe/);
     const junk = path.join(work, 'junk.img');
     await fs.writeFile(junk, 'this is not an initramfs');
-    const e2 = await inspectInitramfs(junk).then(() => undefined, (x: Error) => x);
+    const e2 = await inspectInitramfs(junk).then(
+      () => undefined,
+      (x: Error) => x,
+    );
     expect(e2!.message).to.match(/not an initramfs rootprobe can read/);
   });
 });
@@ -140,7 +152,16 @@ describe('external mode: a stand-in distro on a real kernel @boot', function () 
       { name: 'fake-leak', cmdline: 'root=/dev/vda fakedistro.leak' },
     ];
     const recs: ExternalRecord[] = await pool(cases, 2, (c) =>
-      runExternal({ initramfs: initrd, kernel: testKernel, disks: [disk], cmdline: c.cmdline, accel, artifactsRoot, name: c.name, timeoutSec: 60 }),
+      runExternal({
+        initramfs: initrd,
+        kernel: testKernel,
+        disks: [disk],
+        cmdline: c.cmdline,
+        accel,
+        artifactsRoot,
+        name: c.name,
+        timeoutSec: 60,
+      }),
     );
     const [good, leak] = recs;
     expect(good.outcome, `${good.message}\n${good.consoleTail.join('\n')}`).to.equal('passed');
@@ -152,7 +173,9 @@ describe('external mode: a stand-in distro on a real kernel @boot', function () 
     expect(ini.mountinfo.map((m) => `${m.mountPoint} ${m.fsType}`)).to.include.members(['/ rootfs', '/root ext4']);
 
     expect(leak.outcome, leak.message).to.equal('failed');
-    expect(leak.message).to.match(/mounts of the initramfs left behind/).and.match(/\/mnt \(tmpfs scratch/);
+    expect(leak.message)
+      .to.match(/mounts of the initramfs left behind/)
+      .and.match(/\/mnt \(tmpfs scratch/);
 
     for (const r of recs) {
       for (const i of r.inputs) expect(i.after, i.path).to.equal(i.before);
@@ -160,14 +183,31 @@ describe('external mode: a stand-in distro on a real kernel @boot', function () 
     expect([await sha256File(initrd), await sha256File(disk)]).to.deep.equal(hashes);
   });
 
-  it('runs from the CLI with the user\'s own kernel (file:), exit 0', async () => {
+  it("runs from the CLI with the user's own kernel (file:), exit 0", async () => {
     const { initrd, disk } = await fakeDistro();
     const json = path.join(work, 'ext.json');
     const res = await new Promise<{ code: number | null; out: string }>((resolve, reject) => {
       const p = spawn(
         process.execPath,
-        [bin, 'run', 'external', '--initramfs', initrd, '--kernel', `file:${testKernel.vmlinuz}`, '--disk', disk,
-          '--cmdline', 'root=/dev/vda', '--json', json, '--artifacts', path.join(work, 'cli-art'), '--timeout', '60'],
+        [
+          bin,
+          'run',
+          'external',
+          '--initramfs',
+          initrd,
+          '--kernel',
+          `file:${testKernel.vmlinuz}`,
+          '--disk',
+          disk,
+          '--cmdline',
+          'root=/dev/vda',
+          '--json',
+          json,
+          '--artifacts',
+          path.join(work, 'cli-art'),
+          '--timeout',
+          '60',
+        ],
         { cwd: work, stdio: ['ignore', 'pipe', 'pipe'] },
       );
       let out = '';
@@ -177,7 +217,9 @@ describe('external mode: a stand-in distro on a real kernel @boot', function () 
       p.on('close', (code) => resolve({ code, out }));
     });
     expect(res.code, res.out).to.equal(0);
-    expect(res.out).to.match(/^PASSED external on file:/m).and.match(/initramfs-tools, 2 segment\(s\) \(none, gzip\)/);
+    expect(res.out)
+      .to.match(/^PASSED external on file:/m)
+      .and.match(/initramfs-tools, 2 segment\(s\) \(none, gzip\)/);
     expect(res.out).to.match(/unchanged .*root\.img/);
     const report = JSON.parse(await fs.readFile(json, 'utf8')) as { command: string; runs: ExternalRecord[] };
     expect(reportSchemaErrors(report)).to.deep.equal([]); // the one report shape (schemas/report.schema.json)

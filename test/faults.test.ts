@@ -153,7 +153,7 @@ describe('fault injection: QEMU and the guest going wrong @boot', function () {
     expect(r.message).to.match(/the result frame of stage `initramfs` arrived damaged \(hash\)/);
   });
 
-  it('an initramfs larger than the guest memory: `error` at boot, in QEMU\'s words, with the sizes', () => {
+  it("an initramfs larger than the guest memory: `error` at boot, in QEMU's words, with the sizes", () => {
     const r = records.get('faults-big-initrd')!;
     expect(r.outcome, r.message).to.equal('error');
     expect(r.message).to.match(/QEMU exited with status 1 before any stage: .*initrd is too large/);
@@ -161,7 +161,7 @@ describe('fault injection: QEMU and the guest going wrong @boot', function () {
     expect(r.message).to.not.match(/res\.sock/);
   });
 
-  it('an initramfs that fits but not once unpacked: a panic whose message shows the kernel\'s words and says it is memory', () => {
+  it("an initramfs that fits but not once unpacked: a panic whose message shows the kernel's words and says it is memory", () => {
     const r = records.get('faults-big-unpack')!;
     expect(r.outcome, r.message).to.equal('panic');
     // Where memory runs out decides the kernel's words: an out-of-memory panic, or an unpacking
@@ -223,7 +223,9 @@ describe('fault injection: the CLI under stress @boot', function () {
     const log = path.join(work, 'fa', logDir, 'console.log');
     expect(statSync(log).size).to.be.above(FLOOD_MIB * 2 ** 20);
     expect(readFileSync(log, 'latin1').slice(-200_000)).to.include('FLOOD-END');
-    console.log(`      peak RSS: quiet run ${(quiet.peakKiB / 1024).toFixed(0)} MiB, ${FLOOD_MIB} MiB flood ${(loud.peakKiB / 1024).toFixed(0)} MiB`);
+    console.log(
+      `      peak RSS: quiet run ${(quiet.peakKiB / 1024).toFixed(0)} MiB, ${FLOOD_MIB} MiB flood ${(loud.peakKiB / 1024).toFixed(0)} MiB`,
+    );
     expect(loud.peakKiB).to.be.above(0);
     // Two node processes differ by ~15 MiB from run to run, more than this console's size, so
     // this bounds gross growth only; (e2) in test/qemu.test.ts shows 100 MB does not grow RSS.
@@ -235,17 +237,40 @@ describe('fault injection: the CLI under stress @boot', function () {
     await fs.mkdir(tmp);
     const json = path.join(work, 'sigint.json');
     const c = cli(
-      ['run', 'faults-quick', 'faults-hold', 'faults-hold-2', 'faults-hold-3', '--scenarios', fixtures, '--kernel', kspec, '--jobs', '4', '--json', json, '--artifacts', path.join(work, 'sa')],
+      [
+        'run',
+        'faults-quick',
+        'faults-hold',
+        'faults-hold-2',
+        'faults-hold-3',
+        '--scenarios',
+        fixtures,
+        '--kernel',
+        kspec,
+        '--jobs',
+        '4',
+        '--json',
+        json,
+        '--artifacts',
+        path.join(work, 'sa'),
+      ],
       { TMPDIR: tmp },
     );
-    await waitFor('faults-quick to pass and three holds to boot', () => /PASS\s+faults-quick/.test(c.out()) && qemuPids(tmp).length === 3, 600_000);
+    await waitFor(
+      'faults-quick to pass and three holds to boot',
+      () => /PASS\s+faults-quick/.test(c.out()) && qemuPids(tmp).length === 3,
+      600_000,
+    );
     const pids = qemuPids(tmp);
     c.child.kill('SIGINT');
     const r = await c.done;
     expect(r.code, r.out).to.equal(130);
     await waitFor('the QEMUs to be reaped', () => pids.every((p) => !existsSync(`/proc/${p}`)), 3000).catch(() => undefined);
     expect(qemuPids(tmp), 'QEMUs left').to.deep.equal([]);
-    expect(readdirSync(tmp).filter((n) => !n.startsWith('tsx-')), 'temp folders left (tsx keeps its compile cache)').to.deep.equal([]);
+    expect(
+      readdirSync(tmp).filter((n) => !n.startsWith('tsx-')),
+      'temp folders left (tsx keeps its compile cache)',
+    ).to.deep.equal([]);
     const rep = JSON.parse(readFileSync(json, 'utf8')) as { runs: Array<{ scenario: string; outcome: string }> };
     expect(rep.runs.map((x) => `${x.scenario}:${x.outcome}`)).to.deep.equal(['faults-quick:passed']);
   });
@@ -255,13 +280,21 @@ describe('fault injection: the CLI under stress @boot', function () {
     const env = { ROOTPROBE_CACHE: cache };
     const args = ['run', 'faults-quick', '--scenarios', fixtures, '--kernel', kspec];
     await fs.mkdir(cache);
-    await fs.copyFile(path.join(process.env.ROOTPROBE_CACHE ?? path.join(os.homedir(), '.cache/rootprobe'), 'accel.json'), path.join(cache, 'accel.json')).catch(() => {});
+    await fs
+      .copyFile(
+        path.join(process.env.ROOTPROBE_CACHE ?? path.join(os.homedir(), '.cache/rootprobe'), 'accel.json'),
+        path.join(cache, 'accel.json'),
+      )
+      .catch(() => {});
     const [a, b] = await Promise.all([cli(args, env).done, cli(args, env).done]);
     expect(a.code, a.out).to.equal(0);
     expect(b.code, b.out).to.equal(0);
     const images = path.join(cache, 'images');
     const names = readdirSync(images);
-    expect(names.filter((n) => n.startsWith('.') || n.endsWith('.lock')), 'temporary or lock folders left').to.deep.equal([]);
+    expect(
+      names.filter((n) => n.startsWith('.') || n.endsWith('.lock')),
+      'temporary or lock folders left',
+    ).to.deep.equal([]);
     for (const n of names) expect(await isWholeEntry(path.join(images, n)), n).to.equal(true);
     const disk = names.map((n) => path.join(images, n, 'disk.img')).find((p) => existsSync(p))!;
     const segment = names.map((n) => path.join(images, n, 'segment.cpio')).find((p) => existsSync(p))!;
@@ -286,7 +319,11 @@ describe('security: what the guest can reach, and what building images does to t
       artifacts = await fs.mkdtemp(path.join(os.tmpdir(), 'rootprobe-sec-'));
       const [sc] = pickScenarios(await loadScenarios([fixtures]), ['faults-quick']);
       r = await runScenario(sc, testKernel, { accel: (await detectAccel(testKernel.vmlinuz)).accel, artifactsRoot: artifacts, keep: true });
-      argv = execFileSync('sh', ['-c', `eval "set -- $(cat "$1")"; printf '%s\\n' "$@"`, 'sh', r.artifacts!.qemuCmdline], { encoding: 'utf8' }).split('\n').slice(0, -1);
+      argv = execFileSync('sh', ['-c', `eval "set -- $(cat "$1")"; printf '%s\\n' "$@"`, 'sh', r.artifacts!.qemuCmdline], {
+        encoding: 'utf8',
+      })
+        .split('\n')
+        .slice(0, -1);
     });
     after(async () => {
       await fs.rm(artifacts, { recursive: true, force: true });
@@ -300,7 +337,10 @@ describe('security: what the guest can reach, and what building images does to t
         expect(argv, bad).to.not.include(bad);
       }
       const devices = argv.filter((_, i) => argv[i - 1] === '-device');
-      expect(devices.every((d) => d.startsWith('virtio-blk-pci,')), devices.join(' ')).to.equal(true);
+      expect(
+        devices.every((d) => d.startsWith('virtio-blk-pci,')),
+        devices.join(' '),
+      ).to.equal(true);
       const chardevs = argv.filter((_, i) => argv[i - 1] === '-chardev');
       expect(chardevs).to.have.length(2);
       expect(chardevs[0]).to.equal('stdio,id=con,signal=off');
@@ -349,11 +389,15 @@ console.log(process.getuid(), await buildCpioSegment(t), await buildExt4(t, { si
       // As root: drop to nobody; as anyone else: already not root.
       const asRoot = process.getuid!() === 0;
       const cmd = [process.execPath, '--import', 'tsx', script];
-      const out = execFileSync(asRoot ? 'setpriv' : cmd[0], asRoot ? ['--reuid=65534', '--regid=65534', '--clear-groups', '--', ...cmd] : cmd.slice(1), {
-        cwd: root,
-        env: { ...process.env, HOME: dir, TMPDIR: tmp, ROOTPROBE_CACHE: cache },
-        encoding: 'utf8',
-      });
+      const out = execFileSync(
+        asRoot ? 'setpriv' : cmd[0],
+        asRoot ? ['--reuid=65534', '--regid=65534', '--clear-groups', '--', ...cmd] : cmd.slice(1),
+        {
+          cwd: root,
+          env: { ...process.env, HOME: dir, TMPDIR: tmp, ROOTPROBE_CACHE: cache },
+          encoding: 'utf8',
+        },
+      );
       const [uid, segment, disk] = out.trim().split(' ');
       expect(uid).to.not.equal('0');
       expect(statSync(segment).size).to.be.above(0);
@@ -364,7 +408,10 @@ console.log(process.getuid(), await buildCpioSegment(t), await buildExt4(t, { si
       expect(st('/dev/console')).to.match(/Type: character special/);
       expect(st('/dev/vda')).to.match(/Type: block special/);
       expect(specialFiles(dir)).to.deep.equal([]);
-      expect(readdirSync(tmp).filter((n) => !n.startsWith('tsx-')), 'temp folders left (tsx keeps its compile cache)').to.deep.equal([]);
+      expect(
+        readdirSync(tmp).filter((n) => !n.startsWith('tsx-')),
+        'temp folders left (tsx keeps its compile cache)',
+      ).to.deep.equal([]);
     } finally {
       await fs.rm(dir, { recursive: true, force: true });
     }

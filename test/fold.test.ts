@@ -41,7 +41,10 @@ describe('foldMessage', () => {
   });
 
   it('keeps the head and the tail of many different lines, and cuts long lines and long text', () => {
-    const lines = Array.from({ length: 1000 }, (_, i) => `${'abcdefghij'[i % 10].repeat(1 + (i % 7))} line ${String.fromCharCode(65 + (i % 26))}`);
+    const lines = Array.from(
+      { length: 1000 },
+      (_, i) => `${'abcdefghij'[i % 10].repeat(1 + (i % 7))} line ${String.fromCharCode(65 + (i % 26))}`,
+    );
     const f = foldMessage(lines.join('\n'));
     const out = f.split('\n');
     expect(out.length).to.be.at.most(61);
@@ -51,7 +54,9 @@ describe('foldMessage', () => {
     const long = foldMessage('x'.repeat(100_000));
     expect(long.length).to.be.below(700);
     expect(long).to.match(/99500 more characters/);
-    const wide = foldMessage(Array.from({ length: 50 }, (_, i) => `${i % 2 ? 'y' : 'z'}`.repeat(499) + ` ${String.fromCharCode(97 + (i % 26))}`).join('\n'));
+    const wide = foldMessage(
+      Array.from({ length: 50 }, (_, i) => `${i % 2 ? 'y' : 'z'}`.repeat(499) + ` ${String.fromCharCode(97 + (i % 26))}`).join('\n'),
+    );
     expect(Buffer.byteLength(wide)).to.be.at.most(4096 + 100);
     expect(wide).to.match(/bytes left out/);
   });

@@ -24,7 +24,10 @@ function fakeTree(): string {
   writeFileSync(path.join(d, 'Kconfig'), '');
   writeFileSync(path.join(d, 'init/main.c'), 'int x;\n');
   const g = (...a: string[]): string =>
-    execFileSync('git', ['-C', d, ...a], { encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } });
+    execFileSync('git', ['-C', d, ...a], {
+      encoding: 'utf8',
+      env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' },
+    });
   g('init', '-q', '-b', 'main');
   g('add', '-A');
   g('commit', '-q', '-m', 'one');
@@ -43,7 +46,9 @@ describe('git: kernels (kernels/git.ts, kernels/providers/git.ts)', () => {
     expect(parseKernelSpec('git:/src/linux')).to.not.have.property('rev');
     expect(parseKernelSpec('git:~/src/linux@HEAD~3')).to.include({ path: path.join(os.homedir(), 'src/linux'), rev: 'HEAD~3' });
     const at = mkdtempSync(path.join(os.tmpdir(), 'rp@tree-'));
-    expect(parseKernelSpec(`git:${at}`)).to.include({ path: at }).and.not.have.property('rev');
+    expect(parseKernelSpec(`git:${at}`))
+      .to.include({ path: at })
+      .and.not.have.property('rev');
     expect(parseKernelSpec(`git:${at}@v6.1`)).to.include({ path: at, rev: 'v6.1' });
     rmSync(at, { recursive: true, force: true });
   });
@@ -55,14 +60,19 @@ describe('git: kernels (kernels/git.ts, kernels/providers/git.ts)', () => {
     expect(() => parseKernelSpec('debian/bookworm,config-add=CONFIG_X=y')).to.throw(UsageError);
   });
 
-  it("--config-add and --fragment go onto build/ and git: specs only", () => {
+  it('--config-add and --fragment go onto build/ and git: specs only', () => {
     expect(withCliExtras('build/stock-6.1', ['CONFIG_LKDTM=y'], [])).to.equal('build/stock-6.1,config-add=CONFIG_LKDTM=y');
     expect(withCliExtras('git:/l', [], ['f.config'])).to.equal(`git:/l,fragment=${path.resolve('f.config')}`);
     expect(withCliExtras('debian/sid', ['CONFIG_LKDTM=y'], [])).to.equal('debian/sid');
   });
 
   it("a failed build shows the compiler's error lines", () => {
-    const lines = ['  CC      init/main.o', 'init/main.c:12:1: error: expected ‘;’ before ‘}’ token', 'make[2]: *** [scripts/Makefile.build:250: init/main.o] Error 1', '  LD      vmlinux'];
+    const lines = [
+      '  CC      init/main.o',
+      'init/main.c:12:1: error: expected ‘;’ before ‘}’ token',
+      'make[2]: *** [scripts/Makefile.build:250: init/main.o] Error 1',
+      '  LD      vmlinux',
+    ];
     expect(compilerErrors(lines)).to.deep.equal(lines.slice(1, 3));
   });
 

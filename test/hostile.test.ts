@@ -99,10 +99,26 @@ describe('CLI: hostile and malformed input is exit 2, never an internal error, a
     { title: '--scenarios naming nothing', args: ['run', '--scenarios', f('nothing-here')], says: /nothing-here/ },
     { title: '--scenarios naming a file', args: ['run', '--scenarios', f('afile')], says: /afile/ },
     { title: '--scenarios with a syntax error', args: ['run', '--scenarios', f('bad-scenarios')], says: /syntax\/scenario\.ts/ },
-    { title: '--scenarios whose file exports no scenario', args: ['run', '--scenarios', f('bad-scenarios2')], says: /noexport\/scenario\.ts/ },
-    { title: '--scenarios holding no scenario at all', args: ['run', '--scenarios', f('helpers-only')], says: /helpers-only holds no scenario/ },
-    { title: '--scenarios with two of one name', args: ['run', '--scenarios', path.join(fixtures, 'invalid-dup')], says: /scenario name 'invalid-same-name' is defined twice: in .*one\/scenario\.ts and in .*two\/scenario\.ts/ },
-    { title: 'a scenario asserting an undeclared stage', args: ['run', '--scenarios', path.join(fixtures, 'invalid/undeclared-stage')], says: /scenario\.ts:\d+/ },
+    {
+      title: '--scenarios whose file exports no scenario',
+      args: ['run', '--scenarios', f('bad-scenarios2')],
+      says: /noexport\/scenario\.ts/,
+    },
+    {
+      title: '--scenarios holding no scenario at all',
+      args: ['run', '--scenarios', f('helpers-only')],
+      says: /helpers-only holds no scenario/,
+    },
+    {
+      title: '--scenarios with two of one name',
+      args: ['run', '--scenarios', path.join(fixtures, 'invalid-dup')],
+      says: /scenario name 'invalid-same-name' is defined twice: in .*one\/scenario\.ts and in .*two\/scenario\.ts/,
+    },
+    {
+      title: 'a scenario asserting an undeclared stage',
+      args: ['run', '--scenarios', path.join(fixtures, 'invalid/undeclared-stage')],
+      says: /scenario\.ts:\d+/,
+    },
     { title: 'list --scenarios naming nothing', args: ['list', '--scenarios', f('nothing-here')], says: /nothing-here/ },
     // kernel specs
     { title: 'an unknown kernel form', args: ['run', '--kernel', 'nosuch'], says: /kernel "nosuch"/ },
@@ -116,10 +132,18 @@ describe('CLI: hostile and malformed input is exit 2, never an internal error, a
     { title: 'file: half a bzImage', args: ['run', '--kernel', `file:${f('half.bzImage')}`], says: /half\.bzImage: it is truncated/ },
     { title: 'file: a bzImage header alone', args: ['run', '--kernel', `file:${f('header-only.bzImage')}`], says: /it is truncated/ },
     { title: 'file: in /proc', args: ['run', '--kernel', 'file:/proc/self/status'], says: /not a bzImage|is not a file/ },
-    { title: 'file: modules= a missing folder', args: ['run', '--kernel', `${K()},modules=${f('missing')}`], says: /modules=.*is not a folder/ },
+    {
+      title: 'file: modules= a missing folder',
+      args: ['run', '--kernel', `${K()},modules=${f('missing')}`],
+      says: /modules=.*is not a folder/,
+    },
     { title: 'file: config= a folder', args: ['run', '--kernel', `${K()},config=${f('adir')}`], says: /config=.*is not a file/ },
     { title: 'file: an unknown option', args: ['run', '--kernel', `${K()},colour=blue`], says: /colour/ },
-    { title: 'file: a .config without what the scenario needs', args: ['run', 'switch_root', '--kernel', `${K()},config=${f('empty.config')}`], says: /CONFIG_BLK_DEV_INITRD/ },
+    {
+      title: 'file: a .config without what the scenario needs',
+      args: ['run', 'switch_root', '--kernel', `${K()},config=${f('empty.config')}`],
+      says: /CONFIG_BLK_DEV_INITRD/,
+    },
     // output paths
     { title: '--json naming a folder', args: ['run', '--json', f('adir')], says: /--json .*adir: it is a folder/ },
     { title: '--junit under a file', args: ['run', '--junit', f('afile/x.xml')], says: /--junit/ },
@@ -128,16 +152,34 @@ describe('CLI: hostile and malformed input is exit 2, never an internal error, a
     { title: '--artifacts naming a file', args: ['run', '--artifacts', f('afile')], says: /--artifacts .*afile: it is a file/ },
     { title: '--json and --tap on one path', args: ['run', '--json', f('r'), '--tap', f('r')], says: /the same path as --json/ },
     // environment
-    { title: 'ROOTPROBE_TIMEOUT_FACTOR=abc', args: ['run', 'switch_root', '--kernel', K()], env: { ROOTPROBE_TIMEOUT_FACTOR: 'abc' }, says: /ROOTPROBE_TIMEOUT_FACTOR/ },
-    { title: 'ROOTPROBE_TIMEOUT_FACTOR=-1', args: ['run', 'switch_root', '--kernel', K()], env: { ROOTPROBE_TIMEOUT_FACTOR: '-1' }, says: /ROOTPROBE_TIMEOUT_FACTOR/ },
+    {
+      title: 'ROOTPROBE_TIMEOUT_FACTOR=abc',
+      args: ['run', 'switch_root', '--kernel', K()],
+      env: { ROOTPROBE_TIMEOUT_FACTOR: 'abc' },
+      says: /ROOTPROBE_TIMEOUT_FACTOR/,
+    },
+    {
+      title: 'ROOTPROBE_TIMEOUT_FACTOR=-1',
+      args: ['run', 'switch_root', '--kernel', K()],
+      env: { ROOTPROBE_TIMEOUT_FACTOR: '-1' },
+      says: /ROOTPROBE_TIMEOUT_FACTOR/,
+    },
     // diff
     { title: 'diff with one kernel', args: ['diff', '--kernel', 'debian/bookworm'], says: /exactly two --kernel/ },
     { title: 'diff with a bad kernel', args: ['diff', '--kernel', 'debian/bookworm', '--kernel', 'nope'], says: /kernel "nope"/ },
-    { title: 'diff --json naming a folder', args: ['diff', '--kernel', K(), '--kernel', 'debian/bookworm', '--json', f('adir')], says: /it is a folder/ },
+    {
+      title: 'diff --json naming a folder',
+      args: ['diff', '--kernel', K(), '--kernel', 'debian/bookworm', '--json', f('adir')],
+      says: /it is a folder/,
+    },
     // shell, build
     { title: 'shell without a scenario', args: ['shell'], says: /shell/ },
     { title: 'shell with an unknown scenario', args: ['shell', 'nosuch'], says: /unknown scenario/ },
-    { title: 'shell with an unknown stage', args: ['shell', 'switch_root', '--stage', 'nosuchstage', '--kernel', K()], says: /nosuchstage/ },
+    {
+      title: 'shell with an unknown stage',
+      args: ['shell', 'switch_root', '--stage', 'nosuchstage', '--kernel', K()],
+      says: /nosuchstage/,
+    },
     { title: 'build without --out', args: ['build', 'switch_root'], says: /--out/ },
     { title: 'build of an unknown scenario', args: ['build', 'nosuch', '--out', f('out')], says: /unknown scenario/ },
     // junit-merge
@@ -149,17 +191,57 @@ describe('CLI: hostile and malformed input is exit 2, never an internal error, a
     { title: 'external without --initramfs', args: ['run', 'external', '--kernel', K()], says: /needs --initramfs/ },
     { title: 'external without --kernel', args: ['run', 'external', '--initramfs', f('junk.img')], says: /needs --kernel/ },
     { title: 'external with a scenario name', args: ['run', 'external', 'switch_root'], says: /no scenario names|takes no argument/ },
-    { title: 'external --initramfs missing', args: ['run', 'external', '--initramfs', f('missing'), '--kernel', K()], says: /missing is not a file/ },
-    { title: 'external --initramfs a folder', args: ['run', 'external', '--initramfs', f('adir'), '--kernel', K()], says: /adir is not a file/ },
-    { title: 'external --disk missing', args: ['run', 'external', '--initramfs', f('junk.img'), '--disk', f('nodisk'), '--kernel', K()], says: /nodisk is not a file/ },
-    { title: 'external --end bogus', args: ['run', 'external', '--initramfs', f('junk.img'), '--kernel', K(), '--end', 'bogus'], says: /--end is poweroff or none/ },
-    { title: 'external --timeout -5', args: ['run', 'external', '--initramfs', f('junk.img'), '--kernel', K(), '--timeout=-5'], says: /--timeout takes a positive number/ },
-    { title: 'external --memory abc', args: ['run', 'external', '--initramfs', f('junk.img'), '--kernel', K(), '--memory', 'abc'], says: /--memory takes a positive number/ },
-    { title: 'external with a truncated kernel', args: ['run', 'external', '--initramfs', f('tiny.cpio'), '--kernel', `file:${f('half.bzImage')}`], says: /it is truncated/ },
-    { title: 'external --json in /proc', args: ['run', 'external', '--initramfs', f('junk.img'), '--kernel', K(), '--json', '/proc/1/x.json'], says: /\/proc is a kernel file system/ },
-    { title: 'external with a junk initramfs', args: ['run', 'external', '--initramfs', f('junk.img'), '--kernel', K()], says: /junk\.img/ },
+    {
+      title: 'external --initramfs missing',
+      args: ['run', 'external', '--initramfs', f('missing'), '--kernel', K()],
+      says: /missing is not a file/,
+    },
+    {
+      title: 'external --initramfs a folder',
+      args: ['run', 'external', '--initramfs', f('adir'), '--kernel', K()],
+      says: /adir is not a file/,
+    },
+    {
+      title: 'external --disk missing',
+      args: ['run', 'external', '--initramfs', f('junk.img'), '--disk', f('nodisk'), '--kernel', K()],
+      says: /nodisk is not a file/,
+    },
+    {
+      title: 'external --end bogus',
+      args: ['run', 'external', '--initramfs', f('junk.img'), '--kernel', K(), '--end', 'bogus'],
+      says: /--end is poweroff or none/,
+    },
+    {
+      title: 'external --timeout -5',
+      args: ['run', 'external', '--initramfs', f('junk.img'), '--kernel', K(), '--timeout=-5'],
+      says: /--timeout takes a positive number/,
+    },
+    {
+      title: 'external --memory abc',
+      args: ['run', 'external', '--initramfs', f('junk.img'), '--kernel', K(), '--memory', 'abc'],
+      says: /--memory takes a positive number/,
+    },
+    {
+      title: 'external with a truncated kernel',
+      args: ['run', 'external', '--initramfs', f('tiny.cpio'), '--kernel', `file:${f('half.bzImage')}`],
+      says: /it is truncated/,
+    },
+    {
+      title: 'external --json in /proc',
+      args: ['run', 'external', '--initramfs', f('junk.img'), '--kernel', K(), '--json', '/proc/1/x.json'],
+      says: /\/proc is a kernel file system/,
+    },
+    {
+      title: 'external with a junk initramfs',
+      args: ['run', 'external', '--initramfs', f('junk.img'), '--kernel', K()],
+      says: /junk\.img/,
+    },
     { title: 'external with an empty initramfs', args: ['run', 'external', '--initramfs', f('empty'), '--kernel', K()], says: /empty/ },
-    { title: 'external with a broken gzip initramfs', args: ['run', 'external', '--initramfs', f('gzip-junk.img'), '--kernel', K()], says: /gzip-junk\.img/ },
+    {
+      title: 'external with a broken gzip initramfs',
+      args: ['run', 'external', '--initramfs', f('gzip-junk.img'), '--kernel', K()],
+      says: /gzip-junk\.img/,
+    },
     // doctor
     { title: 'doctor with an unknown flag', args: ['doctor', '--frobnicate'], says: /--frobnicate/ },
   ];
@@ -181,7 +263,10 @@ describe('CLI: hostile and malformed input is exit 2, never an internal error, a
       for (const n of leftInTmp) await fs.rm(path.join(tmp, n), { recursive: true, force: true });
       const temps = (await walk(cache)).filter((p) => /\/(\.tmp-[^/]*|download-[^/]*|[^/]*\.lock|[^/]*\.\d+\.tmp)$/.test(p));
       if (temps.length) problems.push(`cache temporaries left: ${temps.join(', ')}`);
-      if (problems.length) failures.push(`${c.title} (rootprobe ${c.args.join(' ')}): ${problems.join('; ')}\n    ${text.trim().split('\n').slice(0, 6).join('\n    ')}`);
+      if (problems.length)
+        failures.push(
+          `${c.title} (rootprobe ${c.args.join(' ')}): ${problems.join('; ')}\n    ${text.trim().split('\n').slice(0, 6).join('\n    ')}`,
+        );
     }
     expect(list.length).to.be.at.least(40);
     expect(failures, `${failures.length} of ${list.length} cases failed:\n${failures.join('\n')}`).to.deep.equal([]);

@@ -37,7 +37,8 @@ function chromiumOrFail(ctx: Mocha.Context): string {
     ctx.skip();
   }
   const chromium = findChromium();
-  if (!chromium) throw new Error(`the browser test needs Chromium and found none: ${BROWSER_INSTALL_HINT}; or set ROOTPROBE_SKIP_BROWSER=1 to skip it`);
+  if (!chromium)
+    throw new Error(`the browser test needs Chromium and found none: ${BROWSER_INSTALL_HINT}; or set ROOTPROBE_SKIP_BROWSER=1 to skip it`);
   return chromium;
 }
 
@@ -76,8 +77,19 @@ describe('the HTML report in headless Chromium, from a real run of switch_root a
     const chromium = chromiumOrFail(this);
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'rootprobe-html-browser-'));
     htmlFile = path.join(dir, 'report.html');
-    ran = await cli(['run', 'switch_root', 'pivot_root', '--jobs', '1', '--artifacts', path.join(dir, 'art'),
-      '--json', path.join(dir, 'r.json'), '--html', htmlFile]);
+    ran = await cli([
+      'run',
+      'switch_root',
+      'pivot_root',
+      '--jobs',
+      '1',
+      '--artifacts',
+      path.join(dir, 'art'),
+      '--json',
+      path.join(dir, 'r.json'),
+      '--html',
+      htmlFile,
+    ]);
     expect(ran.code, ran.stdout + ran.stderr).to.equal(0);
     json = JSON.parse(await fs.readFile(path.join(dir, 'r.json'), 'utf8'));
     await fs.mkdir(ARTIFACTS, { recursive: true });
@@ -131,7 +143,10 @@ describe('the HTML report in headless Chromium, from a real run of switch_root a
           }),
         );
         const where = `${r.scenario} stage ${t.stage}`;
-        expect(shown.map((s) => s.id), where).to.deep.equal(t.nodes.map((n) => n.mountId));
+        expect(
+          shown.map((s) => s.id),
+          where,
+        ).to.deep.equal(t.nodes.map((n) => n.mountId));
         for (const e of r.stages[j]!.mountinfo) {
           const s = shown.find((x) => x.id === e.mountId);
           expect(s, `${where}: mount ${e.mountId}`).to.not.equal(undefined);
@@ -150,10 +165,16 @@ describe('the HTML report in headless Chromium, from a real run of switch_root a
     for (const [i, r] of json.runs.entries()) {
       const trees = runTrees(r.stages);
       const rows = await page.$$eval(`section.run[data-run="${i}"] table.timeline tr[data-mount-id]`, (trs) =>
-        trs.map((tr) => ({ id: Number(tr.getAttribute('data-mount-id')), cells: [...tr.querySelectorAll('td')].map((td) => td.getAttribute('data-marks')) })),
+        trs.map((tr) => ({
+          id: Number(tr.getAttribute('data-mount-id')),
+          cells: [...tr.querySelectorAll('td')].map((td) => td.getAttribute('data-marks')),
+        })),
       );
       const ids = [...new Set(trees.flatMap((t) => t.nodes.map((n) => n.mountId)))];
-      expect(rows.map((x) => x.id), r.scenario).to.deep.equal(ids);
+      expect(
+        rows.map((x) => x.id),
+        r.scenario,
+      ).to.deep.equal(ids);
       for (const row of rows) {
         expect(row.cells, `${r.scenario} mount ${row.id}`).to.deep.equal(
           trees.map((t) => t.nodes.find((n) => n.mountId === row.id)?.marks.join(' ') ?? null),
@@ -189,7 +210,10 @@ describe('the HTML report in headless Chromium, from a real run of switch_root a
     const base = `section.run[data-run="${sw}"] section.stage[data-stage="realroot"]`;
     const witness = await page.$eval(`${base} table.procs tr[data-pid]:not(.probe) td .deco.deleted`, (e) => (e as HTMLElement).innerText);
     expect(witness).to.equal('(deleted)');
-    const kt = await page.$eval(`${base} details.kthreads`, (d) => ({ open: (d as HTMLDetailsElement).open, rows: d.querySelectorAll('tr[data-pid]').length }));
+    const kt = await page.$eval(`${base} details.kthreads`, (d) => ({
+      open: (d as HTMLDetailsElement).open,
+      rows: d.querySelectorAll('tr[data-pid]').length,
+    }));
     expect(kt.open).to.equal(false);
     expect(kt.rows).to.be.greaterThan(10);
     const closed = await page.$$eval(`${base} .node details`, (ds) => ds.filter((d) => (d as HTMLDetailsElement).open).length);
@@ -201,7 +225,7 @@ describe('the HTML report in headless Chromium, from a real run of switch_root a
     await page.click(`section.run[data-run="${sw}"] button[data-toggle="close"]`);
   });
 
-  it('saves screenshots of each run (and, with ROOTPROBE_UPDATE_DOCS=1, the README\'s)', async () => {
+  it("saves screenshots of each run (and, with ROOTPROBE_UPDATE_DOCS=1, the README's)", async () => {
     await page.screenshot({ path: path.join(ARTIFACTS, 'report.png'), fullPage: true });
     for (const [i, r] of json.runs.entries()) {
       const el = await page.$(`section.run[data-run="${i}"]`);
@@ -282,8 +306,22 @@ describe('diff --html and run external --html in headless Chromium @boot', funct
     // The same kernel under two specs: two real boots, and a page with two columns.
     const other = `file:${testKernel.vmlinuz},modules=${testKernel.modulesDir},config=${testKernel.configPath}`;
     const html = path.join(dir, 'diff.html');
-    const r = await cli(['diff', '--kernel', testKernel.id, '--kernel', other, 'switch_root', '--jobs', '1',
-      '--artifacts', path.join(dir, 'art'), '--json', path.join(dir, 'diff.json'), '--html', html]);
+    const r = await cli([
+      'diff',
+      '--kernel',
+      testKernel.id,
+      '--kernel',
+      other,
+      'switch_root',
+      '--jobs',
+      '1',
+      '--artifacts',
+      path.join(dir, 'art'),
+      '--json',
+      path.join(dir, 'diff.json'),
+      '--html',
+      html,
+    ]);
     expect(r.code, r.stdout + r.stderr).to.be.oneOf([0, 1]);
     const out = JSON.parse(await fs.readFile(path.join(dir, 'diff.json'), 'utf8')) as { kernels: string[]; report: MatrixReport };
     await fs.copyFile(html, path.join(ARTIFACTS, 'diff.html'));
@@ -298,7 +336,9 @@ describe('diff --html and run external --html in headless Chromium @boot', funct
     const names = [...new Set(runs.flatMap((x) => x.stages.map((s) => s.name)))];
     expect(await page.$$eval('section.stage', (els) => els.map((e) => e.getAttribute('data-stage')))).to.deep.equal(names);
     for (const name of names) {
-      const heads = await page.$$eval(`section.stage[data-stage="${name}"] .side > div > h4`, (els) => els.map((e) => e.getAttribute('data-kernel')));
+      const heads = await page.$$eval(`section.stage[data-stage="${name}"] .side > div > h4`, (els) =>
+        els.map((e) => e.getAttribute('data-kernel')),
+      );
       expect(heads).to.have.length(2);
       for (const [col, run] of runs.entries()) {
         expect(heads[col]).to.equal(run.kernel);
@@ -310,7 +350,7 @@ describe('diff --html and run external --html in headless Chromium @boot', funct
     await page.screenshot({ path: path.join(ARTIFACTS, 'diff.png'), fullPage: true });
   });
 
-  it('run external: the page of a distro\'s own flow shows its stages and mounts', async () => {
+  it("run external: the page of a distro's own flow shows its stages and mounts", async () => {
     // A stand-in initramfs-tools archive and root disk (as test/external.test.ts builds them).
     const fx = path.join(ROOT, 'test/fixtures/external');
     const main = new ImageTree('fake distro');
@@ -329,8 +369,26 @@ describe('diff --html and run external --html in headless Chromium @boot', funct
     const img = path.join(dir, 'root.img');
     await fs.copyFile(await buildExt4(disk, { sizeMiB: 32 }), img);
     const html = path.join(dir, 'ext.html');
-    const r = await cli(['run', 'external', '--initramfs', initrd, '--kernel', testKernel.id, '--disk', img, '--cmdline', 'root=/dev/vda',
-      '--timeout', '60', '--artifacts', path.join(dir, 'ext-art'), '--json', path.join(dir, 'ext.json'), '--html', html]);
+    const r = await cli([
+      'run',
+      'external',
+      '--initramfs',
+      initrd,
+      '--kernel',
+      testKernel.id,
+      '--disk',
+      img,
+      '--cmdline',
+      'root=/dev/vda',
+      '--timeout',
+      '60',
+      '--artifacts',
+      path.join(dir, 'ext-art'),
+      '--json',
+      path.join(dir, 'ext.json'),
+      '--html',
+      html,
+    ]);
     expect(r.code, r.stdout + r.stderr).to.equal(0);
     const rec = JSON.parse(await fs.readFile(path.join(dir, 'ext.json'), 'utf8')) as RunRecord;
     await fs.copyFile(html, path.join(ARTIFACTS, 'external.html'));
@@ -341,7 +399,9 @@ describe('diff --html and run external --html in headless Chromium @boot', funct
     expect(requests).to.have.length(1);
     expect(errors).to.deep.equal([]);
     expect(await page.$eval('section.run h2 .verdict', (e) => e.textContent)).to.equal('PASS');
-    expect(await page.$$eval('section.stage', (els) => els.map((e) => e.getAttribute('data-stage')))).to.deep.equal(rec.stages.map((s) => s.name));
+    expect(await page.$$eval('section.stage', (els) => els.map((e) => e.getAttribute('data-stage')))).to.deep.equal(
+      rec.stages.map((s) => s.name),
+    );
     for (const t of runTrees(rec.stages)) {
       expect(await mountIds(page, `section.stage[data-stage="${t.stage}"]`), t.stage).to.deep.equal(t.nodes.map((n) => n.mountId));
     }

@@ -33,7 +33,18 @@ function stage(name: string, mountinfo: string[], processes: Partial<ProcessInfo
     meta: {},
     mountinfo: mountinfo.map((l, i) => parseMountinfoLine(l, i + 1)),
     pid1Mountinfo: [],
-    processes: processes.map((p) => ({ pid: 1, ppid: 0, comm: 'init', cmdline: ['init'], exe: '/init', cwd: '/', root: '/', fds: [], probe: false, ...p })),
+    processes: processes.map((p) => ({
+      pid: 1,
+      ppid: 0,
+      comm: 'init',
+      cmdline: ['init'],
+      exe: '/init',
+      cwd: '/',
+      root: '/',
+      fds: [],
+      probe: false,
+      ...p,
+    })),
     files: {},
     commands: {},
     vars: {},
@@ -105,7 +116,7 @@ describe('mount tree model: the recorded pivot_root run', () => {
     expect(old.children).to.include(ext4);
   });
 
-  it("a parent never listed in any stage (the real rootfs below the bind of /) is a node known only by its id", () => {
+  it('a parent never listed in any stage (the real rootfs below the bind of /) is a node known only by its id', () => {
     const t = treeOf('pivot_root', 'initramfs');
     const top = t.roots[0]!;
     expect(top.entry).to.equal(undefined);
@@ -113,7 +124,7 @@ describe('mount tree model: the recorded pivot_root run', () => {
     expect(top.children.map((c) => c.entry!.mountPoint)).to.deep.equal(['/']);
   });
 
-  it('the processes: pivot_root changed the sleeper\'s exe to the old root\'s path, with the old text kept', () => {
+  it("the processes: pivot_root changed the sleeper's exe to the old root's path, with the old text kept", () => {
     const r = runOf('pivot_root');
     const i = r.stages.findIndex((s) => s.name === 'pivoted');
     const rows = processRows(r.stages[i]!, r.stages[i - 1]);
@@ -188,9 +199,19 @@ describe('HTML report', () => {
 
   it('escapes what the guest sent: a mount point and a command line with markup in them stay text', () => {
     const evil = '/mnt/<script>alert(1)</script>"&\'';
-    const s = stage('x', [ROOTFS, `30 1 0:40 / ${evil.replaceAll(' ', '\\040')} rw - tmpfs <b>src</b> rw`], [
-      { pid: 1, comm: '<i>init', cmdline: ['/init', '<img src=x onerror=alert(2)>'], exe: '/init <x> (deleted)', cwd: '(unreachable)/<y>' },
-    ]);
+    const s = stage(
+      'x',
+      [ROOTFS, `30 1 0:40 / ${evil.replaceAll(' ', '\\040')} rw - tmpfs <b>src</b> rw`],
+      [
+        {
+          pid: 1,
+          comm: '<i>init',
+          cmdline: ['/init', '<img src=x onerror=alert(2)>'],
+          exe: '/init <x> (deleted)',
+          cwd: '(unreachable)/<y>',
+        },
+      ],
+    );
     const run = { ...runOf('switch_root'), stages: [s], message: 'fail <em>here</em>', consoleTail: ['<blink>'] };
     const html = reportHtml({ runs: [run] });
     expect(html).to.not.include('<script>alert');
@@ -205,7 +226,13 @@ describe('HTML report', () => {
   });
 
   it('a run that reported no stage (a panic in early boot) still gets its verdict, message and console', () => {
-    const run: RunRecord = { ...runOf('switch_root'), outcome: 'panic', message: 'Kernel panic - not syncing: VFS', stages: [], stagesReported: [] };
+    const run: RunRecord = {
+      ...runOf('switch_root'),
+      outcome: 'panic',
+      message: 'Kernel panic - not syncing: VFS',
+      stages: [],
+      stagesReported: [],
+    };
     const html = reportHtml({ runs: [run] });
     expect(html).to.include('<span class="verdict panic">PANIC</span>');
     expect(html).to.include('<pre class="message">Kernel panic - not syncing: VFS</pre>');
@@ -214,7 +241,11 @@ describe('HTML report', () => {
   });
 
   it('highlights panic lines in the console tail and opens it', () => {
-    const run = { ...runOf('switch_root'), outcome: 'panic' as const, consoleTail: ['ok line', 'Kernel panic - not syncing: Attempted to kill init!'] };
+    const run = {
+      ...runOf('switch_root'),
+      outcome: 'panic' as const,
+      consoleTail: ['ok line', 'Kernel panic - not syncing: Attempted to kill init!'],
+    };
     const html = reportHtml({ runs: [run] });
     expect(html).to.match(/<details class="console" open>/);
     expect(html).to.include('<span class="panic">Kernel panic - not syncing: Attempted to kill init!</span>');
@@ -340,7 +371,9 @@ describe('rootprobe show and rootprobe report (the CLI, on the recorded report)'
     expect(plain.stdout).to.not.match(/^chromium /m);
     const r = await cli(['doctor', '--browser'], { env: { ROOTPROBE_CHROMIUM: path.join(dir, 'no-such-chromium') } });
     expect(r.code).to.equal(2);
-    expect(r.stdout).to.match(/^chromium\s+MISSING \(Debian package chromium; for the HTML browser test\): for the HTML report's browser test$/m);
+    expect(r.stdout).to.match(
+      /^chromium\s+MISSING \(Debian package chromium; for the HTML browser test\): for the HTML report's browser test$/m,
+    );
     expect(r.stdout).to.match(/missing: .*chromium/);
     const fake = path.join(dir, 'chromium');
     await fs.writeFile(fake, '#!/bin/sh\n', { mode: 0o755 });
@@ -359,7 +392,10 @@ describe('rootprobe show and rootprobe report (the CLI, on the recorded report)'
 
   it('help names show, report and --html', async () => {
     const r = await cli(['--help']);
-    expect(r.stdout).to.match(/^  rootprobe show RUN\.json/m).and.match(/^  rootprobe report RUN\.json --html FILE/m).and.match(/^  --html FILE /m);
+    expect(r.stdout)
+      .to.match(/^  rootprobe show RUN\.json/m)
+      .and.match(/^  rootprobe report RUN\.json --html FILE/m)
+      .and.match(/^  --html FILE /m);
     const e = await cli(['run', 'external', '--help']);
     expect(e.stdout).to.match(/^  --html FILE /m);
   });

@@ -129,7 +129,9 @@ describe('busybox and the base images', () => {
     expect(bb.type).to.equal('file');
     expect(bb.mode).to.equal(0o755);
     expect(bb.data.subarray(0, 4).toString('latin1')).to.equal('\x7fELF');
-    const applets = execFileSync('busybox', ['--list-full'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes('/'));
+    const applets = execFileSync('busybox', ['--list-full'], { encoding: 'utf8' })
+      .split('\n')
+      .filter((l) => l.includes('/'));
     let links = 0;
     for (const a of applets) {
       if (a === 'bin/busybox') continue;
@@ -229,7 +231,11 @@ describe('cpio segments', () => {
     const c = await buildCpioSegment(t());
     expect(c).to.equal(a);
     expect((await fs.stat(c)).size).to.equal(size);
-    expect(byPath(await readNewc(await fs.readFile(c))).get('init')?.data.toString()).to.equal('#!/bin/sh\necho hi\n');
+    expect(
+      byPath(await readNewc(await fs.readFile(c)))
+        .get('init')
+        ?.data.toString(),
+    ).to.equal('#!/bin/sh\necho hi\n');
     const gz = await buildCpioSegment(t(), { compress: 'gzip' });
     expect(gz).to.not.equal(a);
     expect((await fs.readFile(gz)).subarray(0, 2).toString('hex')).to.equal('1f8b');
@@ -252,8 +258,7 @@ describe('cpio segments', () => {
 });
 
 describe('kernelModules', () => {
-  before(() => {
-  });
+  before(() => {});
 
   it('adds virtio_blk with its dependencies, decompressed, with modules.dep and the load list', async () => {
     const t = new ImageTree('mods').kernelModules(KERNEL, ['virtio_blk']);
@@ -307,17 +312,32 @@ describe('ext4 images', () => {
       .chown('/home/user/owned', 1000, 1000);
     const img = await buildExt4(t, { sizeMiB: 8, label: 'rootprobe' });
     const stat = (p: string) => debugfs(img, `stat ${p}`);
-    expect(stat('/etc/hello')).to.match(/Type: regular\s+Mode:\s+0644/).and.match(/User:\s+0\s+Group:\s+0/).and.match(/Links: 2/);
+    expect(stat('/etc/hello'))
+      .to.match(/Type: regular\s+Mode:\s+0644/)
+      .and.match(/User:\s+0\s+Group:\s+0/)
+      .and.match(/Links: 2/);
     expect(stat('/etc/hard')).to.match(/Links: 2/);
-    expect(stat('/bin/tool')).to.match(/Mode:\s+04755/).and.match(/User:\s+0\s+Group:\s+0/);
-    expect(stat('/etc/link')).to.match(/Type: symlink/).and.match(/Fast link dest: "hello"/);
-    expect(stat('/dev/console')).to.match(/Type: character special\s+Mode:\s+0600/).and.match(/Device major\/minor number: 05:01/);
-    expect(stat('/dev/vda')).to.match(/Type: block special\s+Mode:\s+0660/).and.match(/major\/minor number: 254:00/);
-    expect(stat('/run/fifo')).to.match(/Type: FIFO\s+Mode:\s+0620/).and.match(/User:\s+0\s+Group:\s+0/);
+    expect(stat('/bin/tool'))
+      .to.match(/Mode:\s+04755/)
+      .and.match(/User:\s+0\s+Group:\s+0/);
+    expect(stat('/etc/link'))
+      .to.match(/Type: symlink/)
+      .and.match(/Fast link dest: "hello"/);
+    expect(stat('/dev/console'))
+      .to.match(/Type: character special\s+Mode:\s+0600/)
+      .and.match(/Device major\/minor number: 05:01/);
+    expect(stat('/dev/vda'))
+      .to.match(/Type: block special\s+Mode:\s+0660/)
+      .and.match(/major\/minor number: 254:00/);
+    expect(stat('/run/fifo'))
+      .to.match(/Type: FIFO\s+Mode:\s+0620/)
+      .and.match(/User:\s+0\s+Group:\s+0/);
     expect(stat('/secret')).to.match(/Mode:\s+0700/);
     expect(stat('/tmp')).to.match(/Mode:\s+01777/);
     expect(stat('/home/user/owned')).to.match(/User:\s+1000\s+Group:\s+1000/);
-    expect(stat('/')).to.match(/Mode:\s+0755/).and.match(/User:\s+0\s+Group:\s+0/);
+    expect(stat('/'))
+      .to.match(/Mode:\s+0755/)
+      .and.match(/User:\s+0\s+Group:\s+0/);
     expect(debugfs(img, 'cat /etc/hello')).to.equal('hello\n');
     const check = await fsck(img);
     expect(check.clean, check.output).to.equal(true);
@@ -380,8 +400,7 @@ describe('ext4 images', () => {
 });
 
 describe('image @boot', () => {
-  before(() => {
-  });
+  before(() => {});
 
   it('boots the base initramfs, loads virtio_blk from modules.load and mounts a built ext4 disk', async () => {
     const init = [
@@ -401,10 +420,32 @@ describe('image @boot', () => {
     const disk = path.join(work, 'boot-disk.img');
     await copyForRun(await buildExt4(baseRootDisk().file('/etc/marker', 'MARKER-FROM-DISK\n'), { sizeMiB: 16 }), disk);
     const args = [
-      '-nodefaults', '-no-reboot', '-display', 'none', '-M', 'pc', '-accel', 'tcg', '-cpu', 'max', '-m', '256',
-      '-kernel', KERNEL.vmlinuz, '-initrd', initrd, '-append', 'console=ttyS0 panic=-1 quiet',
-      '-chardev', 'stdio,id=c0,signal=off', '-serial', 'chardev:c0', '-nic', 'none',
-      '-drive', `file=${disk},format=raw,if=virtio`,
+      '-nodefaults',
+      '-no-reboot',
+      '-display',
+      'none',
+      '-M',
+      'pc',
+      '-accel',
+      'tcg',
+      '-cpu',
+      'max',
+      '-m',
+      '256',
+      '-kernel',
+      KERNEL.vmlinuz,
+      '-initrd',
+      initrd,
+      '-append',
+      'console=ttyS0 panic=-1 quiet',
+      '-chardev',
+      'stdio,id=c0,signal=off',
+      '-serial',
+      'chardev:c0',
+      '-nic',
+      'none',
+      '-drive',
+      `file=${disk},format=raw,if=virtio`,
     ];
     const q = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';

@@ -140,7 +140,7 @@ describe('sweep: leftovers of processes that are gone, never of live ones', () =
     expect(parseOwnerTag('rootprobe-switch_root-XyZ123')).to.equal(undefined);
   });
 
-  it('removes a dead owner\'s cache temporaries, download folders, locks and TMPDIR folders; keeps live and untagged ones', async () => {
+  it("removes a dead owner's cache temporaries, download folders, locks and TMPDIR folders; keeps live and untagged ones", async () => {
     const cache = path.join(dir, 'cache');
     const tmp = path.join(dir, 'tmp');
     const live = ownerTag();

@@ -29,7 +29,20 @@ function valid(data: unknown): void {
 }
 
 function stage(name: string, uptime: number) {
-  return { name, seq: 0, uname: '', probePid: 1, uptime, meta: {}, mountinfo: [], pid1Mountinfo: [], processes: [], files: {}, commands: {}, vars: {} };
+  return {
+    name,
+    seq: 0,
+    uname: '',
+    probePid: 1,
+    uptime,
+    meta: {},
+    mountinfo: [],
+    pid1Mountinfo: [],
+    processes: [],
+    files: {},
+    commands: {},
+    vars: {},
+  };
 }
 
 function rec(outcome: Outcome, reported: string[], extra: Partial<RunRecord> = {}): RunRecord {
@@ -52,13 +65,32 @@ function rec(outcome: Outcome, reported: string[], extra: Partial<RunRecord> = {
     rerun: 'npx rootprobe run switch_root --kernel debian/bookworm --keep',
     ...(outcome === 'passed'
       ? {}
-      : { artifacts: { dir: '/tmp/a', consoleLog: '/tmp/a/console.log', resultStream: '/tmp/a/result.stream', qemuCmdline: '/tmp/a/qemu.cmdline', readback: '/tmp/a/readback.json', reproduce: '/tmp/a/reproduce.sh' } }),
+      : {
+          artifacts: {
+            dir: '/tmp/a',
+            consoleLog: '/tmp/a/console.log',
+            resultStream: '/tmp/a/result.stream',
+            qemuCmdline: '/tmp/a/qemu.cmdline',
+            readback: '/tmp/a/readback.json',
+            reproduce: '/tmp/a/reproduce.sh',
+          },
+        }),
     ...extra,
   } as RunRecord;
 }
 
 function report(runs: RunRecord[]): MatrixReport {
-  return { tool: 'rootprobe', version: '0', startedAt: '2026-12-02T00:00:00.000Z', durationMs: 8000, accel: 'tcg', accelReason: 't', host: { cpus: 2, node: 'v20' }, summary: summarize(runs), runs };
+  return {
+    tool: 'rootprobe',
+    version: '0',
+    startedAt: '2026-12-02T00:00:00.000Z',
+    durationMs: 8000,
+    accel: 'tcg',
+    accelReason: 't',
+    host: { cpus: 2, node: 'v20' },
+    summary: summarize(runs),
+    runs,
+  };
 }
 
 const STAGES = { switch_root: ['initramfs', 'realroot', 'done'] };
@@ -68,10 +100,18 @@ describe('KCIDB report', () => {
     const v = validator();
     expect(v({ version: { major: 5, minor: 3 } })).to.equal(true);
     expect(v({ version: { major: 4, minor: 3 } })).to.equal(false);
-    expect(v({ version: { major: 5, minor: 3 }, tests: [{ id: 'no-origin-prefix', build_id: 'rootprobe:b', origin: 'rootprobe' }] })).to.equal(false);
-    expect(v({ version: { major: 5 }, tests: [{ id: 'rootprobe:t', build_id: 'rootprobe:b', origin: 'rootprobe', path: 'a..b' }] })).to.equal(false);
-    expect(v({ version: { major: 5 }, tests: [{ id: 'rootprobe:t', build_id: 'rootprobe:b', origin: 'rootprobe', status: 'OK' }] })).to.equal(false);
-    expect(v({ version: { major: 5 }, builds: [{ id: 'rootprobe:b', checkout_id: 'rootprobe:c', origin: 'rootprobe', colour: 'red' }] })).to.equal(false);
+    expect(
+      v({ version: { major: 5, minor: 3 }, tests: [{ id: 'no-origin-prefix', build_id: 'rootprobe:b', origin: 'rootprobe' }] }),
+    ).to.equal(false);
+    expect(
+      v({ version: { major: 5 }, tests: [{ id: 'rootprobe:t', build_id: 'rootprobe:b', origin: 'rootprobe', path: 'a..b' }] }),
+    ).to.equal(false);
+    expect(
+      v({ version: { major: 5 }, tests: [{ id: 'rootprobe:t', build_id: 'rootprobe:b', origin: 'rootprobe', status: 'OK' }] }),
+    ).to.equal(false);
+    expect(
+      v({ version: { major: 5 }, builds: [{ id: 'rootprobe:b', checkout_id: 'rootprobe:c', origin: 'rootprobe', colour: 'red' }] }),
+    ).to.equal(false);
   });
 
   it('a passed run: one checkout and build per kernel, a test per scenario and per stage with dotted paths', () => {
@@ -95,11 +135,22 @@ describe('KCIDB report', () => {
   });
 
   it('maps each verdict to a KCIDB status; the first stage not reached gets it, later ones are left out', () => {
-    expect(STATUS).to.deep.equal({ passed: 'PASS', failed: 'FAIL', panic: 'FAIL', timeout: 'ERROR', 'missing-stage': 'ERROR', error: 'MISS', skipped: 'SKIP' });
+    expect(STATUS).to.deep.equal({
+      passed: 'PASS',
+      failed: 'FAIL',
+      panic: 'FAIL',
+      timeout: 'ERROR',
+      'missing-stage': 'ERROR',
+      error: 'MISS',
+      skipped: 'SKIP',
+    });
     for (const outcome of ['panic', 'timeout', 'missing-stage', 'error'] as Outcome[]) {
       const k = toKcidb(report([rec(outcome, ['initramfs'])]), { stages: STAGES });
       valid(k);
-      expect(k.tests.map((t) => [t.path, t.status]), outcome).to.deep.equal([
+      expect(
+        k.tests.map((t) => [t.path, t.status]),
+        outcome,
+      ).to.deep.equal([
         ['rootprobe.switch_root', STATUS[outcome]],
         ['rootprobe.switch_root.initramfs', 'PASS'],
         ['rootprobe.switch_root.realroot', STATUS[outcome]],
@@ -130,12 +181,30 @@ describe('KCIDB report', () => {
     });
     const k = toKcidb(report([r, { ...r, kernel: 'build/nonroot-6.1', scenario: 'pivot_root', flaky: false, attempts: undefined }]), {
       stages: STAGES,
-      sources: { 'build/nonroot-6.1': { repositoryUrl: 'https://git.example.org/linux.git', commitHash: 'a'.repeat(40), branch: 'master', treeName: 'mainline' } },
+      sources: {
+        'build/nonroot-6.1': {
+          repositoryUrl: 'https://git.example.org/linux.git',
+          commitHash: 'a'.repeat(40),
+          branch: 'master',
+          treeName: 'mainline',
+        },
+      },
     });
     valid(k);
-    expect(k.tests[0].misc).to.deep.include({ flaky: true, attempts: [{ outcome: 'panic', status: 'FAIL', duration: 3 }, { outcome: 'passed', status: 'PASS', duration: 7.9 }] });
+    expect(k.tests[0].misc).to.deep.include({
+      flaky: true,
+      attempts: [
+        { outcome: 'panic', status: 'FAIL', duration: 3 },
+        { outcome: 'passed', status: 'PASS', duration: 7.9 },
+      ],
+    });
     expect(k.checkouts).to.have.length(2);
-    expect(k.checkouts[1]).to.include({ git_repository_url: 'https://git.example.org/linux.git', git_commit_hash: 'a'.repeat(40), git_repository_branch: 'master', tree_name: 'mainline' });
+    expect(k.checkouts[1]).to.include({
+      git_repository_url: 'https://git.example.org/linux.git',
+      git_commit_hash: 'a'.repeat(40),
+      git_repository_branch: 'master',
+      tree_name: 'mainline',
+    });
     expect(k.checkouts[0]).to.not.have.property('git_commit_hash');
     expect(k.tests.filter((t) => t.path.startsWith('rootprobe.pivot_root')).every((t) => t.build_id === k.builds[1].id)).to.equal(true);
     // a scenario or stage name with a dot stays one level of the path

@@ -27,9 +27,16 @@ function buildInfo(vmlinuz: string): { steps: number; buildSeconds: number; git?
 /** What must not change in the user's repository: HEAD, refs, status, the index file. */
 function repoState(repo: string): string {
   // GIT_OPTIONAL_LOCKS=0: `git status` must not refresh (rewrite) the index it is checking.
-  const g = (...a: string[]): string => execFileSync('git', ['-C', repo, ...a], { encoding: 'utf8', env: { ...process.env, GIT_OPTIONAL_LOCKS: '0' } });
+  const g = (...a: string[]): string =>
+    execFileSync('git', ['-C', repo, ...a], { encoding: 'utf8', env: { ...process.env, GIT_OPTIONAL_LOCKS: '0' } });
   const idx = statSync(path.join(repo, '.git/index'));
-  return [g('rev-parse', 'HEAD'), g('for-each-ref'), g('status', '--porcelain'), g('worktree', 'list', '--porcelain'), `${idx.mtimeMs} ${idx.size}`].join('\n--\n');
+  return [
+    g('rev-parse', 'HEAD'),
+    g('for-each-ref'),
+    g('status', '--porcelain'),
+    g('worktree', 'list', '--porcelain'),
+    `${idx.mtimeMs} ${idx.size}`,
+  ].join('\n--\n');
 }
 
 describe('kernel developers: git: kernels, bisect, kernel warnings @boot', function () {
@@ -46,7 +53,9 @@ describe('kernel developers: git: kernels, bisect, kernel warnings @boot', funct
     const spec = `git:${repo}@rp-stock`;
     const report = await runMatrix(await loadScenarios([]), [spec], { jobs: 2, artifactsRoot: ART, keep: false });
     // every scenario passes, but those that do not apply to 6.1 (retain_initrd needs 6.8), which are skipped with their reason
-    const bad = report.runs.filter((r) => r.outcome !== 'passed' && !(r.outcome === 'skipped' && /retain_initrd/.test(r.scenario) && /6\.8/.test(r.message ?? '')));
+    const bad = report.runs.filter(
+      (r) => r.outcome !== 'passed' && !(r.outcome === 'skipped' && /retain_initrd/.test(r.scenario) && /6\.8/.test(r.message ?? '')),
+    );
     expect(bad.map((r) => `${r.scenario}: ${r.outcome} ${r.message ?? ''}`)).to.deep.equal([]);
     expect(report.runs.filter((r) => r.outcome === 'passed').length).to.be.at.least(11);
     const k = await resolveKernel(spec);
@@ -56,10 +65,16 @@ describe('kernel developers: git: kernels, bisect, kernel warnings @boot', funct
 
   it('the next commit builds incrementally: a fraction of the make steps of the first build', async () => {
     const full = buildInfo((await resolveKernel(`git:${repo}@rp-stock`)).vmlinuz);
-    const next = buildInfo((await resolveKernel(`git:${repo}@rp-patched`, { onProgress: (m) => process.stderr.write(`  ${m}\n`) })).vmlinuz);
-    process.stderr.write(`    full build: ${full.steps} make steps in ${full.buildSeconds} s; the next commit: ${next.steps} steps in ${next.buildSeconds} s\n`);
+    const next = buildInfo(
+      (await resolveKernel(`git:${repo}@rp-patched`, { onProgress: (m) => process.stderr.write(`  ${m}\n`) })).vmlinuz,
+    );
+    process.stderr.write(
+      `    full build: ${full.steps} make steps in ${full.buildSeconds} s; the next commit: ${next.steps} steps in ${next.buildSeconds} s\n`,
+    );
     expect(full.steps).to.be.above(500);
-    expect(next.steps).to.be.above(0).and.below(full.steps / 5);
+    expect(next.steps)
+      .to.be.above(0)
+      .and.below(full.steps / 5);
     expect(next.git?.subject).to.equal(SERIES[1]);
   });
 
@@ -67,14 +82,37 @@ describe('kernel developers: git: kernels, bisect, kernel warnings @boot', funct
     const json = path.join(mkdtempSync(path.join(os.tmpdir(), 'rp-bisect-')), 'bisect.json');
     const r = spawnSync(
       process.execPath,
-      [BIN, 'bisect', 'pivot_einval', '--scenarios', path.join(ROOT, 'test/fixtures/scenarios/bisect'), '--kernel', `git:${repo}`, '--good', 'rp-stock', '--bad', 'rp-tip', '--json', json, '--artifacts', ART],
+      [
+        BIN,
+        'bisect',
+        'pivot_einval',
+        '--scenarios',
+        path.join(ROOT, 'test/fixtures/scenarios/bisect'),
+        '--kernel',
+        `git:${repo}`,
+        '--good',
+        'rp-stock',
+        '--bad',
+        'rp-tip',
+        '--json',
+        json,
+        '--artifacts',
+        ART,
+      ],
       { encoding: 'utf8', cwd: ROOT },
     );
-    process.stderr.write(r.stderr.split('\n').filter((l) => !/^\s+build /.test(l)).join('\n'));
+    process.stderr.write(
+      r.stderr
+        .split('\n')
+        .filter((l) => !/^\s+build /.test(l))
+        .join('\n'),
+    );
     expect(r.status, r.stderr + r.stdout).to.equal(0);
     const planted = execFileSync('git', ['-C', repo, 'rev-parse', 'rp-tip~1'], { encoding: 'utf8' }).trim();
     expect(r.stdout).to.include(`first bad commit: ${planted} ${SERIES[2]}`);
-    expect(r.stdout).to.match(/errno/).and.match(/EINVAL/);
+    expect(r.stdout)
+      .to.match(/errno/)
+      .and.match(/EINVAL/);
     const rep = JSON.parse(readFileSync(json, 'utf8'));
     expect(rep.firstBad).to.deep.equal({ commit: planted, subject: SERIES[2] });
     expect(rep.steps[0]).to.include({ mark: 'good' });
@@ -83,10 +121,26 @@ describe('kernel developers: git: kernels, bisect, kernel warnings @boot', funct
     rmSync(path.dirname(json), { recursive: true, force: true });
   });
 
-  it('--kcidb of a run on a git: kernel carries the checkout\'s commit and subject', () => {
+  it("--kcidb of a run on a git: kernel carries the checkout's commit and subject", () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'rp-kcidb-git-'));
     const file = path.join(dir, 'k.json');
-    const r = spawnSync(process.execPath, [BIN, 'run', 'pivot_einval', '--scenarios', path.join(ROOT, 'test/fixtures/scenarios/bisect'), '--kernel', `git:${repo}@rp-stock`, '--kcidb', file, '--artifacts', ART], { encoding: 'utf8', cwd: ROOT });
+    const r = spawnSync(
+      process.execPath,
+      [
+        BIN,
+        'run',
+        'pivot_einval',
+        '--scenarios',
+        path.join(ROOT, 'test/fixtures/scenarios/bisect'),
+        '--kernel',
+        `git:${repo}@rp-stock`,
+        '--kcidb',
+        file,
+        '--artifacts',
+        ART,
+      ],
+      { encoding: 'utf8', cwd: ROOT },
+    );
     expect(r.status, r.stderr + r.stdout).to.equal(0);
     const k = JSON.parse(readFileSync(file, 'utf8'));
     const stock = execFileSync('git', ['-C', repo, 'rev-parse', 'rp-stock'], { encoding: 'utf8' }).trim();
@@ -101,11 +155,16 @@ describe('kernel developers: git: kernels, bisect, kernel warnings @boot', funct
 
   it('a kernel WARNING and BUG fail a run whose assertions all hold, naming both; allowed, it passes', async () => {
     const spec = `git:${repo}@rp-stock`; // base.config has CONFIG_LKDTM
-    const [sc] = await loadScenarios([path.join(ROOT, 'test/fixtures/scenarios/kernel-warning')]).then((all) => all.filter((s) => s.name === 'kernel_warning'));
+    const [sc] = await loadScenarios([path.join(ROOT, 'test/fixtures/scenarios/kernel-warning')]).then((all) =>
+      all.filter((s) => s.name === 'kernel_warning'),
+    );
     const plain = await runMatrix([sc], [spec], { jobs: 1, artifactsRoot: ART, keep: false });
     const run = plain.runs[0];
     expect(run.outcome, run.message).to.equal('failed');
-    expect(run.message).to.match(/the kernel reported 2 bugs/).and.match(/WARNING at drivers\/misc\/lkdtm\/bugs\.c:\d+ lkdtm_WARNING/).and.match(/kernel BUG at drivers\/misc\/lkdtm\/bugs\.c/);
+    expect(run.message)
+      .to.match(/the kernel reported 2 bugs/)
+      .and.match(/WARNING at drivers\/misc\/lkdtm\/bugs\.c:\d+ lkdtm_WARNING/)
+      .and.match(/kernel BUG at drivers\/misc\/lkdtm\/bugs\.c/);
     expect(run.kernelReports?.map((k) => k.kind)).to.include.members(['warning', 'bug']);
     const allowed = await runMatrix([sc], [spec], { jobs: 1, artifactsRoot: ART, keep: false, allowKernelLog: [/lkdtm/] });
     expect(allowed.runs[0].outcome, allowed.runs[0].message).to.equal('passed');

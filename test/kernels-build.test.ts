@@ -8,16 +8,17 @@ import { promises as fs, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { DefinitionError, SetupError, UsageError } from '../harness/errors.ts';
+import { RECIPES_DIR, droppedOptions, listRecipes, loadRecipe, parseFragment, parseRecipe, recipeKey } from '../kernels/build.ts';
 import {
-  RECIPES_DIR,
-  droppedOptions,
-  listRecipes,
-  loadRecipe,
-  parseFragment,
-  parseRecipe,
-  recipeKey,
-} from '../kernels/build.ts';
-import { FEATURES, KNOWN_KERNELS, checkFeatures, parseKernelConfig, parseKernelSpec, resolveKernel, type Feature, type Kernel } from '../kernels/index.ts';
+  FEATURES,
+  KNOWN_KERNELS,
+  checkFeatures,
+  parseKernelConfig,
+  parseKernelSpec,
+  resolveKernel,
+  type Feature,
+  type Kernel,
+} from '../kernels/index.ts';
 import { loadScenarios, pickScenarios } from '../scenarios/index.ts';
 import { runScenario, type RunRecord } from '../harness/run/run-scenario.ts';
 import { detectAccel } from '../harness/qemu/accel.ts';
@@ -32,9 +33,9 @@ const good = JSON.stringify({
 describe('build recipes', () => {
   it('parses a recipe, its paths relative to its folder', () => {
     const r = parseRecipe(good, 'x', '/r/x', '/r');
-  expect(r.source).to.deep.equal({ suite: 'bookworm', package: 'linux-source-6.1' });
-  expect(r.fragments).to.deep.equal(['/r/base.config']);
-  expect(r.patches).to.deep.equal(['/r/x/0001-x.patch']);
+    expect(r.source).to.deep.equal({ suite: 'bookworm', package: 'linux-source-6.1' });
+    expect(r.fragments).to.deep.equal(['/r/base.config']);
+    expect(r.patches).to.deep.equal(['/r/x/0001-x.patch']);
   });
 
   it('rejects bad recipes, naming the field', () => {
@@ -53,12 +54,17 @@ describe('build recipes', () => {
   it('knows the shipped recipes, as kernel specs too', () => {
     expect(listRecipes()).to.include.members(['nonroot-6.1', 'stock-6.1']);
     expect(KNOWN_KERNELS).to.include.members(['build/nonroot-6.1', 'build/stock-6.1']);
-    expect(parseKernelSpec('build/nonroot-6.1')).to.deep.equal({ kind: 'build', id: 'build/nonroot-6.1', recipe: 'nonroot-6.1', extras: { configAdd: [], fragments: [] } });
+    expect(parseKernelSpec('build/nonroot-6.1')).to.deep.equal({
+      kind: 'build',
+      id: 'build/nonroot-6.1',
+      recipe: 'nonroot-6.1',
+      extras: { configAdd: [], fragments: [] },
+    });
     expect(parseKernelSpec('build/stock-6.1,config-add=CONFIG_LKDTM=y').id).to.equal('build/stock-6.1,config-add=CONFIG_LKDTM=y');
     expect(() => parseKernelSpec('build/stock-6.1,config-add=LKDTM')).to.throw(UsageError, /config-add=LKDTM is not CONFIG_NAME=value/);
     expect(() => parseKernelSpec('build/no-such')).to.throw(UsageError, /no recipe no-such.*Known recipes: .*nonroot-6\.1/);
     const r = loadRecipe('nonroot-6.1');
-  expect(r.patches.map((p) => path.basename(p))).to.deep.equal(['0001-init-nonroot_initramfs.patch']);
+    expect(r.patches.map((p) => path.basename(p))).to.deep.equal(['0001-init-nonroot_initramfs.patch']);
     expect(loadRecipe('stock-6.1').patches).to.deep.equal([]);
   });
 
@@ -78,17 +84,33 @@ describe('build recipes', () => {
 
   it('parses fragments and names what olddefconfig dropped', () => {
     const f = parseFragment('# c\nCONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C="x y"\nCONFIG_D=64\n');
-    expect([...f]).to.deep.equal([['CONFIG_A', 'y'], ['CONFIG_B', 'n'], ['CONFIG_C', '"x y"'], ['CONFIG_D', '64']]);
+    expect([...f]).to.deep.equal([
+      ['CONFIG_A', 'y'],
+      ['CONFIG_B', 'n'],
+      ['CONFIG_C', '"x y"'],
+      ['CONFIG_D', '64'],
+    ]);
     expect(() => parseFragment('CONFIG_A y\n', 'f.config')).to.throw(DefinitionError, /f\.config line 1/);
     const config = parseKernelConfig('CONFIG_A=y\nCONFIG_B=y\nCONFIG_C="x y"\n# CONFIG_E is not set\n');
-    const dropped = droppedOptions([{ name: 'base.config', text: 'CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C="x y"\nCONFIG_D=64\nCONFIG_E=y\n' }], config);
+    const dropped = droppedOptions(
+      [{ name: 'base.config', text: 'CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C="x y"\nCONFIG_D=64\nCONFIG_E=y\n' }],
+      config,
+    );
     expect(dropped).to.deep.equal([
       'CONFIG_B=n (from base.config) became CONFIG_B=y',
       'CONFIG_D=64 (from base.config) became not set',
       'CONFIG_E=y (from base.config) became not set',
     ]);
     // a later fragment overrides an earlier one
-    expect(droppedOptions([{ name: 'a', text: 'CONFIG_A=m\n' }, { name: 'b', text: 'CONFIG_A=y\n' }], config)).to.deep.equal([]);
+    expect(
+      droppedOptions(
+        [
+          { name: 'a', text: 'CONFIG_A=m\n' },
+          { name: 'b', text: 'CONFIG_A=y\n' },
+        ],
+        config,
+      ),
+    ).to.deep.equal([]);
   });
 
   it('the base fragment builds in everything the scenarios can ask for', () => {

@@ -183,7 +183,9 @@ describe('kernels: apt sources', () => {
     expect(a.signedBy).to.match(/^-----BEGIN PGP PUBLIC KEY BLOCK-----/);
     expect(a.from).to.match(/30-debian\.sources$/);
     // The inline key survives into our private deb822 file, the empty line as " .".
-    expect(formatDeb822Source(a, 'sid')).to.include('Suites: sid\nComponents: main\nSigned-By:\n -----BEGIN PGP PUBLIC KEY BLOCK-----\n .\n mQINBFake');
+    expect(formatDeb822Source(a, 'sid')).to.include(
+      'Suites: sid\nComponents: main\nSigned-By:\n -----BEGIN PGP PUBLIC KEY BLOCK-----\n .\n mQINBFake',
+    );
   });
 
   it('takes an entry by its URI path, with the default keyring', () => {
@@ -196,7 +198,10 @@ describe('kernels: apt sources', () => {
     const saved = process.env[MIRROR_ENV];
     try {
       process.env[MIRROR_ENV] = 'http://override.example/debian';
-      expect(await debianArchive(path.join(fixtures, 'etc-apt'))).to.deep.include({ uri: 'http://override.example/debian', signedBy: DEFAULT_KEYRING });
+      expect(await debianArchive(path.join(fixtures, 'etc-apt'))).to.deep.include({
+        uri: 'http://override.example/debian',
+        signedBy: DEFAULT_KEYRING,
+      });
       process.env[MIRROR_ENV] = 'not a uri';
       expect(await expectReject(debianArchive(path.join(fixtures, 'etc-apt')))).to.be.instanceOf(UsageError);
       delete process.env[MIRROR_ENV];
@@ -220,7 +225,12 @@ describe('kernels: apt sources', () => {
 
 describe('kernels: spec parsing', () => {
   it('canonicalises debian specs (cloud is the default flavour)', () => {
-    expect(parseKernelSpec('debian/bookworm')).to.deep.equal({ kind: 'debian', id: 'debian/bookworm', suite: 'bookworm', flavour: 'cloud' });
+    expect(parseKernelSpec('debian/bookworm')).to.deep.equal({
+      kind: 'debian',
+      id: 'debian/bookworm',
+      suite: 'bookworm',
+      flavour: 'cloud',
+    });
     expect(parseKernelSpec('debian/sid:cloud').id).to.equal('debian/sid');
     expect(parseKernelSpec('debian/trixie:rt')).to.deep.include({ id: 'debian/trixie:rt', flavour: 'rt' });
     expect(KNOWN_KERNELS.filter((k) => k.startsWith('debian/'))).to.deep.equal(['debian/bookworm', 'debian/trixie', 'debian/sid']);
@@ -229,7 +239,13 @@ describe('kernels: spec parsing', () => {
 
   it('parses file specs with options, to absolute paths', () => {
     const s = parseKernelSpec('file:/k/bzImage,modules=/k/mods,config=/k/cfg');
-    expect(s).to.deep.equal({ kind: 'file', id: 'file:/k/bzImage,modules=/k/mods,config=/k/cfg', path: '/k/bzImage', modules: '/k/mods', config: '/k/cfg' });
+    expect(s).to.deep.equal({
+      kind: 'file',
+      id: 'file:/k/bzImage,modules=/k/mods,config=/k/cfg',
+      path: '/k/bzImage',
+      modules: '/k/mods',
+      config: '/k/cfg',
+    });
     const rel = parseKernelSpec('file:bz');
     expect(rel).to.deep.include({ path: path.resolve('bz'), id: `file:${path.resolve('bz')}` });
   });
@@ -259,7 +275,7 @@ describe('kernels: bzImage header and file: provider', () => {
     });
   });
 
-  it('a truncated bzImage (its boot header\'s setup_sects and syssize against its size) is a UsageError before any boot', async () => {
+  it("a truncated bzImage (its boot header's setup_sects and syssize against its size) is a UsageError before any boot", async () => {
     const { TEST_KERNEL } = await import('./support/kernel.ts');
     const dir = await tempDir('trunc');
     try {
@@ -420,7 +436,13 @@ describe('kernels: debian/bookworm end to end (downloads ~26 MB)', function () {
       process.env.PATH = `${bin}:${savedPath}`;
       const again = await resolveKernel('debian/bookworm', { onProgress: (m) => expect.fail(`progress on a cached resolve: ${m}`) });
       expect(again).to.deep.equal(kernel);
-      expect(await fs.stat(marker).then(() => true, () => false), 'apt ran').to.equal(false);
+      expect(
+        await fs.stat(marker).then(
+          () => true,
+          () => false,
+        ),
+        'apt ran',
+      ).to.equal(false);
       const list = await listKernels();
       expect(list.find((k) => k.id === 'debian/bookworm')).to.deep.equal({
         id: 'debian/bookworm',
@@ -481,7 +503,9 @@ describe('kernels: debian/trixie and debian/sid (downloads ~75 MB)', function ()
     expect(r.modules).to.include('virtio_blk').and.not.include('virtio_pci');
     const c = await moduleClosure(k.modulesDir!, r.modules);
     expect(c.find((m) => m.name === 'virtio_blk')?.relPath).to.equal('kernel/drivers/block/virtio_blk.ko.xz');
-    expect(parseModinfo(await readModule(c.find((m) => m.name === 'virtio_blk')!)).some(([key, v]) => key === 'name' && v === 'virtio_blk')).to.equal(true);
+    expect(
+      parseModinfo(await readModule(c.find((m) => m.name === 'virtio_blk')!)).some(([key, v]) => key === 'name' && v === 'virtio_blk'),
+    ).to.equal(true);
   });
 
   it('sid: image split into linux-binary/linux-modules/linux-base, everything under usr/lib/modules/<release>', async () => {

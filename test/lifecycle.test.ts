@@ -1,6 +1,17 @@
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, ftruncateSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  ftruncateSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -115,7 +126,11 @@ describe('lifecycle: a separate rootprobe process', () => {
   });
   after(() => rmSync(work, { recursive: true, force: true }));
 
-  for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
+  for (const [sig, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+    ['SIGHUP', 129],
+  ] as const) {
     it(`on ${sig}: kills its child, runs the cleanup callback, removes its temp dir, exits ${code}`, async () => {
       const marker = path.join(work, `marker-${sig}`);
       const s = await startChild('wait', marker);
@@ -239,7 +254,11 @@ describe('keeping a run folder as artifacts (moveRunDir)', () => {
     const img = path.join(dest, 'disk-root.img');
     expect(statSync(img).size).to.equal(64 << 20);
     expect(allocated(img), 'a 64 MiB image with 1 MiB of data').to.be.below(4 << 20);
-    expect(readFileSync(img).subarray(32 << 20, (32 << 20) + 4).toString()).to.equal('ZZZZ');
+    expect(
+      readFileSync(img)
+        .subarray(32 << 20, (32 << 20) + 4)
+        .toString(),
+    ).to.equal('ZZZZ');
     expect(readFileSync(path.join(dest, 'console.log'), 'utf8')).to.equal('hello\n');
     expect(existsSync(path.join(dest, 'res.sock'))).to.equal(false);
   });

@@ -14,11 +14,14 @@ async function linkNodeModules(dir: string): Promise<void> {
   await fs.mkdir(path.join(dir, 'node_modules/.bin'), { recursive: true });
   await fs.mkdir(path.join(dir, 'node_modules/@types'), { recursive: true });
   await fs.symlink(ROOT, path.join(dir, 'node_modules/rootprobe'));
-  for (const p of ['mocha', 'chai', 'tsx', 'typescript']) await fs.symlink(path.join(ROOT, 'node_modules', p), path.join(dir, 'node_modules', p));
-  for (const p of ['node', 'mocha', 'chai']) await fs.symlink(path.join(ROOT, 'node_modules/@types', p), path.join(dir, 'node_modules/@types', p));
+  for (const p of ['mocha', 'chai', 'tsx', 'typescript'])
+    await fs.symlink(path.join(ROOT, 'node_modules', p), path.join(dir, 'node_modules', p));
+  for (const p of ['node', 'mocha', 'chai'])
+    await fs.symlink(path.join(ROOT, 'node_modules/@types', p), path.join(dir, 'node_modules/@types', p));
 }
 
-const tsc = (dir: string) => run(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', dir], { cwd: dir });
+const tsc = (dir: string) =>
+  run(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', dir], { cwd: dir });
 const mocha = (dir: string, file: string) =>
   run(process.execPath, [path.join(ROOT, 'node_modules/mocha/bin/mocha.js'), file], { cwd: dir, env: { ...process.env, CI: '1' } });
 
@@ -34,7 +37,14 @@ describe('rootprobe new', () => {
   it('writes the scenario folder, and where missing package.json, tsconfig.json, .mocharc.json', async () => {
     const r = await cli(['new', 'my-first', '--dir', dir]);
     expect(r.code, r.stderr).to.equal(0);
-    for (const f of ['my-first/scenario.ts', 'my-first/init.sh', 'my-first/my-first.test.ts', 'package.json', 'tsconfig.json', '.mocharc.json']) {
+    for (const f of [
+      'my-first/scenario.ts',
+      'my-first/init.sh',
+      'my-first/my-first.test.ts',
+      'package.json',
+      'tsconfig.json',
+      '.mocharc.json',
+    ]) {
       expect((await fs.stat(path.join(dir, f))).isFile(), f).to.equal(true);
     }
     expect(JSON.parse(await fs.readFile(path.join(dir, 'package.json'), 'utf8'))).to.deep.include({ type: 'module' });
@@ -60,27 +70,29 @@ describe('rootprobe new', () => {
     expect((await fs.readdir(dir)).sort()).to.deep.equal(['.mocharc.json', 'my-disk', 'my-first', 'package.json', 'tsconfig.json']);
   });
 
-  it('both forms type-check against rootprobe\'s types with tsc --noEmit; a misspelt key does not', async () => {
+  it("both forms type-check against rootprobe's types with tsc --noEmit; a misspelt key does not", async () => {
     await linkNodeModules(dir);
     const ok = await tsc(dir);
     expect(ok.code, ok.stdout + ok.stderr).to.equal(0);
     // the same folder with a slip: tsc names the file, the line and the key
     const file = path.join(dir, 'my-disk/scenario.ts');
     const text = await fs.readFile(file, 'utf8');
-    await fs.writeFile(file, text.replace("sizeMiB: 16,", "sizeMiB: 16,\n      files: [],"));
+    await fs.writeFile(file, text.replace('sizeMiB: 16,', 'sizeMiB: 16,\n      files: [],'));
     const bad = await tsc(dir);
     await fs.writeFile(file, text);
     expect(bad.code).to.not.equal(0);
-    expect(bad.stdout).to.match(/my-disk\/scenario\.ts\(\d+,\d+\): error TS2353: Object literal may only specify known properties, and 'files' does not exist/);
+    expect(bad.stdout).to.match(
+      /my-disk\/scenario\.ts\(\d+,\d+\): error TS2353: Object literal may only specify known properties, and 'files' does not exist/,
+    );
   });
 
-  it('@boot the initramfs form\'s mocha test passes as written', async () => {
+  it("@boot the initramfs form's mocha test passes as written", async () => {
     const r = await mocha(dir, 'my-first/my-first.test.ts');
     expect(r.code, r.stdout + r.stderr).to.equal(0);
     expect(r.stdout).to.match(/1 passing/);
   });
 
-  it('@boot the --disk form\'s mocha test passes as written (switch_root onto the disk)', async () => {
+  it("@boot the --disk form's mocha test passes as written (switch_root onto the disk)", async () => {
     const r = await mocha(dir, 'my-disk/my-disk.test.ts');
     expect(r.code, r.stdout + r.stderr).to.equal(0);
     expect(r.stdout).to.match(/1 passing/);

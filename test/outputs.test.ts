@@ -122,14 +122,34 @@ describe('CLI: an output path that cannot be written is exit 2 before any boot',
     ['--artifacts naming a file', ['run', 'switch_root', '--artifacts', 'afile'], /--artifacts afile: it is a file, not a folder/],
     ['--json naming a folder', ['run', 'switch_root', '--json', 'adir'], /--json adir: it is a folder/],
     ['--json in /proc', ['run', 'switch_root', '--json', '/proc/x.json'], /--json \/proc\/x.json: \/proc is a kernel file system/],
-    ['--junit under a file', ['run', 'switch_root', '--junit', 'afile/j.xml'], /--junit afile\/j.xml: .*(file, not a folder|a part of it is a file)/],
+    [
+      '--junit under a file',
+      ['run', 'switch_root', '--junit', 'afile/j.xml'],
+      /--junit afile\/j.xml: .*(file, not a folder|a part of it is a file)/,
+    ],
     ['--tap naming a folder', ['run', 'switch_root', '--tap', 'adir'], /--tap adir: it is a folder/],
     ['--evidence in /sys', ['run', 'switch_root', '--evidence', '/sys/e.md'], /\/sys is a kernel file system/],
     ['--json and --junit on one file', ['run', 'switch_root', '--json', 'r', '--junit', 'r'], /--junit r: the same path as --json/],
-    ['diff --json naming a folder', ['diff', '--kernel', 'debian/bookworm', '--kernel', 'debian/trixie', '--json', 'adir'], /--json adir: it is a folder/],
-    ['diff --artifacts naming a file', ['diff', '--kernel', 'debian/bookworm', '--kernel', 'debian/trixie', '--artifacts', 'afile'], /--artifacts afile/],
-    ['external --json in /proc', ['run', 'external', '--initramfs', 'afile', '--kernel', 'debian/bookworm', '--json', '/proc/1/x'], /--json \/proc\/1\/x/],
-    ['external --artifacts naming a file', ['run', 'external', '--initramfs', 'afile', '--kernel', 'debian/bookworm', '--artifacts', 'afile'], /--artifacts afile/],
+    [
+      'diff --json naming a folder',
+      ['diff', '--kernel', 'debian/bookworm', '--kernel', 'debian/trixie', '--json', 'adir'],
+      /--json adir: it is a folder/,
+    ],
+    [
+      'diff --artifacts naming a file',
+      ['diff', '--kernel', 'debian/bookworm', '--kernel', 'debian/trixie', '--artifacts', 'afile'],
+      /--artifacts afile/,
+    ],
+    [
+      'external --json in /proc',
+      ['run', 'external', '--initramfs', 'afile', '--kernel', 'debian/bookworm', '--json', '/proc/1/x'],
+      /--json \/proc\/1\/x/,
+    ],
+    [
+      'external --artifacts naming a file',
+      ['run', 'external', '--initramfs', 'afile', '--kernel', 'debian/bookworm', '--artifacts', 'afile'],
+      /--artifacts afile/,
+    ],
     ['junit-merge into a folder', ['junit-merge', 'adir', 'afile'], /OUT adir: it is a folder/],
   ];
   for (const [title, args, re] of cases) {
@@ -169,12 +189,29 @@ describe('CLI: a report that fails to be written at the end @boot', function () 
     try {
       await fs.mkdir(path.join(dir, 'sub'));
       const { spawn } = await import('node:child_process');
-      const child = spawn(process.execPath, [path.join(ROOT, 'bin/rootprobe.js'), 'run', 'switch_root', '--jobs', '1',
-        '--json', 'sub/r.json', '--junit', 'j.xml', '--tap', 't.tap', '--artifacts', 'arts'], {
-        cwd: dir,
-        env: { ...process.env, CI: '1', TMPDIR: dir },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      const child = spawn(
+        process.execPath,
+        [
+          path.join(ROOT, 'bin/rootprobe.js'),
+          'run',
+          'switch_root',
+          '--jobs',
+          '1',
+          '--json',
+          'sub/r.json',
+          '--junit',
+          'j.xml',
+          '--tap',
+          't.tap',
+          '--artifacts',
+          'arts',
+        ],
+        {
+          cwd: dir,
+          env: { ...process.env, CI: '1', TMPDIR: dir },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
       let stdout = '';
       let stderr = '';
       let swapped = false;
@@ -214,12 +251,15 @@ describe('CLI: the artifacts folder fails during the run @boot', function () {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'outputs-arts-'));
     try {
       const { spawn } = await import('node:child_process');
-      const child = spawn(process.execPath, [path.join(ROOT, 'bin/rootprobe.js'), 'run', 'switch_root', '--jobs', '1', '--keep',
-        '--json', 'r.json', '--artifacts', 'arts'], {
-        cwd: dir,
-        env: { ...process.env, CI: '1', TMPDIR: dir },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      const child = spawn(
+        process.execPath,
+        [path.join(ROOT, 'bin/rootprobe.js'), 'run', 'switch_root', '--jobs', '1', '--keep', '--json', 'r.json', '--artifacts', 'arts'],
+        {
+          cwd: dir,
+          env: { ...process.env, CI: '1', TMPDIR: dir },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
       let out = '';
       let swapped = false;
       const seen = async (d: Buffer): Promise<void> => {

@@ -57,7 +57,9 @@ describe('the GitHub Action', function () {
     } else {
       expect(last).to.match(/^kvm: no \/dev\/kvm on this runner: .*TCG/);
     }
-    const none = await run('bash', [path.join(ACTION, 'kvm.sh')], { env: { ...process.env, ROOTPROBE_KVM_DEVICE: path.join(work, 'no-kvm') } });
+    const none = await run('bash', [path.join(ACTION, 'kvm.sh')], {
+      env: { ...process.env, ROOTPROBE_KVM_DEVICE: path.join(work, 'no-kvm') },
+    });
     expect(none.code, out(none)).to.equal(0);
     expect(none.stdout).to.include(`kvm: no ${path.join(work, 'no-kvm')} on this runner: rootprobe runs the guests under TCG`);
   });
@@ -82,7 +84,9 @@ describe('the GitHub Action', function () {
       },
     });
     expect(r.code, out(r)).to.equal(1); // two runs did not pass
-    expect(r.stdout).to.include('rootprobe run switch_root broken-assertion broken-panic --kernel debian/bookworm --scenarios test/fixtures/scenarios/broken --jobs 1');
+    expect(r.stdout).to.include(
+      'rootprobe run switch_root broken-assertion broken-panic --kernel debian/bookworm --scenarios test/fixtures/scenarios/broken --jobs 1',
+    );
     for (const f of ['report.json', 'junit.xml', 'kcidb.json']) expect(existsSync(path.join(reports, f)), f).to.equal(true);
     const report = JSON.parse(readFileSync(path.join(reports, 'report.json'), 'utf8')) as {
       runs: Array<{ scenario: string; outcome: string; message?: string; artifacts?: { dir: string } }>;

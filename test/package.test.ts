@@ -35,7 +35,10 @@ describe('the npm package', function () {
     project = path.join(work, 'project');
     await fs.mkdir(project);
     await fs.writeFile(path.join(project, 'package.json'), JSON.stringify({ name: 'user-project', private: true, type: 'module' }));
-    ok(await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', tarball], { cwd: project }), 'npm install of the tarball');
+    ok(
+      await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', tarball], { cwd: project }),
+      'npm install of the tarball',
+    );
     bin = path.join(project, 'node_modules/rootprobe/bin/rootprobe.js');
   });
 
@@ -83,7 +86,14 @@ describe('the npm package', function () {
     await fs.writeFile(
       path.join(dir, 'tsconfig.json'),
       JSON.stringify({
-        compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, noEmit: true, skipLibCheck: false },
+        compilerOptions: {
+          target: 'ES2022',
+          module: 'NodeNext',
+          moduleResolution: 'NodeNext',
+          strict: true,
+          noEmit: true,
+          skipLibCheck: false,
+        },
         include: ['*.ts', 'scenarios/*.ts'],
       }),
     );
@@ -111,14 +121,20 @@ export async function go(): Promise<string> {
     expect(wrong.stdout).to.match(/wrong\.ts\(2,\d+\): error TS2345/);
     await fs.rm(path.join(dir, 'wrong.ts'));
     // the compiled CLI loads the .ts scenario (tsx's loader, registered for it)
-    const list = ok(await run(process.execPath, [bin, 'list', '--scenarios', path.join(dir, 'scenarios')], { cwd: dir }), 'list --scenarios');
+    const list = ok(
+      await run(process.execPath, [bin, 'list', '--scenarios', path.join(dir, 'scenarios')], { cwd: dir }),
+      'list --scenarios',
+    );
     expect(list.stdout).to.match(/^typed_user\s/m);
   });
 
   it('boots a plain-JavaScript scenario with boot() from the installed package @boot', async () => {
     const dir = path.join(project, 'js');
     await fs.mkdir(dir);
-    await fs.writeFile(path.join(dir, 'init.sh'), '#!/bin/sh\n. /.rootprobe/lib.sh\nmount -t proc proc /proc\nmount -t devtmpfs devtmpfs /dev\nprobe before\nmkdir -p /scratch\nmount -t tmpfs scratch /scratch\nprobe after\nrp_finish\n');
+    await fs.writeFile(
+      path.join(dir, 'init.sh'),
+      '#!/bin/sh\n. /.rootprobe/lib.sh\nmount -t proc proc /proc\nmount -t devtmpfs devtmpfs /dev\nprobe before\nmkdir -p /scratch\nmount -t tmpfs scratch /scratch\nprobe after\nrp_finish\n',
+    );
     await fs.writeFile(
       path.join(dir, 'main.js'),
       `import { boot, scenario } from 'rootprobe';
@@ -145,10 +161,15 @@ console.log(JSON.stringify({ outcome: run.outcome, message: run.message, stages:
   });
 
   it('runs the built-in switch_root through the installed CLI @boot', async () => {
-    const r = await run(process.execPath, [bin, 'run', 'switch_root', '--jobs', '1', '--json', 'r.json'], { cwd: project, env: { ...process.env, CI: '1' } });
+    const r = await run(process.execPath, [bin, 'run', 'switch_root', '--jobs', '1', '--json', 'r.json'], {
+      cwd: project,
+      env: { ...process.env, CI: '1' },
+    });
     expect(r.code, r.stdout + r.stderr).to.equal(0);
     expect(r.stdout).to.match(/PASS\s+switch_root/);
-    const rep = JSON.parse(await fs.readFile(path.join(project, 'r.json'), 'utf8')) as { runs: Array<{ outcome: string; stagesReported: string[] }> };
+    const rep = JSON.parse(await fs.readFile(path.join(project, 'r.json'), 'utf8')) as {
+      runs: Array<{ outcome: string; stagesReported: string[] }>;
+    };
     expect(rep.runs[0].stagesReported).to.deep.equal(['initramfs', 'realroot', 'done']);
   });
 });

@@ -41,12 +41,36 @@ describe('the guest probe, run on the host', function () {
   it('sends one whole frame whose snapshot holds the mount tree, itself, files, commands and values', async () => {
     const file = path.join(dir, 'hostname-copy');
     await fs.writeFile(file, 'witness-text\n');
-    const r = runProbe(bin, ['host-1', '-f', file, '-f', '/no/such/file', '-c', 'greet', 'echo hi; echo err >&2; exit 3', '-v', 'answer=4=2']);
+    const r = runProbe(bin, [
+      'host-1',
+      '-f',
+      file,
+      '-f',
+      '/no/such/file',
+      '-c',
+      'greet',
+      'echo hi; echo err >&2; exit 3',
+      '-v',
+      'answer=4=2',
+    ]);
     // without -o it writes to a ttyS1 it does not have here: status 74, and says so
     expect(r.status, r.stderr.toString()).to.equal(74);
     expect(r.stderr.toString()).to.match(/cannot send stage host-1/);
 
-    const out = runProbe(bin, ['host-1', '-f', file, '-f', '/no/such/file', '-c', 'greet', 'echo hi; echo err >&2; exit 3', '-v', 'answer=4=2', '-o', '-']);
+    const out = runProbe(bin, [
+      'host-1',
+      '-f',
+      file,
+      '-f',
+      '/no/such/file',
+      '-c',
+      'greet',
+      'echo hi; echo err >&2; exit 3',
+      '-v',
+      'answer=4=2',
+      '-o',
+      '-',
+    ]);
     expect(out.status, out.stderr.toString()).to.equal(0);
     const events = decodeFrames(out.stdout);
     expect(events.map((e) => e.kind)).to.deep.equal(['frame']);
@@ -152,10 +176,16 @@ describe("a scenario's C helper (ctx.program)", function () {
   it("names the helper and quotes the compiler when it does not build, and a missing file is the scenario's mistake", async () => {
     const bad = path.join(tmp.dir, 'bad.c');
     await fs.writeFile(bad, 'int main(void) { return undefined_thing; }\n');
-    const e1 = await staticProgram(bad, { purpose: "helper bad.c of scenario 'x'" }).then(() => null, (e: Error) => e);
+    const e1 = await staticProgram(bad, { purpose: "helper bad.c of scenario 'x'" }).then(
+      () => null,
+      (e: Error) => e,
+    );
     expect(e1?.name).to.equal('SetupError');
     expect(e1?.message).to.match(/building helper bad\.c of scenario 'x' failed:[\s\S]*undefined_thing/);
-    const e2 = await staticProgram(path.join(tmp.dir, 'missing.c'), { purpose: 'a test helper' }).then(() => null, (e: Error) => e);
+    const e2 = await staticProgram(path.join(tmp.dir, 'missing.c'), { purpose: 'a test helper' }).then(
+      () => null,
+      (e: Error) => e,
+    );
     expect(e2?.name).to.equal('DefinitionError');
     expect(e2?.message).to.include('missing.c');
   });

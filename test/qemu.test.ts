@@ -261,7 +261,9 @@ describe('bootQemu: real boots of the Debian cloud kernel under TCG @boot', func
     // 4 s of `yes` through the emulated UART: ~500 KB on a quiet machine, ~120 KB on one
     // busy with four other guests. Every line the host saw is on disk; memory holds a tail.
     expect(seen, 'flood lines seen').to.be.above(1000);
-    const onDisk = readFileSync(o.consoleLog, 'latin1').split('\n').filter((l) => l.startsWith('flood flood')).length;
+    const onDisk = readFileSync(o.consoleLog, 'latin1')
+      .split('\n')
+      .filter((l) => l.startsWith('flood flood')).length;
     expect(onDisk, 'flood lines in console.log').to.be.at.least(seen);
     expect(o.consoleTail).to.have.length.at.most(20);
     expect(o.consoleTail).to.include('FLOOD-END');
@@ -303,7 +305,11 @@ describe('bootQemu: real boots of the Debian cloud kernel under TCG @boot', func
     const { outcome } = bootQemu(
       {
         ...spec('init-disks', 'f'),
-        disks: [{ path: vda, serial: 'rp-vda' }, { path: vdb, snapshot: true }, { path: vdc, readOnly: true }],
+        disks: [
+          { path: vda, serial: 'rp-vda' },
+          { path: vdb, snapshot: true },
+          { path: vdc, readOnly: true },
+        ],
       },
       { deadlineMs: 60_000, onResult: (c) => (result += c.toString('latin1')) },
     );
@@ -322,9 +328,10 @@ describe('bootQemu: real boots of the Debian cloud kernel under TCG @boot', func
       SetupError,
       /kernel image \/nonexistent\/bzImage/,
     );
-    expect(() =>
-      bootQemu({ ...spec('init-exit', 'x'), qemuBinary: '/nonexistent/qemu' }, { deadlineMs: 1000 }),
-    ).to.throw(SetupError, /QEMU binary/);
+    expect(() => bootQemu({ ...spec('init-exit', 'x'), qemuBinary: '/nonexistent/qemu' }, { deadlineMs: 1000 })).to.throw(
+      SetupError,
+      /QEMU binary/,
+    );
   });
 });
 

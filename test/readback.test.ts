@@ -1,10 +1,22 @@
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
 import {
-  FrameDecoder, decodeFrames, encodeFrame, type ReadbackEvent,
-  Mountinfo, MountinfoParseError, parseMountinfo, parseMountinfoLine, unescapeMountinfo,
-  parseLink, parseSnapshot, Stage, SnapshotError, markProbeProcesses,
-  RunReadback, readRunStream,
+  FrameDecoder,
+  decodeFrames,
+  encodeFrame,
+  type ReadbackEvent,
+  Mountinfo,
+  MountinfoParseError,
+  parseMountinfo,
+  parseMountinfoLine,
+  unescapeMountinfo,
+  parseLink,
+  parseSnapshot,
+  Stage,
+  SnapshotError,
+  markProbeProcesses,
+  RunReadback,
+  readRunStream,
 } from '../harness/readback/index.ts';
 import { packNewc } from '../harness/cpio/index.ts';
 import { readFileSync } from 'node:fs';
@@ -82,7 +94,10 @@ describe('readback: frame decoder', () => {
 
   it('keeps UTF-8 noise intact when a character is split across chunks', () => {
     const s = Buffer.from('Grüße aus dem Gast\n');
-    const events = decodeInPieces(s, Array.from({ length: s.length }, (_, i) => i));
+    const events = decodeInPieces(
+      s,
+      Array.from({ length: s.length }, (_, i) => i),
+    );
     expect(events).to.deep.equal([{ kind: 'noise', line: 'Grüße aus dem Gast' }]);
   });
 
@@ -116,9 +131,7 @@ describe('readback: frame decoder', () => {
   it('reports a length mismatch before the hash, with both numbers', () => {
     const good = encodeFrame('s1', payloadA);
     const longer = good.replace(' 130 ', ' 131 ');
-    expect(decodeFrames(longer)).to.deep.equal([
-      { kind: 'damaged', stage: 's1', reason: 'length', detail: 'expected 131 bytes, got 130' },
-    ]);
+    expect(decodeFrames(longer)).to.deep.equal([{ kind: 'damaged', stage: 's1', reason: 'length', detail: 'expected 131 bytes, got 130' }]);
     const [shorter] = decodeFrames(good.replace(' 130 ', ' 100 '));
     expect(shorter).to.include({ kind: 'damaged', stage: 's1', reason: 'length' });
     expect((shorter as { detail: string }).detail).to.match(/^expected 100 bytes, got more than that/);
@@ -133,7 +146,9 @@ describe('readback: frame decoder', () => {
     const events = decodeFrames(lines.join('\n'));
     expect(events).to.have.length(1);
     expect(events[0]).to.deep.equal({
-      kind: 'damaged', stage: 's2', reason: 'hash',
+      kind: 'damaged',
+      stage: 's2',
+      reason: 'hash',
       detail: `sha256 mismatch: expected ${sha(payloadB).slice(0, 12)}.., got ${sha(bad).slice(0, 12)}..`,
     });
   });
@@ -168,7 +183,10 @@ describe('readback: frame decoder', () => {
     const events = decodeFrames(lines.join('\n') + encodeFrame('ok', payloadB));
     expect(events.map((e) => e.kind)).to.deep.equal(['damaged', 'frame']);
     expect(events[0]).to.deep.equal({
-      kind: 'damaged', stage: 'b64', reason: 'base64', detail: 'line 3 is not base64: "not*base64!"',
+      kind: 'damaged',
+      stage: 'b64',
+      reason: 'base64',
+      detail: 'line 3 is not base64: "not*base64!"',
     });
     expect(events[1]).to.include({ stage: 'ok' });
   });
@@ -228,7 +246,7 @@ describe('readback: frame decoder', () => {
 });
 
 describe('readback: mountinfo', () => {
-  it('parses the host machine\'s mountinfo, keeping each raw line', () => {
+  it("parses the host machine's mountinfo, keeping each raw line", () => {
     const text = fixtureText('host-mountinfo.txt');
     const m = Mountinfo.parse(text);
     const lines = text.split('\n').filter(Boolean);
@@ -236,7 +254,15 @@ describe('readback: mountinfo', () => {
     expect(m.entries.map((e) => e.raw)).to.deep.equal(lines);
     expect(m.raw).to.equal(lines.map((l) => l + '\n').join(''));
     const root = m.at('/')!;
-    expect(root).to.deep.include({ mountId: 27, parentId: 1, major: 254, minor: 0, fsType: 'ext4', source: '/dev/vda', optionalFields: [] });
+    expect(root).to.deep.include({
+      mountId: 27,
+      parentId: 1,
+      major: 254,
+      minor: 0,
+      fsType: 'ext4',
+      source: '/dev/vda',
+      optionalFields: [],
+    });
     expect(m.parentOf(root)).to.equal(undefined);
     expect(m.childrenOf(root).map((e) => e.mountPoint)).to.include.members(['/proc', '/sys', '/dev']);
     expect(m.byId(22)!.mountPoint).to.equal('/proc');
@@ -245,16 +271,29 @@ describe('readback: mountinfo', () => {
   it('decodes octal escapes and reads zero to several optional fields', () => {
     const m = Mountinfo.parse(fixtureText('edge-mountinfo.txt'));
     expect(m.byId(1)).to.deep.equal({
-      mountId: 1, parentId: 1, major: 0, minor: 2, root: '/', mountPoint: '/', options: 'rw', optionalFields: [],
-      fsType: 'rootfs', source: 'rootfs', superOptions: 'rw,size=105076k,nr_inodes=26269,inode64',
+      mountId: 1,
+      parentId: 1,
+      major: 0,
+      minor: 2,
+      root: '/',
+      mountPoint: '/',
+      options: 'rw',
+      optionalFields: [],
+      fsType: 'rootfs',
+      source: 'rootfs',
+      superOptions: 'rw,size=105076k,nr_inodes=26269,inode64',
       raw: '1 1 0:2 / / rw - rootfs rootfs rw,size=105076k,nr_inodes=26269,inode64',
     });
     expect(m.byId(23)!.optionalFields).to.deep.equal(['shared:2']);
     const spaced = m.at('/mnt/with space')!;
     expect(spaced).to.deep.include({
-      mountId: 30, root: '/exports/a b', source: '/dev/disk one', options: 'rw,noatime',
+      mountId: 30,
+      root: '/exports/a b',
+      source: '/dev/disk one',
+      options: 'rw,noatime',
       optionalFields: ['shared:5', 'master:1', 'propagate_from:2', 'unbindable'],
-      fsType: 'ext4', superOptions: 'rw,errors=remount-ro',
+      fsType: 'ext4',
+      superOptions: 'rw,errors=remount-ro',
     });
     const odd = m.byId(31)!;
     expect(odd.mountPoint).to.equal('/mnt/with space/tab\tnl\nbs\\end');
@@ -277,22 +316,26 @@ describe('readback: mountinfo', () => {
     const m = Mountinfo.parse(fixtureText('edge-mountinfo.txt'));
     expect(m.parentOf(m.byId(1)!)).to.equal(undefined);
     expect(m.childrenOf(m.byId(1)!).map((e) => e.mountId)).to.deep.equal([22, 23, 30, 32, 34]);
-    expect(m.tree()).to.equal([
-      '/ rootfs rootfs rw [id 1]',
-      '  /proc proc proc rw,relatime [id 22]',
-      '  /dev devtmpfs dev rw,relatime [id 23, shared:2]',
-      '  "/mnt/with space" ext4 "/dev/disk one" rw,noatime [id 30, root "/exports/a b", shared:5 master:1 propagate_from:2 unbindable]',
-      '    "/mnt/with space/tab\\tnl\\nbs\\\\end" tmpfs "tmp\\\\fs" ro,nosuid [id 31]',
-      '  /mnt/over tmpfs first rw [id 32]',
-      '    /mnt/over tmpfs second rw [id 33]',
-      '  /mnt/mixed fuse.sshfs "user@host:/srv x" rw,relatime [id 34]',
-    ].join('\n'));
+    expect(m.tree()).to.equal(
+      [
+        '/ rootfs rootfs rw [id 1]',
+        '  /proc proc proc rw,relatime [id 22]',
+        '  /dev devtmpfs dev rw,relatime [id 23, shared:2]',
+        '  "/mnt/with space" ext4 "/dev/disk one" rw,noatime [id 30, root "/exports/a b", shared:5 master:1 propagate_from:2 unbindable]',
+        '    "/mnt/with space/tab\\tnl\\nbs\\\\end" tmpfs "tmp\\\\fs" ro,nosuid [id 31]',
+        '  /mnt/over tmpfs first rw [id 32]',
+        '    /mnt/over tmpfs second rw [id 33]',
+        '  /mnt/mixed fuse.sshfs "user@host:/srv x" rw,relatime [id 34]',
+      ].join('\n'),
+    );
   });
 
   it('names the line number and the line of a malformed entry', () => {
     const text = '22 1 0:20 / /proc rw - proc proc rw\n23 1 0:5 / /dev rw devtmpfs dev rw\n';
-    expect(() => parseMountinfo(text)).to.throw(MountinfoParseError,
-      'mountinfo line 2 is malformed (no "-" separator after the mount options): "23 1 0:5 / /dev rw devtmpfs dev rw"');
+    expect(() => parseMountinfo(text)).to.throw(
+      MountinfoParseError,
+      'mountinfo line 2 is malformed (no "-" separator after the mount options): "23 1 0:5 / /dev rw devtmpfs dev rw"',
+    );
     expect(() => parseMountinfoLine('22 1 0-20 / /proc rw - proc proc rw', 7)).to.throw(/line 7 .*major:minor "0-20"/);
     expect(() => parseMountinfoLine('x 1 0:20 / /proc rw - proc proc rw')).to.throw(/mount id "x" is not a number/);
     expect(() => parseMountinfoLine('22 1 0:20 / /proc rw - proc proc')).to.throw(/after "-", got 2 fields/);
@@ -313,7 +356,10 @@ describe('readback: link decorations', () => {
     expect(parseLink('/init (deleted)')).to.deep.equal({ text: '/init (deleted)', path: '/init', deleted: true, unreachable: false });
     expect(parseLink('(unreachable)/')).to.deep.equal({ text: '(unreachable)/', path: '/', deleted: false, unreachable: true });
     expect(parseLink('(unreachable)/old root (deleted)')).to.deep.equal({
-      text: '(unreachable)/old root (deleted)', path: '/old root', deleted: true, unreachable: true,
+      text: '(unreachable)/old root (deleted)',
+      path: '/old root',
+      deleted: true,
+      unreachable: true,
     });
     expect(parseLink('/my dir/a (deleted) b')).to.include({ path: '/my dir/a (deleted) b', deleted: false });
     expect(parseLink('socket:[1234]')).to.include({ path: 'socket:[1234]', deleted: false, unreachable: false });
@@ -336,8 +382,19 @@ describe('readback: stage snapshot', () => {
     const pids = initramfs.processes.map((p) => p.pid);
     expect(pids).to.deep.equal([...pids].sort((a, b) => a - b));
     expect(initramfs.process(1)).to.deep.equal({
-      pid: 1, ppid: 0, comm: 'init', cmdline: ['/bin/sh', '/init'], exe: '/bin/busybox', cwd: '/', root: '/',
-      fds: [{ fd: 0, target: '/dev/console' }, { fd: 1, target: '/dev/console' }, { fd: 2, target: '/dev/console' }, { fd: 10, target: '/init' }],
+      pid: 1,
+      ppid: 0,
+      comm: 'init',
+      cmdline: ['/bin/sh', '/init'],
+      exe: '/bin/busybox',
+      cwd: '/',
+      root: '/',
+      fds: [
+        { fd: 0, target: '/dev/console' },
+        { fd: 1, target: '/dev/console' },
+        { fd: 2, target: '/dev/console' },
+        { fd: 10, target: '/init' },
+      ],
       probe: false,
     });
     expect(initramfs.process(2)).to.include({ comm: 'kthreadd', exe: null, cwd: '/', probe: false });
@@ -395,7 +452,17 @@ describe('readback: stage snapshot', () => {
       expect(back.mountinfo.tree()).to.equal(stage.mountinfo.tree());
     }
     const json = realroot.toJSON();
-    expect(Object.keys(json)).to.include.members(['name', 'seq', 'uname', 'mountinfo', 'pid1Mountinfo', 'processes', 'files', 'commands', 'vars']);
+    expect(Object.keys(json)).to.include.members([
+      'name',
+      'seq',
+      'uname',
+      'mountinfo',
+      'pid1Mountinfo',
+      'processes',
+      'files',
+      'commands',
+      'vars',
+    ]);
     expect(json.files).to.deep.equal({ '/etc/hostname': 'guest\n', '/etc/with space': 'a b\n' });
   });
 
@@ -412,8 +479,12 @@ describe('readback: stage snapshot', () => {
 
   it('marks probe processes through the ppid chain and survives a cycle', () => {
     const procs = [
-      { pid: 1, ppid: 0, probe: false }, { pid: 9, ppid: 1, probe: false }, { pid: 10, ppid: 9, probe: false },
-      { pid: 11, ppid: 10, probe: false }, { pid: 20, ppid: 21, probe: false }, { pid: 21, ppid: 20, probe: false },
+      { pid: 1, ppid: 0, probe: false },
+      { pid: 9, ppid: 1, probe: false },
+      { pid: 10, ppid: 9, probe: false },
+      { pid: 11, ppid: 10, probe: false },
+      { pid: 20, ppid: 21, probe: false },
+      { pid: 21, ppid: 20, probe: false },
       { pid: 30, ppid: 77, probe: false },
     ];
     markProbeProcesses(procs, 9);
@@ -437,7 +508,9 @@ describe('readback: stage snapshot', () => {
     expect(await bad([{ ...meta, data: Buffer.from('stage=s\nseq=1\n') }, mi, mi1])).to.match(/stage "s".*probe_pid="" is missing/);
     expect(await bad([meta, mi1])).to.match(/"mountinfo.self" is missing/);
     expect(await bad([meta, mi, { ...mi1, data: Buffer.from('garbage line\n') }])).to.match(/mountinfo.1: mountinfo line 1 is malformed/);
-    expect(await bad([meta, mi, mi1, { type: 'file', path: 'cmd/x.out', data: Buffer.from('out') }])).to.match(/command "x" has no valid exit status/);
+    expect(await bad([meta, mi, mi1, { type: 'file', path: 'cmd/x.out', data: Buffer.from('out') }])).to.match(
+      /command "x" has no valid exit status/,
+    );
     try {
       await parseSnapshot(Buffer.from('this is not cpio'));
       expect.fail('accepted garbage');
@@ -453,8 +526,14 @@ describe('readback: run readback', () => {
     const a = packSnapshotDir('initramfs-snapshot');
     const b = packSnapshotDir('switch-root-snapshot');
     const damaged = encodeFrame('lost', b).replace(/ [0-9a-f]{64}\n/, ` ${'0'.repeat(64)}\n`);
-    const stream = 'console junk\r\n' + encodeFrame('x', a) + damaged + encodeFrame('realroot', b)
-      + encodeFrame('realroot', b) + encodeFrame('wrong', b) + encodeFrame('junk', 'not a cpio');
+    const stream =
+      'console junk\r\n' +
+      encodeFrame('x', a) +
+      damaged +
+      encodeFrame('realroot', b) +
+      encodeFrame('realroot', b) +
+      encodeFrame('wrong', b) +
+      encodeFrame('junk', 'not a cpio');
     const { readback, noise } = await readRunStream(stream.replace(/\n/g, '\r\n'));
     expect(noise).to.deep.equal(['console junk']);
     expect(readback.names).to.deep.equal(['x', 'realroot', 'realroot']);
@@ -468,8 +547,10 @@ describe('readback: run readback', () => {
     expect(readback.damaged[0]).to.include({ stage: 'lost', reason: 'hash' });
     expect(readback.unreadable.map((u) => u.stage)).to.deep.equal(['wrong', 'junk']);
     expect(readback.unreadable[0]!.error).to.match(/named "wrong" but its meta says stage=realroot/);
-    expect(() => readback.stage('done')).to.throw(Error,
-      /stage "done" never reported; stages that reported: x, realroot, realroot; damaged frame of stage "lost" \(hash: sha256 mismatch/);
+    expect(() => readback.stage('done')).to.throw(
+      Error,
+      /stage "done" never reported; stages that reported: x, realroot, realroot; damaged frame of stage "lost" \(hash: sha256 mismatch/,
+    );
     const back = RunReadback.fromJSON(JSON.parse(JSON.stringify(readback)));
     expect(back.toJSON()).to.deep.equal(readback.toJSON());
   });

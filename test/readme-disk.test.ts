@@ -32,11 +32,15 @@ describe("the README's overlay-root disk example, copied as written @boot", func
 
   it('has the three files and the command', () => {
     const { files, runs } = diskBlocks();
-    expect([...files.keys()]).to.deep.equal(['scenarios/overlay-root/init.sh', 'scenarios/overlay-root/rootinit.sh', 'scenarios/overlay-root/scenario.ts']);
+    expect([...files.keys()]).to.deep.equal([
+      'scenarios/overlay-root/init.sh',
+      'scenarios/overlay-root/rootinit.sh',
+      'scenarios/overlay-root/scenario.ts',
+    ]);
     expect([...runs.keys()]).to.deep.equal(['cli']);
   });
 
-  it('passes with the CLI: / is the overlay with lowerdir=/lower, /proc moved, PID 1 the disk\'s binary init', async () => {
+  it("passes with the CLI: / is the overlay with lowerdir=/lower, /proc moved, PID 1 the disk's binary init", async () => {
     const { files, runs } = diskBlocks();
     await fs.writeFile(path.join(dir, 'package.json'), JSON.stringify({ name: 'my-tests', private: true, type: 'module' }));
     await fs.mkdir(path.join(dir, 'node_modules/.bin'), { recursive: true });
@@ -51,7 +55,9 @@ describe("the README's overlay-root disk example, copied as written @boot", func
     expect(r.code, r.stdout + r.stderr).to.equal(0);
     expect(r.stdout).to.match(/^overlay-root +PASS/m);
     expect(r.stdout).to.match(/realroot: \/ is overlay mount \d+, the lower disk stays read-only/);
-    const report = JSON.parse(await fs.readFile(path.join(dir, 'r.json'), 'utf8')) as { runs: Array<{ stages: Array<{ name: string; mountinfo: Array<{ mountPoint: string; fsType: string; superOptions: string }> }> }> };
+    const report = JSON.parse(await fs.readFile(path.join(dir, 'r.json'), 'utf8')) as {
+      runs: Array<{ stages: Array<{ name: string; mountinfo: Array<{ mountPoint: string; fsType: string; superOptions: string }> }> }>;
+    };
     const real = report.runs[0]!.stages.find((s) => s.name === 'realroot')!;
     expect(real.mountinfo.find((m) => m.mountPoint === '/')).to.deep.include({ fsType: 'overlay' });
     expect(existsSync(path.join(dir, 'rootprobe-artifacts'))).to.equal(false);

@@ -22,14 +22,31 @@ function section(title: string): Map<string, string[]> {
   const rows = new Map<string, string[]>();
   for (const line of doc.slice(start, end < 0 ? undefined : end).split('\n')) {
     const m = /^\| `([^`]+)` \|(.*)\|$/.exec(line);
-    if (m) rows.set(m[1]!, m[2]!.split(/(?<!\\)\|/).map((c) => c.trim()));
+    if (m)
+      rows.set(
+        m[1]!,
+        m[2]!.split(/(?<!\\)\|/).map((c) => c.trim()),
+      );
   }
   return rows;
 }
 
 const program = ts.createProgram(
-  ['harness/image/tree.ts', 'harness/scenario.ts', 'harness/readback/snapshot.ts', 'harness/readback/mountinfo.ts', 'harness/readback/result.ts', 'harness/assert/chai-rootprobe.ts'].map((f) => path.join(ROOT, f)),
-  { noEmit: true, allowImportingTsExtensions: true, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, target: ts.ScriptTarget.ES2022 },
+  [
+    'harness/image/tree.ts',
+    'harness/scenario.ts',
+    'harness/readback/snapshot.ts',
+    'harness/readback/mountinfo.ts',
+    'harness/readback/result.ts',
+    'harness/assert/chai-rootprobe.ts',
+  ].map((f) => path.join(ROOT, f)),
+  {
+    noEmit: true,
+    allowImportingTsExtensions: true,
+    module: ts.ModuleKind.NodeNext,
+    moduleResolution: ts.ModuleResolutionKind.NodeNext,
+    target: ts.ScriptTarget.ES2022,
+  },
 );
 
 /** The public members of a class or interface declared in `file` (no private, protected, constructor). */

@@ -19,7 +19,9 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 describe('kernel providers (kernels/registry.ts)', () => {
   it('the built-in providers are debian, build and file, and the forms are made from them', () => {
     expect(providers().map((p) => p.kind)).to.deep.equal(['debian', 'build', 'file', 'git']);
-    expect(acceptedForms()).to.match(/^Accepted forms: debian\/<suite>\[:<flavour>\] .*; or build\/<recipe>.*; or file:<path-to-bzImage>.*; or git:<tree>/);
+    expect(acceptedForms()).to.match(
+      /^Accepted forms: debian\/<suite>\[:<flavour>\] .*; or build\/<recipe>.*; or file:<path-to-bzImage>.*; or git:<tree>/,
+    );
   });
 
   it('a provider from a file of its own: parsed, listed, in the forms and the errors, resolved; removed again', async () => {
@@ -44,7 +46,11 @@ describe('kernel providers (kernels/registry.ts)', () => {
     const remove = registerProvider(aliasProvider);
     try {
       const [sc] = pickScenarios(await loadScenarios([]), ['switch_root']);
-      const report = await runMatrix([sc], ['alias/stable'], { jobs: 1, artifactsRoot: path.join(ROOT, 'rootprobe-artifacts/registry-test'), keep: false });
+      const report = await runMatrix([sc], ['alias/stable'], {
+        jobs: 1,
+        artifactsRoot: path.join(ROOT, 'rootprobe-artifacts/registry-test'),
+        keep: false,
+      });
       expect(report.runs.map((r) => [r.kernel, r.outcome, r.message])).to.deep.equal([['alias/stable', 'passed', undefined]]);
     } finally {
       remove();
@@ -69,10 +75,13 @@ describe('the architecture table (harness/arch/)', () => {
           continue;
         }
         if (!/\.(ts|c|sh)$/.test(name)) continue;
-        readFileSync(p, 'utf8').split('\n').forEach((line, i) => {
-          const code = line.replace(/\/\/.*$|\/\*.*?\*\/|^\s*\*.*$|^\s*#.*$/g, '');
-          if (/qemu-system-x86_64|ttyS[01]\b|'pc'|\bx86_64-linux-gnu\b/.test(code)) offenders.push(`${path.relative(ROOT, p)}:${i + 1}: ${line.trim()}`);
-        });
+        readFileSync(p, 'utf8')
+          .split('\n')
+          .forEach((line, i) => {
+            const code = line.replace(/\/\/.*$|\/\*.*?\*\/|^\s*\*.*$|^\s*#.*$/g, '');
+            if (/qemu-system-x86_64|ttyS[01]\b|'pc'|\bx86_64-linux-gnu\b/.test(code))
+              offenders.push(`${path.relative(ROOT, p)}:${i + 1}: ${line.trim()}`);
+          });
       }
     };
     for (const d of ['harness', 'kernels', 'images', 'scenarios']) walk(path.join(ROOT, d));

@@ -129,4 +129,3 @@ export function checkTap(text: string): Array<{ ok: boolean; n: number; desc: st
   expect(tests.map((t) => t.n)).to.deep.equal(tests.map((_, i) => i + 1));
   return tests;
 }
-

@@ -38,10 +38,20 @@ describe('the JSON report schema @boot', () => {
 
   it('the diff writer gives the same shape, with kernels and diffs', () => {
     const [a] = report.runs;
-    const b = { ...a!, kernel: 'debian/other', stages: a!.stages.map((s) => ({ ...s, mountinfo: s.mountinfo.map((m) => ({ ...m, fsType: m.fsType === 'ext4' ? 'xfs' : m.fsType })) })) };
+    const b = {
+      ...a!,
+      kernel: 'debian/other',
+      stages: a!.stages.map((s) => ({
+        ...s,
+        mountinfo: s.mountinfo.map((m) => ({ ...m, fsType: m.fsType === 'ext4' ? 'xfs' : m.fsType })),
+      })),
+    };
     const differences = diffRuns(a!, b);
     expect(differences.length).to.be.greaterThan(0);
-    const text = reportJson({ ...report, runs: [a!, b] }, 'diff', { kernels: [a!.kernel, b.kernel], diffs: [{ scenario: a!.scenario, a: a!.kernel, b: b.kernel, differences }] });
+    const text = reportJson({ ...report, runs: [a!, b] }, 'diff', {
+      kernels: [a!.kernel, b.kernel],
+      diffs: [{ scenario: a!.scenario, a: a!.kernel, b: b.kernel, differences }],
+    });
     const diff = JSON.parse(text) as JsonReport;
     expect(reportSchemaErrors(diff)).to.deep.equal([]);
     expect(Object.keys(diff).slice(0, 2)).to.deep.equal(['schemaVersion', 'command']);

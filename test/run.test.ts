@@ -69,9 +69,23 @@ describe('switch_root end to end through the CLI @boot', () => {
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'rootprobe-cli-test-'));
     // A TMPDIR of its own, so that what it leaves is told apart from other runs on the machine.
     await fs.mkdir(path.join(dir, 'tmp'));
-    r = await cli(['run', 'switch_root', '--json', path.join(dir, 'r.json'), '--junit', path.join(dir, 'j.xml'), '--tap', '-', '--artifacts', path.join(dir, 'art')], {
-      env: { TMPDIR: path.join(dir, 'tmp') },
-    });
+    r = await cli(
+      [
+        'run',
+        'switch_root',
+        '--json',
+        path.join(dir, 'r.json'),
+        '--junit',
+        path.join(dir, 'j.xml'),
+        '--tap',
+        '-',
+        '--artifacts',
+        path.join(dir, 'art'),
+      ],
+      {
+        env: { TMPDIR: path.join(dir, 'tmp') },
+      },
+    );
   });
   after(async () => {
     await fs.rm(dir, { recursive: true, force: true });
@@ -208,7 +222,12 @@ describe('verdicts of guests that go wrong on purpose @boot', () => {
     const before = qemuPids('rootprobe-broken-missing').length;
     let err: unknown;
     try {
-      await runMatrix(sc, ['debian/bookworm'], { jobs: 1, artifactsRoot: artifacts, keep: false, progress: new Progress(process.stderr, false) });
+      await runMatrix(sc, ['debian/bookworm'], {
+        jobs: 1,
+        artifactsRoot: artifacts,
+        keep: false,
+        progress: new Progress(process.stderr, false),
+      });
     } catch (e) {
       err = e;
     }

@@ -24,7 +24,13 @@ describe('runner faults (issue 13: full disk, interrupted artifacts, external wi
 
   it('external mode refuses an initramfs without /init (or without the rdinit= it names) before anything boots', async () => {
     const img = path.join(dir, 'noinit.cpio');
-    await writeNewcFile([{ type: 'dir', path: 'bin' }, { type: 'file', path: 'bin/sh', data: Buffer.from('x'), mode: 0o755 }], img);
+    await writeNewcFile(
+      [
+        { type: 'dir', path: 'bin' },
+        { type: 'file', path: 'bin/sh', data: Buffer.from('x'), mode: 0o755 },
+      ],
+      img,
+    );
     const r = await cli(['run', 'external', '--initramfs', img, '--kernel', 'debian/bookworm']);
     expect(r.code, r.stderr).to.equal(2);
     expect(r.stderr).to.match(/has no \/init: the kernel would find no init to run/);
@@ -57,10 +63,14 @@ describe('runner faults (issue 13: full disk, interrupted artifacts, external wi
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=40m', 'rp-small', small]);
     try {
       const json = path.join(dir, 'full.json');
-      const r = await cli(['run', 'fill_disk', '--scenarios', FIXTURES, '--json', json, '--artifacts', path.join(dir, 'art-full')], { env: { TMPDIR: small } });
+      const r = await cli(['run', 'fill_disk', '--scenarios', FIXTURES, '--json', json, '--artifacts', path.join(dir, 'art-full')], {
+        env: { TMPDIR: small },
+      });
       expect(r.code, r.stdout + r.stderr).to.equal(1);
       expect(r.stdout).to.match(/ERROR/);
-      expect(r.stdout).to.match(/the host's disk is full \(ENOSPC\)/).and.match(new RegExp(small.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')));
+      expect(r.stdout)
+        .to.match(/the host's disk is full \(ENOSPC\)/)
+        .and.match(new RegExp(small.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')));
       expect(r.stdout).to.not.match(/timeout/i);
     } finally {
       execFileSync('umount', ['-l', small]);
@@ -69,7 +79,10 @@ describe('runner faults (issue 13: full disk, interrupted artifacts, external wi
 
   it('Ctrl-C during runs with --keep leaves each artifact folder whole or absent, never half-written @boot', async () => {
     const art = path.join(dir, 'art-int');
-    const child = spawn(process.execPath, [BIN, 'run', 'switch_root', 'pivot_root', '--keep', '--jobs', '2', '--artifacts', art], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, 'run', 'switch_root', 'pivot_root', '--keep', '--jobs', '2', '--artifacts', art], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stderr.on('data', (d) => (out += d));
     child.stdout.on('data', (d) => (out += d));
@@ -85,7 +98,10 @@ describe('runner faults (issue 13: full disk, interrupted artifacts, external wi
     const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
     expect(code).to.equal(130);
     const left = existsSync(art) ? readdirSync(art) : [];
-    expect(left.filter((n) => n.includes('.partial-')), 'no half-written folder').to.deep.equal([]);
+    expect(
+      left.filter((n) => n.includes('.partial-')),
+      'no half-written folder',
+    ).to.deep.equal([]);
     for (const n of left) {
       for (const f of ['run.json', 'reproduce.sh', 'console.log']) expect(existsSync(path.join(art, n, f)), `${n}/${f}`).to.equal(true);
     }

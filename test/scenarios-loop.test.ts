@@ -50,7 +50,9 @@ describe('loop_root_shutdown helpers on a recorded shutdown stage (holder varian
       'fd 0 /oldroot/run/initctl',
       'exe /oldroot/bin/busybox',
     ]);
-    expect(describeHolders(holds)).to.match(/^pid \d+ \(sleep\): exe \/oldroot\/bin\/busybox, cwd \/oldroot\/var\/log, fd 0 \/oldroot\/run\/initctl/);
+    expect(describeHolders(holds)).to.match(
+      /^pid \d+ \(sleep\): exe \/oldroot\/bin\/busybox, cwd \/oldroot\/var\/log, fd 0 \/oldroot\/run\/initctl/,
+    );
     // Nothing of any process lies on the partition mount: the loop device holds it.
     expect(holdersOf(st, st.mountAt('/host')!)).to.deep.equal([]);
   });
@@ -99,7 +101,9 @@ describe('loop_root_shutdown and its twins on debian/bookworm @boot', function (
     const ev = r!.evidence.join('\n');
     expect(ev).to.match(/pivoted: \/ is tmpfs, old root at \/oldroot \(\/dev\/loop\d\); PID 1 exe \/\.rootprobe\/busybox/);
     expect(ev).to.match(/host: partition image state "clean", no needs_recovery, e2fsck -fn exit 0/);
-    expect(ev).to.match(/host: \/images\/root\.img inside it state "clean", no needs_recovery, e2fsck -fn exit 0; \/var\/log\/rootprobe\.log/);
+    expect(ev).to.match(
+      /host: \/images\/root\.img inside it state "clean", no needs_recovery, e2fsck -fn exit 0; \/var\/log\/rootprobe\.log/,
+    );
   });
 
   it('loop_root_shutdown_holder passes by observing the failure: EBUSY, the holder named, the partition needing recovery', () => {
@@ -108,7 +112,9 @@ describe('loop_root_shutdown and its twins on debian/bookworm @boot', function (
     expect(r!.stagesReported).to.deep.equal(['initramfs', 'realroot', 'pivoted', 'shutdown', 'done']);
     const ev = r!.evidence.join('\n');
     expect(ev).to.match(/umount \/oldroot` -> status 1: .*Device or resource busy \(EBUSY\)/);
-    expect(ev).to.match(/\/oldroot \(ext4 from \/dev\/loop\d\) stayed busy, held by pid \d+ \(sleep\): .*cwd \/oldroot\/var\/log, fd 0 \/oldroot\/run\/initctl/);
+    expect(ev).to.match(
+      /\/oldroot \(ext4 from \/dev\/loop\d\) stayed busy, held by pid \d+ \(sleep\): .*cwd \/oldroot\/var\/log, fd 0 \/oldroot\/run\/initctl/,
+    );
     expect(ev).to.match(/\/host held by loop device \/dev\/loop\d \(backing file \/host\/images\/root\.img\)/);
     expect(ev).to.match(/host: partition image .*needs_recovery SET/);
   });
@@ -116,7 +122,9 @@ describe('loop_root_shutdown and its twins on debian/bookworm @boot', function (
   it('a shutdown that forgets losetup -d fails, naming /host and the loop device that held it', () => {
     const r = runs.get('loop_twin_no_detach');
     expect(r?.outcome, show(r)).to.equal('failed');
-    expect(r!.message).to.match(/^\/host \(.*\/dev\/vda.*\) is still mounted at shutdown; `.*umount \/host` -> status 1: .*\(EBUSY\); held by: loop device \/dev\/loop\d \(backing file \/host\/images\/root\.img\)/);
+    expect(r!.message).to.match(
+      /^\/host \(.*\/dev\/vda.*\) is still mounted at shutdown; `.*umount \/host` -> status 1: .*\(EBUSY\); held by: loop device \/dev\/loop\d \(backing file \/host\/images\/root\.img\)/,
+    );
   });
 
   it('a shutdown that forgets to unmount the partition fails, naming /host', () => {

@@ -33,7 +33,14 @@ const fixtures = path.join(root, 'test/fixtures/scenarios');
 const twinDirs = ['bind_root', 'kernel_root', 'initrd_linuxrc', 'retain_initrd'].map((d) => path.join(fixtures, d));
 
 function fakeKernel(config: string): Kernel {
-  return { id: 'file:/nonexistent', release: '6.1.0-test', vmlinuz: '/nonexistent', config: parseKernelConfig(config), description: 'test', sha256: '' } as Kernel;
+  return {
+    id: 'file:/nonexistent',
+    release: '6.1.0-test',
+    vmlinuz: '/nonexistent',
+    config: parseKernelConfig(config),
+    description: 'test',
+    sha256: '',
+  } as Kernel;
 }
 
 function reportOf(runs: RunRecord[]): MatrixReport {
@@ -52,13 +59,17 @@ function reportOf(runs: RunRecord[]): MatrixReport {
 
 describe('the skipped verdict: reasons and reports', () => {
   it('kernel_root and initrd_linuxrc name the option that keeps them from a kernel', () => {
-    const debianLike = fakeKernel('CONFIG_BLK_DEV_INITRD=y\nCONFIG_BLK_DEV_RAM=m\nCONFIG_VIRTIO_BLK=m\nCONFIG_VIRTIO_PCI=m\nCONFIG_EXT4_FS=y\n');
+    const debianLike = fakeKernel(
+      'CONFIG_BLK_DEV_INITRD=y\nCONFIG_BLK_DEV_RAM=m\nCONFIG_VIRTIO_BLK=m\nCONFIG_VIRTIO_PCI=m\nCONFIG_EXT4_FS=y\n',
+    );
     expect(cannotMountRoot(debianLike)).to.equal('CONFIG_VIRTIO_BLK=m: the kernel cannot mount its root without an initramfs');
     expect(cannotRunLinuxrc(debianLike)).to.match(/^CONFIG_BLK_DEV_RAM=m: /);
     const noRam = fakeKernel('CONFIG_BLK_DEV_INITRD=y\nCONFIG_VIRTIO_BLK=y\nCONFIG_VIRTIO_PCI=y\nCONFIG_EXT4_FS=y\n');
     expect(cannotMountRoot(noRam)).to.equal(undefined);
     expect(cannotRunLinuxrc(noRam)).to.match(/^CONFIG_BLK_DEV_RAM is not set: .*Initramfs unpacking failed/);
-    const recipe = fakeKernel('CONFIG_BLK_DEV_INITRD=y\nCONFIG_BLK_DEV_RAM=y\nCONFIG_VIRTIO_BLK=y\nCONFIG_VIRTIO_PCI=y\nCONFIG_EXT4_FS=y\n');
+    const recipe = fakeKernel(
+      'CONFIG_BLK_DEV_INITRD=y\nCONFIG_BLK_DEV_RAM=y\nCONFIG_VIRTIO_BLK=y\nCONFIG_VIRTIO_PCI=y\nCONFIG_EXT4_FS=y\n',
+    );
     expect(cannotRunLinuxrc(recipe)).to.equal(undefined);
   });
 
@@ -70,7 +81,9 @@ describe('the skipped verdict: reasons and reports', () => {
     const report = reportOf([skipped, passed]);
     expect(report.summary).to.include({ total: 2, passed: 1, skipped: 1, failed: 0 });
     const tap = toTap(report);
-    expect(tap).to.match(/^ok 1 - kernel_root \[file:\/nonexistent\] # SKIP CONFIG_VIRTIO_BLK=m: the kernel cannot mount its root without an initramfs$/m);
+    expect(tap).to.match(
+      /^ok 1 - kernel_root \[file:\/nonexistent\] # SKIP CONFIG_VIRTIO_BLK=m: the kernel cannot mount its root without an initramfs$/m,
+    );
     expect(checkTap(tap).map((t) => t.ok)).to.deep.equal([true, true]);
     const junit = toJUnit(report);
     expect(checkJUnit(junit).map((c) => c.failure ?? c.error)).to.deep.equal([undefined, undefined]);
@@ -189,7 +202,9 @@ describe('issue 20 scenarios and their broken twins @boot', function () {
     const ev = r.evidence.join('\n');
     const files = /initramfs: \/ is rootfs \(mount \d+, its own parent\) holding (\d+) files/.exec(ev);
     expect(files, ev).to.not.equal(null);
-    expect(ev).to.match(new RegExp(`runtime: below the container's / is mount \\d+, rootfs at /, holding all ${files![1]} files of the initramfs`));
+    expect(ev).to.match(
+      new RegExp(`runtime: below the container's / is mount \\d+, rootfs at /, holding all ${files![1]} files of the initramfs`),
+    );
     const direct = r.stages.find((s) => s.name === 'direct')!;
     expect(direct.vars.errno).to.equal('EINVAL');
   });
@@ -208,7 +223,7 @@ describe('issue 20 scenarios and their broken twins @boot', function () {
     expect(r.message).to.match(/rootfs|host's root/);
   });
 
-  it('kernel_root on a recipe kernel: / is ext4 from /dev/root atop a mount PID 1 cannot see; PID 1 is the disk\'s init', () => {
+  it("kernel_root on a recipe kernel: / is ext4 from /dev/root atop a mount PID 1 cannot see; PID 1 is the disk's init", () => {
     const r = get('kernel_root@build/nonroot-6.1');
     expect(r.outcome, r.message).to.equal('passed');
     const ev = r.evidence.join('\n');
@@ -250,7 +265,10 @@ describe('issue 20 scenarios and their broken twins @boot', function () {
     const kept = meminfo(Stage.fromJSON(init));
     const freed = meminfo(Stage.fromJSON(without.stages.find((x) => x.name === 'initramfs')!));
     const deltaKiB = freed.total - kept.total;
-    expect(Math.abs(deltaKiB - imageBytes / 1024), `MemTotal without (${freed.total} kB) - with (${kept.total} kB) against the image (${imageBytes / 1024} kB)`).to.be.lessThan(256);
+    expect(
+      Math.abs(deltaKiB - imageBytes / 1024),
+      `MemTotal without (${freed.total} kB) - with (${kept.total} kB) against the image (${imageBytes / 1024} kB)`,
+    ).to.be.lessThan(256);
   });
 
   it('a retain_initrd twin booted without the parameter fails: there is no /sys/firmware/initrd', () => {

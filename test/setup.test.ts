@@ -74,7 +74,10 @@ describe('doctor: one list of what providers and features need', () => {
       const saved = process.env.PATH;
       process.env.PATH = bin;
       try {
-        expect(() => requireFor('build', 'to build kernels from source')).to.throw(SetupError, /flex \(Debian package flex\), bison \(Debian package bison\), bc \(Debian package bc\) are not installed/);
+        expect(() => requireFor('build', 'to build kernels from source')).to.throw(
+          SetupError,
+          /flex \(Debian package flex\), bison \(Debian package bison\), bc \(Debian package bc\) are not installed/,
+        );
       } finally {
         process.env.PATH = saved;
       }
@@ -95,7 +98,10 @@ describe('a scenario named twice @boot', function () {
   it('runs once, with a note', async () => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dup-test-'));
     try {
-      const r = await cli(['run', 'switch_root', 'switch_root', '--jobs', '1', '--json', path.join(dir, 'r.json'), '--artifacts', path.join(dir, 'a')], { env: { TMPDIR: dir } });
+      const r = await cli(
+        ['run', 'switch_root', 'switch_root', '--jobs', '1', '--json', path.join(dir, 'r.json'), '--artifacts', path.join(dir, 'a')],
+        { env: { TMPDIR: dir } },
+      );
       expect(r.code, r.stderr).to.equal(0);
       expect(r.stderr).to.include('note: scenario switch_root is named 2 times; it runs once');
       const rep = JSON.parse(await fs.readFile(path.join(dir, 'r.json'), 'utf8'));

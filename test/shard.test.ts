@@ -22,24 +22,34 @@ function usage(fn: () => unknown): string {
 
 describe('--shard auto', () => {
   it('takes GitLab parallel: CI_NODE_INDEX (1-based) and CI_NODE_TOTAL', () => {
-    expect(resolveShard('auto', { CI_NODE_INDEX: '3', CI_NODE_TOTAL: '4' })).to.deep.equal({ index: 3, count: 4, from: 'GitLab CI_NODE_INDEX, CI_NODE_TOTAL' });
+    expect(resolveShard('auto', { CI_NODE_INDEX: '3', CI_NODE_TOTAL: '4' })).to.deep.equal({
+      index: 3,
+      count: 4,
+      from: 'GitLab CI_NODE_INDEX, CI_NODE_TOTAL',
+    });
     expect(resolveShard('auto/4', { CI_NODE_INDEX: '1', CI_NODE_TOTAL: '4' })).to.include({ index: 1, count: 4 });
     expect(usage(() => resolveShard('auto/3', { CI_NODE_INDEX: '1', CI_NODE_TOTAL: '4' }))).to.include('is 4, not 3');
     expect(usage(() => resolveShard('auto', { CI_NODE_INDEX: '5', CI_NODE_TOTAL: '4' }))).to.include('shard 5 of 4, outside 1..4');
     expect(usage(() => resolveShard('auto', { CI_NODE_INDEX: '2' }))).to.include('only CI_NODE_INDEX is set');
-    expect(usage(() => resolveShard('auto', { CI_NODE_INDEX: 'two', CI_NODE_TOTAL: '4' }))).to.include("CI_NODE_INDEX must be a whole number (got 'two')");
+    expect(usage(() => resolveShard('auto', { CI_NODE_INDEX: 'two', CI_NODE_TOTAL: '4' }))).to.include(
+      "CI_NODE_INDEX must be a whole number (got 'two')",
+    );
   });
 
   it("takes a Kubernetes Indexed Job's JOB_COMPLETION_INDEX (0-based) with the total from auto/N", () => {
     expect(resolveShard('auto/4', { JOB_COMPLETION_INDEX: '0' })).to.include({ index: 1, count: 4 });
     expect(resolveShard('auto/4', { JOB_COMPLETION_INDEX: '3' })).to.include({ index: 4, count: 4 });
     expect(usage(() => resolveShard('auto/4', { JOB_COMPLETION_INDEX: '4' }))).to.include('shard 5 of 4');
-    expect(usage(() => resolveShard('auto', { JOB_COMPLETION_INDEX: '2' }))).to.match(/JOB_COMPLETION_INDEX=2 .* give the Job's completions as --shard auto\/N/);
+    expect(usage(() => resolveShard('auto', { JOB_COMPLETION_INDEX: '2' }))).to.match(
+      /JOB_COMPLETION_INDEX=2 .* give the Job's completions as --shard auto\/N/,
+    );
   });
 
   it("takes GitHub's strategy.job-index and job-total passed in as ROOTPROBE_JOB_INDEX/TOTAL (0-based), before any other CI's", () => {
     expect(resolveShard('auto', { ROOTPROBE_JOB_INDEX: '0', ROOTPROBE_JOB_TOTAL: '2' })).to.include({ index: 1, count: 2 });
-    expect(resolveShard('auto', { ROOTPROBE_JOB_INDEX: '1', ROOTPROBE_JOB_TOTAL: '2', CI_NODE_INDEX: '1', CI_NODE_TOTAL: '3' })).to.include({ index: 2, count: 2 });
+    expect(resolveShard('auto', { ROOTPROBE_JOB_INDEX: '1', ROOTPROBE_JOB_TOTAL: '2', CI_NODE_INDEX: '1', CI_NODE_TOTAL: '3' })).to.include(
+      { index: 2, count: 2 },
+    );
     expect(resolveShard('auto/3', { ROOTPROBE_JOB_INDEX: '2' })).to.include({ index: 3, count: 3 });
     expect(usage(() => resolveShard('auto', { ROOTPROBE_JOB_INDEX: '1' }))).to.include('set ROOTPROBE_JOB_TOTAL or give --shard auto/N');
     expect(usage(() => resolveShard('auto', { ROOTPROBE_JOB_TOTAL: '2' }))).to.include('ROOTPROBE_JOB_INDEX is not');

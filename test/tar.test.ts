@@ -110,7 +110,11 @@ describe('tar import (harness/image/tar.ts)', () => {
 
   it('reads gzip, xz and zstd compressed archives (by magic, not by name)', async () => {
     const file = await gnuTarFixture();
-    for (const [tool, args] of [['gzip', ['-c']], ['xz', ['-c']], ['zstd', ['-q', '-c']]] as const) {
+    for (const [tool, args] of [
+      ['gzip', ['-c']],
+      ['xz', ['-c']],
+      ['zstd', ['-q', '-c']],
+    ] as const) {
       const out = path.join(work, `c.${tool}`);
       execFileSync('sh', ['-c', `${tool} ${args.join(' ')} "$1" > "$2"`, 'sh', file, out]);
       const t = new ImageTree(tool);
@@ -181,7 +185,9 @@ describe('tar import (harness/image/tar.ts)', () => {
   });
 
   it('rejects what is not a tar archive', async () => {
-    const e = await rejection(importTar(new ImageTree('x'), Readable.from([Buffer.from('hello, this is not tar'.repeat(40))]), { name: 'junk' }));
+    const e = await rejection(
+      importTar(new ImageTree('x'), Readable.from([Buffer.from('hello, this is not tar'.repeat(40))]), { name: 'junk' }),
+    );
     expect(e).to.be.instanceOf(UsageError);
     expect(e.message).to.match(/junk/);
     const e2 = await rejection(importTar(new ImageTree('x'), path.join(work, 'missing.tar')));
@@ -211,8 +217,17 @@ describe('tar import: sparse files and big entries (GNU tar --sparse, --format=p
     await fs.writeFile(path.join(src, 'small'), 'small file\n');
   });
 
-  function importInChild(arg: string): { summary: { files: number; bytes: number }; maxRssMiB: number; files: Array<{ path: string; hostPath?: string; size?: number; blocks?: number }> } {
-    const out = execFileSync(process.execPath, ['--import', 'tsx', FIX, arg], { encoding: 'utf8', maxBuffer: 1 << 20, env: { ...process.env, ROOTPROBE_KEEP_TMP: '1' }, stdio: ['ignore', 'pipe', 'ignore'] });
+  function importInChild(arg: string): {
+    summary: { files: number; bytes: number };
+    maxRssMiB: number;
+    files: Array<{ path: string; hostPath?: string; size?: number; blocks?: number }>;
+  } {
+    const out = execFileSync(process.execPath, ['--import', 'tsx', FIX, arg], {
+      encoding: 'utf8',
+      maxBuffer: 1 << 20,
+      env: { ...process.env, ROOTPROBE_KEEP_TMP: '1' },
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     return JSON.parse(out.trim().split('\n').pop()!);
   }
 
@@ -220,7 +235,12 @@ describe('tar import: sparse files and big entries (GNU tar --sparse, --format=p
     const r = importInChild(archive);
     const big = r.files.find((f) => f.path === '/big.img')!;
     expect(big, JSON.stringify(r.files)).to.not.equal(undefined);
-    expect(r.files.map((f) => f.path)).to.not.include.members(r.files.filter((f) => /GNUSparseFile/.test(f.path)).map((f) => f.path).concat(['/GNUSparseFile.0/big.img']));
+    expect(r.files.map((f) => f.path)).to.not.include.members(
+      r.files
+        .filter((f) => /GNUSparseFile/.test(f.path))
+        .map((f) => f.path)
+        .concat(['/GNUSparseFile.0/big.img']),
+    );
     expect(big.size).to.equal(3 * GiB);
     // Kept sparse: a few blocks, not 3 GiB.
     expect(big.blocks! * 512).to.be.below(1 << 20);

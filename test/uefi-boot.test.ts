@@ -16,7 +16,15 @@ import { x86_64 } from '../harness/arch/x86_64.ts';
 import type { RunRecord } from '../harness/run/record.ts';
 
 const sha = (p: string): string => createHash('sha256').update(readFileSync(p)).digest('hex');
-const SCENARIOS = ['switch_root', 'switch_root_manual', 'switch_root_util_linux', 'pivot_root', 'nonroot_initramfs', 'loop_root_shutdown', 'loop_root_shutdown_holder'];
+const SCENARIOS = [
+  'switch_root',
+  'switch_root_manual',
+  'switch_root_util_linux',
+  'pivot_root',
+  'nonroot_initramfs',
+  'loop_root_shutdown',
+  'loop_root_shutdown_holder',
+];
 
 describe('every scenario under UEFI, and the ESP boot paths @boot', function () {
   this.timeout(1_800_000);
@@ -60,9 +68,21 @@ describe('every scenario under UEFI, and the ESP boot paths @boot', function () 
     expect((await fs.readdir(path.join(dir, 'tmp'))).filter((n) => !n.startsWith('tsx-'))).to.deep.equal([]);
   });
 
-  it('boots switch_root through systemd-boot from an ESP built without root: the BLS entry\'s initrd and options reach the kernel', async () => {
+  it("boots switch_root through systemd-boot from an ESP built without root: the BLS entry's initrd and options reach the kernel", async () => {
     const json = path.join(dir, 'sdboot.json');
-    const r = await runCli(['run', 'switch_root', '--firmware', 'uefi', '--boot', 'systemd-boot', '--json', json, '--keep', '--artifacts', path.join(dir, 'art-sd')]);
+    const r = await runCli([
+      'run',
+      'switch_root',
+      '--firmware',
+      'uefi',
+      '--boot',
+      'systemd-boot',
+      '--json',
+      json,
+      '--keep',
+      '--artifacts',
+      path.join(dir, 'art-sd'),
+    ]);
     expect(r.code, r.stdout + r.stderr).to.equal(0);
     const [x] = await report(json);
     expect(x.boot).to.equal('systemd-boot');
@@ -79,7 +99,9 @@ describe('every scenario under UEFI, and the ESP boot paths @boot', function () 
     expect(entry).to.match(/^options console=ttyS0 .*rootprobe\.port=ttyS1 rootprobe\.efi$/m);
     expect(x.stagesReported).to.deep.equal(['initramfs', 'realroot', 'done']);
     // What systemd-boot itself says it did, read by the probe from efivarfs in the guest.
-    expect(x.evidence.find((e) => e.startsWith('efivars'))).to.match(/^efivars \(stage initramfs\): LoaderEntrySelected=rootprobe\.conf, LoaderInfo=systemd-boot \d+/);
+    expect(x.evidence.find((e) => e.startsWith('efivars'))).to.match(
+      /^efivars \(stage initramfs\): LoaderEntrySelected=rootprobe\.conf, LoaderInfo=systemd-boot \d+/,
+    );
   });
 
   it('boots switch_root from a UKI rootprobe assembled on systemd-stub, at the ESP fallback path: its .cmdline exactly', async () => {
@@ -93,7 +115,9 @@ describe('every scenario under UEFI, and the ESP boot paths @boot', function () 
     expect(x.evidence.find((e) => e.startsWith('firmware:'))).to.match(/^firmware: (EFI v2\.70 by EDK II|UEFI \(64-bit)/);
     // No boot loader ran: the stub is what the firmware started (its StubInfo), from the fallback path.
     const efivars = x.evidence.find((e) => e.startsWith('efivars'))!;
-    expect(efivars).to.match(/StubInfo=systemd-stub \d+/).and.include('LoaderImageIdentifier=\\EFI\\BOOT\\BOOTX64.EFI');
+    expect(efivars)
+      .to.match(/StubInfo=systemd-stub \d+/)
+      .and.include('LoaderImageIdentifier=\\EFI\\BOOT\\BOOTX64.EFI');
     expect(efivars).to.not.include('LoaderEntrySelected');
   });
 

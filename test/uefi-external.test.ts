@@ -47,7 +47,7 @@ describe('external mode: a UKI made outside rootprobe, under UEFI @boot', functi
     expect(c.stderr).to.match(/without a \.linux section/);
   });
 
-  it('boots the user\'s UKI with the probe added: initramfs and realroot of its own flow, the command line of its .cmdline, files unchanged', async () => {
+  it("boots the user's UKI with the probe added: initramfs and realroot of its own flow, the command line of its .cmdline, files unchanged", async () => {
     const main = new ImageTree('fake distro');
     main.merge(baseInitramfs());
     const { modules } = checkFeatures(testKernel, ['initrd', 'proc', 'sysfs', 'devtmpfs', 'virtio-blk', 'ext4'], 'fakedistro');
@@ -69,19 +69,38 @@ describe('external mode: a UKI made outside rootprobe, under UEFI @boot', functi
     await fs.writeFile(osrel, 'ID=fakedistro\n');
     const uki = path.join(work, 'distro.efi');
     execFileSync('objcopy', [
-      '--add-section', `.osrel=${osrel}`, '--change-section-vma', '.osrel=0x20000',
-      '--add-section', `.cmdline=${cmdline}`, '--change-section-vma', '.cmdline=0x30000',
-      '--add-section', `.linux=${testKernel.vmlinuz}`, '--change-section-vma', '.linux=0x2000000',
-      '--add-section', `.initrd=${initrd}`, '--change-section-vma', '.initrd=0x3000000',
-      STUB, uki,
+      '--add-section',
+      `.osrel=${osrel}`,
+      '--change-section-vma',
+      '.osrel=0x20000',
+      '--add-section',
+      `.cmdline=${cmdline}`,
+      '--change-section-vma',
+      '.cmdline=0x30000',
+      '--add-section',
+      `.linux=${testKernel.vmlinuz}`,
+      '--change-section-vma',
+      '.linux=0x2000000',
+      '--add-section',
+      `.initrd=${initrd}`,
+      '--change-section-vma',
+      '.initrd=0x3000000',
+      STUB,
+      uki,
     ]);
     const hashes = [await sha256File(uki), await sha256File(img)];
     const json = path.join(work, 'uki.json');
-    const r = await cli(['run', 'external', '--uki', uki, '--disk', img, '--json', json, '--artifacts', path.join(work, 'art'), '--timeout', '60'], {
-      env: { TMPDIR: path.join(work) },
-    });
+    const r = await cli(
+      ['run', 'external', '--uki', uki, '--disk', img, '--json', json, '--artifacts', path.join(work, 'art'), '--timeout', '60'],
+      {
+        env: { TMPDIR: path.join(work) },
+      },
+    );
     expect(r.code, r.stdout + r.stderr).to.equal(0);
-    expect(r.stdout).to.match(/^PASSED external on uki:/m).and.match(/tcg|kvm/).and.match(/uefi via uki/);
+    expect(r.stdout)
+      .to.match(/^PASSED external on uki:/m)
+      .and.match(/tcg|kvm/)
+      .and.match(/uefi via uki/);
     const rec = JSON.parse(await fs.readFile(json, 'utf8')) as ExternalRecord;
     expect(rec.firmware).to.equal('uefi');
     expect(rec.boot).to.equal('uki');
@@ -93,7 +112,7 @@ describe('external mode: a UKI made outside rootprobe, under UEFI @boot', functi
     expect(rec.inputs.map((i) => i.path)).to.deep.equal([uki, img]);
     for (const i of rec.inputs) expect(i.after, i.path).to.equal(i.before);
     expect([await sha256File(uki), await sha256File(img)]).to.deep.equal(hashes);
-    const left = (await fs.readdir(work)).filter((n) => n.startsWith('rootprobe-'));  // tsx's own cache (tsx-N) aside
+    const left = (await fs.readdir(work)).filter((n) => n.startsWith('rootprobe-')); // tsx's own cache (tsx-N) aside
     expect(left, 'temp folders left').to.deep.equal([]);
   });
 });

@@ -11,9 +11,28 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { qemuArgs } from '../harness/qemu/command.ts';
 import { x86_64 } from '../harness/arch/x86_64.ts';
-import { blsEntryText, buildEsp, espFolders, espSizeKiB, fallbackPath, loaderConfText, systemdBootFiles, ukiFiles } from '../harness/firmware/esp.ts';
+import {
+  blsEntryText,
+  buildEsp,
+  espFolders,
+  espSizeKiB,
+  fallbackPath,
+  loaderConfText,
+  systemdBootFiles,
+  ukiFiles,
+} from '../harness/firmware/esp.ts';
 import { buildUki, objcopyArgs, readPe, ukiLayout, type PeInfo } from '../harness/firmware/uki.ts';
-import { checkBoot, efiVarsEvidence, efiVarText, firmwareEvidence, firmwareFacts, guestFirmwareFacts, mergeFacts, parseBootPath, parseFirmware } from '../harness/firmware/uefi.ts';
+import {
+  checkBoot,
+  efiVarsEvidence,
+  efiVarText,
+  firmwareEvidence,
+  firmwareFacts,
+  guestFirmwareFacts,
+  mergeFacts,
+  parseBootPath,
+  parseFirmware,
+} from '../harness/firmware/uefi.ts';
 import { UsageError } from '../harness/errors.ts';
 import { cli } from './support/cli.ts';
 
@@ -21,7 +40,7 @@ const STUB = '/usr/lib/systemd/boot/efi/linuxx64.efi.stub';
 const base = { kernel: '/k/bzImage', accel: 'tcg' as const, runDir: '/run/x', qemuBinary: '/usr/bin/qemu-system-x86_64', arch: x86_64 };
 const channel = { resultSocket: '/tmp/r.sock' };
 
-function after(argv: string[], flag: string): string[] {
+function valuesAfter(argv: string[], flag: string): string[] {
   return argv.flatMap((a, i) => (a === flag ? [argv[i + 1]] : []));
 }
 
@@ -29,35 +48,47 @@ describe('qemuArgs for UEFI', () => {
   it('bios: no pflash, -kernel as before', () => {
     const argv = qemuArgs(base, channel);
     expect(argv.join(' ')).to.not.include('pflash');
-    expect(after(argv, '-kernel')).to.deep.equal(['/k/bzImage']);
+    expect(valuesAfter(argv, '-kernel')).to.deep.equal(['/k/bzImage']);
   });
 
-  it('uefi: the code read-only at unit 0, the run\'s variable store writable at unit 1, -kernel for the EFI stub', () => {
-    const argv = qemuArgs({ ...base, firmware: 'uefi', uefi: { code: '/fw/CODE.fd', vars: '/run/x/efivars.fd' }, initrd: '/run/x/initrd.img' }, channel);
-    const drives = after(argv, '-drive');
+  it("uefi: the code read-only at unit 0, the run's variable store writable at unit 1, -kernel for the EFI stub", () => {
+    const argv = qemuArgs(
+      { ...base, firmware: 'uefi', uefi: { code: '/fw/CODE.fd', vars: '/run/x/efivars.fd' }, initrd: '/run/x/initrd.img' },
+      channel,
+    );
+    const drives = valuesAfter(argv, '-drive');
     expect(drives[0]).to.equal('if=pflash,format=raw,unit=0,readonly=on,file=/fw/CODE.fd');
     expect(drives[1]).to.equal('if=pflash,format=raw,unit=1,file=/run/x/efivars.fd');
-    expect(after(argv, '-kernel')).to.deep.equal(['/k/bzImage']);
-    expect(after(argv, '-initrd')).to.deep.equal(['/run/x/initrd.img']);
+    expect(valuesAfter(argv, '-kernel')).to.deep.equal(['/k/bzImage']);
+    expect(valuesAfter(argv, '-initrd')).to.deep.equal(['/run/x/initrd.img']);
     // The machine stays the architecture's: the same -M as BIOS.
-    expect(after(argv, '-M')).to.deep.equal([x86_64.machine]);
+    expect(valuesAfter(argv, '-M')).to.deep.equal([x86_64.machine]);
   });
 
   it('uefi from an ESP: no -kernel/-initrd/-append; the ESP after the disks, first in the boot order', () => {
     const argv = qemuArgs(
-      { ...base, kernel: undefined, firmware: 'uefi', uefi: { code: '/c', vars: '/v' }, disks: [{ path: '/d/root.img' }], esp: { path: '/run/x/esp.img', snapshot: true } },
+      {
+        ...base,
+        kernel: undefined,
+        firmware: 'uefi',
+        uefi: { code: '/c', vars: '/v' },
+        disks: [{ path: '/d/root.img' }],
+        esp: { path: '/run/x/esp.img', snapshot: true },
+      },
       channel,
     );
     expect(argv).to.not.include('-kernel');
     expect(argv).to.not.include('-append');
-    const devices = after(argv, '-device');
+    const devices = valuesAfter(argv, '-device');
     expect(devices).to.deep.equal(['virtio-blk-pci,drive=disk0', 'virtio-blk-pci,drive=esp,bootindex=0']);
-    expect(after(argv, '-drive').find((d) => d.includes('id=esp'))).to.match(/^file=\/run\/x\/esp\.img,.*snapshot=on/);
+    expect(valuesAfter(argv, '-drive').find((d) => d.includes('id=esp'))).to.match(/^file=\/run\/x\/esp\.img,.*snapshot=on/);
   });
 
   it('refuses an ESP under BIOS, a boot with neither kernel nor ESP, and uefi without its files', () => {
     expect(() => qemuArgs({ ...base, esp: { path: '/e' } }, channel)).to.throw(UsageError, /only with firmware uefi/);
-    expect(() => qemuArgs({ ...base, kernel: undefined, firmware: 'uefi', uefi: { code: '/c', vars: '/v' } }, channel)).to.throw(/kernel image or an EFI system partition/);
+    expect(() => qemuArgs({ ...base, kernel: undefined, firmware: 'uefi', uefi: { code: '/c', vars: '/v' } }, channel)).to.throw(
+      /kernel image or an EFI system partition/,
+    );
     expect(() => qemuArgs({ ...base, firmware: 'uefi' }, channel)).to.throw(/variable store/);
     expect(() => qemuArgs({ ...base, firmware: 'coreboot' as 'bios' }, channel)).to.throw(UsageError, /bios' or 'uefi/);
   });
@@ -95,10 +126,25 @@ describe('firmware and boot path options', () => {
 
 describe('the ESP and its Boot Loader Specification entry', () => {
   it('lays out systemd-boot at the fallback path, loader.conf and one entry naming the kernel, initrd and command line', () => {
-    const files = systemdBootFiles({ efiArch: 'x64', loader: '/sd/systemd-bootx64.efi', kernel: '/k/vmlinuz', initrd: '/r/initrd.img', cmdline: 'console=ttyS0 root=/dev/vda', title: 't' });
-    expect(files.map((f) => f.path)).to.deep.equal(['EFI/BOOT/BOOTX64.EFI', 'loader/loader.conf', 'loader/entries/rootprobe.conf', 'rootprobe/linux', 'rootprobe/initrd']);
+    const files = systemdBootFiles({
+      efiArch: 'x64',
+      loader: '/sd/systemd-bootx64.efi',
+      kernel: '/k/vmlinuz',
+      initrd: '/r/initrd.img',
+      cmdline: 'console=ttyS0 root=/dev/vda',
+      title: 't',
+    });
+    expect(files.map((f) => f.path)).to.deep.equal([
+      'EFI/BOOT/BOOTX64.EFI',
+      'loader/loader.conf',
+      'loader/entries/rootprobe.conf',
+      'rootprobe/linux',
+      'rootprobe/initrd',
+    ]);
     expect(files[0].source).to.equal('/sd/systemd-bootx64.efi');
-    expect(files[2].text).to.equal('title t\nsort-key rootprobe\nlinux /rootprobe/linux\ninitrd /rootprobe/initrd\noptions console=ttyS0 root=/dev/vda\n');
+    expect(files[2].text).to.equal(
+      'title t\nsort-key rootprobe\nlinux /rootprobe/linux\ninitrd /rootprobe/initrd\noptions console=ttyS0 root=/dev/vda\n',
+    );
     expect(files[1].text).to.equal(loaderConfText('rootprobe'));
     expect(loaderConfText('rootprobe')).to.match(/^default rootprobe\.conf\ntimeout 0\n/);
     expect(espFolders(files)).to.deep.equal(['EFI', 'loader', 'rootprobe', 'EFI/BOOT', 'loader/entries']);
@@ -124,7 +170,13 @@ describe('the ESP and its Boot Loader Specification entry', () => {
     try {
       const kernel = path.join(dir, 'vmlinuz');
       await fs.writeFile(kernel, Buffer.alloc(300_000, 7));
-      const files = systemdBootFiles({ efiArch: 'x64', loader: '/usr/lib/systemd/boot/efi/systemd-bootx64.efi', kernel, cmdline: 'console=ttyS0', title: 'test' });
+      const files = systemdBootFiles({
+        efiArch: 'x64',
+        loader: '/usr/lib/systemd/boot/efi/systemd-bootx64.efi',
+        kernel,
+        cmdline: 'console=ttyS0',
+        title: 'test',
+      });
       const img = path.join(dir, 'esp.img');
       await buildEsp(files, img);
       const env = { ...process.env, MTOOLS_SKIP_CHECK: '1' };
@@ -165,7 +217,14 @@ describe('unified kernel images', () => {
     expect(placed.map((p) => p.vma)).to.deep.equal([0x10005000n, 0x10006000n, 0x10008000n]);
     expect(() => ukiLayout(fake, [{ section: '.data', size: 1 }])).to.throw(/already has a \.data/);
     expect(objcopyArgs([{ ...placed[0], file: '/c' }], '/stub', '/out')).to.deep.equal([
-      '--add-section', '.cmdline=/c', '--set-section-flags', '.cmdline=data,readonly', '--change-section-vma', '.cmdline=0x10005000', '/stub', '/out',
+      '--add-section',
+      '.cmdline=/c',
+      '--set-section-flags',
+      '.cmdline=data,readonly',
+      '--change-section-vma',
+      '.cmdline=0x10005000',
+      '/stub',
+      '/out',
     ]);
   });
 
@@ -188,16 +247,22 @@ describe('unified kernel images', () => {
       const initrd = path.join(dir, 'i');
       await fs.writeFile(kernel, Buffer.alloc(70_001, 1));
       await fs.writeFile(initrd, Buffer.alloc(5000, 2));
-      const built = await buildUki({ kernel, initrd, cmdline: 'console=ttyS0 quiet', release: '6.1.0-test', efiArch: 'x64' }, path.join(dir, 'uki.efi'), dir);
+      const built = await buildUki(
+        { kernel, initrd, cmdline: 'console=ttyS0 quiet', release: '6.1.0-test', efiArch: 'x64' },
+        path.join(dir, 'uki.efi'),
+        dir,
+      );
       if (built.tool !== 'objcopy') this.skip();
       const heads = execFileSync('objdump', ['-h', built.path], { encoding: 'utf8' });
-      for (const name of ['.osrel', '.cmdline', '.uname', '.initrd', '.linux']) expect(heads).to.match(new RegExp(`\\s${name.replace('.', '\\.')}\\s`));
+      for (const name of ['.osrel', '.cmdline', '.uname', '.initrd', '.linux'])
+        expect(heads).to.match(new RegExp(`\\s${name.replace('.', '\\.')}\\s`));
       const pe = readPe(readFileSync(built.path));
       const sec = (n: string) => pe.sections.find((s) => s.name === n)!;
       expect(sec('.linux').virtualSize).to.equal(70_001);
       expect(sec('.initrd').virtualSize).to.equal(5000);
       const sorted = [...pe.sections].sort((a, b) => a.virtualAddress - b.virtualAddress);
-      for (let i = 1; i < sorted.length; i++) expect(sorted[i].virtualAddress).to.be.at.least(sorted[i - 1].virtualAddress + sorted[i - 1].virtualSize);
+      for (let i = 1; i < sorted.length; i++)
+        expect(sorted[i].virtualAddress).to.be.at.least(sorted[i - 1].virtualAddress + sorted[i - 1].virtualSize);
       const cmd = execFileSync('objcopy', ['-O', 'binary', '--only-section=.cmdline', built.path, path.join(dir, 'c.out')]);
       expect(cmd.length).to.equal(0);
       expect(await fs.readFile(path.join(dir, 'c.out'), 'utf8')).to.equal('console=ttyS0 quiet');
@@ -220,8 +285,13 @@ describe('what the console says about the firmware', () => {
     expect(f).to.deep.equal({ efi: 'EFI v2.70 by EDK II', cmdline: 'initrd=\\rootprobe\\initrd console=ttyS0 panic=-1' });
     const ev = firmwareEvidence('uefi', 'console=ttyS0 panic=-1', f);
     expect(ev.problem).to.equal(undefined);
-    expect(ev.evidence).to.deep.equal(['firmware: EFI v2.70 by EDK II', 'command line: the kernel got "initrd=\\\\rootprobe\\\\initrd console=ttyS0 panic=-1"; added: initrd=\\rootprobe\\initrd']);
-    expect(firmwareEvidence('uefi', 'initrd=\\rootprobe\\initrd console=ttyS0 panic=-1', f).evidence[1]).to.equal('command line: as planned');
+    expect(ev.evidence).to.deep.equal([
+      'firmware: EFI v2.70 by EDK II',
+      'command line: the kernel got "initrd=\\\\rootprobe\\\\initrd console=ttyS0 panic=-1"; added: initrd=\\rootprobe\\initrd',
+    ]);
+    expect(firmwareEvidence('uefi', 'initrd=\\rootprobe\\initrd console=ttyS0 panic=-1', f).evidence[1]).to.equal(
+      'command line: as planned',
+    );
   });
 
   it('a uefi run whose kernel printed no EFI line is a problem; so is a bios run that did', () => {
@@ -245,34 +315,49 @@ describe("the loader's EFI variables the probe read", () => {
 
   it('says which entry systemd-boot selected and which stub ran, from the first stage that has them', () => {
     const stages: Array<{ name: string; files: Record<string, Buffer> }> = [
-      { name: 'initramfs', files: {
-        [`/sys/firmware/efi/efivars/LoaderImageIdentifier-${G}`]: utf16('\\EFI\\BOOT\\BOOTX64.EFI'),
-        [`/sys/firmware/efi/efivars/LoaderEntrySelected-${G}`]: utf16('rootprobe.conf'),
-        [`/sys/firmware/efi/efivars/LoaderInfo-${G}`]: utf16('systemd-boot 252.39-1~deb12u2'),
-        [`/sys/firmware/efi/efivars/LoaderFeatures-${G}`]: Buffer.from([6, 0, 0, 0, 0x7f, 0, 0, 0, 0, 0, 0, 0]),
-      } },
+      {
+        name: 'initramfs',
+        files: {
+          [`/sys/firmware/efi/efivars/LoaderImageIdentifier-${G}`]: utf16('\\EFI\\BOOT\\BOOTX64.EFI'),
+          [`/sys/firmware/efi/efivars/LoaderEntrySelected-${G}`]: utf16('rootprobe.conf'),
+          [`/sys/firmware/efi/efivars/LoaderInfo-${G}`]: utf16('systemd-boot 252.39-1~deb12u2'),
+          [`/sys/firmware/efi/efivars/LoaderFeatures-${G}`]: Buffer.from([6, 0, 0, 0, 0x7f, 0, 0, 0, 0, 0, 0, 0]),
+        },
+      },
       { name: 'realroot', files: { [`/sys/firmware/efi/efivars/StubInfo-${G}`]: utf16('never read') } },
     ];
     expect(efiVarsEvidence(stages)).to.deep.equal([
       'efivars (stage initramfs): LoaderEntrySelected=rootprobe.conf, LoaderInfo=systemd-boot 252.39-1~deb12u2, LoaderImageIdentifier=\\EFI\\BOOT\\BOOTX64.EFI',
     ]);
-    expect(efiVarsEvidence([{ name: 'initramfs', files: {} }])).to.deep.equal(['efivars: no Loader* or Stub* variables (no boot loader or stub set any)']);
+    expect(efiVarsEvidence([{ name: 'initramfs', files: {} }])).to.deep.equal([
+      'efivars: no Loader* or Stub* variables (no boot loader or stub set any)',
+    ]);
   });
 });
 
 describe("the guest's own word on the firmware", () => {
   it('takes UEFI and the command line from the probe when the console dropped bytes (as seen under OVMF on a busy host)', () => {
     // A real garbled console of a pivot_root run under OVMF.
-    const garbled = firmwareFacts('[    0.000000] Command line: console=ttyS0 panic=-1 oops=paner_check rootprobe.port=ttyS1\n[    0.000000] efi: EFI .70 by EDK II\n');
+    const garbled = firmwareFacts(
+      '[    0.000000] Command line: console=ttyS0 panic=-1 oops=paner_check rootprobe.port=ttyS1\n[    0.000000] efi: EFI .70 by EDK II\n',
+    );
     expect(garbled.efi).to.equal(undefined);
     const guest = guestFirmwareFacts([
-      { files: { '/proc/cmdline': Buffer.from('console=ttyS0 panic=-1 oops=panic no_timer_check rootprobe.port=ttyS1\n'), '/sys/firmware/efi/fw_platform_size': Buffer.from('64\n') } },
+      {
+        files: {
+          '/proc/cmdline': Buffer.from('console=ttyS0 panic=-1 oops=panic no_timer_check rootprobe.port=ttyS1\n'),
+          '/sys/firmware/efi/fw_platform_size': Buffer.from('64\n'),
+        },
+      },
     ]);
     expect(guest).to.deep.equal({ efiBits: '64', cmdline: 'console=ttyS0 panic=-1 oops=panic no_timer_check rootprobe.port=ttyS1' });
     const facts = mergeFacts(garbled, guest);
     const ev = firmwareEvidence('uefi', 'console=ttyS0 panic=-1 oops=panic no_timer_check rootprobe.port=ttyS1', facts);
     expect(ev.problem).to.equal(undefined);
-    expect(ev.evidence).to.deep.equal(["firmware: UEFI (64-bit, from the guest's /sys/firmware/efi; the console's efi: line was garbled)", 'command line: as planned']);
+    expect(ev.evidence).to.deep.equal([
+      "firmware: UEFI (64-bit, from the guest's /sys/firmware/efi; the console's efi: line was garbled)",
+      'command line: as planned',
+    ]);
     // A clean console line names the firmware; the guest still decides the command line.
     expect(mergeFacts({ efi: 'EFI v2.70 by EDK II', cmdline: 'x' }, guest).efi).to.equal('EFI v2.70 by EDK II');
     expect(mergeFacts({}, {}).efi).to.equal(undefined);

@@ -8,7 +8,15 @@ import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { definitionIssues, editDistance, nearestKey, scenario, scenarioSchema, diskSchema, type ScenarioDefinition } from '../harness/scenario.ts';
+import {
+  definitionIssues,
+  editDistance,
+  nearestKey,
+  scenario,
+  scenarioSchema,
+  diskSchema,
+  type ScenarioDefinition,
+} from '../harness/scenario.ts';
 import { DefinitionError } from '../harness/errors.ts';
 import { cli } from './support/cli.ts';
 
@@ -48,7 +56,7 @@ describe('scenario definitions checked whole (zod schema)', () => {
     expect(issues({ zzzzzzzz: 1 })[0]).to.match(/`zzzzzzzz`: unknown key \(known: name, description, .*check\)/);
   });
 
-  it('nested keys too: a disk\'s `files` is `content`, `fs` and `sizeMiB` are checked', () => {
+  it("nested keys too: a disk's `files` is `content`, `fs` and `sizeMiB` are checked", () => {
     const disk = { name: 'root', fs: 'ext4', sizeMiB: 8 };
     expect(issues({ disks: [{ ...disk, files: () => undefined }] })[0]).to.include('`disks[0].files`: did you mean `disks[0].content`?');
     expect(issues({ disks: [{ ...disk, fs: 'xfs' }] })[0]).to.include("`disks[0].fs`: must be 'ext4' or 'raw' (got \"xfs\")");
@@ -60,16 +68,16 @@ describe('scenario definitions checked whole (zod schema)', () => {
     expect(issues({ disks: [disk, disk] })[0]).to.include("`disks[1].name`: disk 'root' is defined twice");
     const inner = { name: 'inner', fs: 'ext4', sizeMiB: 4, sizeMB: 4 };
     expect(issues({ disks: [{ ...disk, images: { '/root.img': inner } }] })[0]).to.include(
-      "`disks[0].images./root.img.sizeMB`: did you mean `disks[0].images./root.img.sizeMiB`?",
+      '`disks[0].images./root.img.sizeMB`: did you mean `disks[0].images./root.img.sizeMiB`?',
     );
   });
 
-  it('every value\'s type and range', () => {
+  it("every value's type and range", () => {
     expect(issues({ name: 'Bad Name' })[0]).to.include('`name`: must be lowercase letters');
     expect(issues({}, ['description'])[0]).to.include('`description`: is missing');
     expect(issues({ description: '' })[0]).to.include('`description`: must not be empty');
     expect(issues({ stages: [] })[0]).to.include('`stages`: must list at least one stage');
-    expect(issues({ stages: ['done'] })[0]).to.include("stage \"done\" is reserved");
+    expect(issues({ stages: ['done'] })[0]).to.include('stage "done" is reserved');
     expect(issues({ stages: ['a b'] })[0]).to.include('is not a valid stage name');
     expect(issues({ stages: ['a', 'a'] })[0]).to.include("`stages[1]`: stage 'a' is listed twice");
     expect(issues({ timeoutSec: -1 })[0]).to.include('`timeoutSec`: must be positive');
@@ -87,7 +95,7 @@ describe('scenario definitions checked whole (zod schema)', () => {
     expect(issues({ memoryMiB: 32, timeoutSec: 0, modlues: [] })).to.have.length(3);
   });
 
-  it("an unknown feature says how to load a module instead", () => {
+  it('an unknown feature says how to load a module instead', () => {
     const [msg] = issues({ features: ['initrd', 'overlay'] });
     expect(msg).to.include('`features[1]`: unknown kernel feature "overlay"; known: initrd');
     expect(msg).to.include('to load a kernel module, name it in `modules` (e.g. modules: ["overlay"])');
@@ -124,8 +132,21 @@ describe('scenario definitions checked whole (zod schema)', () => {
     // A key added to the type but not the schema cannot exist: the type is z.infer of the schema.
     type Keys = keyof ScenarioDefinition;
     const keys: Record<Keys, true> = {
-      name: true, description: true, seeds: true, features: true, modules: true, initramfs: true, disks: true,
-      cmdline: true, stages: true, timeoutSec: true, memoryMiB: true, skipIf: true, initrd: true, allowKernelLog: true, check: true,
+      name: true,
+      description: true,
+      seeds: true,
+      features: true,
+      modules: true,
+      initramfs: true,
+      disks: true,
+      cmdline: true,
+      stages: true,
+      timeoutSec: true,
+      memoryMiB: true,
+      skipIf: true,
+      initrd: true,
+      allowKernelLog: true,
+      check: true,
     };
     expect(Object.keys(scenarioSchema.shape).sort()).to.deep.equal(Object.keys(keys).sort());
     expect(Object.keys(diskSchema.shape).sort()).to.deep.equal(['content', 'fs', 'images', 'label', 'name', 'sizeMiB']);

@@ -17,13 +17,17 @@ describe('userSpaceLines: the user-space console lines before a panic', () => {
     for (const l of lines) expect(l).to.not.match(/^\s*\[\s*\d+\.\d+\]/);
     // all of them, not only the last ten: no firmware line (SeaBIOS, 'Booting from ROM') among them
     expect(userSpaceLines(consoleLog, 1000).join('\n')).to.not.match(/SeaBIOS|Booting from/);
-    expect(userSpaceLines(['SeaBIOS (version 1.16)', 'Booting from ROM..', '[    0.000000] Linux version 6.1', 'init: hello'])).to.deep.equal(['init: hello']);
+    expect(
+      userSpaceLines(['SeaBIOS (version 1.16)', 'Booting from ROM..', '[    0.000000] Linux version 6.1', 'init: hello']),
+    ).to.deep.equal(['init: hello']);
   });
 
   it('stops at the last panic line; keeps at most `max` lines, oldest first', () => {
     const tail = [
       '[    1.000000] Run /init as init process',
-      'one', 'two', 'three',
+      'one',
+      'two',
+      'three',
       '[    2.000000] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100',
       'after the panic',
     ];

@@ -25,8 +25,20 @@ function watch(text: string): KernelLogWatcher {
 
 function boot(over: Partial<BootOutcome>): BootOutcome {
   return {
-    end: 'exited', exitCode: 0, signal: null, durationMs: 1, consoleTail: [], notices: [], kernelReports: [],
-    consoleLog: '', resultStream: '', cmdlineFile: '', argv: [], stderr: '', pdeathsig: true, ...over,
+    end: 'exited',
+    exitCode: 0,
+    signal: null,
+    durationMs: 1,
+    consoleTail: [],
+    notices: [],
+    kernelReports: [],
+    consoleLog: '',
+    resultStream: '',
+    cmdlineFile: '',
+    argv: [],
+    stderr: '',
+    pdeathsig: true,
+    ...over,
   };
 }
 
@@ -67,7 +79,10 @@ describe('kernel reports on the console (harness/verdict/kernel-log.ts)', () => 
     expect(disallowed(reports, [/lkdtm/])).to.deep.equal([]);
     const v = kernelLogVerdict(boot({ kernelReports: reports }), [/kernel BUG/]);
     expect(v?.outcome).to.equal('failed');
-    expect(v?.message).to.match(/reported a bug/).and.match(/WARNING at drivers\/misc\/lkdtm\/bugs\.c:83 lkdtm_WARNING/).and.not.match(/kernel BUG/);
+    expect(v?.message)
+      .to.match(/reported a bug/)
+      .and.match(/WARNING at drivers\/misc\/lkdtm\/bugs\.c:83 lkdtm_WARNING/)
+      .and.not.match(/kernel BUG/);
     expect(kernelLogVerdict(boot({ kernelReports: reports }), [/lkdtm/])).to.equal(undefined);
   });
 });
@@ -76,7 +91,9 @@ describe('the console watcher (harness/qemu/console.ts)', () => {
   it('splits lines across chunks, drops \\r, keeps a tail of 20, sees the panic once and the notices', () => {
     const panics: string[] = [];
     const c = new ConsoleWatcher({ onPanic: (l) => panics.push(l) });
-    const text = Array.from({ length: 30 }, (_, i) => `line ${i}\r\n`).join('') + `[ 1.0] Initramfs unpacking failed: junk\r\n[ 2.0] ${PANIC_MARK}: Attempted to kill init!\r\n[ 2.1] ${PANIC_MARK}: again`;
+    const text =
+      Array.from({ length: 30 }, (_, i) => `line ${i}\r\n`).join('') +
+      `[ 1.0] Initramfs unpacking failed: junk\r\n[ 2.0] ${PANIC_MARK}: Attempted to kill init!\r\n[ 2.1] ${PANIC_MARK}: again`;
     const buf = Buffer.from(text);
     for (let i = 0; i < buf.length; i += 7) c.write(buf.subarray(i, i + 7));
     c.end();

@@ -11,7 +11,14 @@
 import { appendFileSync, readFileSync } from 'node:fs';
 
 const [file, title = 'rootprobe'] = process.argv.slice(2);
-const ICON = { passed: '✅ pass', failed: '❌ FAIL', panic: '💥 PANIC', timeout: '⏱️ TIMEOUT', 'missing-stage': '❓ MISSING STAGE', error: '⚠️ ERROR' };
+const ICON = {
+  passed: '✅ pass',
+  failed: '❌ FAIL',
+  panic: '💥 PANIC',
+  timeout: '⏱️ TIMEOUT',
+  'missing-stage': '❓ MISSING STAGE',
+  error: '⚠️ ERROR',
+};
 
 function cellText(s) {
   // a table cell: no pipes, no line breaks
@@ -52,7 +59,10 @@ export function summaryMarkdown(report, heading = 'rootprobe') {
   }
   out.push('');
   for (const r of failed) {
-    out.push(`### ${ICON[r.outcome] ?? r.outcome}: \`${r.scenario}\` on \`${r.kernel}\` (${r.kernelRelease || 'no release'}, ${r.accel})`, '');
+    out.push(
+      `### ${ICON[r.outcome] ?? r.outcome}: \`${r.scenario}\` on \`${r.kernel}\` (${r.kernelRelease || 'no release'}, ${r.accel})`,
+      '',
+    );
     out.push(fence(r.message ?? r.outcome), '');
     if (r.consoleTail?.length) {
       out.push('<details><summary>last console lines</summary>', '', fence(r.consoleTail.join('\n')), '', '</details>', '');
@@ -81,7 +91,9 @@ let report;
 try {
   report = JSON.parse(readFileSync(file, 'utf8'));
 } catch (e) {
-  write(`## ${title}\n\nNo report: ${file} could not be read (${e.code ?? e.message}). The run did not get as far as writing it; see the log of the run step.\n`);
+  write(
+    `## ${title}\n\nNo report: ${file} could not be read (${e.code ?? e.message}). The run did not get as far as writing it; see the log of the run step.\n`,
+  );
   process.exit(1);
 }
 write(summaryMarkdown(report, title));

@@ -26,8 +26,10 @@ export function addCommandAssertions(h: Helpers): void {
   const requireCommand = (ctx: Ctx, what: string): CommandResult => {
     const s = h.subject(ctx);
     if (!isCommand(s)) {
-      h.usage(ctx, `${what}: the subject is ${describeSubject(s)}, not a command result; ` +
-        `start with expect(stage).to.have.command(name)`);
+      h.usage(
+        ctx,
+        `${what}: the subject is ${describeSubject(s)}, not a command result; ` + `start with expect(stage).to.have.command(name)`,
+      );
     }
     return s as CommandResult;
   };

@@ -26,22 +26,39 @@ export function matches(actual: string | null | undefined, expected: string | Re
 }
 
 export function indent(text: string, by = '  '): string {
-  return text.split('\n').map((l) => by + l).join('\n');
+  return text
+    .split('\n')
+    .map((l) => by + l)
+    .join('\n');
 }
 
 export function isMountEntry(x: unknown): x is MountinfoEntry {
-  return typeof x === 'object' && x !== null && typeof (x as MountinfoEntry).mountId === 'number'
-    && typeof (x as MountinfoEntry).fsType === 'string' && typeof (x as MountinfoEntry).mountPoint === 'string';
+  return (
+    typeof x === 'object' &&
+    x !== null &&
+    typeof (x as MountinfoEntry).mountId === 'number' &&
+    typeof (x as MountinfoEntry).fsType === 'string' &&
+    typeof (x as MountinfoEntry).mountPoint === 'string'
+  );
 }
 
 export function isProcess(x: unknown): x is ProcessInfo {
-  return typeof x === 'object' && x !== null && typeof (x as ProcessInfo).pid === 'number'
-    && typeof (x as ProcessInfo).comm === 'string' && 'exe' in x;
+  return (
+    typeof x === 'object' &&
+    x !== null &&
+    typeof (x as ProcessInfo).pid === 'number' &&
+    typeof (x as ProcessInfo).comm === 'string' &&
+    'exe' in x
+  );
 }
 
 export function isCommand(x: unknown): x is CommandResult {
-  return typeof x === 'object' && x !== null && typeof (x as CommandResult).status === 'number'
-    && typeof (x as CommandResult).output === 'string';
+  return (
+    typeof x === 'object' &&
+    x !== null &&
+    typeof (x as CommandResult).status === 'number' &&
+    typeof (x as CommandResult).output === 'string'
+  );
 }
 
 export function describeSubject(x: unknown): string {

@@ -15,7 +15,10 @@ import { Mountinfo, parseOptions, propagationOf, type MountinfoEntry, type Propa
 import { Stage, adoptMountinfo, contextOfMount } from '../readback/snapshot.ts';
 import { describeSubject, indent, isMountEntry, matches, show, showExpected, type Ctx, type Helpers } from './common.ts';
 
-export interface MountView { table: Mountinfo; where: string }
+export interface MountView {
+  table: Mountinfo;
+  where: string;
+}
 
 function mountView(table: Mountinfo, stage?: Stage, member?: string): MountView {
   return {
@@ -41,8 +44,10 @@ export function mountName(e: MountinfoEntry, view: MountView | undefined): strin
 export function requireMount(h: Helpers, ctx: Ctx, what: string): MountinfoEntry {
   const s = h.subject(ctx);
   if (!isMountEntry(s)) {
-    h.usage(ctx, `${what}: the subject is ${describeSubject(s)}, not a mount entry; ` +
-      `start with expect(stage).to.have.mount(mountPoint)`);
+    h.usage(
+      ctx,
+      `${what}: the subject is ${describeSubject(s)}, not a mount entry; ` + `start with expect(stage).to.have.mount(mountPoint)`,
+    );
   }
   return s as MountinfoEntry;
 }
@@ -85,8 +90,7 @@ export function addMountAssertions(h: Helpers): void {
     this.assert(
       entry !== undefined,
       `expected a mount at ${show(mountPoint)} in ${view.where}, but there is none${treeOf(view)}`,
-      `expected no mount at ${show(mountPoint)} in ${view.where}, but found ` +
-        `${entry ? Mountinfo.describe(entry) : ''}${treeOf(view)}`,
+      `expected no mount at ${show(mountPoint)} in ${view.where}, but found ` + `${entry ? Mountinfo.describe(entry) : ''}${treeOf(view)}`,
     );
     if (entry && !h.negated(this)) utils.flag(this, 'object', entry);
   });
@@ -111,8 +115,11 @@ export function addMountAssertions(h: Helpers): void {
     const view = viewOfEntry(e);
     const parent = view ? view.table.parentOf(e) : undefined;
     if (!parent) {
-      h.usage(this, `${mountName(e, view)} has no parent in this view (parent id ${e.parentId}` +
-        `${e.parentId === e.mountId ? ', itself' : ', not listed'})${treeOf(view)}`);
+      h.usage(
+        this,
+        `${mountName(e, view)} has no parent in this view (parent id ${e.parentId}` +
+          `${e.parentId === e.mountId ? ', itself' : ', not listed'})${treeOf(view)}`,
+      );
     }
     utils.flag(this, 'object', parent);
   });
@@ -127,7 +134,9 @@ export function addMountAssertions(h: Helpers): void {
       const actual = opts.get(name);
       const ok = has && (value === undefined || matches(actual ?? '', value));
       const want = value === undefined ? `${noun} ${show(name)}` : `${noun} ${show(name)} = ${showExpected(value)}`;
-      const is = !has ? `its ${noun}s are ${show(e[field])}` : `it has ${name}${actual === undefined ? '' : `=${actual}`} (${noun}s ${show(e[field])})`;
+      const is = !has
+        ? `its ${noun}s are ${show(e[field])}`
+        : `it has ${name}${actual === undefined ? '' : `=${actual}`} (${noun}s ${show(e[field])})`;
       this.assert(
         ok,
         `expected ${mountName(e, view)} to have ${want}, but ${is}${treeOf(view)}`,
@@ -143,7 +152,8 @@ export function addMountAssertions(h: Helpers): void {
     const view = viewOfEntry(e);
     const p = propagationOf(e);
     const groupOf = kind === 'slave' ? p.master : p.shared;
-    const ok = (p.kind === kind || (p.kind === 'shared+slave' && (kind === 'shared' || kind === 'slave'))) &&
+    const ok =
+      (p.kind === kind || (p.kind === 'shared+slave' && (kind === 'shared' || kind === 'slave'))) &&
       (group === undefined || groupOf === group);
     const want = `${kind}${group === undefined ? '' : ` (${kind === 'slave' ? 'master' : 'shared'}:${group})`}`;
     this.assert(
@@ -155,7 +165,8 @@ export function addMountAssertions(h: Helpers): void {
 
   Assertion.addMethod('movedFrom', function (this: Ctx, other: Stage, mountPoint: string) {
     const e = requireMount(h, this, `movedFrom(stage, ${show(mountPoint)})`);
-    if (!(other instanceof Stage)) h.usage(this, `movedFrom(stage, ${show(mountPoint)}): the first argument is ${describeSubject(other)}, not a Stage`);
+    if (!(other instanceof Stage))
+      h.usage(this, `movedFrom(stage, ${show(mountPoint)}): the first argument is ${describeSubject(other)}, not a Stage`);
     const view = viewOfEntry(e);
     const before = other.mountinfo.at(mountPoint);
     const otherView = mountView(other.mountinfo, other, 'mountinfo.self');
@@ -163,7 +174,10 @@ export function addMountAssertions(h: Helpers): void {
       h.usage(this, `movedFrom: stage ${show(other.name)} has no mount at ${show(mountPoint)}${treeOf(otherView)}`);
     }
     const same = before!.mountId === e.mountId;
-    const moved = before!.mountPoint !== e.mountPoint ? `moved from ${show(before!.mountPoint)} to ${show(e.mountPoint)}` : `at ${show(e.mountPoint)} in both`;
+    const moved =
+      before!.mountPoint !== e.mountPoint
+        ? `moved from ${show(before!.mountPoint)} to ${show(e.mountPoint)}`
+        : `at ${show(e.mountPoint)} in both`;
     this.assert(
       same,
       `expected ${mountName(e, view)} to be the mount at ${show(mountPoint)} in stage ${show(other.name)} (id ${before!.mountId}), moved; ` +

@@ -28,7 +28,11 @@ export function isKernelThread(p: ProcessInfo): boolean {
  * folded into one line unless `keep` (the process the assertion is about) or `comm` (the name
  * asked for) is one of them.
  */
-export function processRows(procs: readonly ProcessInfo[], keep?: ProcessInfo, comm?: string): { rows: ProcessInfo[]; folded: ProcessInfo[] } {
+export function processRows(
+  procs: readonly ProcessInfo[],
+  keep?: ProcessInfo,
+  comm?: string,
+): { rows: ProcessInfo[]; folded: ProcessInfo[] } {
   const rows: ProcessInfo[] = [];
   const folded: ProcessInfo[] = [];
   for (const p of procs) {
@@ -64,9 +68,14 @@ export function addProcessAssertions(h: Helpers): void {
   const requireProcess = (ctx: Ctx, what: string): ProcessInfo => {
     const s = h.subject(ctx);
     if (!isProcess(s)) {
-      h.usage(ctx, `${what}: the subject is ${describeSubject(s)}, not a process` +
-        (s === undefined ? ' (stage.process(pid) gives undefined when the stage has no such pid; ' +
-          'expect(stage).to.have.process(pid) says so with the process table)' : ''));
+      h.usage(
+        ctx,
+        `${what}: the subject is ${describeSubject(s)}, not a process` +
+          (s === undefined
+            ? ' (stage.process(pid) gives undefined when the stage has no such pid; ' +
+              'expect(stage).to.have.process(pid) says so with the process table)'
+            : ''),
+      );
     }
     return s as ProcessInfo;
   };

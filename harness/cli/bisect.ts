@@ -82,7 +82,10 @@ export async function bisect(o: BisectOptions): Promise<BisectResult> {
   };
   const good = await commitOf(o.good, '--good');
   const bad = await commitOf(o.bad, '--bad');
-  const isAncestor = await git(top, ['merge-base', '--is-ancestor', good, bad]).then(() => true, () => false);
+  const isAncestor = await git(top, ['merge-base', '--is-ancestor', good, bad]).then(
+    () => true,
+    () => false,
+  );
   if (!isAncestor) throw new UsageError(`bisect: --good ${o.good} is not an ancestor of --bad ${o.bad}`);
   const subject = async (c: string): Promise<string> => (await git(top, ['log', '-1', '--format=%s', c])).trim();
   let accel: 'kvm' | 'tcg' | undefined;
@@ -194,7 +197,8 @@ export async function cmdBisect(args: string[]): Promise<number> {
   if (spec.kind !== 'git') throw new UsageError(`bisect needs a git: kernel (a kernel source tree in git), not ${values.kernel}\n${usage}`);
   if (spec.rev) throw new UsageError(`bisect: give the tree without @${spec.rev}; the revisions come from --good and --bad`);
   const runs = Number(values.runs ?? 1);
-  if (!Number.isInteger(runs) || runs < 1 || runs > 100) throw new UsageError(`--runs takes a whole number from 1 to 100 (got '${values.runs}')`);
+  if (!Number.isInteger(runs) || runs < 1 || runs > 100)
+    throw new UsageError(`--runs takes a whole number from 1 to 100 (got '${values.runs}')`);
   const [sc] = pickScenarios(await loadScenarios(values.scenarios ?? []), positionals);
   validateScenarios([sc]);
   const started = Date.now();
@@ -215,7 +219,11 @@ export async function cmdBisect(args: string[]): Promise<number> {
     out.push(`  (${sc.name}; ${result.steps.length} kernels tested in ${Math.round((Date.now() - started) / 1000)} s)`);
     if (result.lastGood && result.firstBadRun) {
       const d = diffRuns(result.lastGood, result.firstBadRun);
-      out.push('', 'what the readback of the last good and the first bad kernel differ in:', diffText(result.lastGood, result.firstBadRun, d));
+      out.push(
+        '',
+        'what the readback of the last good and the first bad kernel differ in:',
+        diffText(result.lastGood, result.firstBadRun, d),
+      );
     }
   } else {
     out.push(`bisect could not tell (skipped commits); the first bad commit is one of:`, ...(result.candidates ?? []).map((c) => `  ${c}`));
@@ -231,7 +239,13 @@ export async function cmdBisect(args: string[]): Promise<number> {
       bad: values.bad,
       firstBad: result.firstBad,
       candidates: result.candidates,
-      steps: result.steps.map((s) => ({ commit: s.commit, subject: s.subject, mark: s.mark, why: s.why, outcomes: s.runs.map((r) => r.outcome) })),
+      steps: result.steps.map((s) => ({
+        commit: s.commit,
+        subject: s.subject,
+        mark: s.mark,
+        why: s.why,
+        outcomes: s.runs.map((r) => r.outcome),
+      })),
       differences: result.lastGood && result.firstBadRun ? diffRuns(result.lastGood, result.firstBadRun) : [],
       runs: result.steps.flatMap((s) => s.runs),
     };

@@ -30,14 +30,19 @@ export async function buildScenario(
   opts: { accel: 'kvm' | 'tcg'; extraCmdline?: string; firmware?: Firmware; boot?: BootPath },
 ): Promise<BuildOutput> {
   const images = await prepareImages(sc, kernel, { firmware: opts.firmware }).catch((e) => Promise.reject(withScenario(e, sc)));
-  return writePlan(planScenario(sc, kernel, images, { extraCmdline: opts.extraCmdline, firmware: opts.firmware, boot: opts.boot }), out, opts.accel);
+  return writePlan(
+    planScenario(sc, kernel, images, { extraCmdline: opts.extraCmdline, firmware: opts.firmware, boot: opts.boot }),
+    out,
+    opts.accel,
+  );
 }
 
 export async function cmdBuild(args: string[]): Promise<number> {
   const parsed = parseCommand(COMMANDS.build, args);
   if (parsed.help) return 0;
   const { values, positionals } = parsed;
-  if (positionals.length !== 1 || !values.out) throw new UsageError('usage: rootprobe build <scenario> [--kernel K] --out DIR [--force] (see: rootprobe build --help)');
+  if (positionals.length !== 1 || !values.out)
+    throw new UsageError('usage: rootprobe build <scenario> [--kernel K] --out DIR [--force] (see: rootprobe build --help)');
   const spec = values.kernel ?? DEFAULTS.kernel;
   parseKernelSpec(spec);
   const { firmware, boot } = bootOptions(values);
@@ -54,7 +59,11 @@ export async function cmdBuild(args: string[]): Promise<number> {
       ...(b.initrd ? [`  ${path.relative(b.dir, b.initrd)} (the segments concatenated)`] : []),
       ...b.disks.map((d) => `  ${path.relative(b.dir, d.path)} (disk '${d.name}')`),
       ...(b.esp ? [`  ${path.relative(b.dir, b.esp)} (the EFI system partition the firmware boots)`] : []),
-      ...(b.vars ? [`  ${path.relative(b.dir, b.vars)} (UEFI variable store: a copy of ${firmware === 'uefi' ? 'OVMF\'s' : ''} template; qemu.sh writes it)`] : []),
+      ...(b.vars
+        ? [
+            `  ${path.relative(b.dir, b.vars)} (UEFI variable store: a copy of ${firmware === 'uefi' ? "OVMF's" : ''} template; qemu.sh writes it)`,
+          ]
+        : []),
       `  vmlinuz, qemu.sh (boots them: console here, Ctrl-a x quits), qemu.cmdline, build.json`,
       '',
     ].join('\n'),

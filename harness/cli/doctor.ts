@@ -45,7 +45,14 @@ export async function doctor(args: string[]): Promise<number> {
   }
   if (values.browser) {
     const found = findChromium();
-    rows.push({ tool: 'chromium', pkg: BROWSER_PACKAGE, found, ok: Boolean(found), note: found ? undefined : 'for the HTML report\'s browser test', users: 'the HTML browser test' });
+    rows.push({
+      tool: 'chromium',
+      pkg: BROWSER_PACKAGE,
+      found,
+      ok: Boolean(found),
+      note: found ? undefined : "for the HTML report's browser test",
+      users: 'the HTML browser test',
+    });
   }
   const missing = [...new Set(rows.filter((r) => !r.ok).map((r) => r.pkg))];
   if (missing.length > 0 && values.install) {

@@ -102,7 +102,9 @@ async function cmdRun(args: string[]): Promise<number> {
     import('../../kernels/spec-options.ts'),
     import('../../scenarios/index.ts'),
   ]);
-  const kernels = once(values.kernel?.length ? values.kernel : [DEFAULT_KERNEL], 'kernel').map((k) => withCliExtras(k, values['config-add'] ?? [], values.fragment ?? []));
+  const kernels = once(values.kernel?.length ? values.kernel : [DEFAULT_KERNEL], 'kernel').map((k) =>
+    withCliExtras(k, values['config-add'] ?? [], values.fragment ?? []),
+  );
   for (const k of kernels) parseKernelSpec(k); // a bad spec is a usage error before anything runs
   const jobs = positiveInt(values.jobs, '--jobs', os.availableParallelism());
   const all = await loadScenarios(values.scenarios ?? []);
@@ -120,7 +122,16 @@ async function cmdRun(args: string[]): Promise<number> {
     values.html !== undefined ? { flag: '--html', path: values.html, kind: 'file', allowDash: true } : undefined,
     values.kcidb !== undefined ? { flag: '--kcidb', path: values.kcidb, kind: 'file', allowDash: true } : undefined,
   ]);
-  const [{ runMatrix }, { toJUnit, toTap }, { evidenceMarkdown }, { summaryText }, { toKcidbJson }, { reportJson }, { reportHtml }, { expectedStages }] = await Promise.all([
+  const [
+    { runMatrix },
+    { toJUnit, toTap },
+    { evidenceMarkdown },
+    { summaryText },
+    { toKcidbJson },
+    { reportJson },
+    { reportHtml },
+    { expectedStages },
+  ] = await Promise.all([
     import('../run/matrix.ts'),
     import('../report/formats.ts'),
     import('../report/evidence.ts'),
@@ -196,14 +207,15 @@ async function cmdDiff(args: string[]): Promise<number> {
   const parsed = parseCommand(COMMANDS.diff, args);
   if (parsed.help) return 0;
   const { values, positionals } = parsed;
-  const [{ parseKernelSpec }, { loadScenarios, pickScenarios }, { runMatrix }, { diffRuns, diffText }, { reportJson }, { diffHtml }] = await Promise.all([
-    import('../../kernels/index.ts'),
-    import('../../scenarios/index.ts'),
-    import('../run/matrix.ts'),
-    import('../report/diff.ts'),
-    import('../report/json.ts'),
-    import('../report/html.ts'),
-  ]);
+  const [{ parseKernelSpec }, { loadScenarios, pickScenarios }, { runMatrix }, { diffRuns, diffText }, { reportJson }, { diffHtml }] =
+    await Promise.all([
+      import('../../kernels/index.ts'),
+      import('../../scenarios/index.ts'),
+      import('../run/matrix.ts'),
+      import('../report/diff.ts'),
+      import('../report/json.ts'),
+      import('../report/html.ts'),
+    ]);
   const kernels = values.kernel ?? [];
   if (kernels.length !== 2) throw new UsageError(`diff takes exactly two --kernel options (got ${kernels.length})`);
   for (const k of kernels) parseKernelSpec(k);
@@ -278,7 +290,9 @@ export async function main(argv: string[]): Promise<number> {
     // What rootprobe processes that are gone (SIGKILL, a crash, a reboot) left in the cache and TMPDIR.
     const swept = await sweepLeftovers();
     if (swept.length) {
-      process.stderr.write(`rootprobe: removed ${swept.length} leftover(s) of rootprobe processes that are gone: ${swept.map((s) => s.path).join(', ')}\n`);
+      process.stderr.write(
+        `rootprobe: removed ${swept.length} leftover(s) of rootprobe processes that are gone: ${swept.map((s) => s.path).join(', ')}\n`,
+      );
     }
     switch (cmd) {
       case 'run':
@@ -320,7 +334,11 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(USAGE + '\n');
         return cmd === undefined ? 2 : 0;
       default:
-        throw new UsageError(`unknown command '${cmd}'; try: ${Object.keys(COMMANDS).filter((c) => !c.includes(' ')).join(', ')} (rootprobe --help)`);
+        throw new UsageError(
+          `unknown command '${cmd}'; try: ${Object.keys(COMMANDS)
+            .filter((c) => !c.includes(' '))
+            .join(', ')} (rootprobe --help)`,
+        );
     }
   } catch (e) {
     const err = e as Error & { code?: string };

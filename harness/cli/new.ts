@@ -165,7 +165,11 @@ function packageJson(dir: string): string {
   return (
     JSON.stringify(
       {
-        name: path.basename(path.resolve(dir)).toLowerCase().replace(/[^a-z0-9._-]/g, '-') || 'scenarios',
+        name:
+          path
+            .basename(path.resolve(dir))
+            .toLowerCase()
+            .replace(/[^a-z0-9._-]/g, '-') || 'scenarios',
         private: true,
         type: 'module',
         scripts: {
@@ -221,7 +225,13 @@ export async function newScenario(name: string, parent: string, opts: { disk?: b
     throw new UsageError(`scenario name '${name}' must be lowercase letters, digits, _ . - (starting with a letter or digit)`);
   }
   const dir = path.resolve(parent, name);
-  if (await fs.stat(dir).then(() => true, () => false)) throw new UsageError(`${dir} exists already; pick another name or --dir`);
+  if (
+    await fs.stat(dir).then(
+      () => true,
+      () => false,
+    )
+  )
+    throw new UsageError(`${dir} exists already; pick another name or --dir`);
   await fs.mkdir(dir, { recursive: true });
   const written: string[] = [];
   const kept: string[] = [];
@@ -240,7 +250,13 @@ export async function newScenario(name: string, parent: string, opts: { disk?: b
     ['.mocharc.json', MOCHARC],
   ] as const) {
     const p = path.join(top, file);
-    if (await fs.stat(p).then(() => true, () => false)) kept.push(p);
+    if (
+      await fs.stat(p).then(
+        () => true,
+        () => false,
+      )
+    )
+      kept.push(p);
     else await write(p, text);
   }
   return { dir, written, kept };

@@ -39,11 +39,25 @@ const KERNEL_HELP =
   'debian/bookworm (default), debian/trixie, debian/sid, debian/<suite>:<flavour>, build/<recipe>, ' +
   'file:<bzImage>[,modules=<dir>,config=<file>], git:<tree>[@<rev>] (rootprobe kernels lists the forms)';
 const CONFIG_OPTIONS = {
-  'config-add': { type: 'string', multiple: true, arg: 'CONFIG_X=y', help: 'an option on top of the configuration of build/ and git: kernels (repeatable)' },
-  fragment: { type: 'string', multiple: true, arg: 'FILE', help: 'a config fragment on top of the configuration of build/ and git: kernels (repeatable)' },
+  'config-add': {
+    type: 'string',
+    multiple: true,
+    arg: 'CONFIG_X=y',
+    help: 'an option on top of the configuration of build/ and git: kernels (repeatable)',
+  },
+  fragment: {
+    type: 'string',
+    multiple: true,
+    arg: 'FILE',
+    help: 'a config fragment on top of the configuration of build/ and git: kernels (repeatable)',
+  },
 } as const;
 const BOOT_OPTIONS = {
-  firmware: { type: 'string', arg: 'bios|uefi', help: 'bios (default), or uefi: OVMF with a variable store of its own per run (the kernel through its EFI stub)' },
+  firmware: {
+    type: 'string',
+    arg: 'bios|uefi',
+    help: 'bios (default), or uefi: OVMF with a variable store of its own per run (the kernel through its EFI stub)',
+  },
   boot: {
     type: 'string',
     arg: 'kernel|systemd-boot|uki',
@@ -69,11 +83,23 @@ export const COMMANDS = {
       all: { type: 'boolean', help: 'every scenario (also the default when none is named)' },
       kernel: { type: 'string', multiple: true, arg: 'K', help: `${KERNEL_HELP}; repeat for a matrix` },
       jobs: { type: 'string', arg: 'N', help: 'VMs booted at once (default: the number of cores)' },
-      json: { type: 'string', arg: 'FILE', help: 'the report as JSON (schemas/report.schema.json): runs[] with stages, mountinfo, processes' },
+      json: {
+        type: 'string',
+        arg: 'FILE',
+        help: 'the report as JSON (schemas/report.schema.json): runs[] with stages, mountinfo, processes',
+      },
       junit: { type: 'string', arg: 'FILE', help: 'JUnit XML, one testcase per scenario x kernel' },
       tap: { type: 'string', arg: 'FILE|-', help: 'TAP version 13 (- for standard output)' },
-      kcidb: { type: 'string', arg: 'FILE', help: "KernelCI's KCIDB v5.3 JSON: a test per scenario and per stage (rootprobe.<scenario>.<stage>)" },
-      evidence: { type: 'string', arg: 'FILE', help: 'a Markdown table: each seed claim, the scenarios checking it, what each kernel showed' },
+      kcidb: {
+        type: 'string',
+        arg: 'FILE',
+        help: "KernelCI's KCIDB v5.3 JSON: a test per scenario and per stage (rootprobe.<scenario>.<stage>)",
+      },
+      evidence: {
+        type: 'string',
+        arg: 'FILE',
+        help: 'a Markdown table: each seed claim, the scenarios checking it, what each kernel showed',
+      },
       artifacts: { type: 'string', arg: 'DIR', help: 'where run folders are kept (default ./rootprobe-artifacts)' },
       keep: { type: 'boolean', help: 'keep the run folder of passing runs too' },
       scenarios: { type: 'string', multiple: true, arg: 'DIR', help: 'load more scenarios from DIR (repeatable)' },
@@ -95,8 +121,7 @@ export const COMMANDS = {
           "auto[/N]: I and N from the CI (GitLab's CI_NODE_INDEX/CI_NODE_TOTAL, a Kubernetes Indexed Job's JOB_COMPLETION_INDEX with auto/N, ROOTPROBE_JOB_INDEX/ROOTPROBE_JOB_TOTAL)",
       },
     },
-    notes:
-      'environment: ROOTPROBE_ACCEL=kvm|tcg, ROOTPROBE_TIMEOUT_FACTOR, ROOTPROBE_CACHE, ROOTPROBE_DEBIAN_MIRROR\n' + EXIT_NOTES,
+    notes: 'environment: ROOTPROBE_ACCEL=kvm|tcg, ROOTPROBE_TIMEOUT_FACTOR, ROOTPROBE_CACHE, ROOTPROBE_DEBIAN_MIRROR\n' + EXIT_NOTES,
   },
   'run external': {
     name: 'run external',
@@ -106,11 +131,24 @@ export const COMMANDS = {
     options: {
       initramfs: { type: 'string', arg: 'FILE', help: 'the initramfs as your generator made it (compressed, several segments: fine)' },
       kernel: { type: 'string', arg: 'K', help: 'file:<bzImage> (your kernel), or debian/bookworm etc.' },
-      uki: { type: 'string', arg: 'FILE', help: "your unified kernel image instead of --initramfs and --kernel: booted under UEFI from an ESP as a copy with rootprobe's segment after its .initrd (the file is only read)" },
+      uki: {
+        type: 'string',
+        arg: 'FILE',
+        help: "your unified kernel image instead of --initramfs and --kernel: booted under UEFI from an ESP as a copy with rootprobe's segment after its .initrd (the file is only read)",
+      },
       firmware: BOOT_OPTIONS.firmware,
-      disk: { type: 'string', multiple: true, arg: 'FILE', help: 'a disk image: /dev/vda, /dev/vdb, ... in order; writes go to a throwaway overlay' },
+      disk: {
+        type: 'string',
+        multiple: true,
+        arg: 'FILE',
+        help: 'a disk image: /dev/vda, /dev/vdb, ... in order; writes go to a throwaway overlay',
+      },
       cmdline: { type: 'string', arg: 'TEXT', help: 'your kernel command line (root=/dev/vda rw ...); the console is added' },
-      end: { type: 'string', arg: 'poweroff|none', help: 'once booted, rootprobe asks the distro to power off (default); none: the guest decides' },
+      end: {
+        type: 'string',
+        arg: 'poweroff|none',
+        help: 'once booted, rootprobe asks the distro to power off (default); none: the guest decides',
+      },
       timeout: { type: 'string', arg: 'SEC', help: 'deadline under KVM (default 120; x5 under TCG)' },
       memory: { type: 'string', arg: 'MIB', help: "the guest's memory in MiB" },
       json: { type: 'string', arg: 'FILE', help: 'the report as JSON (schemas/report.schema.json)' },
@@ -157,11 +195,19 @@ export const COMMANDS = {
     options: {
       kernel: { type: 'string', multiple: true, arg: 'K', help: `exactly two: ${KERNEL_HELP}` },
       jobs: { type: 'string', arg: 'N', help: 'VMs booted at once (default: the number of cores)' },
-      json: { type: 'string', arg: 'FILE', help: 'the report as JSON (schemas/report.schema.json), each run pair\'s differences in diffs[]' },
+      json: {
+        type: 'string',
+        arg: 'FILE',
+        help: "the report as JSON (schemas/report.schema.json), each run pair's differences in diffs[]",
+      },
       artifacts: { type: 'string', arg: 'DIR', help: 'where run folders are kept (default ./rootprobe-artifacts)' },
       scenarios: { type: 'string', multiple: true, arg: 'DIR', help: 'load more scenarios from DIR (repeatable)' },
       retries: { type: 'string', arg: 'N', help: 'boot a cell that did not pass again, up to N times' },
-      html: { type: 'string', arg: 'FILE', help: 'one self-contained page: the two kernels side by side, stage by stage, differences marked' },
+      html: {
+        type: 'string',
+        arg: 'FILE',
+        help: 'one self-contained page: the two kernels side by side, stage by stage, differences marked',
+      },
     },
     notes: 'exit status: 0 the same, 1 something differs (as diff(1)), 2 bad usage or missing setup',
   },
@@ -188,7 +234,7 @@ export const COMMANDS = {
     positionals: false,
     options: {
       install: { type: 'boolean', help: 'install the missing Debian packages with apt-get (as root)' },
-      browser: { type: 'boolean', help: 'also check (with --install: install) Chromium, for the HTML report\'s browser test' },
+      browser: { type: 'boolean', help: "also check (with --install: install) Chromium, for the HTML report's browser test" },
     },
   },
   show: {
@@ -338,14 +384,18 @@ export function parseCommand<const O extends Record<string, OptionSpec>>(
   } catch (e) {
     const err = e as Error & { code?: string };
     if (!err.code?.startsWith('ERR_PARSE_ARGS')) throw e;
-    throw new UsageError(`${spec.name}: ${err.message.split('\n')[0].replace(/\. To specify a positional.*$/, '')} (see: rootprobe ${spec.name} --help)`);
+    throw new UsageError(
+      `${spec.name}: ${err.message.split('\n')[0].replace(/\. To specify a positional.*$/, '')} (see: rootprobe ${spec.name} --help)`,
+    );
   }
   if ((parsed.values as { help?: boolean }).help) {
     process.stdout.write(`${helpText(spec)}\n`);
     return { ...parsed, help: true };
   }
   if (!spec.positionals && parsed.positionals.length > 0) {
-    throw new UsageError(`${spec.name} takes no ${parsed.positionals.length === 1 ? 'argument' : 'arguments'} (got ${parsed.positionals.join(' ')}); see: rootprobe ${spec.name} --help`);
+    throw new UsageError(
+      `${spec.name} takes no ${parsed.positionals.length === 1 ? 'argument' : 'arguments'} (got ${parsed.positionals.join(' ')}); see: rootprobe ${spec.name} --help`,
+    );
   }
   return { ...parsed, help: false };
 }

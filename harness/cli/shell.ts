@@ -48,7 +48,11 @@ export async function cmdShell(args: string[]): Promise<number> {
   const images = await prepareImages(sc, kernel, { firmware }).catch((e) => Promise.reject(withScenario(e, sc)));
   const accel = await detectAccel(kernel.vmlinuz, { onProgress: (m) => process.stderr.write(`accel: ${m}\n`) });
   // The plan `run` boots, with a shell after the stage: the probe (probe.c) starts it.
-  const plan = planScenario(sc, kernel, images, { extraCmdline: [values.cmdline, `rootprobe.shell=${stage}`].filter(Boolean).join(' '), firmware, boot });
+  const plan = planScenario(sc, kernel, images, {
+    extraCmdline: [values.cmdline, `rootprobe.shell=${stage}`].filter(Boolean).join(' '),
+    firmware,
+    boot,
+  });
   process.stderr.write(
     `rootprobe shell: ${sc.name} on ${kernel.id} (${kernel.release}, ${accel.accel}, ${firmware}${boot !== 'kernel' ? ` via ${boot}` : ''}); a guest shell after stage '${stage}'.\n` +
       `  exit the shell to let the guest go on; Ctrl-a x quits QEMU at any time.\n`,

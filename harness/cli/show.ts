@@ -107,9 +107,7 @@ export async function cmdReport(args: string[]): Promise<number> {
   if (positionals.length !== 1) throw new UsageError(`report takes one report file (got ${positionals.length})\n${REPORT_USAGE}`);
   if (!values.html) throw new UsageError(`report needs --html FILE\n${REPORT_USAGE}`);
   const loaded = await loadReport(positionals[0]!);
-  const html = loaded.diff
-    ? diffHtml(loaded.diff.kernels, diffPairs(loaded.report.runs, loaded.diff.diffs))
-    : reportHtml(loaded.report);
+  const html = loaded.diff ? diffHtml(loaded.diff.kernels, diffPairs(loaded.report.runs, loaded.diff.diffs)) : reportHtml(loaded.report);
   await writePage(values.html, html);
   if (values.html !== '-') process.stderr.write(`wrote ${values.html}\n`);
   return 0;

@@ -86,8 +86,7 @@ export function archivePath(p: string): string {
   const parts = p.split('/').filter((c) => c !== '' && c !== '.');
   if (parts.includes('..')) {
     throw new UsageError(
-      `Archive path ${JSON.stringify(p)} has a '..' component; entries must stay inside the archive. ` +
-        `Give the path without '..'.`,
+      `Archive path ${JSON.stringify(p)} has a '..' component; entries must stay inside the archive. ` + `Give the path without '..'.`,
     );
   }
   if (parts.length === 0) {

@@ -12,8 +12,19 @@ import * as zlib from 'node:zlib';
 import { lenientPath, S_IFMT, TRAILER, TYPE_BITS, type CpioReadEntry } from './entry.ts';
 
 const FIELDS = [
-  'ino', 'mode', 'uid', 'gid', 'nlink', 'mtime', 'filesize',
-  'devmajor', 'devminor', 'rdevmajor', 'rdevminor', 'namesize', 'check',
+  'ino',
+  'mode',
+  'uid',
+  'gid',
+  'nlink',
+  'mtime',
+  'filesize',
+  'devmajor',
+  'devminor',
+  'rdevmajor',
+  'rdevminor',
+  'namesize',
+  'check',
 ] as const;
 type Field = (typeof FIELDS)[number];
 
@@ -86,9 +97,7 @@ export async function readNewc(data: Buffer): Promise<CpioReadEntry[]> {
     if (other) {
       throw new Error(`The segment at offset ${o} is ${other[0]}-compressed; readNewc reads plain and gzip newc segments only.`);
     }
-    throw new Error(
-      `bad magic at offset ${o}: expected a newc header ("070701") or gzip data, found ${showBytes(data, o)}.`,
-    );
+    throw new Error(`bad magic at offset ${o}: expected a newc header ("070701") or gzip data, found ${showBytes(data, o)}.`);
   }
   if (segments === 0) throw new Error(`No newc archive found: the ${data.length} bytes are all zero or empty.`);
   return out;
@@ -147,8 +156,7 @@ function readSegment(buf: Buffer, start: number, where: Where, out: CpioReadEntr
     }
     const magic = buf.toString('latin1', o, o + 6);
     if (magic !== '070701' && magic !== '070702') {
-      const hint =
-        magic === '070707' ? ' That is the old portable (odc) format; write the archive with -H newc.' : '';
+      const hint = magic === '070707' ? ' That is the old portable (odc) format; write the archive with -H newc.' : '';
       throw new Error(`bad magic at ${at}: expected "070701" (newc), found ${showBytes(buf, o)}.${hint}`);
     }
     const h = {} as Record<Field, number>;
@@ -184,9 +192,7 @@ function readSegment(buf: Buffer, start: number, where: Where, out: CpioReadEntr
     }
     const type = TYPE_OF_BITS.get(h.mode & S_IFMT);
     if (!type) {
-      throw new Error(
-        `entry ${JSON.stringify(name)} at ${at}: unknown file type bits 0o${(h.mode & S_IFMT).toString(8)} in mode.`,
-      );
+      throw new Error(`entry ${JSON.stringify(name)} at ${at}: unknown file type bits 0o${(h.mode & S_IFMT).toString(8)} in mode.`);
     }
     const e: CpioReadEntry = {
       path: lenientPath(name),

@@ -145,9 +145,7 @@ export function sourceDateEpoch(): number | undefined {
   const v = process.env.SOURCE_DATE_EPOCH;
   if (v === undefined || v.trim() === '') return undefined;
   if (!/^\d+$/.test(v.trim()) || Number(v) > U32_MAX) {
-    throw new UsageError(
-      `SOURCE_DATE_EPOCH=${JSON.stringify(v)} is not a whole number of seconds from 0 to ${U32_MAX}. Fix or unset it.`,
-    );
+    throw new UsageError(`SOURCE_DATE_EPOCH=${JSON.stringify(v)} is not a whole number of seconds from 0 to ${U32_MAX}. Fix or unset it.`);
   }
   return Number(v);
 }
@@ -241,106 +239,109 @@ function planOne({ entry: e, spill }: Item, defaultMtime: number, seen: Map<stri
 
 /** Adds the missing parent folders of every node; a parent that exists must be a folder. */
 function addParents(nodes: Map<string, Node>, defaultMtime: number): void {
-for (const node of [...nodes.values()]) {
-  const parts = node.path.split('/');
-  for (let i = 1; i < parts.length; i++) {
-    const prefix = parts.slice(0, i).join('/');
-    const parent = nodes.get(prefix);
-    if (!parent) {
-      nodes.set(prefix, {
-        path: prefix,
-        parts: splitParts(prefix),
-        entry: undefined,
-        planned: {
-          path: prefix, mode: TYPE_BITS.dir | 0o755, uid: 0, gid: 0, mtime: defaultMtime,
-          ino: 0, nlink: 1, rdevmajor: 0, rdevminor: 0, size: 0,
-        },
-      });
-    } else if (parent.entry && parent.entry.type !== 'dir') {
-      throw new UsageError(
-        `cpio entry "${node.path}" is inside "${prefix}", which is a ${parent.entry.type}, not a folder. ` +
-          `Make "${prefix}" a dir entry or move "${node.path}".`,
-      );
+  for (const node of [...nodes.values()]) {
+    const parts = node.path.split('/');
+    for (let i = 1; i < parts.length; i++) {
+      const prefix = parts.slice(0, i).join('/');
+      const parent = nodes.get(prefix);
+      if (!parent) {
+        nodes.set(prefix, {
+          path: prefix,
+          parts: splitParts(prefix),
+          entry: undefined,
+          planned: {
+            path: prefix,
+            mode: TYPE_BITS.dir | 0o755,
+            uid: 0,
+            gid: 0,
+            mtime: defaultMtime,
+            ino: 0,
+            nlink: 1,
+            rdevmajor: 0,
+            rdevminor: 0,
+            size: 0,
+          },
+        });
+      } else if (parent.entry && parent.entry.type !== 'dir') {
+        throw new UsageError(
+          `cpio entry "${node.path}" is inside "${prefix}", which is a ${parent.entry.type}, not a folder. ` +
+            `Make "${prefix}" a dir entry or move "${node.path}".`,
+        );
+      }
     }
   }
 }
 
-}
-
 /** Inodes 1..N in archive order (hard links take their target's later); folder link counts 2 + subfolders. */
 function numberNodes(sorted: Node[], nodes: Map<string, Node>): void {
-// Inodes 1..N in archive order; hard links take their target's.
-let ino = 0;
-for (const n of sorted) if (n.entry?.type !== 'hardlink') n.planned.ino = ++ino;
+  // Inodes 1..N in archive order; hard links take their target's.
+  let ino = 0;
+  for (const n of sorted) if (n.entry?.type !== 'hardlink') n.planned.ino = ++ino;
 
-// Folder link counts: 2 + direct subfolders, like a real file system.
-for (const n of sorted) {
-  if ((n.planned.mode & 0o170000) !== TYPE_BITS.dir) continue;
-  n.planned.nlink = 2;
-}
-for (const n of sorted) {
-  if ((n.planned.mode & 0o170000) !== TYPE_BITS.dir) continue;
-  const slash = n.path.lastIndexOf('/');
-  if (slash >= 0) nodes.get(n.path.slice(0, slash))!.planned.nlink++;
-}
-
+  // Folder link counts: 2 + direct subfolders, like a real file system.
+  for (const n of sorted) {
+    if ((n.planned.mode & 0o170000) !== TYPE_BITS.dir) continue;
+    n.planned.nlink = 2;
+  }
+  for (const n of sorted) {
+    if ((n.planned.mode & 0o170000) !== TYPE_BITS.dir) continue;
+    const slash = n.path.lastIndexOf('/');
+    if (slash >= 0) nodes.get(n.path.slice(0, slash))!.planned.nlink++;
+  }
 }
 
 /** Hard-link groups: members share inode, mode, owner, mtime; the data goes on the last member only. */
 function groupHardLinks(sorted: Node[], nodes: Map<string, Node>): void {
-const groups = new Map<Node, Node[]>();
-for (const n of sorted) {
-  if (n.entry?.type !== 'hardlink') continue;
-  const t = nodes.get(n.target!);
-  if (!t?.entry) {
-    throw new UsageError(
-      `cpio hard link "${n.path}" points at "${n.target}", which is not ${t ? 'a file' : 'in the archive'}. ` +
-        `Add a file entry "${n.target}" or fix the target.`,
-    );
+  const groups = new Map<Node, Node[]>();
+  for (const n of sorted) {
+    if (n.entry?.type !== 'hardlink') continue;
+    const t = nodes.get(n.target!);
+    if (!t?.entry) {
+      throw new UsageError(
+        `cpio hard link "${n.path}" points at "${n.target}", which is not ${t ? 'a file' : 'in the archive'}. ` +
+          `Add a file entry "${n.target}" or fix the target.`,
+      );
+    }
+    if (t.entry.type !== 'file') {
+      throw new UsageError(
+        `cpio hard link "${n.path}" points at "${n.target}", which is a ${t.entry.type}; ` + `hard links must point at a file entry.`,
+      );
+    }
+    if (!groups.has(t)) groups.set(t, []);
   }
-  if (t.entry.type !== 'file') {
-    throw new UsageError(
-      `cpio hard link "${n.path}" points at "${n.target}", which is a ${t.entry.type}; ` +
-        `hard links must point at a file entry.`,
-    );
+  for (const n of sorted) {
+    if (n.entry?.type === 'hardlink') groups.get(nodes.get(n.target!)!)!.push(n);
+    else if (groups.has(n)) groups.get(n)!.push(n);
   }
-  if (!groups.has(t)) groups.set(t, []);
-}
-for (const n of sorted) {
-  if (n.entry?.type === 'hardlink') groups.get(nodes.get(n.target!)!)!.push(n);
-  else if (groups.has(n)) groups.get(n)!.push(n);
-}
-for (const [file, members] of groups) {
-  const f = file.planned;
-  for (const m of members) {
-    const mp = m.planned;
-    mp.ino = f.ino;
-    mp.mode = f.mode;
-    mp.uid = f.uid;
-    mp.gid = f.gid;
-    mp.mtime = f.mtime;
-    mp.nlink = members.length;
+  for (const [file, members] of groups) {
+    const f = file.planned;
+    for (const m of members) {
+      const mp = m.planned;
+      mp.ino = f.ino;
+      mp.mode = f.mode;
+      mp.uid = f.uid;
+      mp.gid = f.gid;
+      mp.mtime = f.mtime;
+      mp.nlink = members.length;
+    }
+    const holder = members[members.length - 1].planned; // members are in archive order
+    const { size, data, hostPath, spill } = f;
+    for (const m of members) {
+      m.planned.size = 0;
+      m.planned.data = undefined;
+      m.planned.hostPath = undefined;
+      m.planned.spill = undefined;
+    }
+    holder.size = size;
+    holder.data = data;
+    holder.hostPath = hostPath;
+    holder.spill = spill;
   }
-  const holder = members[members.length - 1].planned; // members are in archive order
-  const { size, data, hostPath, spill } = f;
-  for (const m of members) {
-    m.planned.size = 0;
-    m.planned.data = undefined;
-    m.planned.hostPath = undefined;
-    m.planned.spill = undefined;
-  }
-  holder.size = size;
-  holder.data = data;
-  holder.hostPath = hostPath;
-  holder.spill = spill;
-}
-
 }
 
 /** Turns input entries into the exact headers to write, in archive order. */
 export function planEntries(items: Item[], opts: PackOptions = {}): Planned[] {
-  const defaultMtime =
-    opts.mtime !== undefined ? u32('packNewc options', 'mtime', opts.mtime) : (sourceDateEpoch() ?? 0);
+  const defaultMtime = opts.mtime !== undefined ? u32('packNewc options', 'mtime', opts.mtime) : (sourceDateEpoch() ?? 0);
   const nodes = new Map<string, Node>();
   for (const item of items) {
     const n = planOne(item, defaultMtime, nodes);
@@ -357,7 +358,16 @@ export function planEntries(items: Item[], opts: PackOptions = {}): Planned[] {
 // Emitting.
 
 const TRAILER_ENTRY: Planned = {
-  path: TRAILER, mode: 0, uid: 0, gid: 0, mtime: 0, ino: 0, nlink: 1, rdevmajor: 0, rdevminor: 0, size: 0,
+  path: TRAILER,
+  mode: 0,
+  uid: 0,
+  gid: 0,
+  mtime: 0,
+  ino: 0,
+  nlink: 1,
+  rdevmajor: 0,
+  rdevminor: 0,
+  size: 0,
 };
 
 /** The chunk being filled. */
@@ -417,7 +427,9 @@ function* readIn(c: Chunker, fd: number, length: number, position: number | null
     if (c.room === 0) yield c.take();
     const n = readSync(fd, c.buf, c.pos, Math.min(left, c.room), position);
     if (n === 0) {
-      throw new Error(`${what} ended ${left} bytes short of the ${length} bytes it had when opened: it shrank while the archive was written.`);
+      throw new Error(
+        `${what} ended ${left} bytes short of the ${length} bytes it had when opened: it shrank while the archive was written.`,
+      );
     }
     c.pos += n;
     left -= n;
@@ -550,7 +562,10 @@ async function writePlain(chunks: Iterable<Buffer>, file: string): Promise<void>
 export async function packNewc(entries: CpioEntry[], opts: PackOptions = {}): Promise<Buffer> {
   if (!Array.isArray(entries)) throw new UsageError('packNewc needs an array of entries.');
   const compress = compression(opts);
-  const plan = planEntries(entries.map((entry) => ({ entry })), opts);
+  const plan = planEntries(
+    entries.map((entry) => ({ entry })),
+    opts,
+  );
   if (compress === 'none') return Buffer.concat([...archiveChunks(plan, false)]);
   const chunks: Buffer[] = [];
   const collect = new Writable({

@@ -29,10 +29,12 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
   const parsed = parseCommand(COMMANDS['run external'], args);
   if (parsed.help) return 0;
   const { values, positionals } = parsed;
-  if (positionals.length > 0) throw new UsageError(`run external takes no scenario names (got ${positionals.join(' ')})\n${EXTERNAL_USAGE}`);
+  if (positionals.length > 0)
+    throw new UsageError(`run external takes no scenario names (got ${positionals.join(' ')})\n${EXTERNAL_USAGE}`);
   const firmware = parseFirmware(values.firmware, defaultArch());
   if (values.uki) {
-    if (values.initramfs || values.kernel) throw new UsageError(`--uki FILE holds the kernel and initramfs: give it without --initramfs and --kernel\n${EXTERNAL_USAGE}`);
+    if (values.initramfs || values.kernel)
+      throw new UsageError(`--uki FILE holds the kernel and initramfs: give it without --initramfs and --kernel\n${EXTERNAL_USAGE}`);
     if (values.firmware === 'bios') throw new UsageError('--uki boots under UEFI: --firmware bios cannot start it');
     checkBoot('uefi', 'uki', defaultArch());
   } else {
@@ -94,7 +96,10 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
       let where = '';
       if (rec.artifacts?.dir) {
         const file = path.join(rec.artifacts.dir, 'message.txt');
-        where = await fs.writeFile(file, rec.message).then(() => `\n(the whole message: ${file})`, () => '');
+        where = await fs.writeFile(file, rec.message).then(
+          () => `\n(the whole message: ${file})`,
+          () => '',
+        );
       }
       rec.message = folded + where;
     }

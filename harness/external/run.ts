@@ -213,7 +213,13 @@ export async function runExternal(opts: ExternalOptions): Promise<ExternalRecord
     name,
     arch: defaultArch(),
     firmware: opts.uki ? 'uefi' : (opts.firmware ?? DEFAULTS.firmware),
-    ...(opts.uki ? { boot: 'uki' as const, ukiStub: opts.ukiStub, ukiFrom: `from ${opts.uki} (its stub, .linux, .initrd + rootprobe's segment, .cmdline + rdinit=)` } : {}),
+    ...(opts.uki
+      ? {
+          boot: 'uki' as const,
+          ukiStub: opts.ukiStub,
+          ukiFrom: `from ${opts.uki} (its stub, .linux, .initrd + rootprobe's segment, .cmdline + rdinit=)`,
+        }
+      : {}),
     kernel,
     cmdline,
     initramfs: [
@@ -258,7 +264,9 @@ export async function runExternal(opts: ExternalOptions): Promise<ExternalRecord
     },
     rerun: [
       opts.invocation ?? DEFAULTS.invocation,
-      ...(opts.uki ? ['run external --uki', shellQuote(opts.uki)] : ['run external --initramfs', shellQuote(opts.initramfs), '--kernel', shellQuote(kernel.id)]),
+      ...(opts.uki
+        ? ['run external --uki', shellQuote(opts.uki)]
+        : ['run external --initramfs', shellQuote(opts.initramfs), '--kernel', shellQuote(kernel.id)]),
       ...(opts.firmware === 'uefi' && !opts.uki ? ['--firmware uefi'] : []),
       ...(opts.disks ?? []).flatMap((d) => ['--disk', shellQuote(d)]),
       ...(opts.cmdline ? ['--cmdline', shellQuote(opts.cmdline)] : []),
@@ -279,13 +287,25 @@ export async function runExternal(opts: ExternalOptions): Promise<ExternalRecord
  * loader has registered an initrd: so rootprobe's segment goes into a copy, after the user's
  * .initrd, the way `ukify` would have put a second --initrd.
  */
-export async function ukiInputs(uki: string): Promise<{ kernel: Kernel; initramfs: string; cmdline?: string; ukiStub: string; sections: string[]; dir: string }> {
+export async function ukiInputs(
+  uki: string,
+): Promise<{ kernel: Kernel; initramfs: string; cmdline?: string; ukiStub: string; sections: string[]; dir: string }> {
   const st = await fs.stat(uki).catch(() => undefined);
   if (!st?.isFile()) throw new UsageError(`--uki ${uki} is not a file`);
   const dir = await makeTempDir('rootprobe-uki-');
   const parts = await splitUki(path.resolve(uki), dir).catch((e) => Promise.reject(new UsageError((e as Error).message)));
-  if (!parts.initrd) throw new UsageError(`--uki ${uki} has no .initrd section: external mode probes the initramfs inside the UKI (sections: ${parts.sections.join(', ')})`);
+  if (!parts.initrd)
+    throw new UsageError(
+      `--uki ${uki} has no .initrd section: external mode probes the initramfs inside the UKI (sections: ${parts.sections.join(', ')})`,
+    );
   const k = await resolveKernel(`file:${parts.linux}`);
   const cmdline = parts.cmdline ? (await fs.readFile(parts.cmdline, 'utf8')).replace(/\0+$/, '').trim() : undefined;
-  return { kernel: { ...k, id: `uki:${path.resolve(uki)}`, description: `the .linux of ${uki}` }, initramfs: parts.initrd, cmdline, ukiStub: parts.stub, sections: parts.sections, dir };
+  return {
+    kernel: { ...k, id: `uki:${path.resolve(uki)}`, description: `the .linux of ${uki}` },
+    initramfs: parts.initrd,
+    cmdline,
+    ukiStub: parts.stub,
+    sections: parts.sections,
+    dir,
+  };
 }

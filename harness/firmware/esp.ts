@@ -37,7 +37,14 @@ export interface BlsEntry {
 /** The text of a Boot Loader Specification type #1 entry (pure). */
 export function blsEntryText(e: BlsEntry): string {
   if (/[\n\r]/.test(e.options + e.title)) throw new Error('internal: a BLS entry line cannot hold a newline');
-  return [`title ${e.title}`, `sort-key rootprobe`, `linux ${e.linux}`, ...e.initrd.map((i) => `initrd ${i}`), `options ${e.options}`, ''].join('\n');
+  return [
+    `title ${e.title}`,
+    `sort-key rootprobe`,
+    `linux ${e.linux}`,
+    ...e.initrd.map((i) => `initrd ${i}`),
+    `options ${e.options}`,
+    '',
+  ].join('\n');
 }
 
 /** loader.conf: the entry booted at once, no menu (a 0 timeout), nothing written to the variables by the editor. */

@@ -30,7 +30,8 @@ export function parseBootPath(v: string | undefined, allowed: BootPath[] = SCENA
  * what they need (OVMF, systemd-boot, the stub, mtools): a usage or setup error otherwise.
  */
 export function checkBoot(firmware: Firmware, boot: BootPath | undefined, arch: ArchSpec): void {
-  if (!arch.firmware.includes(firmware)) throw new UsageError(`--firmware ${firmware}: ${arch.name} boots with ${arch.firmware.join(' or ')}`);
+  if (!arch.firmware.includes(firmware))
+    throw new UsageError(`--firmware ${firmware}: ${arch.name} boots with ${arch.firmware.join(' or ')}`);
   const b = boot ?? 'kernel';
   if (b !== 'kernel' && firmware !== 'uefi') throw new UsageError(`--boot ${b} needs --firmware uefi (BIOS cannot start an EFI binary)`);
   if (firmware !== 'uefi') return;
@@ -38,7 +39,8 @@ export function checkBoot(firmware: Firmware, boot: BootPath | undefined, arch: 
   const efiArch = arch.uefi!.efiArch;
   if (b === 'systemd-boot') requireHostFile(path.join(SYSTEMD_BOOT_EFI, `systemd-boot${efiArch}.efi`), 'to boot through systemd-boot');
   if (b === 'uki') requireHostFile(path.join(SYSTEMD_BOOT_EFI, `linux${efiArch}.efi.stub`), 'to assemble a unified kernel image');
-  if (b === 'systemd-boot' || b === 'uki') for (const t of ['mkfs.vfat', 'mmd', 'mcopy']) requireTool(t, 'to build an EFI system partition');
+  if (b === 'systemd-boot' || b === 'uki')
+    for (const t of ['mkfs.vfat', 'mmd', 'mcopy']) requireTool(t, 'to build an EFI system partition');
 }
 
 /** `--firmware` as given: a usage error naming the choices (and the architecture's) otherwise. */
@@ -103,9 +105,14 @@ export function guestFirmwareFacts(stages: ReadonlyArray<{ files: Record<string,
 }
 
 /** The facts to judge by: the guest's word first, the console's where it is whole (pure). */
-export function mergeFacts(consoleFacts: FirmwareFacts, guest: { efiBits?: string; cmdline?: string }): FirmwareFacts & { guestEfi?: boolean } {
+export function mergeFacts(
+  consoleFacts: FirmwareFacts,
+  guest: { efiBits?: string; cmdline?: string },
+): FirmwareFacts & { guestEfi?: boolean } {
   return {
-    efi: consoleFacts.efi ?? (guest.efiBits ? `UEFI (${guest.efiBits}-bit, from the guest's /sys/firmware/efi; the console's efi: line was garbled)` : undefined),
+    efi:
+      consoleFacts.efi ??
+      (guest.efiBits ? `UEFI (${guest.efiBits}-bit, from the guest's /sys/firmware/efi; the console's efi: line was garbled)` : undefined),
     cmdline: guest.cmdline ?? consoleFacts.cmdline,
     guestEfi: guest.efiBits !== undefined,
   };
@@ -130,11 +137,18 @@ export function firmwareFacts(consoleText: string): FirmwareFacts {
 export function firmwareEvidence(firmware: Firmware, planned: string, facts: FirmwareFacts): { evidence: string[]; problem?: string } {
   const evidence: string[] = [];
   if (firmware === 'uefi') {
-    if (!facts.efi) return { evidence, problem: 'booted with --firmware uefi, but neither the guest (no /sys/firmware/efi) nor the console (no `efi: EFI v...` line) shows UEFI started the kernel' };
+    if (!facts.efi)
+      return {
+        evidence,
+        problem:
+          'booted with --firmware uefi, but neither the guest (no /sys/firmware/efi) nor the console (no `efi: EFI v...` line) shows UEFI started the kernel',
+      };
     evidence.push(`firmware: ${facts.efi}`);
   } else {
     // BIOS runs keep the evidence they always had.
-    return facts.efi ? { evidence, problem: `booted with --firmware bios, but the kernel says it was started by ${facts.efi}` } : { evidence };
+    return facts.efi
+      ? { evidence, problem: `booted with --firmware bios, but the kernel says it was started by ${facts.efi}` }
+      : { evidence };
   }
   if (facts.cmdline !== undefined) {
     const got = facts.cmdline.split(/\s+/).filter(Boolean);
@@ -176,7 +190,9 @@ export function efiVarText(raw: Buffer): string {
  */
 export function efiVarsEvidence(stages: ReadonlyArray<{ name: string; files: Record<string, Buffer> }>): string[] {
   for (const st of stages) {
-    const names = Object.keys(st.files).filter((k) => k.startsWith(EFIVARS)).sort();
+    const names = Object.keys(st.files)
+      .filter((k) => k.startsWith(EFIVARS))
+      .sort();
     if (names.length === 0) continue;
     const wanted = ['LoaderEntrySelected', 'LoaderInfo', 'StubInfo', 'LoaderImageIdentifier', 'LoaderDevicePartUUID'];
     const parts = names
@@ -184,7 +200,9 @@ export function efiVarsEvidence(stages: ReadonlyArray<{ name: string; files: Rec
       .filter((v) => wanted.includes(v.name))
       .sort((a, b) => wanted.indexOf(a.name) - wanted.indexOf(b.name))
       .map((v) => `${v.name}=${efiVarText(v.raw)}`);
-    return [`efivars (stage ${st.name}): ${parts.length ? parts.join(', ') : `${names.length} Loader*/Stub* variable(s), none of ${wanted.join(', ')}`}`];
+    return [
+      `efivars (stage ${st.name}): ${parts.length ? parts.join(', ') : `${names.length} Loader*/Stub* variable(s), none of ${wanted.join(', ')}`}`,
+    ];
   }
   return ['efivars: no Loader* or Stub* variables (no boot loader or stub set any)'];
 }

@@ -94,9 +94,12 @@ export function objcopyArgs(placed: Array<PlacedPart & { file: string }>, stub: 
   const args: string[] = [];
   for (const p of placed) {
     args.push(
-      '--add-section', `${p.section}=${p.file}`,
-      '--set-section-flags', `${p.section}=data,readonly`,
-      '--change-section-vma', `${p.section}=0x${p.vma.toString(16)}`,
+      '--add-section',
+      `${p.section}=${p.file}`,
+      '--set-section-flags',
+      `${p.section}=data,readonly`,
+      '--change-section-vma',
+      `${p.section}=0x${p.vma.toString(16)}`,
     );
   }
   return [...args, stub, out];
@@ -131,7 +134,8 @@ export interface UkiBuilt {
 
 /** Assembles a UKI at `out`; `dir` takes the section files (cmdline, osrel). */
 export async function buildUki(input: UkiInput, out: string, dir: string): Promise<UkiBuilt> {
-  const stub = input.stub ?? requireHostFile(path.join(SYSTEMD_BOOT_EFI, `linux${input.efiArch}.efi.stub`), 'to assemble a unified kernel image');
+  const stub =
+    input.stub ?? requireHostFile(path.join(SYSTEMD_BOOT_EFI, `linux${input.efiArch}.efi.stub`), 'to assemble a unified kernel image');
   const cmdlineFile = path.join(dir, 'uki.cmdline');
   await fs.writeFile(cmdlineFile, input.cmdline);
   const osrel = path.join(dir, 'uki.osrel');
@@ -168,13 +172,18 @@ export async function buildUki(input: UkiInput, out: string, dir: string): Promi
   // .linux last: the stub loads it as a PE image of its own; the kernel's size is the biggest.
   files.push({ section: '.linux', file: input.kernel });
   const sizes = await Promise.all(files.map(async (f) => (await fs.stat(f.file)).size));
-  const placed = ukiLayout(stubPe, files.map((f, i) => ({ section: f.section, size: sizes[i] }))).map((p, i) => ({ ...p, file: files[i].file }));
+  const placed = ukiLayout(
+    stubPe,
+    files.map((f, i) => ({ section: f.section, size: sizes[i] })),
+  ).map((p, i) => ({ ...p, file: files[i].file }));
   await run(objcopy, objcopyArgs(placed, stub, out));
   const built = readPe(await fs.readFile(out));
   for (const p of placed) {
     const s = built.sections.find((x) => x.name === p.section);
     if (!s || s.virtualAddress !== p.rva) {
-      throw new SetupError(`objcopy placed ${p.section} at ${s ? `0x${s.virtualAddress.toString(16)}` : 'nowhere'}, not at 0x${p.rva.toString(16)}: the UKI ${out} is not as planned`);
+      throw new SetupError(
+        `objcopy placed ${p.section} at ${s ? `0x${s.virtualAddress.toString(16)}` : 'nowhere'}, not at 0x${p.rva.toString(16)}: the UKI ${out} is not as planned`,
+      );
     }
   }
   return { path: out, tool: 'objcopy', sections: built.sections };
@@ -200,7 +209,8 @@ export async function splitUki(uki: string, dir: string): Promise<UkiParts> {
     throw new SetupError(`${uki} is not a unified kernel image: ${(e as Error).message}`);
   }
   const names = pe.sections.map((s) => s.name);
-  if (!names.includes('.linux')) throw new SetupError(`${uki} is a PE image without a .linux section: not a unified kernel image (sections: ${names.join(', ')})`);
+  if (!names.includes('.linux'))
+    throw new SetupError(`${uki} is a PE image without a .linux section: not a unified kernel image (sections: ${names.join(', ')})`);
   const objcopy = requireTool('objcopy', 'to take a unified kernel image apart');
   const parts: UkiParts = { linux: path.join(dir, 'uki-linux'), stub: path.join(dir, 'uki-stub.efi'), sections: names };
   const dump = ['--dump-section', `.linux=${parts.linux}`];

@@ -162,7 +162,13 @@ async function mkfs(
 }
 
 /** An empty filesystem of the same options, to learn how much room the tree gets. */
-async function probeGeometry(tmp: string, sizeMiB: number, label: string | undefined, uuid: string, fsType?: 'ext4' | 'ext2'): Promise<Geometry> {
+async function probeGeometry(
+  tmp: string,
+  sizeMiB: number,
+  label: string | undefined,
+  uuid: string,
+  fsType?: 'ext4' | 'ext2',
+): Promise<Geometry> {
   const img = path.join(tmp, 'probe.img');
   try {
     const r = await mkfs(img, sizeMiB, label, uuid, uuid, undefined, fsType);
@@ -263,7 +269,9 @@ async function debugfsScript(img: string, cmds: string[], scriptPath: string): P
     });
     const errors = r.stderr.split('\n').filter((l) => l.trim() && !/^debugfs [0-9.]+ \(/.test(l));
     if (r.code !== 0 || errors.length) {
-      throw new SetupError(`debugfs could not finish the disk image ${img}: ${errors.length ? foldMessage(errors.join('\n'), { maxLines: 20, maxBytes: 2048 }) : `exit code ${r.code}`}`);
+      throw new SetupError(
+        `debugfs could not finish the disk image ${img}: ${errors.length ? foldMessage(errors.join('\n'), { maxLines: 20, maxBytes: 2048 }) : `exit code ${r.code}`}`,
+      );
     }
   } finally {
     await fs.rm(scriptPath, { force: true });
@@ -286,7 +294,9 @@ export async function buildExt4(tree: ImageTree, opts: Ext4Options): Promise<str
     throw new UsageError(`ext4 image "${tree.name}": label ${JSON.stringify(opts.label)} is longer than 16 bytes.`);
   }
   if (opts.uuid !== undefined && !UUID_RE.test(opts.uuid)) {
-    throw new UsageError(`ext4 image "${tree.name}": uuid ${JSON.stringify(opts.uuid)} is not of the form 01234567-89ab-cdef-0123-456789abcdef.`);
+    throw new UsageError(
+      `ext4 image "${tree.name}": uuid ${JSON.stringify(opts.uuid)} is not of the form 01234567-89ab-cdef-0123-456789abcdef.`,
+    );
   }
   await tree.validate();
   const key = await ext4Key(tree, opts);
@@ -391,7 +401,9 @@ export interface ImageInfo {
 export async function imageInfo(imagePath: string): Promise<ImageInfo> {
   const r = await run(requireTool('dumpe2fs', 'to read disk image features'), ['-h', imagePath]);
   if (r.code !== 0) {
-    throw new SetupError(`dumpe2fs cannot read ${imagePath}: ${foldMessage(r.stderr.trim()) || `exit code ${r.code}`}. Is it an ext2/3/4 image?`);
+    throw new SetupError(
+      `dumpe2fs cannot read ${imagePath}: ${foldMessage(r.stderr.trim()) || `exit code ${r.code}`}. Is it an ext2/3/4 image?`,
+    );
   }
   const f = parseDumpe2fs(r.stdout);
   const features = (f['Filesystem features'] ?? '').split(/\s+/).filter(Boolean);

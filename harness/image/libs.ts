@@ -13,14 +13,7 @@ import { defaultArch } from '../arch/index.ts';
 const TRIPLET = defaultArch().gnuTriplet;
 
 /** The directories the guest's ld.so searches without an ld.so.cache (the architecture's multiarch folders first). */
-export const STANDARD_LIB_DIRS = [
-  `/lib/${TRIPLET}`,
-  `/usr/lib/${TRIPLET}`,
-  '/lib64',
-  '/usr/lib64',
-  '/lib',
-  '/usr/lib',
-];
+export const STANDARD_LIB_DIRS = [`/lib/${TRIPLET}`, `/usr/lib/${TRIPLET}`, '/lib64', '/usr/lib64', '/lib', '/usr/lib'];
 
 export interface NeededFile {
   /** Where the file goes in the guest: the name it was found under (libc.so.6, not libc-2.36.so). */
@@ -38,7 +31,10 @@ async function exists(p: string): Promise<boolean> {
 }
 
 function globToRegExp(glob: string): RegExp {
-  const esc = glob.replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]');
+  const esc = glob
+    .replace(/[.+^${}()|\\]/g, '\\$&')
+    .replace(/\*/g, '[^/]*')
+    .replace(/\?/g, '[^/]');
   return new RegExp(`^${esc}$`);
 }
 
@@ -48,7 +44,10 @@ async function expandInclude(pattern: string, base: string): Promise<string[]> {
   const dir = path.dirname(abs);
   const re = globToRegExp(path.basename(abs));
   const names = await fs.readdir(dir).catch(() => [] as string[]);
-  return names.filter((n) => re.test(n)).sort().map((n) => path.join(dir, n));
+  return names
+    .filter((n) => re.test(n))
+    .sort()
+    .map((n) => path.join(dir, n));
 }
 
 /** The library directories named by an ld.so.conf file and its includes, in order. */
@@ -103,9 +102,7 @@ async function describe(file: string, binary: string): Promise<ElfInfo> {
     return info;
   } catch (e) {
     if (e instanceof NotElfError) {
-      throw new UsageError(
-        `hostBinary(${binary}): ${e.message}. Use tree.script() for scripts and tree.copy() for other files.`,
-      );
+      throw new UsageError(`hostBinary(${binary}): ${e.message}. Use tree.script() for scripts and tree.copy() for other files.`);
     }
     throw e;
   }
@@ -147,7 +144,10 @@ async function walk(r: Resolver, file: string, info: ElfInfo, inheritedRpath: st
  * order. A library found outside the standard directories (only through ld.so.conf) is also
  * linked from /usr/lib/x86_64-linux-gnu, because the guest has no ld.so.cache.
  */
-export async function neededFiles(hostPath: string, guestPath = hostPath): Promise<{
+export async function neededFiles(
+  hostPath: string,
+  guestPath = hostPath,
+): Promise<{
   files: NeededFile[];
   links: Array<{ guestPath: string; target: string }>;
 }> {

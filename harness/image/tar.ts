@@ -252,7 +252,10 @@ const FLAG_NAMES: Record<string, string> = {
 };
 
 function parseSparseMap(text: string, what: string): SparseMap {
-  const nums = text.split(',').filter((x) => x !== '').map(Number);
+  const nums = text
+    .split(',')
+    .filter((x) => x !== '')
+    .map(Number);
   if (nums.length % 2 || nums.some((n) => !Number.isSafeInteger(n) || n < 0)) throw new TarFormatError(`${what} is malformed`);
   const map: SparseMap = [];
   for (let i = 0; i < nums.length; i += 2) map.push([nums[i], nums[i + 1]]);
@@ -277,7 +280,8 @@ async function readTar(
     const h = await r.read(BLOCK);
     if (!h) return; // an archive without its end blocks: GNU tar accepts it too
     if (h.every((b) => b === 0)) return;
-    if (!checksumOk(h)) throw new TarFormatError(`the header at byte ${r.offset - BLOCK} has a wrong checksum (not a tar archive, or damaged)`);
+    if (!checksumOk(h))
+      throw new TarFormatError(`the header at byte ${r.offset - BLOCK} has a wrong checksum (not a tar archive, or damaged)`);
     const flag = h[156] === 0 ? '0' : String.fromCharCode(h[156]);
     let size = num(h, 124, 12);
     if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {
@@ -344,12 +348,20 @@ async function readTar(
         if (major === '1' && minor === '0') {
           e.sparse = { format: 'PAX sparse 1.0', realSize: real }; // the map is at the start of the data
         } else if (get('GNU.sparse.map') !== undefined) {
-          e.sparse = { format: 'PAX sparse 0.1', realSize: real, map: parseSparseMap(get('GNU.sparse.map')!, `the sparse map of ${e.name}`) };
+          e.sparse = {
+            format: 'PAX sparse 0.1',
+            realSize: real,
+            map: parseSparseMap(get('GNU.sparse.map')!, `the sparse map of ${e.name}`),
+          };
         } else if (get('GNU.sparse.offset') !== undefined) {
           const offs = pax.filter(([k]) => k === 'GNU.sparse.offset').map(([, v]) => v);
           const lens = pax.filter(([k]) => k === 'GNU.sparse.numbytes').map(([, v]) => v);
           if (offs.length !== lens.length) throw new TarFormatError(`the sparse map of ${e.name} is malformed`);
-          e.sparse = { format: 'PAX sparse 0.0', realSize: real, map: parseSparseMap(offs.flatMap((o, i) => [o, lens[i]]).join(','), `the sparse map of ${e.name}`) };
+          e.sparse = {
+            format: 'PAX sparse 0.0',
+            realSize: real,
+            map: parseSparseMap(offs.flatMap((o, i) => [o, lens[i]]).join(','), `the sparse map of ${e.name}`),
+          };
         } else {
           e.sparse = { format: `PAX sparse ${major}.${minor}`, realSize: real };
         }
@@ -405,11 +417,7 @@ async function writeSparse(fd: fs.FileHandle, offset: number, chunks: AsyncItera
  * Adds every entry of a tar archive (a file path or a stream of tar bytes, compressed or not)
  * to `tree`. Resolves when the whole archive is read; a bad entry is a UsageError naming it.
  */
-export async function importTar(
-  tree: ImageTree,
-  source: string | Readable,
-  opts: TarImportOptions = {},
-): Promise<TarImportSummary> {
+export async function importTar(tree: ImageTree, source: string | Readable, opts: TarImportOptions = {}): Promise<TarImportSummary> {
   const archive = opts.name ?? (typeof source === 'string' ? source : 'tar stream');
   const at = opts.at ? tree.norm(opts.at, 'tar import folder') : '/';
   let raw: Readable;
@@ -552,7 +560,9 @@ export async function importTar(
         );
     }
     if (h.sparse && h.flag !== '0' && h.flag !== 'S') {
-      throw new UsageError(`${archive}: entry ${JSON.stringify(h.name)} is a ${h.sparse.format} entry of tar type '${h.flag}', which rootprobe cannot import.`);
+      throw new UsageError(
+        `${archive}: entry ${JSON.stringify(h.name)} is a ${h.sparse.format} entry of tar type '${h.flag}', which rootprobe cannot import.`,
+      );
     }
     seen.add(p);
   };

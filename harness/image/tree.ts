@@ -94,7 +94,11 @@ function busyboxApplets(bin: string): Promise<string[]> {
       runGuarded(bin, ['--list-full'], { maxBuffer: 1 << 20 }).then(
         (r) => {
           if (r.code !== 0) throw new SetupError(`${bin} --list-full failed (exit status ${r.code ?? r.signal}); is it a working busybox?`);
-          return r.stdout.toString('utf8').split('\n').map((l) => l.trim()).filter(Boolean);
+          return r.stdout
+            .toString('utf8')
+            .split('\n')
+            .map((l) => l.trim())
+            .filter(Boolean);
         },
         (e: Error) => {
           throw new SetupError(`${bin} --list-full failed (${e.message}); is it a working busybox?`);
@@ -176,9 +180,7 @@ export class ImageTree {
         if (s.weak) {
           ctx.map.set(parent, { node: { type: 'dir', mode: 0o755, ...ROOT_OWNER }, weak: true, implicit: true });
         } else {
-          throw new UsageError(
-            `cannot put ${p} in image "${this.name}": ${parent} is a ${s.node.type}, not a folder.`,
-          );
+          throw new UsageError(`cannot put ${p} in image "${this.name}": ${parent} is a ${s.node.type}, not a folder.`);
         }
       }
     }
@@ -193,9 +195,7 @@ export class ImageTree {
         const prefix = `${p}/`;
         for (const k of ctx.map.keys()) {
           if (k.startsWith(prefix)) {
-            throw new UsageError(
-              `cannot replace the folder ${p} with a ${node.type} in image "${this.name}": it contains ${k}.`,
-            );
+            throw new UsageError(`cannot replace the folder ${p} with a ${node.type} in image "${this.name}": it contains ${k}.`);
           }
         }
       }
@@ -357,9 +357,7 @@ export class ImageTree {
       const modulesDir = kernel.modulesDir;
       memo ??= (async () => {
         const closure = await moduleClosure(modulesDir, wanted);
-        return Promise.all(
-          closure.map(async (m) => ({ m, rel: m.relPath.replace(/\.(xz|zst|gz)$/, ''), data: await readModule(m) })),
-        );
+        return Promise.all(closure.map(async (m) => ({ m, rel: m.relPath.replace(/\.(xz|zst|gz)$/, ''), data: await readModule(m) })));
       })();
       const mods = await memo;
       const list = ctx.modules.get(release) ?? [];
@@ -375,7 +373,12 @@ export class ImageTree {
         ...ROOT_OWNER,
       });
       const load = [...ctx.modules.entries()].flatMap(([rel, ms]) => ms.map((m) => `/lib/modules/${rel}/${m.relPath}`));
-      t.put(ctx, MODULES_LOAD_FILE, { type: 'file', source: { kind: 'data', data: Buffer.from(`${load.join('\n')}\n`) }, mode: 0o644, ...ROOT_OWNER });
+      t.put(ctx, MODULES_LOAD_FILE, {
+        type: 'file',
+        source: { kind: 'data', data: Buffer.from(`${load.join('\n')}\n`) },
+        mode: 0o644,
+        ...ROOT_OWNER,
+      });
     });
   }
 
@@ -481,9 +484,8 @@ export class ImageTree {
     for (const e of await this.list()) {
       let desc: unknown = e;
       if (e.type === 'file') {
-        const content = e.source.kind === 'data'
-          ? createHash('sha256').update(e.source.data).digest('hex')
-          : await hashHostFile(e.source.hostPath);
+        const content =
+          e.source.kind === 'data' ? createHash('sha256').update(e.source.data).digest('hex') : await hashHostFile(e.source.hostPath);
         desc = { type: 'file', path: e.path, mode: e.mode, uid: e.uid, gid: e.gid, content };
       }
       h.update(JSON.stringify(desc));

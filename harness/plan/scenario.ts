@@ -37,8 +37,21 @@ export function bootArgs(opts: Pick<ScenarioPlanOptions, 'firmware' | 'boot'>): 
   ];
 }
 
-export function rerunLine(sc: Pick<Scenario, 'name'>, kernel: Pick<Kernel, 'id'>, opts: Pick<ScenarioPlanOptions, 'invocation' | 'rerunArgs' | 'firmware' | 'boot'>): string {
-  return [opts.invocation ?? DEFAULTS.invocation, 'run', sc.name, '--kernel', kernel.id, ...(opts.rerunArgs ?? []), ...bootArgs(opts), '--keep']
+export function rerunLine(
+  sc: Pick<Scenario, 'name'>,
+  kernel: Pick<Kernel, 'id'>,
+  opts: Pick<ScenarioPlanOptions, 'invocation' | 'rerunArgs' | 'firmware' | 'boot'>,
+): string {
+  return [
+    opts.invocation ?? DEFAULTS.invocation,
+    'run',
+    sc.name,
+    '--kernel',
+    kernel.id,
+    ...(opts.rerunArgs ?? []),
+    ...bootArgs(opts),
+    '--keep',
+  ]
     .map((a, i) => (i === 0 ? a : shellQuote(a)))
     .join(' ');
 }

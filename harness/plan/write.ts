@@ -43,7 +43,8 @@ export interface WrittenPlan {
 }
 
 /** The files writePlan() writes (a folder holding anything else needs `force`). */
-const OURS = /^(initrd\.d|initrd\.cpio|disk-.*\.img|esp\.img|efivars\.fd|uki\.(efi|cmdline|osrel|uname)|vmlinuz|qemu\.sh|qemu\.cmdline|build\.json|result\.stream|console\.log|qemu\.pid)$/;
+const OURS =
+  /^(initrd\.d|initrd\.cpio|disk-.*\.img|esp\.img|efivars\.fd|uki\.(efi|cmdline|osrel|uname)|vmlinuz|qemu\.sh|qemu\.cmdline|build\.json|result\.stream|console\.log|qemu\.pid)$/;
 
 /** Refuses a folder that holds files other than a previous build's, unless `force`. */
 export async function checkOutDir(out: string, force: boolean): Promise<void> {

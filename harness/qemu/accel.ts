@@ -104,11 +104,7 @@ export async function detectAccel(kernelPath: string, opts: DetectOptions = {}):
   return { ...answer, cached: false };
 }
 
-async function probeKvm(
-  kernelPath: string,
-  qemu: string,
-  opts: DetectOptions,
-): Promise<{ accel: Accel; reason: string }> {
+async function probeKvm(kernelPath: string, qemu: string, opts: DetectOptions): Promise<{ accel: Accel; reason: string }> {
   const deadlineMs = opts.probeDeadlineMs ?? 20_000;
   opts.onProgress?.(`probing KVM: booting ${path.basename(kernelPath)} with no root (up to ${deadlineMs / 1000} s)`);
   const runDir = await makeTempDir('rootprobe-accel-');

@@ -115,7 +115,8 @@ export function qemuArgs(spec: BootSpec, channel: QemuChannel): string[] {
   const firmware = spec.firmware ?? 'bios';
   if (firmware !== 'bios' && firmware !== 'uefi') throw new UsageError(`firmware must be 'bios' or 'uefi'; got ${String(spec.firmware)}`);
   if (!arch.firmware.includes(firmware)) throw new UsageError(`${arch.name} boots with ${arch.firmware.join(' or ')}, not ${firmware}`);
-  if (firmware === 'uefi' && !spec.uefi) throw new Error('internal: a uefi boot needs the firmware code and a per-run copy of its variable store');
+  if (firmware === 'uefi' && !spec.uefi)
+    throw new Error('internal: a uefi boot needs the firmware code and a per-run copy of its variable store');
   if (firmware === 'bios' && spec.esp) throw new UsageError('an EFI system partition boots only with firmware uefi');
   if (spec.kernel === undefined && !spec.esp) throw new UsageError('a boot needs a kernel image or an EFI system partition');
   if (spec.kernel === undefined && (spec.initrd !== undefined || (spec.append ?? '').trim())) {
@@ -128,26 +129,38 @@ export function qemuArgs(spec: BootSpec, channel: QemuChannel): string[] {
     '-nodefaults',
     '-no-user-config',
     '-no-reboot',
-    '-display', 'none',
-    '-nic', 'none',
-    '-name', 'rootprobe',
-    '-M', arch.machine,
-    '-accel', spec.accel,
-    '-cpu', arch.cpu[spec.accel],
-    '-m', String(mem),
-    '-smp', String(cpus),
+    '-display',
+    'none',
+    '-nic',
+    'none',
+    '-name',
+    'rootprobe',
+    '-M',
+    arch.machine,
+    '-accel',
+    spec.accel,
+    '-cpu',
+    arch.cpu[spec.accel],
+    '-m',
+    String(mem),
+    '-smp',
+    String(cpus),
   ];
   if (firmware === 'uefi' && spec.uefi) {
     argv.push(
-      '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${qemuOptValue(spec.uefi.code)}`,
-      '-drive', `if=pflash,format=raw,unit=1,file=${qemuOptValue(spec.uefi.vars)}`,
+      '-drive',
+      `if=pflash,format=raw,unit=0,readonly=on,file=${qemuOptValue(spec.uefi.code)}`,
+      '-drive',
+      `if=pflash,format=raw,unit=1,file=${qemuOptValue(spec.uefi.vars)}`,
     );
   }
   if (spec.kernel !== undefined) {
     argv.push(
-      '-kernel', spec.kernel,
+      '-kernel',
+      spec.kernel,
       ...(spec.initrd !== undefined ? ['-initrd', spec.initrd] : []),
-      '-append', append ? `${base} ${append}` : base,
+      '-append',
+      append ? `${base} ${append}` : base,
     );
   }
   if (channel.interactive) {
@@ -155,10 +168,7 @@ export function qemuArgs(spec: BootSpec, channel: QemuChannel): string[] {
   } else {
     argv.push('-chardev', 'stdio,id=con,signal=off', '-serial', 'chardev:con');
   }
-  argv.push(
-    '-chardev', `socket,id=res,path=${qemuOptValue(channel.resultSocket)},server=on,wait=on`,
-    '-serial', 'chardev:res',
-  );
+  argv.push('-chardev', `socket,id=res,path=${qemuOptValue(channel.resultSocket)},server=on,wait=on`, '-serial', 'chardev:res');
   (spec.disks ?? []).forEach((d, i) => {
     const drive = [
       `file=${qemuOptValue(d.path)}`,
@@ -174,9 +184,7 @@ export function qemuArgs(spec: BootSpec, channel: QemuChannel): string[] {
     const dev = ['virtio-blk-pci', `drive=disk${i}`];
     if (d.serial !== undefined) {
       if (!/^[A-Za-z0-9._-]{1,20}$/.test(d.serial)) {
-        throw new DefinitionError(
-          `disk ${d.path}: serial ${JSON.stringify(d.serial)} must be 1 to 20 characters of A-Z a-z 0-9 . _ -`,
-        );
+        throw new DefinitionError(`disk ${d.path}: serial ${JSON.stringify(d.serial)} must be 1 to 20 characters of A-Z a-z 0-9 . _ -`);
       }
       dev.push(`serial=${d.serial}`);
     }
@@ -184,7 +192,16 @@ export function qemuArgs(spec: BootSpec, channel: QemuChannel): string[] {
   });
   if (spec.esp) {
     // After the disks (vda... stay what the scenario names), first in the firmware's boot order.
-    const drive = ['file=' + qemuOptValue(spec.esp.path), 'format=raw', 'if=none', 'id=esp', 'cache=unsafe', 'werror=report', 'rerror=report', ...(spec.esp.snapshot ? ['snapshot=on'] : [])];
+    const drive = [
+      'file=' + qemuOptValue(spec.esp.path),
+      'format=raw',
+      'if=none',
+      'id=esp',
+      'cache=unsafe',
+      'werror=report',
+      'rerror=report',
+      ...(spec.esp.snapshot ? ['snapshot=on'] : []),
+    ];
     argv.push('-drive', drive.join(','), '-device', 'virtio-blk-pci,drive=esp,bootindex=0');
   }
   if (spec.gdbSocket) argv.push('-gdb', `unix:${qemuOptValue(spec.gdbSocket)},server=on,wait=off`);

@@ -119,15 +119,10 @@ function endStream(ws: WriteStream): Promise<void> {
 
 /** Replaces the waiting result socket by a file, so a person can rerun the argv from a shell. */
 export function standaloneArgv(argv: string[], resultFile = 'result.stream'): string[] {
-  return argv.map((a) =>
-    a.startsWith('socket,id=res,') ? `file,id=res,path=${resultFile.replaceAll(',', ',,')}` : a,
-  );
+  return argv.map((a) => (a.startsWith('socket,id=res,') ? `file,id=res,path=${resultFile.replaceAll(',', ',,')}` : a));
 }
 
-export function bootQemu(
-  spec: BootSpec,
-  opts: BootOptions,
-): { control: BootControl; outcome: Promise<BootOutcome> } {
+export function bootQemu(spec: BootSpec, opts: BootOptions): { control: BootControl; outcome: Promise<BootOutcome> } {
   if (!(typeof opts.deadlineMs === 'number' && opts.deadlineMs > 0)) {
     throw new UsageError(`deadlineMs must be a positive number of milliseconds; got ${opts.deadlineMs}`);
   }
@@ -298,8 +293,7 @@ export function bootQemu(
         resultStream,
         cmdlineFile,
         argv,
-        stderr:
-          stderrBuf.toString('utf8') + (spawnError ? `\nspawn failed: ${spawnError.message}` : ''),
+        stderr: stderrBuf.toString('utf8') + (spawnError ? `\nspawn failed: ${spawnError.message}` : ''),
         ...(child.pid !== undefined ? { pid: child.pid } : {}),
         pdeathsig,
       });

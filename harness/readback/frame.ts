@@ -151,9 +151,12 @@ export class FrameDecoder {
     this.ended = true;
     const st = this.state;
     if (st.mode === 'frame') {
-      this.damage(st.frame.stage, 'truncated',
+      this.damage(
+        st.frame.stage,
+        'truncated',
         `the stream ended before "${END_WORD} ${st.frame.stage}" (frame began on line ${st.frame.beginLine}, ` +
-        `${st.frame.received} of ${st.frame.length} bytes received)`);
+          `${st.frame.received} of ${st.frame.length} bytes received)`,
+      );
     }
     this.state = { mode: 'outside' };
     return this.drain();
@@ -190,8 +193,11 @@ export class FrameDecoder {
     this.discardingLine = true;
     const st = this.state;
     if (st.mode === 'frame') {
-      this.damage(st.frame.stage, 'base64',
-        `line ${this.lineNo} is longer than ${this.maxLineBytes} bytes; base64 lines have at most ${BASE64_LINE_WIDTH} characters`);
+      this.damage(
+        st.frame.stage,
+        'base64',
+        `line ${this.lineNo} is longer than ${this.maxLineBytes} bytes; base64 lines have at most ${BASE64_LINE_WIDTH} characters`,
+      );
       this.state = { mode: 'skipping', stage: st.frame.stage };
     } else {
       this.emit({ kind: 'noise', line: `${text} [line cut at ${this.maxLineBytes} bytes]` });
@@ -221,9 +227,12 @@ export class FrameDecoder {
 
     if (word === BEGIN_WORD) {
       if (st.mode === 'frame') {
-        this.damage(st.frame.stage, 'truncated',
+        this.damage(
+          st.frame.stage,
+          'truncated',
           `no "${END_WORD} ${st.frame.stage}" before the next ${BEGIN_WORD} on line ${this.lineNo} ` +
-          `(${st.frame.received} of ${st.frame.length} bytes received)`);
+            `(${st.frame.received} of ${st.frame.length} bytes received)`,
+        );
       }
       this.begin(trimmed);
       return;
@@ -243,9 +252,12 @@ export class FrameDecoder {
       const frame = st.frame;
       this.state = { mode: 'outside' };
       if (endStage !== frame.stage) {
-        this.damage(frame.stage, 'truncated',
+        this.damage(
+          frame.stage,
+          'truncated',
           `frame ended by "${END_WORD} ${endStage}" on line ${this.lineNo}, expected "${END_WORD} ${frame.stage}" ` +
-          `(${frame.received} of ${frame.length} bytes received)`);
+            `(${frame.received} of ${frame.length} bytes received)`,
+        );
         return;
       }
       this.close(frame);
@@ -281,16 +293,22 @@ export class FrameDecoder {
     if (!/^[0-9a-fA-F]{64}$/.test(sha)) return fail(`sha256 ${JSON.stringify(sha)} is not 64 hex digits`);
     const length = Number(lengthText);
     if (length > this.maxPayloadBytes) {
-      this.damage(stage, 'length',
-        `declared length ${length} bytes exceeds the limit of ${this.maxPayloadBytes} bytes; frame skipped`);
+      this.damage(stage, 'length', `declared length ${length} bytes exceeds the limit of ${this.maxPayloadBytes} bytes; frame skipped`);
       this.state = { mode: 'skipping', stage };
       return;
     }
     this.state = {
       mode: 'frame',
       frame: {
-        stage, length, sha256: sha.toLowerCase(), chunks: [], received: 0, hash: createHash('sha256'),
-        carry: '', padded: false, beginLine: this.lineNo,
+        stage,
+        length,
+        sha256: sha.toLowerCase(),
+        chunks: [],
+        received: 0,
+        hash: createHash('sha256'),
+        carry: '',
+        padded: false,
+        beginLine: this.lineNo,
       },
     };
   }
@@ -320,8 +338,7 @@ export class FrameDecoder {
     if (all === '') return;
     const bytes = Buffer.from(all, 'base64');
     if (frame.received + bytes.length > frame.length) {
-      return skip('length',
-        `expected ${frame.length} bytes, got more than that (${frame.received + bytes.length} by line ${this.lineNo})`);
+      return skip('length', `expected ${frame.length} bytes, got more than that (${frame.received + bytes.length} by line ${this.lineNo})`);
     }
     frame.received += bytes.length;
     frame.hash.update(bytes);

@@ -53,8 +53,15 @@ export function propagationOf(e: Pick<MountinfoEntry, 'optionalFields'>): Propag
     else if (m?.[1] === 'propagate_from') out.propagateFrom = Number(m[2]);
     else if (f === 'unbindable') out.unbindable = true;
   }
-  out.kind = out.unbindable ? 'unbindable' : out.shared !== undefined && out.master !== undefined ? 'shared+slave'
-    : out.shared !== undefined ? 'shared' : out.master !== undefined ? 'slave' : 'private';
+  out.kind = out.unbindable
+    ? 'unbindable'
+    : out.shared !== undefined && out.master !== undefined
+      ? 'shared+slave'
+      : out.shared !== undefined
+        ? 'shared'
+        : out.master !== undefined
+          ? 'slave'
+          : 'private';
   return out;
 }
 

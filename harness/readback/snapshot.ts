@@ -96,7 +96,10 @@ export function markProbeProcesses<T extends { pid: number; ppid: number; probe:
     const seen = new Set<number>();
     let probe = false;
     while (cur && !seen.has(cur.pid)) {
-      if (cur.pid === probePid) { probe = true; break; }
+      if (cur.pid === probePid) {
+        probe = true;
+        break;
+      }
       seen.add(cur.pid);
       if (cur.ppid === 0 || cur.ppid === cur.pid) break;
       cur = byPid.get(cur.ppid);
@@ -124,9 +127,18 @@ export class Stage {
   readonly vars: Record<string, string>;
 
   constructor(data: {
-    name: string; seq: number; uname: string; probePid: number; uptime: number | null; meta: Record<string, string>;
-    mountinfo: Mountinfo; pid1Mountinfo: Mountinfo; processes: ProcessInfo[];
-    files: Record<string, Buffer>; commands: Record<string, CommandResult>; vars: Record<string, string>;
+    name: string;
+    seq: number;
+    uname: string;
+    probePid: number;
+    uptime: number | null;
+    meta: Record<string, string>;
+    mountinfo: Mountinfo;
+    pid1Mountinfo: Mountinfo;
+    processes: ProcessInfo[];
+    files: Record<string, Buffer>;
+    commands: Record<string, CommandResult>;
+    vars: Record<string, string>;
   }) {
     this.name = data.name;
     this.seq = data.seq;
@@ -244,7 +256,14 @@ export function formatProcessTable(procs: readonly ProcessInfo[]): string {
     rows.push(row);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 function parseMeta(text: string): Record<string, string> {
@@ -281,7 +300,8 @@ export async function parseSnapshot(payload: Buffer): Promise<Stage> {
   const text = (name: string): string | undefined => members.get(name)?.toString('utf8');
 
   const metaText = text('meta');
-  if (metaText === undefined) throw new SnapshotError(`snapshot has no "meta" member (members: ${[...members.keys()].slice(0, 10).join(', ') || 'none'})`);
+  if (metaText === undefined)
+    throw new SnapshotError(`snapshot has no "meta" member (members: ${[...members.keys()].slice(0, 10).join(', ') || 'none'})`);
   const meta = parseMeta(metaText);
   const stageName = meta.stage;
   const where = `snapshot of stage ${JSON.stringify(stageName ?? '?')}`;
@@ -336,7 +356,9 @@ export async function parseSnapshot(payload: Buffer): Promise<Stage> {
   for (const name of new Set([...cmdOut.keys(), ...cmdRc.keys()])) {
     const rc = cmdRc.get(name)?.trim();
     if (rc === undefined || !/^-?[0-9]+$/.test(rc)) {
-      throw new SnapshotError(`${where}: command ${JSON.stringify(name)} has no valid exit status in cmd/${name}.rc (got ${JSON.stringify(rc ?? null)})`);
+      throw new SnapshotError(
+        `${where}: command ${JSON.stringify(name)} has no valid exit status in cmd/${name}.rc (got ${JSON.stringify(rc ?? null)})`,
+      );
     }
     commands[name] = { output: cmdOut.get(name) ?? '', status: Number(rc) };
   }
@@ -373,8 +395,18 @@ export async function parseSnapshot(payload: Buffer): Promise<Stage> {
   markProbeProcesses(processes, probePid);
 
   return new Stage({
-    name: stageName, seq, uname: meta.uname_r ?? '', probePid, uptime, meta,
-    mountinfo, pid1Mountinfo, processes, files, commands, vars,
+    name: stageName,
+    seq,
+    uname: meta.uname_r ?? '',
+    probePid,
+    uptime,
+    meta,
+    mountinfo,
+    pid1Mountinfo,
+    processes,
+    files,
+    commands,
+    vars,
   });
 }
 

@@ -34,8 +34,7 @@ function mountFacts(stage: Stage): Facts {
     const parent = mi.parentOf(e);
     // The parent by its mount point only: a change of the parent's own type is reported on
     // the parent, not again on each of its children.
-    const parentText =
-      e.parentId === e.mountId ? 'itself (top of the tree)' : parent ? parent.mountPoint : 'not visible from this root';
+    const parentText = e.parentId === e.mountId ? 'itself (top of the tree)' : parent ? parent.mountPoint : 'not visible from this root';
     out.set(key, `${e.fsType} from ${e.source}, root ${e.root}, parent ${parentText}`);
   }
   return out;

@@ -51,7 +51,7 @@ export const SEED_CLAIMS: readonly SeedClaim[] = [
       'pivot_root fails (EINVAL) from the initramfs because rootfs can never be unmounted; the patch unpacks the ' +
       'initramfs into a tmpfs over rootfs; workarounds: mount --bind / /, or a two-stage archive.',
     mustShow:
-      "the EINVAL on a stock kernel, each workaround (mount --bind / / and the host root it leaves below the container; the " +
+      'the EINVAL on a stock kernel, each workaround (mount --bind / / and the host root it leaves below the container; the ' +
       "two-stage archive; retain_initrd and the memory it keeps), and the patched kernel's behaviour, from mountinfo (rootfs " +
       'hidden below a tmpfs); newer kernels changed this again.',
   },
@@ -103,12 +103,7 @@ const OUTCOME: Record<string, string> = {
 
 /** Text for a Markdown table cell: pipes escaped, line breaks as <br>, HTML-ish brackets kept literal. */
 export function cell(text: string): string {
-  return text
-    .replaceAll('\\', '\\\\')
-    .replaceAll('|', '\\|')
-    .replaceAll('<', '&lt;')
-    .replaceAll('>', '&gt;')
-    .replace(/\r?\n/g, '<br>');
+  return text.replaceAll('\\', '\\\\').replaceAll('|', '\\|').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replace(/\r?\n/g, '<br>');
 }
 
 function code(text: string): string {
@@ -157,7 +152,9 @@ export function evidenceMarkdown(report: MatrixReport, scenarios: readonly Scena
   out.push(`- date: ${now.toISOString().slice(0, 10)} (run started ${report.startedAt})`);
   out.push(`- rootprobe ${report.version}, node ${report.host.node}, ${report.host.cpus} CPUs`);
   out.push(`- accelerator: ${report.accel} (${report.accelReason})`);
-  out.push(`- firmware: ${[...new Set(report.runs.map((r) => `${r.firmware ?? 'bios'}${r.boot ? ` via ${r.boot}` : ''}`))].join(', ') || 'none ran'}`);
+  out.push(
+    `- firmware: ${[...new Set(report.runs.map((r) => `${r.firmware ?? 'bios'}${r.boot ? ` via ${r.boot}` : ''}`))].join(', ') || 'none ran'}`,
+  );
   out.push(`- kernels: ${kernels.length ? kernels.map((k) => `${code(k.id)} (${k.release})`).join(', ') : 'none ran'}`);
   const s = report.summary;
   const skipped = s.skipped ?? 0;
@@ -206,7 +203,14 @@ export function evidenceMarkdown(report: MatrixReport, scenarios: readonly Scena
     out.push(`| scenario | ${kernels.map((k) => `${cell(k.id)}<br>${cell(k.release)}`).join(' | ')} |`);
     out.push(`|---|${kernels.map(() => '---').join('|')}|`);
     for (const name of loose) {
-      out.push(`| ${code(name)} | ${kernels.map((k) => { const r = runOf(name, k.id); return r ? runCell(r, maxLines) : 'not run'; }).join(' | ')} |`);
+      out.push(
+        `| ${code(name)} | ${kernels
+          .map((k) => {
+            const r = runOf(name, k.id);
+            return r ? runCell(r, maxLines) : 'not run';
+          })
+          .join(' | ')} |`,
+      );
     }
   }
   out.push('', '## Seeds', '');

@@ -55,7 +55,9 @@ function fold(lines: string[], numbers: boolean): string[] {
 }
 
 function cut(out: string[], maxBytes: number, maxLines: number, maxLineChars: number): string {
-  const cutLines = out.map((l) => (l.length > maxLineChars ? `${l.slice(0, maxLineChars)}… (${l.length - maxLineChars} more characters)` : l));
+  const cutLines = out.map((l) =>
+    l.length > maxLineChars ? `${l.slice(0, maxLineChars)}… (${l.length - maxLineChars} more characters)` : l,
+  );
   let kept = cutLines;
   if (kept.length > maxLines) {
     const head = Math.ceil(maxLines * 0.6);
@@ -64,9 +66,15 @@ function cut(out: string[], maxBytes: number, maxLines: number, maxLineChars: nu
   }
   let result = kept.join('\n');
   if (Buffer.byteLength(result) > maxBytes) {
-    const head = Buffer.from(result).subarray(0, Math.floor(maxBytes * 0.6)).toString('utf8').replace(/\uFFFD$/, '');
+    const head = Buffer.from(result)
+      .subarray(0, Math.floor(maxBytes * 0.6))
+      .toString('utf8')
+      .replace(/\uFFFD$/, '');
     const tailBuf = Buffer.from(result);
-    const tail = tailBuf.subarray(tailBuf.length - Math.floor(maxBytes * 0.3)).toString('utf8').replace(/^\uFFFD/, '');
+    const tail = tailBuf
+      .subarray(tailBuf.length - Math.floor(maxBytes * 0.3))
+      .toString('utf8')
+      .replace(/^\uFFFD/, '');
     result = `${head}\n… (${Buffer.byteLength(result) - Buffer.byteLength(head) - Buffer.byteLength(tail)} bytes left out)\n${tail}`;
   }
   return result;

@@ -17,7 +17,16 @@ export interface MatrixReport {
 }
 
 export function summarize(runs: RunRecord[]): Record<string, number> {
-  const s: Record<string, number> = { total: runs.length, passed: 0, failed: 0, panic: 0, timeout: 0, 'missing-stage': 0, error: 0, skipped: 0 };
+  const s: Record<string, number> = {
+    total: runs.length,
+    passed: 0,
+    failed: 0,
+    panic: 0,
+    timeout: 0,
+    'missing-stage': 0,
+    error: 0,
+    skipped: 0,
+  };
   for (const r of runs) s[r.outcome] = (s[r.outcome] ?? 0) + 1;
   return s;
 }
@@ -68,7 +77,9 @@ export function toJUnit(report: MatrixReport): string {
     const sk = runs.filter((r) => r.outcome === 'skipped').length;
     const e = runs.filter((r) => r.outcome !== 'failed' && r.outcome !== 'passed' && r.outcome !== 'skipped').length;
     const t = runs.reduce((a, r) => a + r.durationMs, 0) / 1000;
-    out.push(`  <testsuite name="${xml(kernel)}" tests="${runs.length}" failures="${f}" errors="${e}" skipped="${sk}" time="${t.toFixed(3)}">`);
+    out.push(
+      `  <testsuite name="${xml(kernel)}" tests="${runs.length}" failures="${f}" errors="${e}" skipped="${sk}" time="${t.toFixed(3)}">`,
+    );
     for (const r of runs) {
       out.push(
         `    <testcase classname="rootprobe.${xml(r.kernel)}" name="${xml(caseName(r))}" time="${(r.durationMs / 1000).toFixed(3)}">`,
@@ -113,13 +124,21 @@ export function toTap(report: MatrixReport): string {
     const note = skipped
       ? ` # SKIP ${firstLine(r.message).replaceAll('#', '\\#')}`
       : ok
-        ? (r.flaky ? ` # flaky: passed on attempt ${r.attempts?.length}` : '')
+        ? r.flaky
+          ? ` # flaky: passed on attempt ${r.attempts?.length}`
+          : ''
         : ` # ${r.outcome}`;
     out.push(`${ok ? 'ok' : 'not ok'} ${i + 1} - ${caseName(r)}${note}`);
-    const y: string[] = [`outcome: ${r.outcome}`, `duration_ms: ${r.durationMs}`, `accel: ${r.accel}`, `firmware: ${r.firmware ?? 'bios'}${r.boot ? ` via ${r.boot}` : ''}`];
+    const y: string[] = [
+      `outcome: ${r.outcome}`,
+      `duration_ms: ${r.durationMs}`,
+      `accel: ${r.accel}`,
+      `firmware: ${r.firmware ?? 'bios'}${r.boot ? ` via ${r.boot}` : ''}`,
+    ];
     if (r.message) y.push('message: |', ...r.message.split('\n').map((l) => `  ${l}`));
     if (r.behaviours.length) y.push('behaviours:', ...r.behaviours.map((b) => `  - ${JSON.stringify(b)}`));
-    if (r.attempts) y.push('attempts:', ...r.attempts.map((a) => `  - ${JSON.stringify(a.outcome + (a.message ? `: ${firstLine(a.message)}` : ''))}`));
+    if (r.attempts)
+      y.push('attempts:', ...r.attempts.map((a) => `  - ${JSON.stringify(a.outcome + (a.message ? `: ${firstLine(a.message)}` : ''))}`));
     if (r.artifacts) y.push(`artifacts: ${JSON.stringify(r.artifacts.dir)}`);
     if (!ok) y.push(`rerun: ${JSON.stringify(r.rerun)}`);
     out.push('  ---', ...y.map((l) => `  ${l}`), '  ...');

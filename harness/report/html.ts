@@ -249,7 +249,9 @@ function stageHtml(run: number, t: StageTree, stage: StageJSON, previous: StageJ
   const vars = Object.entries(stage.vars ?? {});
   const cmds = Object.entries(stage.commands ?? {});
   const extra = [
-    vars.length ? `<details class="raw"><summary>${vars.length} recorded values</summary><pre>${vars.map(([k, v]) => `${esc(k)}=${esc(v)}`).join('\n')}</pre></details>` : '',
+    vars.length
+      ? `<details class="raw"><summary>${vars.length} recorded values</summary><pre>${vars.map(([k, v]) => `${esc(k)}=${esc(v)}`).join('\n')}</pre></details>`
+      : '',
     cmds.length
       ? `<details class="raw"><summary>${cmds.length} commands</summary>${cmds.map(([k, c]) => `<pre><b>${esc(k)}</b> (exit ${num(c.status)})\n${esc(c.output)}</pre>`).join('')}</details>`
       : '',
@@ -257,11 +259,16 @@ function stageHtml(run: number, t: StageTree, stage: StageJSON, previous: StageJ
   ].join('');
   const since = t.previous ? `changes since <i>${esc(t.previous)}</i>` : 'first stage';
   // PID 1 reads its own mountinfo: other ids mean another mount namespace (or a view from another root).
-  const ids = (m: readonly { mountId: number }[]) => m.map((e) => e.mountId).sort((x, y) => x - y).join(' ');
+  const ids = (m: readonly { mountId: number }[]) =>
+    m
+      .map((e) => e.mountId)
+      .sort((x, y) => x - y)
+      .join(' ');
   const pid1 = stage.pid1Mountinfo ?? [];
-  const otherView = pid1.length > 0 && ids(pid1) !== ids(stage.mountinfo)
-    ? `<details class="raw pid1"><summary>PID 1 sees another mount table (${pid1.length} mounts): another mount namespace or root</summary><pre>${esc(pid1.map((e) => e.raw).join('\n'))}</pre></details>`
-    : '';
+  const otherView =
+    pid1.length > 0 && ids(pid1) !== ids(stage.mountinfo)
+      ? `<details class="raw pid1"><summary>PID 1 sees another mount table (${pid1.length} mounts): another mount namespace or root</summary><pre>${esc(pid1.map((e) => e.raw).join('\n'))}</pre></details>`
+      : '';
   return `<section class="stage" id="run-${run}-stage-${num(t.seq)}-${esc(slug(t.stage))}" data-stage="${esc(t.stage)}">
 <h3>stage ${esc(t.stage)} <span class="sub">${since}${stage.uptime !== null ? ` · ${stage.uptime.toFixed(2)} s after boot` : ''}</span></h3>
 <div class="stage-grid"><div>${legendHtml()}${treeHtml(t, differs)}${otherView}</div><div>${processHtml(stage, previous)}${extra}</div></div>
@@ -307,9 +314,10 @@ export function runHtml(r: RunRecord, index: number): string {
     ...r.evidence.map((e) => `<li>${esc(e)}</li>`),
     ...r.warnings.map((w) => `<li>warning: ${esc(w)}</li>`),
   ];
-  const attempts = r.attempts && r.attempts.length > 1
-    ? `<ul class="facts">${r.attempts.map((a, i) => `<li>attempt ${i + 1}: ${esc(a.outcome)}${a.message ? ` - ${esc(a.message.split('\n')[0])}` : ''}</li>`).join('')}</ul>`
-    : '';
+  const attempts =
+    r.attempts && r.attempts.length > 1
+      ? `<ul class="facts">${r.attempts.map((a, i) => `<li>attempt ${i + 1}: ${esc(a.outcome)}${a.message ? ` - ${esc(a.message.split('\n')[0])}` : ''}</li>`).join('')}</ul>`
+      : '';
   const story = trees.length
     ? `<div class="story">${trees.map((t) => `<a href="#run-${index}-stage-${num(t.seq)}-${esc(slug(t.stage))}">${esc(t.stage)}<span class="counts">${esc(changeCounts(t))}</span></a>`).join('')}</div>`
     : '';
@@ -336,16 +344,29 @@ function timelineHtml(trees: readonly StageTree[]): string {
   const order: number[] = [];
   for (const t of trees) for (const n of t.nodes) if (!order.includes(n.mountId)) order.push(n.mountId);
   const label = new Map<number, string>();
-  for (const t of trees) for (const n of t.nodes) if (n.entry && !label.has(n.mountId)) label.set(n.mountId, `${n.entry.fsType} ${n.entry.source}`);
+  for (const t of trees)
+    for (const n of t.nodes) if (n.entry && !label.has(n.mountId)) label.set(n.mountId, `${n.entry.fsType} ${n.entry.source}`);
   const rows = order.map((id) => {
     const cells = trees.map((t) => {
       const n = t.nodes.find((x) => x.mountId === id);
       if (!n) return '<td class="absent">–</td>';
-      const cls = [...n.marks.map((m) => `m-${m}`), n.hidden ? 'is-hidden' : '', n.gone ? 'is-gone' : '', !n.listed && !n.gone ? 'unlisted' : '']
+      const cls = [
+        ...n.marks.map((m) => `m-${m}`),
+        n.hidden ? 'is-hidden' : '',
+        n.gone ? 'is-gone' : '',
+        !n.listed && !n.gone ? 'unlisted' : '',
+      ]
         .filter(Boolean)
         .join(' ');
       const where = n.entry ? esc(n.entry.mountPoint) : '?';
-      const state = n.gone || n.marks.includes('hidden') ? '' : n.hidden ? ' <span class="sub">hidden</span>' : !n.listed ? ' <span class="sub">not listed</span>' : '';
+      const state =
+        n.gone || n.marks.includes('hidden')
+          ? ''
+          : n.hidden
+            ? ' <span class="sub">hidden</span>'
+            : !n.listed
+              ? ' <span class="sub">not listed</span>'
+              : '';
       return `<td class="${cls}" data-marks="${n.marks.join(' ')}"><span class="mp">${where}</span>${state} ${marksHtml(n.marks)}</td>`;
     });
     return `<tr data-mount-id="${id}"><th><span class="mid">id ${id}</span> ${esc(label.get(id) ?? 'not listed in any stage')}</th>${cells.join('')}</tr>`;
@@ -355,7 +376,10 @@ function timelineHtml(trees: readonly StageTree[]): string {
 
 function navHtml(runs: readonly RunRecord[]): string {
   return `<nav class="runs">${runs
-    .map((r, i) => `<a href="#run-${i}"><span class="verdict ${esc(r.outcome)}">${r.outcome === 'passed' ? 'PASS' : esc(r.outcome.toUpperCase())}</span> ${esc(r.scenario)} <span class="sub">${kernelLabel(r.kernel)}</span></a>`)
+    .map(
+      (r, i) =>
+        `<a href="#run-${i}"><span class="verdict ${esc(r.outcome)}">${r.outcome === 'passed' ? 'PASS' : esc(r.outcome.toUpperCase())}</span> ${esc(r.scenario)} <span class="sub">${kernelLabel(r.kernel)}</span></a>`,
+    )
     .join('')}</nav>`;
 }
 
@@ -367,7 +391,9 @@ export function reportHtml(report: Pick<MatrixReport, 'runs'> & Partial<MatrixRe
     s ? `${s.passed ?? 0} passed, ${(s.total ?? report.runs.length) - (s.passed ?? 0)} not passed` : `${report.runs.length} run(s)`,
     report.accel ? `accel ${esc(report.accel)}` : '',
     report.version ? `rootprobe ${esc(report.version)}` : '',
-  ].filter(Boolean).join(' · ');
+  ]
+    .filter(Boolean)
+    .join(' · ');
   const body = `${navHtml(report.runs)}<main>${report.runs.map((r, i) => runHtml(r, i)).join('\n')}</main>`;
   return page('rootprobe report', meta, body);
 }
@@ -393,11 +419,14 @@ export function diffHtml(kernels: readonly string[], pairs: readonly DiffPair[])
     const names = [...new Set([...p.a.stages.map((s) => s.name), ...p.b.stages.map((s) => s.name)])];
     const stages = names.map((name) => {
       const differs = new Set(
-        p.differences.filter((d) => d.where === `stage ${name}` && d.what.startsWith('mount ')).map((d) => d.what.slice(6).replace(/ #\d+$/, '')),
+        p.differences
+          .filter((d) => d.where === `stage ${name}` && d.what.startsWith('mount '))
+          .map((d) => d.what.slice(6).replace(/ #\d+$/, '')),
       );
       const side = (r: RunRecord, trees: StageTree[]): string => {
         const j = r.stages.map((s) => s.name).lastIndexOf(name);
-        if (j < 0) return `<div><h4 data-kernel="${esc(r.kernel)}">${kernelLabel(r.kernel)}</h4><p class="sub">stage not reported</p></div>`;
+        if (j < 0)
+          return `<div><h4 data-kernel="${esc(r.kernel)}">${kernelLabel(r.kernel)}</h4><p class="sub">stage not reported</p></div>`;
         return `<div><h4 data-kernel="${esc(r.kernel)}">${kernelLabel(r.kernel)} <span class="sub">${esc(r.kernelRelease)}</span></h4>${treeHtml(trees[j]!, differs)}</div>`;
       };
       return `<section class="stage" data-stage="${esc(name)}"><h3>stage ${esc(name)}</h3>${legendHtml()}<div class="side">${side(p.a, ta)}${side(p.b, tb)}</div></section>`;

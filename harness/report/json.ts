@@ -42,7 +42,9 @@ export function reportJson(report: MatrixReport, command: ReportCommand, extra: 
   return JSON.stringify(out, null, 1) + '\n';
 }
 
-const version = (JSON.parse(readFileSync(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../package.json'), 'utf8')) as { version: string }).version;
+const version = (
+  JSON.parse(readFileSync(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../package.json'), 'utf8')) as { version: string }
+).version;
 
 /** A report of one run that did not come from runMatrix (run external). */
 export function singleRunReport(rec: RunRecord, accelReason: string, startedAt: Date): MatrixReport {

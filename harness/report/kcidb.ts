@@ -221,13 +221,22 @@ export function toKcidb(report: MatrixReport, opts: KcidbOptions = {}): KcidbRep
         path: `${base}.${pathPart(stage)}`,
         status,
         comment: text(
-          !isReached ? `stage ${stage} not reached: ${r.outcome}` : status === 'FAIL' ? `stage ${stage}: an assertion on it failed` : `stage ${stage} reached and read back`,
+          !isReached
+            ? `stage ${stage} not reached: ${r.outcome}`
+            : status === 'FAIL'
+              ? `stage ${stage}: an assertion on it failed`
+              : `stage ${stage} reached and read back`,
         ),
         ...(uptime !== null && previousUptime !== null ? { duration: Math.max(0, uptime - previousUptime) } : {}),
         ...((!isReached || status === 'FAIL') && logExcerpt ? { log_excerpt: logExcerpt } : {}),
         ...(!isReached && log ? { log_url: log } : {}),
         environment,
-        misc: { flaky: Boolean(r.flaky), accel: r.accel, uptime, ...(snap ? { processes: snap.processes.length, mounts: snap.mountinfo.length } : {}) },
+        misc: {
+          flaky: Boolean(r.flaky),
+          accel: r.accel,
+          uptime,
+          ...(snap ? { processes: snap.processes.length, mounts: snap.mountinfo.length } : {}),
+        },
       });
       if (uptime !== null) previousUptime = uptime;
     }

@@ -29,11 +29,15 @@ export async function loadReport(file: string): Promise<LoadedReport> {
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new UsageError(`${file} is not JSON (${(e as Error).message}); give the file written by run --json, diff --json or run external --json`);
+    throw new UsageError(
+      `${file} is not JSON (${(e as Error).message}); give the file written by run --json, diff --json or run external --json`,
+    );
   }
   const o = json as Record<string, unknown>;
   const bad = (why: string): never => {
-    throw new UsageError(`${file} is not a rootprobe report: ${why}; give the file written by run --json, diff --json or run external --json`);
+    throw new UsageError(
+      `${file} is not a rootprobe report: ${why}; give the file written by run --json, diff --json or run external --json`,
+    );
   };
   if (typeof o !== 'object' || o === null) bad('not an object');
   if (Array.isArray(o.runs)) {
@@ -43,7 +47,11 @@ export async function loadReport(file: string): Promise<LoadedReport> {
   const inner = o.report as Record<string, unknown> | undefined;
   if (inner && Array.isArray(inner.runs) && Array.isArray(o.diffs)) {
     if (!inner.runs.every(isRun)) bad('an entry of report.runs[] has no scenario, outcome or stages');
-    return { kind: 'diff', report: inner as unknown as MatrixReport, diff: { kernels: (o.kernels as string[]) ?? [], diffs: o.diffs as NonNullable<LoadedReport['diff']>['diffs'] } };
+    return {
+      kind: 'diff',
+      report: inner as unknown as MatrixReport,
+      diff: { kernels: (o.kernels as string[]) ?? [], diffs: o.diffs as NonNullable<LoadedReport['diff']>['diffs'] },
+    };
   }
   if (isRun(o)) return { kind: 'external', report: { runs: [o] } };
   return bad('it has neither runs[] nor the fields of one run');

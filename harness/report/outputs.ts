@@ -110,7 +110,10 @@ export async function checkOutputs(outputs: Array<OutputPath | undefined>): Prom
     if (other) problems.push(`${o.flag} ${o.path}: the same path as ${other}`);
     else seen.set(abs, o.flag);
   }
-  if (problems.length) throw new UsageError(`cannot write ${problems.length === 1 ? 'an output' : 'these outputs'}, so nothing was run:\n  ${problems.join('\n  ')}`);
+  if (problems.length)
+    throw new UsageError(
+      `cannot write ${problems.length === 1 ? 'an output' : 'these outputs'}, so nothing was run:\n  ${problems.join('\n  ')}`,
+    );
 }
 
 /** Writes `text` to `file` (or standard output for `-`) through a temporary sibling; no temporary is left on failure. */

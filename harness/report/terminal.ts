@@ -128,7 +128,11 @@ export function summaryText(report: MatrixReport, tty: boolean): string {
   const out: string[] = [];
   const w0 = Math.max(8, ...scenarios.map((s) => s.length)) + 2;
   const cell = (r: RunRecord | undefined): string =>
-    !r ? '-' : r.outcome === 'skipped' ? outcomeText(r.outcome, tty) : `${outcomeText(r.outcome, tty)}${r.flaky ? yellow(' flaky', tty) : ''} ${dim(`${(r.durationMs / 1000).toFixed(1)}s`, tty)}`;
+    !r
+      ? '-'
+      : r.outcome === 'skipped'
+        ? outcomeText(r.outcome, tty)
+        : `${outcomeText(r.outcome, tty)}${r.flaky ? yellow(' flaky', tty) : ''} ${dim(`${(r.durationMs / 1000).toFixed(1)}s`, tty)}`;
   const widths = kernels.map((k) => Math.max(k.length, 14) + 2);
   out.push(bold(pad('scenario', w0) + kernels.map((k, i) => pad(k, widths[i])).join(''), tty));
   for (const s of scenarios) {

@@ -52,7 +52,14 @@ export function treeText(t: StageTree, color = false): string {
     const target = prefix + connector + (e ? visible(e.mountPoint) : `[mount ${n.mountId}]`);
     rows.push({
       node: n,
-      cells: [target, e ? visible(e.source) : '?', e ? visible(e.fsType) : '?', e ? visible(e.options) : '', String(n.mountId), markText(n, byId)],
+      cells: [
+        target,
+        e ? visible(e.source) : '?',
+        e ? visible(e.fsType) : '?',
+        e ? visible(e.options) : '',
+        String(n.mountId),
+        markText(n, byId),
+      ],
     });
     const childPrefix = prefix + (connector === '' ? '' : connector === '├─' ? '│ ' : '  ');
     n.children.forEach((c, i) => walk(c, childPrefix, i === n.children.length - 1 ? '└─' : '├─'));
@@ -61,7 +68,10 @@ export function treeText(t: StageTree, color = false): string {
   const head = ['TARGET', 'SOURCE', 'FSTYPE', 'OPTIONS', 'ID', 'CHANGE'];
   const widths = head.map((h, i) => Math.max([...h].length, ...rows.map((r) => [...r.cells[i]!].length)));
   const line = (cells: string[]): string =>
-    cells.map((c, i) => (i === cells.length - 1 ? c : i === 4 ? c.padStart(widths[i]!) : pad(c, widths[i]!))).join(' ').trimEnd();
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : i === 4 ? c.padStart(widths[i]!) : pad(c, widths[i]!)))
+      .join(' ')
+      .trimEnd();
   const out = [paint(line(head), 'bold')];
   for (const r of rows) {
     const n = r.node;
@@ -78,7 +88,9 @@ export function treeText(t: StageTree, color = false): string {
 function linkText(l: LinkText | null, paint: Paint): string {
   if (!l) return '-';
   const path = /[\s"\\]|^$/.test(l.path) ? JSON.stringify(l.path) : visible(l.path);
-  return (l.unreachable ? paint('(unreachable)', 'yellow') : '') + (l.deleted ? paint(path, 'red') + paint(' (deleted)', 'red', 'bold') : path);
+  return (
+    (l.unreachable ? paint('(unreachable)', 'yellow') : '') + (l.deleted ? paint(path, 'red') + paint(' (deleted)', 'red', 'bold') : path)
+  );
 }
 
 /** The processes of a stage (kernel threads counted, probe processes marked), links changed since `previous` marked. */
@@ -108,7 +120,10 @@ export function processText(stage: StageJSON, previous: StageJSON | undefined, c
   }
   const widths = plain[0]!.map((_, i) => Math.max(...plain.map((r) => [...r[i]!].length)));
   const out = table.map((r, j) =>
-    r.map((c, i) => (i === r.length - 1 ? c : c + ' '.repeat(Math.max(0, widths[i]! - [...plain[j]![i]!].length)))).join('  ').trimEnd(),
+    r
+      .map((c, i) => (i === r.length - 1 ? c : c + ' '.repeat(Math.max(0, widths[i]! - [...plain[j]![i]!].length))))
+      .join('  ')
+      .trimEnd(),
   );
   out[0] = paint(out[0]!, 'bold');
   const k = rows.length - shown.length;

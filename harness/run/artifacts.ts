@@ -95,7 +95,12 @@ export async function keepArtifacts(
     const argv = standaloneArgv(boot.argv).map((a) => a.split(runDir).join('.'));
     await fs.writeFile(
       path.join(partial, 'qemu.sh'),
-      ['#!/bin/sh', '# Boots the kept images with the exact QEMU command line of this run.', `cd "$(dirname "$0")" && exec ${shellLine(argv)}`, ''].join('\n'),
+      [
+        '#!/bin/sh',
+        '# Boots the kept images with the exact QEMU command line of this run.',
+        `cd "$(dirname "$0")" && exec ${shellLine(argv)}`,
+        '',
+      ].join('\n'),
       { mode: 0o755 },
     );
   }

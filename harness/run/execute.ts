@@ -25,7 +25,16 @@ import { checkVerdict } from '../verdict/check.ts';
 import { freeBytes, hostDiskVerdict } from '../verdict/host-disk.ts';
 import { keepArtifacts } from './artifacts.ts';
 import { bareRecord, type Accel, type RunEvent, type RunRecord } from './record.ts';
-import { copyVars, EFI_PARAM, efiVarsEvidence, firmwareEvidence, firmwareFacts, guestFirmwareFacts, mergeFacts, uefiFiles } from '../firmware/uefi.ts';
+import {
+  copyVars,
+  EFI_PARAM,
+  efiVarsEvidence,
+  firmwareEvidence,
+  firmwareFacts,
+  guestFirmwareFacts,
+  mergeFacts,
+  uefiFiles,
+} from '../firmware/uefi.ts';
 import { buildEsp, systemdBootFiles, ukiFiles } from '../firmware/esp.ts';
 import { buildUki } from '../firmware/uki.ts';
 import { requireHostFile, SYSTEMD_BOOT_EFI } from '../host.ts';
@@ -100,7 +109,15 @@ export async function bootAndRead(spec: BootSpec, readback: RunReadback, opts: B
 /** The record a plan starts with, before its boot. */
 export function newRecord(plan: BootPlan, accel: Accel, deadlineMs: number): RunRecord {
   return {
-    ...bareRecord({ scenario: plan.name, kernel: plan.kernel, accel, outcome: 'error', memoryMiB: plan.memoryMiB, deadlineMs, rerun: plan.rerun }),
+    ...bareRecord({
+      scenario: plan.name,
+      kernel: plan.kernel,
+      accel,
+      outcome: 'error',
+      memoryMiB: plan.memoryMiB,
+      deadlineMs,
+      rerun: plan.rerun,
+    }),
     ...(plan.kernel.git ? { kernelGit: plan.kernel.git } : {}),
     arch: plan.arch.name,
     firmware: plan.firmware,
@@ -134,8 +151,10 @@ export interface Materialized {
 /** The boot path's checks that need no files: a usage error before anything is built. */
 export function checkBootPath(plan: Pick<BootPlan, 'firmware' | 'boot' | 'arch' | 'esp'>): void {
   const boot = plan.boot ?? 'kernel';
-  if (!plan.arch.firmware.includes(plan.firmware)) throw new UsageError(`${plan.arch.name} boots with ${plan.arch.firmware.join(' or ')}, not ${plan.firmware}`);
-  if (boot !== 'kernel' && plan.firmware !== 'uefi') throw new UsageError(`--boot ${boot} needs --firmware uefi (BIOS cannot load an EFI binary)`);
+  if (!plan.arch.firmware.includes(plan.firmware))
+    throw new UsageError(`${plan.arch.name} boots with ${plan.arch.firmware.join(' or ')}, not ${plan.firmware}`);
+  if (boot !== 'kernel' && plan.firmware !== 'uefi')
+    throw new UsageError(`--boot ${boot} needs --firmware uefi (BIOS cannot load an EFI binary)`);
   if (boot === 'esp' && !plan.esp) throw new UsageError('boot path esp needs an ESP image (--esp IMAGE)');
 }
 
@@ -152,19 +171,35 @@ export async function planEsp(plan: BootPlan, runDir: string, initrd: string | u
   if (plan.boot === 'systemd-boot') {
     const loader = requireHostFile(path.join(SYSTEMD_BOOT_EFI, `systemd-boot${efiArch}.efi`), 'to boot through systemd-boot');
     await buildEsp(
-      systemdBootFiles({ efiArch, loader, kernel: plan.kernel.vmlinuz, initrd, cmdline, title: `rootprobe ${plan.name} on ${plan.kernel.id}` }),
+      systemdBootFiles({
+        efiArch,
+        loader,
+        kernel: plan.kernel.vmlinuz,
+        initrd,
+        cmdline,
+        title: `rootprobe ${plan.name} on ${plan.kernel.id}`,
+      }),
       esp,
     );
     return { path: esp, note: 'systemd-boot from a rootprobe ESP (loader/entries/rootprobe.conf)' };
   }
   const built = await buildUki(
-    { kernel: plan.kernel.vmlinuz, initrd, cmdline, release: plan.kernel.release, efiArch, ...(plan.ukiStub ? { stub: plan.ukiStub } : {}) },
+    {
+      kernel: plan.kernel.vmlinuz,
+      initrd,
+      cmdline,
+      release: plan.kernel.release,
+      efiArch,
+      ...(plan.ukiStub ? { stub: plan.ukiStub } : {}),
+    },
     path.join(runDir, 'uki.efi'),
     runDir,
   );
   const note =
-    `a UKI rootprobe assembled (${built.tool}: ${built.sections.filter((s) => ['.linux', '.initrd', '.cmdline'].includes(s.name)).map((s) => s.name).join(', ')})` +
-    `${plan.ukiFrom ? ` ${plan.ukiFrom}` : ''} from the ESP's fallback path`;
+    `a UKI rootprobe assembled (${built.tool}: ${built.sections
+      .filter((s) => ['.linux', '.initrd', '.cmdline'].includes(s.name))
+      .map((s) => s.name)
+      .join(', ')})` + `${plan.ukiFrom ? ` ${plan.ukiFrom}` : ''} from the ESP's fallback path`;
   await buildEsp(ukiFiles(efiArch, built.path), esp);
   return { path: esp, note };
 }
@@ -198,7 +233,12 @@ export async function materialize(plan: BootPlan, runDir: string): Promise<Mater
       p = path.join(runDir, `disk-${d.name}.img`);
       await copyForRun(d.path, p);
     }
-    disks.push({ path: p, ...(d.mode === 'overlay' ? { snapshot: true } : {}), ...(d.readOnly ? { readOnly: true } : {}), ...(d.serial ? { serial: d.serial } : {}) });
+    disks.push({
+      path: p,
+      ...(d.mode === 'overlay' ? { snapshot: true } : {}),
+      ...(d.readOnly ? { readOnly: true } : {}),
+      ...(d.serial ? { serial: d.serial } : {}),
+    });
     byName[d.name] = { path: p };
   }
   const out: Materialized = { initrd, disks, byName };
@@ -216,10 +256,17 @@ export async function materialize(plan: BootPlan, runDir: string): Promise<Mater
 }
 
 /** The QEMU boot of a plan, given its materialized files. */
-export function bootSpecOf(plan: BootPlan, accel: Accel, runDir: string, files: Pick<Materialized, 'initrd' | 'disks' | 'uefi' | 'esp'>): BootSpec {
+export function bootSpecOf(
+  plan: BootPlan,
+  accel: Accel,
+  runDir: string,
+  files: Pick<Materialized, 'initrd' | 'disks' | 'uefi' | 'esp'>,
+): BootSpec {
   return {
     // From the ESP, the kernel, initrd and command line are the ESP's files.
-    ...(files.esp ? { esp: files.esp } : { kernel: plan.kernel.vmlinuz, ...(files.initrd ? { initrd: files.initrd } : {}), append: planCmdline(plan) }),
+    ...(files.esp
+      ? { esp: files.esp }
+      : { kernel: plan.kernel.vmlinuz, ...(files.initrd ? { initrd: files.initrd } : {}), append: planCmdline(plan) }),
     ...(files.uefi ? { uefi: files.uefi } : {}),
     disks: files.disks,
     memoryMiB: plan.memoryMiB,
@@ -232,10 +279,15 @@ export function bootSpecOf(plan: BootPlan, accel: Accel, runDir: string, files: 
 }
 
 async function judge(plan: BootPlan, boot: BootOutcome, run: PlanRun, runDir: string): Promise<Verdict> {
-  const full = hostDiskVerdict(boot, runDir, plan.disks.some((d) => d.mode === 'copy'));
+  const full = hostDiskVerdict(
+    boot,
+    runDir,
+    plan.disks.some((d) => d.mode === 'copy'),
+  );
   if (full) return full;
   const early = channelVerdict(boot, run.readback, run.record, plan.stages, { undeclared: plan.undeclared });
-  if (early) return plan.waitingFor && early.outcome !== 'passed' ? { ...early, message: `${early.message ?? ''}\n  (${plan.waitingFor})` } : early;
+  if (early)
+    return plan.waitingFor && early.outcome !== 'passed' ? { ...early, message: `${early.message ?? ''}\n  (${plan.waitingFor})` } : early;
   const checked = plan.check ? await checkVerdict(plan.checkName, () => plan.check!(run)) : { outcome: 'passed' as const };
   if (checked.outcome !== 'passed') return checked;
   return kernelLogVerdict(boot, plan.allowKernelLog) ?? checked;
@@ -255,15 +307,19 @@ export async function execute(plan: BootPlan, opts: ExecuteOptions): Promise<Run
     const files = await materialize(plan, runDir);
     if (opts.signal?.aborted) throw new Error('interrupted before boot');
     emit({ type: 'phase', scenario: plan.name, kernel: plan.kernel.id, phase: 'boot' });
-    boot = await bootAndRead({ ...bootSpecOf(plan, opts.accel, runDir, files), ...(opts.gdbSocket ? { gdbSocket: opts.gdbSocket } : {}) }, readback, {
-      deadlineMs,
-      signal: opts.signal,
-      interactive: opts.interactive,
-      complete: plan.complete,
-      graceMs: plan.graceSec * 1000 * factor,
-      onStage: (stage) => emit({ type: 'stage', scenario: plan.name, kernel: plan.kernel.id, stage, elapsedMs: Date.now() - started }),
-      onConsole: (line) => emit({ type: 'console', scenario: plan.name, kernel: plan.kernel.id, line }),
-    });
+    boot = await bootAndRead(
+      { ...bootSpecOf(plan, opts.accel, runDir, files), ...(opts.gdbSocket ? { gdbSocket: opts.gdbSocket } : {}) },
+      readback,
+      {
+        deadlineMs,
+        signal: opts.signal,
+        interactive: opts.interactive,
+        complete: plan.complete,
+        graceMs: plan.graceSec * 1000 * factor,
+        onStage: (stage) => emit({ type: 'stage', scenario: plan.name, kernel: plan.kernel.id, stage, elapsedMs: Date.now() - started }),
+        onConsole: (line) => emit({ type: 'console', scenario: plan.name, kernel: plan.kernel.id, line }),
+      },
+    );
     record.consoleTail = boot.consoleTail;
     record.stagesReported = readback.names;
     record.stages = readback.stages.map((s) => s.toJSON());

@@ -91,8 +91,22 @@ export async function pool<T, R>(items: T[], n: number, fn: (item: T, i: number)
 }
 
 /** The record of a cell that was not booted because its scenario's skipIf gave a reason. */
-export function skippedRecord(s: Scenario, k: Kernel, reason: string, accel: 'kvm' | 'tcg', opts: Pick<MatrixOptions, 'rerunArgs'> = {}): RunRecord {
-  return bareRecord({ scenario: s.name, kernel: k, accel, outcome: 'skipped', message: reason, memoryMiB: s.memoryMiB ?? 256, rerun: rerunLine(s, k, { rerunArgs: opts.rerunArgs }) });
+export function skippedRecord(
+  s: Scenario,
+  k: Kernel,
+  reason: string,
+  accel: 'kvm' | 'tcg',
+  opts: Pick<MatrixOptions, 'rerunArgs'> = {},
+): RunRecord {
+  return bareRecord({
+    scenario: s.name,
+    kernel: k,
+    accel,
+    outcome: 'skipped',
+    message: reason,
+    memoryMiB: s.memoryMiB ?? 256,
+    rerun: rerunLine(s, k, { rerunArgs: opts.rerunArgs }),
+  });
 }
 
 export async function runMatrix(scenarios: Scenario[], kernelSpecs: string[], opts: MatrixOptions): Promise<MatrixReport> {
@@ -118,9 +132,12 @@ export async function runMatrix(scenarios: Scenario[], kernelSpecs: string[], op
     const k = kernelById.get(kernel)!;
     const skip = s.skipIf?.(k);
     if (skip) cells.push({ s, k, skip });
-    else cells.push({ s, k, images: await prepareImages(s, k, { firmware: opts.firmware }).catch((e) => Promise.reject(withScenario(e, s))) });
+    else
+      cells.push({ s, k, images: await prepareImages(s, k, { firmware: opts.firmware }).catch((e) => Promise.reject(withScenario(e, s))) });
   }
-  const shardNote = opts.shard ? `shard ${opts.shard.index}/${opts.shard.count}: ${cells.length} of ${scenarios.length * new Set(kernelSpecs).size} cell(s)` : '';
+  const shardNote = opts.shard
+    ? `shard ${opts.shard.index}/${opts.shard.count}: ${cells.length} of ${scenarios.length * new Set(kernelSpecs).size} cell(s)`
+    : '';
   const accel =
     kernels.length > 0
       ? await detectAccel(kernels[0].vmlinuz, { onProgress: (m: string) => progress.message(`accel: ${m}`) })

@@ -65,7 +65,6 @@ export type RunEvent =
   | { type: 'stage'; scenario: string; kernel: string; stage: string; elapsedMs: number }
   | { type: 'console'; scenario: string; kernel: string; line: string };
 
-
 /** A record with nothing reported yet: what a run that never booted (skipped, failed before boot) or has not yet booted says. */
 export function bareRecord(f: {
   scenario: string;

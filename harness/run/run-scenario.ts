@@ -59,7 +59,11 @@ export async function runScenario(sc: Scenario, kernel: Kernel, opts: RunOptions
     } catch (e) {
       // Nothing to boot: the record says why, as a boot that failed would.
       const plan = planScenario(sc, kernel, { segments: [], disks: [], modules: [], warnings: [] }, opts);
-      const record = newRecord({ ...plan, arch: defaultArch() }, opts.accel, Math.round((sc.timeoutSec ?? DEFAULTS.timeoutSec) * 1000 * timeoutFactor(opts.accel)));
+      const record = newRecord(
+        { ...plan, arch: defaultArch() },
+        opts.accel,
+        Math.round((sc.timeoutSec ?? DEFAULTS.timeoutSec) * 1000 * timeoutFactor(opts.accel)),
+      );
       record.message = (e as Error).message;
       record.durationMs = Date.now() - started;
       return record;

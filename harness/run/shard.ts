@@ -71,7 +71,9 @@ export function resolveShard(text: string, env: NodeJS.ProcessEnv = process.env)
     from = 'ROOTPROBE_JOB_INDEX (0-based)' + (set('ROOTPROBE_JOB_TOTAL') ? ', ROOTPROBE_JOB_TOTAL' : `, --shard auto/${given}`);
   } else if (set('CI_NODE_INDEX') || set('CI_NODE_TOTAL')) {
     if (!set('CI_NODE_INDEX') || !set('CI_NODE_TOTAL')) {
-      throw new UsageError(`--shard auto: GitLab sets CI_NODE_INDEX and CI_NODE_TOTAL together (a job with parallel:), but only ${set('CI_NODE_INDEX') ? 'CI_NODE_INDEX' : 'CI_NODE_TOTAL'} is set`);
+      throw new UsageError(
+        `--shard auto: GitLab sets CI_NODE_INDEX and CI_NODE_TOTAL together (a job with parallel:), but only ${set('CI_NODE_INDEX') ? 'CI_NODE_INDEX' : 'CI_NODE_TOTAL'} is set`,
+      );
     }
     index = wholeNumber(env, 'CI_NODE_INDEX');
     count = wholeNumber(env, 'CI_NODE_TOTAL');
@@ -80,7 +82,7 @@ export function resolveShard(text: string, env: NodeJS.ProcessEnv = process.env)
     if (given === undefined) {
       throw new UsageError(
         `--shard auto: JOB_COMPLETION_INDEX=${env.JOB_COMPLETION_INDEX} (a Kubernetes Indexed Job) gives the index but not the total: ` +
-          'give the Job\'s completions as --shard auto/N',
+          "give the Job's completions as --shard auto/N",
       );
     }
     index = wholeNumber(env, 'JOB_COMPLETION_INDEX') + 1;

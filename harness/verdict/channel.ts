@@ -18,7 +18,10 @@ export interface Verdict {
 function earlier(boot: BootOutcome): string {
   const said = boot.notices.filter((l) => !boot.panicLine || !l.includes(boot.panicLine));
   if (said.length === 0) return '';
-  return `; before that it said: ${said.slice(0, 3).map((l) => l.replace(/^\[\s*[0-9.]+\]\s*/, '')).join(' | ')}`;
+  return `; before that it said: ${said
+    .slice(0, 3)
+    .map((l) => l.replace(/^\[\s*[0-9.]+\]\s*/, ''))
+    .join(' | ')}`;
 }
 
 /** When the guest ran out of memory or QEMU could not fit the initramfs: the sizes, and what to change. */
@@ -37,8 +40,12 @@ function memoryHint(boot: BootOutcome, record: Pick<RunRecord, 'memoryMiB'>): st
 
 /** When init died: what user space said last (the kernel's "Attempted to kill init!" does not say why). */
 function userSaid(boot: BootOutcome): string {
-  if (!/Attempted to kill init|No working init found|Requested init .* failed/.test(boot.panicLine ?? '') || !boot.userSpace?.length) return '';
-  return `\n  user space said before it:\n${boot.userSpace.slice(-6).map((l) => `    | ${l}`).join('\n')}`;
+  if (!/Attempted to kill init|No working init found|Requested init .* failed/.test(boot.panicLine ?? '') || !boot.userSpace?.length)
+    return '';
+  return `\n  user space said before it:\n${boot.userSpace
+    .slice(-6)
+    .map((l) => `    | ${l}`)
+    .join('\n')}`;
 }
 
 /** QEMU's stderr without the remains of its expected notice about our result socket. */
@@ -51,7 +58,10 @@ function qemuWords(stderr: string): string {
 }
 
 function lastLines(tail: string[], n = 20): string {
-  return tail.slice(-n).map((l) => `    | ${l}`).join('\n');
+  return tail
+    .slice(-n)
+    .map((l) => `    | ${l}`)
+    .join('\n');
 }
 
 /**
@@ -92,7 +102,10 @@ export function channelVerdict(
   }
   // QEMU refused to start the guest (e.g. "initrd is too large") or failed: its own words.
   if (boot.end === 'exited' && boot.exitCode !== 0 && readback.names.length === 0) {
-    return { outcome: 'error', message: `QEMU exited with status ${boot.exitCode} before any stage: ${qemuWords(boot.stderr) || '(nothing on stderr)'}${memoryHint(boot, record)}` };
+    return {
+      outcome: 'error',
+      message: `QEMU exited with status ${boot.exitCode} before any stage: ${qemuWords(boot.stderr) || '(nothing on stderr)'}${memoryHint(boot, record)}`,
+    };
   }
   const guestError = readback.has('guest-error') ? readback.stage('guest-error').vars.message : undefined;
   const undeclared = readback.names.filter((n) => !expected.includes(n) && n !== 'guest-error');
@@ -116,7 +129,6 @@ export function channelVerdict(
   }
   return undefined;
 }
-
 
 /**
  * A boot that reached every stage but whose console shows kernel reports (WARNING, BUG, KASAN,

@@ -47,7 +47,11 @@ const STARTS: Array<{ kind: string; re: RegExp; title: (m: RegExpExecArray) => s
   { kind: 'bug', re: /kernel BUG at (\S+)!/, title: (m) => `kernel BUG at ${m[1]}` },
   { kind: 'ubsan', re: /UBSAN: ([\w-]+) in (\S+)/, title: (m) => `UBSAN: ${m[1]} in ${m[2].replace(/:\d+:\d+$/, '')}` },
   { kind: 'oops', re: /Oops: (.+)$/, title: (m) => `Oops: ${m[1].replace(/ \[#\d+\].*$/, '')}` },
-  { kind: 'lockdep', re: /WARNING: (possible circular locking dependency detected|possible recursive locking detected|inconsistent lock state|suspicious RCU usage)/, title: (m) => `lockdep: ${m[1]}` },
+  {
+    kind: 'lockdep',
+    re: /WARNING: (possible circular locking dependency detected|possible recursive locking detected|inconsistent lock state|suspicious RCU usage)/,
+    title: (m) => `lockdep: ${m[1]}`,
+  },
   { kind: 'hung-task', re: /INFO: task (\S+?):\d+ blocked for more than \d+ seconds/, title: (m) => `INFO: task hung: ${m[1]}` },
   { kind: 'rcu-stall', re: /INFO: rcu_\w+ (?:detected stalls|self-detected stall)/, title: () => 'INFO: rcu detected stall' },
   { kind: 'rcu-stall', re: /rcu: INFO: rcu_\w+ (?:detected stalls|self-detected stall)/, title: () => 'INFO: rcu detected stall' },

@@ -80,21 +80,27 @@ export function checkBindRoot(ctx: CheckContext, opts: BindRootCheckOptions = {}
   const hostFiles = count(initramfs, 'host-files');
   const shape = opts.assume ?? rootShape(host);
   expect(shape, `initramfs: / is ${host.fsType} (${host.raw}): a shape this scenario does not know`).to.not.equal(undefined);
-  evidence(`initramfs: / is ${host.fsType} (mount ${host.mountId}, ${host.parentId === host.mountId ? 'its own parent' : `parent mount ${host.parentId}`}) holding ${hostFiles} files`);
+  evidence(
+    `initramfs: / is ${host.fsType} (mount ${host.mountId}, ${host.parentId === host.mountId ? 'its own parent' : `parent mount ${host.parentId}`}) holding ${hostFiles} files`,
+  );
 
   // 1. Without the workaround.
   const direct = stage('direct');
   if (shape === 'rootfs-top') {
     expect(direct.vars.rc, `pivot_root from the host's root (rootfs, its own parent) must fail; it ${pivotText(direct)}`).to.not.equal('0');
     expect(direct.vars.errno, `pivot_root from the host's root must fail with EINVAL; it ${pivotText(direct)}`).to.equal('EINVAL');
-    behaviour('pivot_root into a container from the host root: EINVAL (rootfs is the top of the mount tree): the runtime needs mount --bind / /');
+    behaviour(
+      'pivot_root into a container from the host root: EINVAL (rootfs is the top of the mount tree): the runtime needs mount --bind / /',
+    );
   } else {
     expect(direct.vars.rc, `pivot_root from the host's root (it has a parent mount) must work; it ${pivotText(direct)}`).to.equal('0');
     const c = expectContainer(ctx, direct, 'direct');
     const [before] = parseMountinfo(`${direct.vars.before ?? ''}\n`);
     expect(before, `direct: the namespace's / before the pivot (${direct.vars.before})`).to.not.equal(undefined);
     expect(before!.fsType, "direct: before the pivot, / was the initramfs's file system").to.equal(host.fsType);
-    expect(c.parentId, `direct: the container's / hangs on the mount below the initramfs's / (${before!.raw}), not on it`).to.equal(before!.parentId);
+    expect(c.parentId, `direct: the container's / hangs on the mount below the initramfs's / (${before!.raw}), not on it`).to.equal(
+      before!.parentId,
+    );
     evidence(
       `direct: pivot_root succeeded; the container's / (mount ${c.mountId}) hangs on mount ${c.parentId}, the one below the ` +
         `initramfs's ${before!.fsType} (mount ${before!.mountId}), which went away with the old root`,
@@ -122,7 +128,10 @@ export function checkBindRoot(ctx: CheckContext, opts: BindRootCheckOptions = {}
   // everything in it below the container.
   const runtime = stage('runtime');
   const below = runtime.mountinfo.byId(c.parentId);
-  expect(below, `runtime: the mount below the container's root (mount ${c.parentId}) is in the namespace's tree:\n${runtime.mountinfo.tree()}`).to.not.equal(undefined);
+  expect(
+    below,
+    `runtime: the mount below the container's root (mount ${c.parentId}) is in the namespace's tree:\n${runtime.mountinfo.tree()}`,
+  ).to.not.equal(undefined);
   expect(below!.mountPoint, `runtime: mount ${below!.mountId} is the runtime's own / (the host's root)`).to.equal('/');
   expect(below!.fsType, `runtime: the mount below the container is the host's root (${host.fsType})`).to.equal(host.fsType);
   const onTop = runtime.mountinfo.byId(c.mountId);
@@ -140,18 +149,21 @@ export function checkBindRoot(ctx: CheckContext, opts: BindRootCheckOptions = {}
   );
 }
 
-export default scenario({
-  name: 'bind_root',
-  description:
-    'A container runtime on a system running from its initramfs: pivot_root straight from the host root (EINVAL on ' +
-    'rootfs at the top of the tree), then the seed\'s mount --bind / / workaround; after the container pivots and detaches ' +
-    'its old root, the host root with the whole initramfs is still the mount below the container\'s root.',
-  seeds: ['002'],
-  features: ['initrd', 'proc', 'devtmpfs', 'tmpfs', 'serial'],
-  cmdline: 'nonroot_initramfs',
-  initramfs(t) {
-    bindRootInitramfs(t);
+export default scenario(
+  {
+    name: 'bind_root',
+    description:
+      'A container runtime on a system running from its initramfs: pivot_root straight from the host root (EINVAL on ' +
+      "rootfs at the top of the tree), then the seed's mount --bind / / workaround; after the container pivots and detaches " +
+      "its old root, the host root with the whole initramfs is still the mount below the container's root.",
+    seeds: ['002'],
+    features: ['initrd', 'proc', 'devtmpfs', 'tmpfs', 'serial'],
+    cmdline: 'nonroot_initramfs',
+    initramfs(t) {
+      bindRootInitramfs(t);
+    },
+    stages: ['initramfs', 'direct', 'bound', 'container', 'runtime'],
+    check: (ctx) => checkBindRoot(ctx),
   },
-  stages: ['initramfs', 'direct', 'bound', 'container', 'runtime'],
-  check: (ctx) => checkBindRoot(ctx),
-}, import.meta);
+  import.meta,
+);

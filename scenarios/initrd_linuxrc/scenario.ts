@@ -42,7 +42,12 @@ const INITRD_FS = /^ext[234]$/;
 function kernelLines(text: string | undefined): string[] {
   return (text ?? '')
     .split('\n')
-    .map((l) => l.replace(/^\[[^\]]*\]\s*/, '').replace(/\s*(?:[|/\\-]\x08?){8,}.*$/, ' (its progress spinner cut)').trim())
+    .map((l) =>
+      l
+        .replace(/^\[[^\]]*\]\s*/, '')
+        .replace(/\s*(?:[|/\\-]\x08?){8,}.*$/, ' (its progress spinner cut)')
+        .trim(),
+    )
     .filter(Boolean);
 }
 
@@ -89,7 +94,9 @@ export function checkLinuxrc(ctx: CheckContext): void {
     expect(kept.parentId, 'the old initrd hangs on the real root').to.equal(root.mountId);
     expect(real.file('/initrd/etc/rootprobe-initrd'), 'the old initrd is readable at /initrd').to.equal('the old-style initrd\n');
     behaviour('after /linuxrc: the kernel mounted root= and moved the old initrd to /initrd');
-    evidence(`realroot: PID 1 on ${root.source} (mount ${root.mountId} atop ${root.parentId}); the old initrd at /initrd (${kept.fsType} from ${kept.source}, mount ${kept.mountId})`);
+    evidence(
+      `realroot: PID 1 on ${root.source} (mount ${root.mountId} atop ${root.parentId}); the old initrd at /initrd (${kept.fsType} from ${kept.source}, mount ${kept.mountId})`,
+    );
   } else {
     expect(real.file('/initrd/etc/rootprobe-initrd'), 'no initrd at /initrd').to.equal(undefined);
     behaviour('after /linuxrc: the kernel mounted root= and released the old initrd (not at /initrd)');
@@ -98,41 +105,44 @@ export function checkLinuxrc(ctx: CheckContext): void {
   if (moved) evidence(`kernel: ${moved}`);
 }
 
-export default scenario({
-  name: 'initrd_linuxrc',
-  description:
-    'An old-style initrd (an ext2 image, not cpio) with a /linuxrc: the kernel runs it with a PID > 1 on the RAM disk, ' +
-    'then mounts root=/dev/vda itself and runs the real init as PID 1, the old initrd at /initrd. ' +
-    'Skipped where the RAM disk driver, virtio-blk or ext4 are not built in.',
-  seeds: ['003'],
-  features: ['initrd', 'proc', 'devtmpfs', 'serial', 'virtio-blk', 'ext4'],
-  skipIf: cannotRunLinuxrc,
-  initramfs: false,
-  initrd: {
-    sizeMiB: 8,
-    content(t) {
-      t.merge(baseRootDisk());
-      t.script('/linuxrc', path.join(HERE, 'linuxrc.sh'));
-      t.file('/etc/rootprobe-initrd', 'the old-style initrd\n');
-    },
-  },
-  // The RAM disk must hold the 8 MiB image (the default is 4 MiB); no rootfstype=: the kernel
-  // mounts the initrd with the same list of types as the root.
-  cmdline: 'root=/dev/vda ramdisk_size=16384',
-  disks: [
-    {
-      name: 'root',
-      fs: 'ext4',
-      sizeMiB: 16,
-      label: 'realroot',
+export default scenario(
+  {
+    name: 'initrd_linuxrc',
+    description:
+      'An old-style initrd (an ext2 image, not cpio) with a /linuxrc: the kernel runs it with a PID > 1 on the RAM disk, ' +
+      'then mounts root=/dev/vda itself and runs the real init as PID 1, the old initrd at /initrd. ' +
+      'Skipped where the RAM disk driver, virtio-blk or ext4 are not built in.',
+    seeds: ['003'],
+    features: ['initrd', 'proc', 'devtmpfs', 'serial', 'virtio-blk', 'ext4'],
+    skipIf: cannotRunLinuxrc,
+    initramfs: false,
+    initrd: {
+      sizeMiB: 8,
       content(t) {
         t.merge(baseRootDisk());
-        t.dir('/initrd');
-        t.script('/sbin/init', path.join(HERE, 'init.sh'));
-        t.file('/etc/rootprobe-disk', 'the real root disk\n');
+        t.script('/linuxrc', path.join(HERE, 'linuxrc.sh'));
+        t.file('/etc/rootprobe-initrd', 'the old-style initrd\n');
       },
     },
-  ],
-  stages: ['linuxrc', 'realroot'],
-  check: (ctx) => checkLinuxrc(ctx),
-}, import.meta);
+    // The RAM disk must hold the 8 MiB image (the default is 4 MiB); no rootfstype=: the kernel
+    // mounts the initrd with the same list of types as the root.
+    cmdline: 'root=/dev/vda ramdisk_size=16384',
+    disks: [
+      {
+        name: 'root',
+        fs: 'ext4',
+        sizeMiB: 16,
+        label: 'realroot',
+        content(t) {
+          t.merge(baseRootDisk());
+          t.dir('/initrd');
+          t.script('/sbin/init', path.join(HERE, 'init.sh'));
+          t.file('/etc/rootprobe-disk', 'the real root disk\n');
+        },
+      },
+    ],
+    stages: ['linuxrc', 'realroot'],
+    check: (ctx) => checkLinuxrc(ctx),
+  },
+  import.meta,
+);

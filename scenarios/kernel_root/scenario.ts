@@ -35,7 +35,7 @@ export function cannotMountRoot(kernel: Pick<Kernel, 'config'>): string | undefi
 export function checkKernelRoot(ctx: CheckContext): void {
   const { stage, expect, evidence, behaviour } = ctx;
   const s = stage('realroot');
-  expect(s.vars.pid, 'the disk\'s init runs as PID 1').to.equal('1');
+  expect(s.vars.pid, "the disk's init runs as PID 1").to.equal('1');
   expect(s.file('/etc/rootprobe-disk')).to.equal('the root disk, mounted by the kernel\n');
 
   // The kernel's overmount: / is the disk, with a parent mount that PID 1 cannot see.
@@ -44,8 +44,14 @@ export function checkKernelRoot(ctx: CheckContext): void {
   expect(root.source, `the kernel mounted the root itself, as /dev/root (${root.raw})`).to.equal('/dev/root');
   expect(root.parentId, `/ (${root.raw}) is mounted atop another mount`).to.not.equal(root.mountId);
   const parent = s.pid1Mountinfo.byId(root.parentId);
-  expect(parent, `the mount below / (mount ${root.parentId}) is outside PID 1's root: rootfs, overmounted\n${s.pid1Mountinfo.tree()}`).to.equal(undefined);
-  expect(s.pid1Mountinfo.entries.some((e) => e.fsType === 'rootfs'), 'no rootfs mount is visible from PID 1').to.equal(false);
+  expect(
+    parent,
+    `the mount below / (mount ${root.parentId}) is outside PID 1's root: rootfs, overmounted\n${s.pid1Mountinfo.tree()}`,
+  ).to.equal(undefined);
+  expect(
+    s.pid1Mountinfo.entries.some((e) => e.fsType === 'rootfs'),
+    'no rootfs mount is visible from PID 1',
+  ).to.equal(false);
 
   // PID 1 is the disk's init, rooted on the disk.
   const init = s.process(1)!;
@@ -53,7 +59,9 @@ export function checkKernelRoot(ctx: CheckContext): void {
   expect(init).to.have.exe('/bin/busybox');
   expect(init).to.have.root('/');
   expect(init).to.have.cwd('/');
-  evidence(`realroot: / is ext4 from ${root.source} (mount ${root.mountId}) atop mount ${root.parentId}, which PID 1 cannot see (rootfs, overmounted by the kernel)`);
+  evidence(
+    `realroot: / is ext4 from ${root.source} (mount ${root.mountId}) atop mount ${root.parentId}, which PID 1 cannot see (rootfs, overmounted by the kernel)`,
+  );
   evidence(`realroot: PID 1 (${init.comm}) exe "${init.exe}" cwd "${init.cwd}" root "${init.root}"`);
   for (const line of (s.command('kernel-said')?.output ?? '').split('\n')) {
     if (line.trim()) evidence(`kernel: ${line.replace(/^\[[^\]]*\]\s*/, '').trim()}`);
@@ -62,29 +70,32 @@ export function checkKernelRoot(ctx: CheckContext): void {
   behaviour('no initramfs: the kernel mounted /dev/vda over rootfs and chrooted into it (seed 003)');
 }
 
-export default scenario({
-  name: 'kernel_root',
-  description:
-    'No initramfs: the kernel mounts root=/dev/vda (ext4) itself, over rootfs, and runs its /sbin/init as PID 1; ' +
-    "/ is the disk (source /dev/root) atop a parent mount PID 1 cannot see. Skipped where virtio-blk or ext4 are modules.",
-  seeds: ['003'],
-  features: ['proc', 'devtmpfs', 'serial', 'virtio-blk', 'ext4'],
-  skipIf: cannotMountRoot,
-  initramfs: false,
-  cmdline: 'root=/dev/vda rootfstype=ext4',
-  disks: [
-    {
-      name: 'root',
-      fs: 'ext4',
-      sizeMiB: 16,
-      label: 'kernelroot',
-      content(t) {
-        t.merge(baseRootDisk());
-        t.script('/sbin/init', path.join(HERE, 'init.sh'));
-        t.file('/etc/rootprobe-disk', 'the root disk, mounted by the kernel\n');
+export default scenario(
+  {
+    name: 'kernel_root',
+    description:
+      'No initramfs: the kernel mounts root=/dev/vda (ext4) itself, over rootfs, and runs its /sbin/init as PID 1; ' +
+      '/ is the disk (source /dev/root) atop a parent mount PID 1 cannot see. Skipped where virtio-blk or ext4 are modules.',
+    seeds: ['003'],
+    features: ['proc', 'devtmpfs', 'serial', 'virtio-blk', 'ext4'],
+    skipIf: cannotMountRoot,
+    initramfs: false,
+    cmdline: 'root=/dev/vda rootfstype=ext4',
+    disks: [
+      {
+        name: 'root',
+        fs: 'ext4',
+        sizeMiB: 16,
+        label: 'kernelroot',
+        content(t) {
+          t.merge(baseRootDisk());
+          t.script('/sbin/init', path.join(HERE, 'init.sh'));
+          t.file('/etc/rootprobe-disk', 'the root disk, mounted by the kernel\n');
+        },
       },
-    },
-  ],
-  stages: ['realroot'],
-  check: (ctx) => checkKernelRoot(ctx),
-}, import.meta);
+    ],
+    stages: ['realroot'],
+    check: (ctx) => checkKernelRoot(ctx),
+  },
+  import.meta,
+);

@@ -117,7 +117,9 @@ export function checkSwitchedRoot(ctx: CheckContext, opts: SwitchedRootOptions):
   expect(realroot).to.have.processNamed('sleeper').with.root('/');
   // The path the witness's exe names does not lead to its binary from the real root.
   expect(realroot).to.have.command('witness-exe-path').that.failed;
-  evidence(`realroot: witness pid ${witness.pid} exe "${witness.exe}" cwd "${witness.cwd}" root "${witness.root}"; that path is absent on the real root`);
+  evidence(
+    `realroot: witness pid ${witness.pid} exe "${witness.exe}" cwd "${witness.cwd}" root "${witness.root}"; that path is absent on the real root`,
+  );
 
   // Listed through the witness's root: both listings must have worked for their output to mean anything.
   expect(realroot).to.have.command('rootfs-files').that.succeeded;
@@ -125,7 +127,10 @@ export function checkSwitchedRoot(ctx: CheckContext, opts: SwitchedRootOptions):
   const leftFiles = (realroot.command('rootfs-files')!.output ?? '').split('\n').filter(Boolean);
   const leftDirs = (realroot.command('rootfs-dirs')?.output ?? '').split('\n').filter((l) => l && l !== '.');
   if (opts.initramfs === 'deleted') {
-    expect(leftFiles, `no file of the initramfs is left (seen through the witness's root): ${leftFiles.slice(0, 10).join(' ')}`).to.deep.equal([]);
+    expect(
+      leftFiles,
+      `no file of the initramfs is left (seen through the witness's root): ${leftFiles.slice(0, 10).join(' ')}`,
+    ).to.deep.equal([]);
   } else {
     const init = `/proc/${witness.pid}/root/init`;
     expect(leftFiles, `the initramfs is left intact: ${init} is still there`).to.include(init);

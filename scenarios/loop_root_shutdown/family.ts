@@ -221,8 +221,10 @@ async function checkClean(ctx: CheckContext): Promise<void> {
     expect(inner.info.needsRecovery, `the root image ${ROOT_IMAGE} must be clean after the shutdown, but: ${innerLine}`).to.equal(false);
     expect(inner.info.clean && inner.fsck.clean, `root image ${ROOT_IMAGE}: ${innerLine}\n${inner.fsck.output}`).to.equal(true);
     const onDisk = await debugfs(file, `cat "${LOG_FILE}"`);
-    expect(onDisk === log, `${LOG_FILE} read from the host (${onDisk.length} bytes) is what the guest wrote (${log.length} bytes)`).to
-      .equal(true);
+    expect(
+      onDisk === log,
+      `${LOG_FILE} read from the host (${onDisk.length} bytes) is what the guest wrote (${log.length} bytes)`,
+    ).to.equal(true);
   });
   const outerLine = describeState(outer);
   expect(outer.info.needsRecovery, `the partition image must be clean after the shutdown, but: ${outerLine}`).to.equal(false);
@@ -254,8 +256,14 @@ async function checkBusy(ctx: CheckContext): Promise<void> {
   const oldroot = shutdown.mountAt('/oldroot')!;
   const holds = holdersOf(shutdown, oldroot);
   expect(holds, `who holds /oldroot (${mountLine(oldroot)})\n${shutdown.processTable()}`).to.not.be.empty;
-  expect(holds.filter((h) => h.pid === 1), 'PID 1 is not among the holders').to.be.empty;
-  expect(holds.map((h) => h.target), 'the /run/initctl fifo is held open').to.include('/oldroot/run/initctl');
+  expect(
+    holds.filter((h) => h.pid === 1),
+    'PID 1 is not among the holders',
+  ).to.be.empty;
+  expect(
+    holds.map((h) => h.target),
+    'the /run/initctl fifo is held open',
+  ).to.include('/oldroot/run/initctl');
   evidence(`shutdown: ${describeStep(um, 'umount-oldroot')}`);
   evidence(`shutdown: /oldroot (ext4 from ${loop}) stayed busy, held by ${describeHolders(holds)}`);
 
@@ -286,6 +294,8 @@ async function checkBusy(ctx: CheckContext): Promise<void> {
   expect(dirty, `the partition image must show the unclean shutdown, but: ${outerLine}`).to.equal(true);
   evidence(`host: partition image ${outerLine}`);
   evidence(`host: ${ROOT_IMAGE} inside it ${innerLine}`);
-  behaviour(`partition left mounted: ${outer.info.needsRecovery ? 'needs_recovery set' : 'no needs_recovery'}, e2fsck -fn ${outer.fsck.clean ? 'clean' : 'not clean'}`);
+  behaviour(
+    `partition left mounted: ${outer.info.needsRecovery ? 'needs_recovery set' : 'no needs_recovery'}, e2fsck -fn ${outer.fsck.clean ? 'clean' : 'not clean'}`,
+  );
   behaviour(`loop root left mounted: ${innerDirty ? 'root image dirty' : 'root image clean'}`);
 }

@@ -21,7 +21,9 @@ export function debugfs(image: string, request: string): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(bin, ['-R', request, image], { maxBuffer: 256 << 20, encoding: 'latin1' }, (err, stdout, stderr) => {
       // debugfs prints its banner on stderr and exits 0 even when the request failed: any other line is an error.
-      const said = String(stderr).split('\n').filter((l) => l.trim() && !/^debugfs [0-9.]+ \(/.test(l));
+      const said = String(stderr)
+        .split('\n')
+        .filter((l) => l.trim() && !/^debugfs [0-9.]+ \(/.test(l));
       if (err || said.length > 0) reject(new SetupError(`debugfs -R '${request}' ${image}: ${said.join('; ') || err?.message}`));
       else resolve(String(stdout));
     });
@@ -39,7 +41,10 @@ export function describeState(s: ImageState): string {
 }
 
 function firstProblem(output: string): string {
-  const lines = output.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = output
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   const interesting = lines.filter((l) => !/^(Pass \d|e2fsck \d|[^:]+: \d+\/\d+ files)/.test(l));
   return (interesting.slice(0, 3).join(' | ') || lines.slice(-1)[0] || '').slice(0, 300);
 }

@@ -15,10 +15,10 @@ export function loopRootShutdownScenario(v: LoopShutdownVariant): Scenario {
 }
 
 export default loopRootShutdownScenario({
-    name: 'loop_root_shutdown',
-    description:
-      'The root is an ext4 image file on a partition, on a loop device; at shutdown PID 1 pivots into a tmpfs and execs ' +
-      'from it, unmounts the loop root, detaches the loop device and unmounts the partition: both images are clean on the host.',
-    seeds: ['004'],
-    expect: 'clean',
+  name: 'loop_root_shutdown',
+  description:
+    'The root is an ext4 image file on a partition, on a loop device; at shutdown PID 1 pivots into a tmpfs and execs ' +
+    'from it, unmounts the loop root, detaches the loop device and unmounts the partition: both images are clean on the host.',
+  seeds: ['004'],
+  expect: 'clean',
 });

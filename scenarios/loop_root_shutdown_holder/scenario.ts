@@ -10,11 +10,11 @@
 import { loopRootShutdownScenario } from '../loop_root_shutdown/scenario.ts';
 
 export default loopRootShutdownScenario({
-    name: 'loop_root_shutdown_holder',
-    description:
-      'loop_root_shutdown with a holder left on the loop root (a process with its cwd there and a /run/initctl fifo open): ' +
-      'the unmounts fail with EBUSY, the readback names the holder, and the host finds the partition unclean.',
-    seeds: ['004'],
-    holder: 'initctl',
-    expect: 'busy',
+  name: 'loop_root_shutdown_holder',
+  description:
+    'loop_root_shutdown with a holder left on the loop root (a process with its cwd there and a /run/initctl fifo open): ' +
+    'the unmounts fail with EBUSY, the readback names the holder, and the host finds the partition unclean.',
+  seeds: ['004'],
+  holder: 'initctl',
+  expect: 'busy',
 });

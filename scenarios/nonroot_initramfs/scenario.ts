@@ -89,7 +89,10 @@ export function checkNonroot(ctx: CheckContext, opts: NonrootCheckOptions = {}):
   expect(initramfs).to.have.mount('/');
   const root = initramfs.mountAt('/')!;
   const shape = opts.assume ?? rootShape(root);
-  expect(shape, `initramfs: / is ${root.fsType} (mount ${root.mountId}, parent ${root.parentId}): a shape this scenario does not know`).to.not.equal(undefined);
+  expect(
+    shape,
+    `initramfs: / is ${root.fsType} (mount ${root.mountId}, parent ${root.parentId}): a shape this scenario does not know`,
+  ).to.not.equal(undefined);
   const parent = root.parentId === root.mountId ? 'its own parent' : `parent mount ${root.parentId}`;
   evidence(`initramfs: / is ${root.fsType} (mount ${root.mountId}, ${parent})`);
   // What the kernel said about the parameter: the patch's line, or "Unknown ... passed to user space".
@@ -99,7 +102,10 @@ export function checkNonroot(ctx: CheckContext, opts: NonrootCheckOptions = {}):
 
   // pivot_root straight from the initramfs: what the shape predicts.
   if (shape === 'rootfs-top') {
-    expect(direct.vars.rc, `pivot_root from the initramfs (/ is rootfs, its own parent) must fail; it ${describePivot(direct)}`).to.not.equal('0');
+    expect(
+      direct.vars.rc,
+      `pivot_root from the initramfs (/ is rootfs, its own parent) must fail; it ${describePivot(direct)}`,
+    ).to.not.equal('0');
     expect(direct.vars.errno, `pivot_root from the initramfs must fail with EINVAL; it ${describePivot(direct)}`).to.equal('EINVAL');
     expect(direct.mountAt('/')?.mountId, 'after the failed pivot_root, / is unchanged').to.equal(root.mountId);
   } else {
@@ -124,25 +130,34 @@ export function checkNonroot(ctx: CheckContext, opts: NonrootCheckOptions = {}):
   const sw = stage('copy-switch');
   expect(sw).to.have.mount('/').of.type('tmpfs');
   const swRoot = sw.pid1Mountinfo.at('/')!;
-  expect(swRoot.parentId, `workaround (b): / (${swRoot.raw}) is mounted atop the initramfs's root mount ${root.mountId}`).to.equal(root.mountId);
+  expect(swRoot.parentId, `workaround (b): / (${swRoot.raw}) is mounted atop the initramfs's root mount ${root.mountId}`).to.equal(
+    root.mountId,
+  );
   expect(sw.file('/.nonroot-copy')).to.equal('a copy of the initramfs\n');
   expect(sw.process(1)).to.have.exe('/bin/busybox');
-  expect(sw).to.have.command('pivot-after').that.succeeded.with.output(/pivoted/);
-  evidence(`workaround (b): switch_root into a tmpfs copy (mount ${swRoot.mountId} atop ${swRoot.parentId}); pivot_root in a new mount namespace works`);
+  expect(sw)
+    .to.have.command('pivot-after')
+    .that.succeeded.with.output(/pivoted/);
+  evidence(
+    `workaround (b): switch_root into a tmpfs copy (mount ${swRoot.mountId} atop ${swRoot.parentId}); pivot_root in a new mount namespace works`,
+  );
 }
 
-export default scenario({
-  name: 'nonroot_initramfs',
-  description:
-    'pivot_root straight from the initramfs fails with EINVAL while / is rootfs, the top of the mount tree, and ' +
-    'works where / has a parent (a tmpfs under nonroot_initramfs, or newer kernels); the bind-mount+chroot and ' +
-    'copy+switch_root workarounds work everywhere.',
-  seeds: ['002'],
-  features: ['initrd', 'proc', 'devtmpfs', 'tmpfs', 'serial'],
-  cmdline: 'nonroot_initramfs',
-  initramfs(t) {
-    nonrootInitramfs(t);
+export default scenario(
+  {
+    name: 'nonroot_initramfs',
+    description:
+      'pivot_root straight from the initramfs fails with EINVAL while / is rootfs, the top of the mount tree, and ' +
+      'works where / has a parent (a tmpfs under nonroot_initramfs, or newer kernels); the bind-mount+chroot and ' +
+      'copy+switch_root workarounds work everywhere.',
+    seeds: ['002'],
+    features: ['initrd', 'proc', 'devtmpfs', 'tmpfs', 'serial'],
+    cmdline: 'nonroot_initramfs',
+    initramfs(t) {
+      nonrootInitramfs(t);
+    },
+    stages: ['initramfs', 'direct', 'bind-chroot', 'bind-pivot', 'copy-switch'],
+    check: (ctx) => checkNonroot(ctx),
   },
-  stages: ['initramfs', 'direct', 'bind-chroot', 'bind-pivot', 'copy-switch'],
-  check: (ctx) => checkNonroot(ctx),
-}, import.meta);
+  import.meta,
+);

@@ -59,13 +59,17 @@ function check({ stage, expect, evidence, behaviour }: CheckContext): void {
     expect(directOut, `pivot_root from the initramfs failed (exit ${directRc}) but not with EINVAL`).to.match(/Invalid argument/);
     behaviour('pivot_root from the initramfs: EINVAL; pivoted from a bind mount of / moved onto / (seed 002 workaround)');
   }
-  evidence(`initramfs: pivot_root with the initramfs as old root, tried in a mount namespace: ${directRc === '0' ? 'succeeded' : `exit ${directRc}: ${directOut}`}`);
+  evidence(
+    `initramfs: pivot_root with the initramfs as old root, tried in a mount namespace: ${directRc === '0' ? 'succeeded' : `exit ${directRc}: ${directOut}`}`,
+  );
   evidence(`initramfs: / is ${irRoot!.fsType} (mount ${irRoot!.mountId}, parent ${irRoot!.parentId}); pivot reached ${how}`);
   const disk = ir.mountAt('/newroot');
   expect(ir).to.have.mount('/newroot').of.type('ext4').from('/dev/vda');
 
   expect(ir).to.have.processNamed('sleeper').with.exe('/bin/sleeper');
-  expect(only(ir, 'sleeper', 'sleeper')).to.have.cwd('/').and.root('/');
+  expect(only(ir, 'sleeper', 'sleeper'))
+    .to.have.cwd('/')
+    .and.root('/');
   const tmpIr = sleeperWithCwdTmp(ir);
   expect(tmpIr, `initramfs: no \`sleep 100001\` process\n${ir.processTable()}`).to.not.equal(undefined);
   expect(tmpIr!).to.have.cwd('/tmp').and.root('/');
@@ -78,7 +82,9 @@ function check({ stage, expect, evidence, behaviour }: CheckContext): void {
   expect(cwIr.ownCwd, 'cwd of the chroot-without-chdir process, read from its own root').to.match(/^\(unreachable\)\//);
   const logIr = ir.file('/tmp/nochdir.log') ?? '';
   expect(logIr, 'getcwd(2) of the process that chrooted without chdir').to.match(/^chroot \(unreachable\)\/$/m);
-  evidence(`initramfs: chroot("/newroot") without chdir: getcwd(2) says "${/^chroot (.*)$/m.exec(logIr)?.[1]}", /proc/${cwIr.pid}/cwd reads "${cwIr.cwd}" (from its own root "${cwIr.ownCwd}"), root "${cwIr.root}"`);
+  evidence(
+    `initramfs: chroot("/newroot") without chdir: getcwd(2) says "${/^chroot (.*)$/m.exec(logIr)?.[1]}", /proc/${cwIr.pid}/cwd reads "${cwIr.cwd}" (from its own root "${cwIr.ownCwd}"), root "${cwIr.root}"`,
+  );
 
   // --- After pivot_root /newroot put_old. ---------------------------------------------------
   expect(pv.vars.pivot_rc, `pivot_root /newroot ${pv.vars.pivot_out ? `failed in the guest: ${pv.vars.pivot_out}` : ''}`).to.equal('0');
@@ -89,7 +95,9 @@ function check({ stage, expect, evidence, behaviour }: CheckContext): void {
   expect(pv).to.have.mount('/var/run/rootfs').of.type(irRoot!.fsType);
   const kept = pv.mountAt('/var/run/rootfs')!;
   expect(kept.mountId, 'the old root mount is kept at /var/run/rootfs').to.equal(irRoot!.mountId);
-  evidence(`pivoted: / is ${pvRoot.fsType} from ${pvRoot.source} (mount ${pvRoot.mountId}); the initramfs (mount ${kept.mountId}) is at /var/run/rootfs`);
+  evidence(
+    `pivoted: / is ${pvRoot.fsType} from ${pvRoot.source} (mount ${pvRoot.mountId}); the initramfs (mount ${kept.mountId}) is at /var/run/rootfs`,
+  );
 
   // Seed 000: the process started from the initramfs is identifiable by its exe.
   expect(pv).to.have.processNamed('sleeper').with.exe('/var/run/rootfs/bin/sleeper');
@@ -100,20 +108,26 @@ function check({ stage, expect, evidence, behaviour }: CheckContext): void {
   const tmpPv = sleeperWithCwdTmp(pv);
   expect(tmpPv, `pivoted: no \`sleep 100001\` process\n${pv.processTable()}`).to.not.equal(undefined);
   expect(tmpPv!).to.have.cwd('/var/run/rootfs/tmp').and.root('/');
-  evidence(`pivoted: sleeper pid ${slPv.pid} exe "${slPv.exe}" cwd "${slPv.cwd}" root "${slPv.root}"; sleep pid ${tmpPv!.pid} cwd "${tmpPv!.cwd}"`);
+  evidence(
+    `pivoted: sleeper pid ${slPv.pid} exe "${slPv.exe}" cwd "${slPv.cwd}" root "${slPv.root}"; sleep pid ${tmpPv!.pid} cwd "${tmpPv!.cwd}"`,
+  );
 
   // PID 1 called pivot_root from the new root: its root is moved by the kernel, its cwd is there.
   expect(pv.process(1)).to.have.root('/');
   expect(pv.process(1)).to.have.cwd('/');
   expect(pv.process(1)).to.have.exe('/var/run/rootfs/bin/busybox');
-  evidence(`pivoted: PID 1 exe "${pv.process(1)!.exe}" root "${pv.process(1)!.root}" cwd "${pv.process(1)!.cwd}" (its shell's $PWD still says ${pv.vars.pid1_pwd})`);
+  evidence(
+    `pivoted: PID 1 exe "${pv.process(1)!.exe}" root "${pv.process(1)!.root}" cwd "${pv.process(1)!.cwd}" (its shell's $PWD still says ${pv.vars.pid1_pwd})`,
+  );
 
   // The chroot-without-chdir process: its cwd was the old root, so the kernel moved it too.
   const cwPv = only(pv, 'nochdir', 'chroot-without-chdir process');
   expect(cwPv).to.have.root('/').and.cwd('/');
   const logPv = pv.file('/var/run/rootfs/tmp/nochdir.log') ?? '';
   expect(logPv, 'getcwd(2) of the chroot-without-chdir process after pivot_root').to.match(/^usr1 \/$/m);
-  evidence(`pivoted: the chroot-without-chdir process: getcwd(2) now says "${/^usr1 (.*)$/m.exec(logPv)?.[1]}" (pivot_root moved its cwd from the old root)`);
+  evidence(
+    `pivoted: the chroot-without-chdir process: getcwd(2) now says "${/^usr1 (.*)$/m.exec(logPv)?.[1]}" (pivot_root moved its cwd from the old root)`,
+  );
 
   // --- Back into the initramfs with a second pivot_root (seed 000). ------------------------
   expect(back.vars.back_rc, `pivot_root . mnt from /var/run/rootfs: ${back.vars.back_out ?? ''}`).to.equal('0');
@@ -122,53 +136,60 @@ function check({ stage, expect, evidence, behaviour }: CheckContext): void {
   expect(back).to.have.mount('/mnt').of.type('ext4').from('/dev/vda');
   expect(back.mountAt('/mnt')!.mountId, 'the disk is under put_old /mnt').to.equal(disk!.mountId);
   expect(back).to.have.processNamed('sleeper').with.exe('/bin/sleeper');
-  expect(only(back, 'sleeper', 'sleeper')).to.have.root('/').and.cwd('/');
+  expect(only(back, 'sleeper', 'sleeper'))
+    .to.have.root('/')
+    .and.cwd('/');
   expect(sleeperWithCwdTmp(back)!).to.have.cwd('/tmp');
   expect(back.process(1)).to.have.root('/').and.cwd('/');
   expect(back.process(1)).to.have.exe('/bin/busybox');
-  evidence(`back: / is the initramfs again (mount ${irRoot!.mountId}), the disk at /mnt; sleeper exe "${only(back, 'sleeper', 'sleeper').exe}"`);
+  evidence(
+    `back: / is the initramfs again (mount ${irRoot!.mountId}), the disk at /mnt; sleeper exe "${only(back, 'sleeper', 'sleeper').exe}"`,
+  );
 }
 
 export function pivotRootScenario(opts: PivotRootOptions): Scenario {
   const conf: string[] = [];
   if (opts.pivotCwd) conf.push(`PIVOT_CWD=${opts.pivotCwd}`);
   if (opts.putOld) conf.push(`PUT_OLD=${opts.putOld}`);
-  return scenario({
-    name: opts.name,
-    description:
-      opts.description ??
-      'The initramfs pivots to an ext4 root disk with the old root at /var/run/rootfs and back; processes started ' +
-        'from the initramfs read their exe/cwd under /var/run/rootfs, PID 1 is at the new root, a chroot without ' +
-        'chdir shows (unreachable)/; pivot_root from rootfs is EINVAL where the kernel says so.',
-    seeds: ['000', '001', '002'],
-    features: ['initrd', 'proc', 'sysfs', 'devtmpfs', 'serial', 'virtio-blk', 'ext4'],
-    async initramfs(t, ctx) {
-      t.script('/init', ctx.here('init.sh'));
-      // A binary of its own, so that its exe names a file only the initramfs has.
-      t.copy('/bin/sleeper', await ctx.program(path.join(LIB_DIR, 'sleeper.c')), 0o755);
-      // Seed 001's chroot without chdir, reading the raw getcwd(2): 700 KB static, where perl
-      // with its libraries was 7 MB of initramfs (~0.6 s of unpacking under TCG).
-      t.copy('/bin/nochdir', await ctx.program('nochdir.c'), 0o755);
-      t.dir('/etc/rootprobe');
-      // A put_old outside the new root (a broken twin) must exist, or pivot_root fails with ENOENT instead.
-      if (opts.putOld && !opts.putOld.startsWith('/newroot/')) t.dir(opts.putOld);
-      if (conf.length > 0) t.file('/etc/rootprobe/pivot.conf', conf.join('\n') + '\n');
-    },
-    disks: [
-      {
-        name: 'root',
-        fs: 'ext4',
-        sizeMiB: 24,
-        label: 'realroot',
-        content(t) {
-          t.merge(baseRootDisk());
-          t.dir('/var/run/rootfs');
-        },
+  return scenario(
+    {
+      name: opts.name,
+      description:
+        opts.description ??
+        'The initramfs pivots to an ext4 root disk with the old root at /var/run/rootfs and back; processes started ' +
+          'from the initramfs read their exe/cwd under /var/run/rootfs, PID 1 is at the new root, a chroot without ' +
+          'chdir shows (unreachable)/; pivot_root from rootfs is EINVAL where the kernel says so.',
+      seeds: ['000', '001', '002'],
+      features: ['initrd', 'proc', 'sysfs', 'devtmpfs', 'serial', 'virtio-blk', 'ext4'],
+      async initramfs(t, ctx) {
+        t.script('/init', ctx.here('init.sh'));
+        // A binary of its own, so that its exe names a file only the initramfs has.
+        t.copy('/bin/sleeper', await ctx.program(path.join(LIB_DIR, 'sleeper.c')), 0o755);
+        // Seed 001's chroot without chdir, reading the raw getcwd(2): 700 KB static, where perl
+        // with its libraries was 7 MB of initramfs (~0.6 s of unpacking under TCG).
+        t.copy('/bin/nochdir', await ctx.program('nochdir.c'), 0o755);
+        t.dir('/etc/rootprobe');
+        // A put_old outside the new root (a broken twin) must exist, or pivot_root fails with ENOENT instead.
+        if (opts.putOld && !opts.putOld.startsWith('/newroot/')) t.dir(opts.putOld);
+        if (conf.length > 0) t.file('/etc/rootprobe/pivot.conf', conf.join('\n') + '\n');
       },
-    ],
-    stages: ['initramfs', 'pivoted', 'back'],
-    check,
-  }, import.meta);
+      disks: [
+        {
+          name: 'root',
+          fs: 'ext4',
+          sizeMiB: 24,
+          label: 'realroot',
+          content(t) {
+            t.merge(baseRootDisk());
+            t.dir('/var/run/rootfs');
+          },
+        },
+      ],
+      stages: ['initramfs', 'pivoted', 'back'],
+      check,
+    },
+    import.meta,
+  );
 }
 
 export default pivotRootScenario({ name: 'pivot_root' });

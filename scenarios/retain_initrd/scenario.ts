@@ -64,10 +64,16 @@ export function checkRetain(ctx: CheckContext, retained: boolean): void {
   const memAfter = meminfo(sw);
 
   if (retained) {
-    expect(size, `with retain_initrd, /sys/firmware/initrd holds the image (stat said: ${initramfs.command('image-size')?.output.trim()})`).to.be.a('number').greaterThan(0);
-    expect(sw.file('/.retain-source'), 'the tmpfs root was unpacked from /sys/firmware/initrd').to.match(new RegExp(`^unpacked from /sys/firmware/initrd: entries \\d+ bytes ${size}\\n$`));
+    expect(size, `with retain_initrd, /sys/firmware/initrd holds the image (stat said: ${initramfs.command('image-size')?.output.trim()})`)
+      .to.be.a('number')
+      .greaterThan(0);
+    expect(sw.file('/.retain-source'), 'the tmpfs root was unpacked from /sys/firmware/initrd').to.match(
+      new RegExp(`^unpacked from /sys/firmware/initrd: entries \\d+ bytes ${size}\\n$`),
+    );
     expect(imageSize(sw), 'after the switch the kernel still holds the whole image').to.equal(size);
-    behaviour(`retain_initrd: the kernel holds the ${size}-byte image at /sys/firmware/initrd for good; the same archive was unpacked a second time`);
+    behaviour(
+      `retain_initrd: the kernel holds the ${size}-byte image at /sys/firmware/initrd for good; the same archive was unpacked a second time`,
+    );
     evidence(`initramfs: /sys/firmware/initrd is ${size} bytes (${(size! / 1024).toFixed(0)} kB); ${sw.file('/.retain-source')!.trim()}`);
   } else {
     expect(size, 'without retain_initrd there is no /sys/firmware/initrd').to.equal(undefined);
@@ -79,9 +85,13 @@ export function checkRetain(ctx: CheckContext, retained: boolean): void {
   // The second root: a tmpfs atop rootfs, from which a container's pivot_root works.
   expect(sw).to.have.mount('/').of.type('tmpfs');
   const root = sw.pid1Mountinfo.at('/')!;
-  expect(root.parentId, `switched: / (${root.raw}) is mounted atop the initramfs's rootfs (mount ${rootfs.mountId})`).to.equal(rootfs.mountId);
+  expect(root.parentId, `switched: / (${root.raw}) is mounted atop the initramfs's rootfs (mount ${rootfs.mountId})`).to.equal(
+    rootfs.mountId,
+  );
   expect(sw.process(1)).to.have.exe('/bin/busybox');
-  expect(sw).to.have.command('pivot-after').that.succeeded.with.output(/pivoted/);
+  expect(sw)
+    .to.have.command('pivot-after')
+    .that.succeeded.with.output(/pivoted/);
   evidence(`switched: / is tmpfs (mount ${root.mountId}) atop rootfs (mount ${rootfs.mountId}); pivot_root in a new mount namespace works`);
 }
 
@@ -91,7 +101,7 @@ function retainScenario(retained: boolean): ScenarioDefinition {
     description: retained
       ? 'With retain_initrd the kernel keeps the image at /sys/firmware/initrd; /init unpacks it a second time into a tmpfs and ' +
         "switch_roots there, after which a container's pivot_root works; the image's size and MemFree are the evidence."
-      : 'retain_initrd\'s flow without the parameter: no /sys/firmware/initrd, the files are copied from rootfs into the tmpfs ' +
+      : "retain_initrd's flow without the parameter: no /sys/firmware/initrd, the files are copied from rootfs into the tmpfs " +
         '(MemTotal/MemFree to set against retain_initrd).',
     seeds: ['002'],
     features: ['initrd', 'proc', 'sysfs', 'devtmpfs', 'tmpfs', 'serial'],

@@ -11,28 +11,31 @@
 import { scenario } from '../../harness/scenario.ts';
 import { checkSwitchedRoot, realRootDisk, switchInitramfs } from '../lib/switched-root.ts';
 
-export default scenario({
-  name: 'switch_root',
-  description:
-    'The initramfs mounts an ext4 root disk and busybox switch_root moves it over rootfs; ' +
-    "the real root is mounted atop rootfs, PID 1 is the disk's init and the initramfs's files are deleted.",
-  seeds: ['003', '000'],
-  features: ['initrd', 'proc', 'sysfs', 'devtmpfs', 'tmpfs', 'serial', 'virtio-blk', 'ext4'],
+export default scenario(
+  {
+    name: 'switch_root',
+    description:
+      'The initramfs mounts an ext4 root disk and busybox switch_root moves it over rootfs; ' +
+      "the real root is mounted atop rootfs, PID 1 is the disk's init and the initramfs's files are deleted.",
+    seeds: ['003', '000'],
+    features: ['initrd', 'proc', 'sysfs', 'devtmpfs', 'tmpfs', 'serial', 'virtio-blk', 'ext4'],
 
-  async initramfs(t, ctx) {
-    await switchInitramfs(t, ctx);
+    async initramfs(t, ctx) {
+      await switchInitramfs(t, ctx);
+    },
+
+    disks: [realRootDisk()],
+
+    stages: ['initramfs', 'realroot'],
+
+    check(ctx) {
+      // busybox's switch_root unlinks every file of the initramfs but leaves its emptied
+      // directories (observed with busybox 1.35; util-linux removes them too), so the
+      // witness's cwd still names an existing, unreachable folder: reported, not deleted.
+      const { leftDirs } = checkSwitchedRoot(ctx, { initramfs: 'deleted', witnessCwd: '/witness', carried: [] });
+      if (leftDirs.length > 0) ctx.behaviour(`busybox switch_root: files deleted, ${leftDirs.length} empty directories left`);
+      else ctx.behaviour('busybox switch_root: files and directories deleted');
+    },
   },
-
-  disks: [realRootDisk()],
-
-  stages: ['initramfs', 'realroot'],
-
-  check(ctx) {
-    // busybox's switch_root unlinks every file of the initramfs but leaves its emptied
-    // directories (observed with busybox 1.35; util-linux removes them too), so the
-    // witness's cwd still names an existing, unreachable folder: reported, not deleted.
-    const { leftDirs } = checkSwitchedRoot(ctx, { initramfs: 'deleted', witnessCwd: '/witness', carried: [] });
-    if (leftDirs.length > 0) ctx.behaviour(`busybox switch_root: files deleted, ${leftDirs.length} empty directories left`);
-    else ctx.behaviour('busybox switch_root: files and directories deleted');
-  },
-}, import.meta);
+  import.meta,
+);

@@ -20,20 +20,23 @@ export function checkManual(ctx: CheckContext): void {
 }
 
 export function switchRootManualScenario(opts: { name: string; check?: (ctx: CheckContext) => void }): Scenario {
-  return scenario({
-    name: opts.name,
-    description:
-      'The initramfs mounts an ext4 root disk, moves /proc /sys /dev and then the disk over / by hand and chroots ' +
-      'into it, without cleanup; / is ext4 atop rootfs, PID 1 the disk\'s init, the initramfs stays intact.',
-    seeds: ['003', '000'],
-    features: ['initrd', 'proc', 'sysfs', 'devtmpfs', 'serial', 'virtio-blk', 'ext4'],
-    async initramfs(t, ctx) {
-      await switchInitramfs(t, ctx);
+  return scenario(
+    {
+      name: opts.name,
+      description:
+        'The initramfs mounts an ext4 root disk, moves /proc /sys /dev and then the disk over / by hand and chroots ' +
+        "into it, without cleanup; / is ext4 atop rootfs, PID 1 the disk's init, the initramfs stays intact.",
+      seeds: ['003', '000'],
+      features: ['initrd', 'proc', 'sysfs', 'devtmpfs', 'serial', 'virtio-blk', 'ext4'],
+      async initramfs(t, ctx) {
+        await switchInitramfs(t, ctx);
+      },
+      disks: [realRootDisk()],
+      stages: ['initramfs', 'realroot'],
+      check: opts.check ?? checkManual,
     },
-    disks: [realRootDisk()],
-    stages: ['initramfs', 'realroot'],
-    check: opts.check ?? checkManual,
-  }, import.meta);
+    import.meta,
+  );
 }
 
 export default switchRootManualScenario({ name: 'switch_root_manual' });

@@ -16,10 +16,10 @@ export function checkUtilLinux(ctx: CheckContext): void {
     witnessCwd: '/witness (deleted)',
     carried: ['/proc', '/sys', '/dev', '/run'],
   });
-  ctx.expect(realroot.file('/run/rootprobe-run-marker'), 'the initramfs\'s /run, moved, still holds its file').to.equal(
-    'written in the initramfs\n',
-  );
-  ctx.expect(leftDirs, 'util-linux removes the initramfs\'s directories too').to.deep.equal([]);
+  ctx
+    .expect(realroot.file('/run/rootprobe-run-marker'), "the initramfs's /run, moved, still holds its file")
+    .to.equal('written in the initramfs\n');
+  ctx.expect(leftDirs, "util-linux removes the initramfs's directories too").to.deep.equal([]);
   const first = realroot.vars.files_at_first_look;
   const polls = realroot.vars.cleanup_polls;
   ctx.evidence(`realroot: when init's sysinit first looked, ${first} initramfs files were still there; gone after ${polls} polls of 0.1 s`);
@@ -28,21 +28,24 @@ export function checkUtilLinux(ctx: CheckContext): void {
 }
 
 export function switchRootUtilLinuxScenario(opts: { name: string; check?: (ctx: CheckContext) => void }): Scenario {
-  return scenario({
-    name: opts.name,
-    description:
-      "The initramfs mounts an ext4 root disk and util-linux's switch_root moves /dev /proc /sys /run and the root " +
-      'over rootfs and deletes the initramfs; / is ext4 atop rootfs, the witness reads (deleted), no directory is left.',
-    seeds: ['003', '000'],
-    features: ['initrd', 'proc', 'sysfs', 'devtmpfs', 'tmpfs', 'serial', 'virtio-blk', 'ext4'],
-    async initramfs(t, ctx) {
-      await switchInitramfs(t, ctx);
-      t.hostBinary(ctx.tool('switch_root'), '/sbin/switch_root.util-linux');
+  return scenario(
+    {
+      name: opts.name,
+      description:
+        "The initramfs mounts an ext4 root disk and util-linux's switch_root moves /dev /proc /sys /run and the root " +
+        'over rootfs and deletes the initramfs; / is ext4 atop rootfs, the witness reads (deleted), no directory is left.',
+      seeds: ['003', '000'],
+      features: ['initrd', 'proc', 'sysfs', 'devtmpfs', 'tmpfs', 'serial', 'virtio-blk', 'ext4'],
+      async initramfs(t, ctx) {
+        await switchInitramfs(t, ctx);
+        t.hostBinary(ctx.tool('switch_root'), '/sbin/switch_root.util-linux');
+      },
+      disks: [realRootDisk({ waitForCleanup: true })],
+      stages: ['initramfs', 'realroot'],
+      check: opts.check ?? checkUtilLinux,
     },
-    disks: [realRootDisk({ waitForCleanup: true })],
-    stages: ['initramfs', 'realroot'],
-    check: opts.check ?? checkUtilLinux,
-  }, import.meta);
+    import.meta,
+  );
 }
 
 export default switchRootUtilLinuxScenario({ name: 'switch_root_util_linux' });
