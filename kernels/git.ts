@@ -219,7 +219,8 @@ export async function resolveGitKernel(spec: GitSpec, onProgress?: Progress): Pr
     },
     { onWait: () => progress(`waiting for another rootprobe that is building ${key}`) },
   );
-  return loadKernelEntry(dir);
+  // The same tree state built under another name (a tag, a commit) is the same kernel; it takes the name asked for.
+  return { ...(await loadKernelEntry(dir)), id: spec.id };
 }
 
 export { extrasSuffix };
