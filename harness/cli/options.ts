@@ -52,6 +52,11 @@ const CONFIG_OPTIONS = {
     help: 'a config fragment on top of the configuration of build/ and git: kernels (repeatable)',
   },
 } as const;
+/** Options several commands share, written once. */
+const ARTIFACTS = { type: 'string', arg: 'DIR', help: 'where run folders are kept (default ./rootprobe-artifacts)' } as const;
+const SCENARIOS = { type: 'string', multiple: true, arg: 'DIR', help: 'load more scenarios from DIR (repeatable)' } as const;
+const CMDLINE = { type: 'string', arg: 'TEXT', help: "append to the guest's kernel command line" } as const;
+
 const BOOT_OPTIONS = {
   firmware: {
     type: 'string',
@@ -100,9 +105,9 @@ export const COMMANDS = {
         arg: 'FILE',
         help: 'a Markdown table: each seed claim, the scenarios checking it, what each kernel showed',
       },
-      artifacts: { type: 'string', arg: 'DIR', help: 'where run folders are kept (default ./rootprobe-artifacts)' },
+      artifacts: ARTIFACTS,
       keep: { type: 'boolean', help: 'keep the run folder of passing runs too' },
-      scenarios: { type: 'string', multiple: true, arg: 'DIR', help: 'load more scenarios from DIR (repeatable)' },
+      scenarios: SCENARIOS,
       cmdline: { type: 'string', arg: 'TEXT', help: "append to every guest's kernel command line" },
       html: { type: 'string', arg: 'FILE', help: "one self-contained page: each stage's mount tree, what changed, processes, console" },
       'allow-kernel-log': ALLOW_KERNEL_LOG,
@@ -154,7 +159,7 @@ export const COMMANDS = {
       json: { type: 'string', arg: 'FILE', help: 'the report as JSON (schemas/report.schema.json)' },
       html: { type: 'string', arg: 'FILE', help: "one self-contained page of the run: each stage's mount tree, processes, console" },
       keep: { type: 'boolean', help: 'keep the run folder when the run passed too' },
-      artifacts: { type: 'string', arg: 'DIR', help: 'where run folders are kept (default ./rootprobe-artifacts)' },
+      artifacts: ARTIFACTS,
       name: { type: 'string', arg: 'NAME', help: 'the name of this run in reports (default: from the initramfs file)' },
     },
     notes: EXIT_NOTES,
@@ -167,8 +172,8 @@ export const COMMANDS = {
     options: {
       kernel: { type: 'string', arg: 'K', help: KERNEL_HELP },
       stage: { type: 'string', arg: 'S', help: 'the stage after whose probe the shell starts (default: the first)' },
-      scenarios: { type: 'string', multiple: true, arg: 'DIR', help: 'load more scenarios from DIR (repeatable)' },
-      cmdline: { type: 'string', arg: 'TEXT', help: "append to the guest's kernel command line" },
+      scenarios: SCENARIOS,
+      cmdline: CMDLINE,
       ...BOOT_OPTIONS,
       gdb: { type: 'boolean', help: "QEMU's gdb stub on a socket of its own; prints the gdb command line (with vmlinux for git: kernels)" },
     },
@@ -183,8 +188,8 @@ export const COMMANDS = {
       out: { type: 'string', arg: 'DIR', help: 'the folder to write (required); one holding other files needs --force' },
       force: { type: 'boolean', help: 'write into --out even when it holds files that are not an earlier build' },
       ...BOOT_OPTIONS,
-      scenarios: { type: 'string', multiple: true, arg: 'DIR', help: 'load more scenarios from DIR (repeatable)' },
-      cmdline: { type: 'string', arg: 'TEXT', help: "append to the guest's kernel command line" },
+      scenarios: SCENARIOS,
+      cmdline: CMDLINE,
     },
   },
   diff: {
@@ -200,8 +205,8 @@ export const COMMANDS = {
         arg: 'FILE',
         help: "the report as JSON (schemas/report.schema.json), each run pair's differences in diffs[]",
       },
-      artifacts: { type: 'string', arg: 'DIR', help: 'where run folders are kept (default ./rootprobe-artifacts)' },
-      scenarios: { type: 'string', multiple: true, arg: 'DIR', help: 'load more scenarios from DIR (repeatable)' },
+      artifacts: ARTIFACTS,
+      scenarios: SCENARIOS,
       retries: { type: 'string', arg: 'N', help: 'boot a cell that did not pass again, up to N times' },
       html: {
         type: 'string',
@@ -217,7 +222,7 @@ export const COMMANDS = {
     summary: 'the scenarios and the seed claims they check',
     positionals: false,
     options: {
-      scenarios: { type: 'string', multiple: true, arg: 'DIR', help: 'load more scenarios from DIR (repeatable)' },
+      scenarios: SCENARIOS,
     },
   },
   kernels: {
@@ -267,10 +272,10 @@ export const COMMANDS = {
       good: { type: 'string', arg: 'REV', help: 'a revision on which the scenario passes (checked first)' },
       bad: { type: 'string', arg: 'REV', help: 'a later revision on which it does not (checked first)' },
       runs: { type: 'string', arg: 'N', help: 'boots per step (default 1): a step is good only when every run passed' },
-      scenarios: { type: 'string', multiple: true, arg: 'DIR', help: 'load more scenarios from DIR (repeatable)' },
+      scenarios: SCENARIOS,
       json: { type: 'string', arg: 'FILE', help: 'the steps, the first bad commit, the readback difference and every run as JSON' },
-      cmdline: { type: 'string', arg: 'TEXT', help: "append to the guest's kernel command line" },
-      artifacts: { type: 'string', arg: 'DIR', help: 'where run folders are kept (default ./rootprobe-artifacts)' },
+      cmdline: CMDLINE,
+      artifacts: ARTIFACTS,
       'allow-kernel-log': ALLOW_KERNEL_LOG,
       ...CONFIG_OPTIONS,
     },
