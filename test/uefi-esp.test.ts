@@ -93,6 +93,31 @@ describe('external mode: a whole ESP made outside rootprobe, through its own sys
     for (const [to, from] of Object.entries(files)) execFileSync('mcopy', ['-i', out, from, `::/${to}`], { env });
   }
 
+  /** A stand-in distro: its initramfs-tools-like initramfs and its root disk (made once). */
+  let distro: { initrd: string; img: string } | undefined;
+  async function fakeDistro(): Promise<{ initrd: string; img: string }> {
+    if (distro) return distro;
+    const main = new ImageTree('fake distro');
+    main.merge(baseInitramfs());
+    const { modules } = checkFeatures(testKernel, ['initrd', 'proc', 'sysfs', 'devtmpfs', 'virtio-blk', 'ext4'], 'fakedistro');
+    // efivarfs too (a module on Debian's kernel): the probe reads systemd-boot's variables from it.
+    const efivarfs = testKernel.config?.get('CONFIG_EFIVAR_FS') === 'm' ? ['efivarfs'] : [];
+    main.kernelModules(testKernel, [...modules, ...efivarfs]);
+    main.script('/init', path.join(fx, 'distro-init.sh'));
+    main.file('/scripts/init-bottom/ORDER', '/scripts/init-bottom/nothing "$@"\n[ -e /conf/param.conf ] && . /conf/param.conf\n');
+    main.file('/scripts/init-bottom/nothing', '#!/bin/sh\ntrue\n', 0o755);
+    main.dir('/conf');
+    const initrd = path.join(work, 'initrd.img');
+    await fs.copyFile(await buildCpioSegment(main, { compress: 'gzip' }), initrd);
+    const disk = baseRootDisk();
+    disk.script('/sbin/init', path.join(fx, 'root-init.sh'));
+    disk.dir('/mnt');
+    const img = path.join(work, 'root.img');
+    await fs.copyFile(await buildExt4(disk, { sizeMiB: 32 }), img);
+    distro = { initrd, img };
+    return distro;
+  }
+
   it('refuses --esp with --kernel, a file that is no FAT, an ESP without entries, an entry naming a missing file, before anything boots', async () => {
     const notFat = path.join(work, 'not.img');
     await fs.writeFile(notFat, Buffer.alloc(1 << 20));
@@ -121,23 +146,7 @@ describe('external mode: a whole ESP made outside rootprobe, through its own sys
   });
 
   it("boots the user's ESP with the probe added: their systemd-boot picks their entry, initramfs and realroot of its flow, files unchanged", async () => {
-    const main = new ImageTree('fake distro');
-    main.merge(baseInitramfs());
-    const { modules } = checkFeatures(testKernel, ['initrd', 'proc', 'sysfs', 'devtmpfs', 'virtio-blk', 'ext4'], 'fakedistro');
-    // efivarfs too (a module on Debian's kernel): the probe reads systemd-boot's variables from it.
-    const efivarfs = testKernel.config?.get('CONFIG_EFIVAR_FS') === 'm' ? ['efivarfs'] : [];
-    main.kernelModules(testKernel, [...modules, ...efivarfs]);
-    main.script('/init', path.join(fx, 'distro-init.sh'));
-    main.file('/scripts/init-bottom/ORDER', '/scripts/init-bottom/nothing "$@"\n[ -e /conf/param.conf ] && . /conf/param.conf\n');
-    main.file('/scripts/init-bottom/nothing', '#!/bin/sh\ntrue\n', 0o755);
-    main.dir('/conf');
-    const initrd = path.join(work, 'initrd.img');
-    await fs.copyFile(await buildCpioSegment(main, { compress: 'gzip' }), initrd);
-    const disk = baseRootDisk();
-    disk.script('/sbin/init', path.join(fx, 'root-init.sh'));
-    disk.dir('/mnt');
-    const img = path.join(work, 'root.img');
-    await fs.copyFile(await buildExt4(disk, { sizeMiB: 32 }), img);
+    const { initrd, img } = await fakeDistro();
     const conf = path.join(work, 'loader.conf');
     await fs.writeFile(conf, 'default fake-*\ntimeout 0\n');
     const entry = path.join(work, 'fake-6.1.conf');
@@ -186,5 +195,50 @@ describe('external mode: a whole ESP made outside rootprobe, through its own sys
     expect([await sha256File(esp), await sha256File(img)]).to.deep.equal(hashes);
     const left = (await fs.readdir(work)).filter((n) => n.startsWith('rootprobe-'));
     expect(left, 'temp folders left').to.deep.equal([]);
+  });
+
+  it('boots a type #2 entry (a UKI in EFI/Linux made with objcopy) through their systemd-boot: the UKI rebuilt on the copy with the probe after its .initrd', async () => {
+    const { initrd, img } = await fakeDistro();
+    const cmdline = path.join(work, 'uki-cmdline.txt');
+    await fs.writeFile(cmdline, 'root=/dev/vda');
+    const osrel = path.join(work, 'os-release');
+    await fs.writeFile(osrel, 'ID=fakedistro\n');
+    const uki = path.join(work, 'fake.efi');
+    // The fixed section addresses of systemd's older documentation, as a distro's script might.
+    execFileSync('objcopy', [
+      ...['--add-section', `.osrel=${osrel}`, '--change-section-vma', '.osrel=0x20000'],
+      ...['--add-section', `.cmdline=${cmdline}`, '--change-section-vma', '.cmdline=0x30000'],
+      ...['--add-section', `.linux=${testKernel.vmlinuz}`, '--change-section-vma', '.linux=0x2000000'],
+      ...['--add-section', `.initrd=${initrd}`, '--change-section-vma', '.initrd=0x3000000'],
+      '/usr/lib/systemd/boot/efi/linuxx64.efi.stub',
+      uki,
+    ]);
+    const conf = path.join(work, 'loader2.conf');
+    await fs.writeFile(conf, 'timeout 0\n');
+    const esp = path.join(work, 'esp2.img');
+    makeEsp(esp, { 'EFI/BOOT/BOOTX64.EFI': SYSTEMD_BOOT, 'loader/loader.conf': conf, 'EFI/Linux/fake.efi': uki });
+    const hashes = [await sha256File(esp), await sha256File(img)];
+    const json = path.join(work, 'esp2.json');
+    const r = await cli(
+      ['run', 'external', '--esp', esp, '--disk', img, '--json', json, '--artifacts', path.join(work, 'art2'), '--timeout', '60'],
+      { env: { TMPDIR: work } },
+    );
+    expect(r.code, r.stdout + r.stderr).to.equal(0);
+    const rec = (JSON.parse(await fs.readFile(json, 'utf8')) as { runs: ExternalRecord[] }).runs[0]!;
+    expect(rec.boot).to.equal('esp');
+    expect(rec.stagesReported).to.deep.equal(['initramfs', 'realroot']);
+    expect(rec.evidence.find((e) => e.startsWith('esp:'))).to.match(/entry EFI\/Linux\/fake\.efi rebuilt \((ukify|objcopy)\)/);
+    const vars = rec.evidence.find((e) => e.startsWith('efivars (stage initramfs)'));
+    expect(vars, rec.evidence.join('\n'))
+      .to.include('LoaderEntrySelected=fake.efi')
+      .and.match(/LoaderInfo=systemd-boot/)
+      .and.match(/StubInfo=systemd-stub/);
+    expect(
+      rec.evidence.find((e) => e.startsWith('command line:')),
+      rec.evidence.join('\n'),
+    ).to.equal('command line: as planned');
+    for (const i of rec.inputs) expect(i.after, i.path).to.equal(i.before);
+    expect([await sha256File(esp), await sha256File(img)]).to.deep.equal(hashes);
+    expect((await fs.readdir(work)).filter((n) => n.startsWith('rootprobe-'))).to.deep.equal([]);
   });
 });

@@ -32,7 +32,7 @@ import { defaultArch } from '../arch/index.ts';
 import { DEFAULTS } from '../plan/defaults.ts';
 import type { BootPlan, Firmware } from '../plan/types.ts';
 import { splitUki } from '../firmware/uki.ts';
-import { probeUserEsp, readUserEsp, SEGMENT_ON_ESP, type UserEsp } from '../firmware/user-esp.ts';
+import { probeUserEsp, readUserEsp, type UserEsp } from '../firmware/user-esp.ts';
 import { baseCmdline } from '../qemu/command.ts';
 import { planCmdline } from '../run/execute.ts';
 import { makeTempDir } from '../lifecycle.ts';
@@ -293,13 +293,10 @@ export async function runExternal(opts: ExternalOptions): Promise<ExternalRecord
     // systemd-boot boots what the entry says: the command line the plan boots with goes there.
     const booted = [baseCmdline(plan.arch), planCmdline(plan)].filter(Boolean).join(' ');
     const u = opts.userEsp!;
-    await probeUserEsp(u, seg, booted, path.dirname(u.copy));
+    const what = await probeUserEsp(u, seg, booted, path.dirname(u.copy), plan.arch.uefi!.efiArch);
     const userFinish = plan.finish!;
     plan.finish = async (record) => {
-      record.evidence.unshift(
-        `esp: ${opts.esp} (a sparse copy booted copy-on-write): entry ${u.entry}, linux ${u.parsed.linux}, ` +
-          `initrd ${[...u.parsed.initrd, `${SEGMENT_ON_ESP} (rootprobe's)`].join(' + ')}, options ${JSON.stringify(u.cmdline)} + rootprobe's`,
-      );
+      record.evidence.unshift(`esp: ${opts.esp} (a sparse copy booted copy-on-write): entry ${what}`);
       await userFinish(record);
     };
   }

@@ -13,12 +13,18 @@
  * unpacks the concatenated archives in order), and the entry's `options` replaced by the
  * command line the plan boots with (the user's options plus rootprobe's console, result port and
  * `rdinit=`). Nothing else on the copy changes.
+ *
+ * A type #2 entry (a unified kernel image in `\EFI\Linux\*.efi`) is taken apart as `--uki`
+ * does (firmware/uki.ts) and put back at the same path on the copy, rebuilt on its own stub with
+ * its `.linux`, its `.initrd` followed by rootprobe's segment, and the planned command line as
+ * `.cmdline`.
  */
 import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { SetupError, UsageError } from '../errors.ts';
 import { requireTool } from '../host.ts';
+import { buildUki, splitUki, type UkiParts } from './uki.ts';
 
 function mtool(name: string, args: string[]): Promise<string> {
   const cmd = requireTool(name, 'to read an EFI system partition');
@@ -105,6 +111,10 @@ function espPath(p: string): string {
 export interface UserEsp {
   /** The sparse copy that is edited and booted. */
   copy: string;
+  /** `bls`: a type #1 entry in loader/entries; `uki`: a type #2 entry, a UKI in EFI/Linux. */
+  kind: 'bls' | 'uki';
+  /** With `uki`: the UKI taken apart. */
+  uki?: UkiParts;
   /** The entry's file on the ESP (`loader/entries/NAME.conf`) and its text. */
   entry: string;
   entryText: string;
@@ -133,32 +143,55 @@ export async function readUserEsp(esp: string, dir: string): Promise<UserEsp> {
     .map((l) => l.trim())
     .filter((l) => l.endsWith('.conf'))
     .map((l) => l.replace(/^::\/loader\/entries\//, ''));
+  const ukis = (await mtool('mdir', ['-b', '-i', copy, '::/EFI/Linux']).catch(() => ''))
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => /\.efi$/i.test(l))
+    .map((l) => l.replace(/^::\/EFI\/Linux\//i, ''));
   const conf = await mtool('mtype', ['-i', copy, '::/loader/loader.conf']).catch(() => '');
-  const name = chooseEntry(entries, loaderDefault(conf), esp);
+  const name = chooseEntry([...entries, ...ukis], loaderDefault(conf), esp);
+  const get = (from: string, to: string, what: string): Promise<string> =>
+    mtool('mcopy', ['-n', '-i', copy, espPath(from), to]).catch((e: Error) =>
+      Promise.reject(new UsageError(`--esp ${esp}: ${what} names ${from}, which the ESP does not hold (${e.message})`)),
+    );
+  if (!entries.includes(name)) {
+    const entry = `EFI/Linux/${name}`;
+    const file = path.join(dir, 'esp-uki.efi');
+    await get(entry, file, 'the entry list');
+    const parts = await splitUki(file, dir).catch((e: Error) => Promise.reject(new UsageError(`--esp ${esp}: ${entry}: ${e.message}`)));
+    const cmdline = parts.cmdline ? (await fs.readFile(parts.cmdline, 'utf8')).replace(/\0+$/, '').trim() : '';
+    return {
+      copy,
+      kind: 'uki',
+      uki: parts,
+      entry,
+      entryText: '',
+      parsed: { linux: '.linux', initrd: parts.initrd ? ['.initrd'] : [], options: [cmdline], keys: {} },
+      kernel: parts.linux,
+      initramfs: parts.initrd,
+      cmdline,
+    };
+  }
   const entry = `loader/entries/${name}`;
   const entryText = await mtool('mtype', ['-i', copy, `::/${entry}`]);
   const parsed = parseBlsEntry(entryText);
   if (!parsed.linux)
     throw new UsageError(`--esp ${esp}: ${entry} has no linux line (a type #1 entry names its kernel; 'efi' entries are not probed)`);
   const kernel = path.join(dir, 'esp-linux');
-  const get = (from: string, to: string): Promise<string> =>
-    mtool('mcopy', ['-n', '-i', copy, espPath(from), to]).catch((e: Error) =>
-      Promise.reject(new UsageError(`--esp ${esp}: ${entry} names ${from}, which the ESP does not hold (${e.message})`)),
-    );
-  await get(parsed.linux, kernel);
+  await get(parsed.linux, kernel, entry);
   let initramfs: string | undefined;
   if (parsed.initrd.length > 0) {
     initramfs = path.join(dir, 'esp-initrd');
     const parts: Buffer[] = [];
     for (const [i, p] of parsed.initrd.entries()) {
       const f = path.join(dir, `esp-initrd-${i}`);
-      await get(p, f);
+      await get(p, f, entry);
       parts.push(await fs.readFile(f));
       await fs.rm(f);
     }
     await fs.writeFile(initramfs, Buffer.concat(parts));
   }
-  return { copy, entry, entryText, parsed, kernel, initramfs, cmdline: parsed.options.join(' ').trim() };
+  return { copy, kind: 'bls', entry, entryText, parsed, kernel, initramfs, cmdline: parsed.options.join(' ').trim() };
 }
 
 /** Where rootprobe's segment goes on the copy, as the added initrd line names it. */
@@ -189,8 +222,22 @@ export function probedEntryText(text: string, cmdline: string): string {
   return `${out.join('\n')}\n`;
 }
 
-/** Puts rootprobe's segment and the edited entry on the copy (mtools; the user's image is not touched). */
-export async function probeUserEsp(u: UserEsp, segment: string, cmdline: string, dir: string): Promise<string> {
+/**
+ * Puts rootprobe's segment on the copy (mtools; the user's image is not touched): for a type #1
+ * entry as one more initrd and the edited entry; for a type #2 entry inside its UKI, rebuilt.
+ */
+export async function probeUserEsp(u: UserEsp, segment: string, cmdline: string, dir: string, efiArch: string): Promise<string> {
+  if (u.kind === 'uki') {
+    const initrd = path.join(dir, 'esp-uki-initrd');
+    await fs.writeFile(initrd, Buffer.concat([await fs.readFile(u.initramfs!), await fs.readFile(segment)]));
+    const built = await buildUki(
+      { kernel: u.kernel, initrd, cmdline, efiArch, stub: u.uki!.stub },
+      path.join(dir, 'esp-uki-probed.efi'),
+      dir,
+    );
+    await mtool('mcopy', ['-o', '-i', u.copy, built.path, `::/${u.entry}`]);
+    return `${u.entry} rebuilt (${built.tool}): its .linux, .initrd + rootprobe's segment, .cmdline + rootprobe's`;
+  }
   const text = probedEntryText(u.entryText, cmdline);
   const entryFile = path.join(dir, 'esp-entry.conf');
   await fs.writeFile(entryFile, text);
@@ -199,5 +246,5 @@ export async function probeUserEsp(u: UserEsp, segment: string, cmdline: string,
   await mtool('mcopy', ['-o', '-i', u.copy, entryFile, `::/${u.entry}`]);
   const back = await mtool('mtype', ['-i', u.copy, `::/${u.entry}`]);
   if (back !== text) throw new SetupError(`the entry ${u.entry} on the ESP copy ${u.copy} did not read back as written`);
-  return text;
+  return `${u.entry}, linux ${u.parsed.linux}, initrd ${[...u.parsed.initrd, `${SEGMENT_ON_ESP} (rootprobe's)`].join(' + ')}, options ${JSON.stringify(u.cmdline)} + rootprobe's`;
 }
