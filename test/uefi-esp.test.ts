@@ -23,6 +23,7 @@ import { chooseEntry, loaderDefault, parseBlsEntry, probedEntryText, SEGMENT_ON_
 import { UsageError } from '../harness/errors.ts';
 import { testKernel } from './support/kernel.ts';
 import { cli } from './support/cli.ts';
+import { reportSchemaErrors } from './support/report-schema.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const fx = path.join(root, 'test/fixtures/external');
@@ -172,7 +173,9 @@ describe('external mode: a whole ESP made outside rootprobe, through its own sys
     expect(r.stdout)
       .to.match(/^PASSED external on esp:/m)
       .and.match(/uefi via esp/);
-    const rec = (JSON.parse(await fs.readFile(json, 'utf8')) as { runs: ExternalRecord[] }).runs[0]!;
+    const report = JSON.parse(await fs.readFile(json, 'utf8')) as { runs: ExternalRecord[] };
+    expect(reportSchemaErrors(report)).to.deep.equal([]); // the one report shape (schemas/report.schema.json)
+    const rec = report.runs[0]!;
     expect(rec.firmware).to.equal('uefi');
     expect(rec.boot).to.equal('esp');
     expect(rec.stagesReported).to.deep.equal(['initramfs', 'realroot']);
