@@ -166,7 +166,7 @@ describe('external mode: a whole ESP made outside rootprobe, through its own sys
     const hashes = [await sha256File(esp), await sha256File(img)];
     const json = path.join(work, 'esp.json');
     const r = await cli(
-      ['run', 'external', '--esp', esp, '--disk', img, '--json', json, '--artifacts', path.join(work, 'art'), '--timeout', '60'],
+      ['run', 'external', '--esp', esp, '--disk', img, '--json', json, '--artifacts', path.join(work, 'art'), '--timeout', '60', '--keep'],
       { env: { TMPDIR: work } },
     );
     expect(r.code, r.stdout + r.stderr).to.equal(0);
@@ -196,6 +196,13 @@ describe('external mode: a whole ESP made outside rootprobe, through its own sys
     expect(rec.inputs.map((i) => i.path)).to.deep.equal([esp, img]);
     for (const i of rec.inputs) expect(i.after, i.path).to.equal(i.before);
     expect([await sha256File(esp), await sha256File(img)]).to.deep.equal(hashes);
+    // --keep keeps the copy as booted: the entry with rootprobe's initrd line, and qemu.sh attaches that copy.
+    const art = rec.artifacts!.dir;
+    const kept = execFileSync('mtype', ['-i', path.join(art, 'esp.img'), '::/loader/entries/fake-6.1.conf'], { env, encoding: 'utf8' });
+    expect(kept).to.match(
+      /^initrd \/fake\/initrd\.img\ninitrd \/rootprobe\/rootprobe\.img\noptions console=ttyS0 .*root=\/dev\/vda rdinit=\/\.rootprobe\/init rootprobe\.efi$/m,
+    );
+    expect(await fs.readFile(path.join(art, 'qemu.sh'), 'utf8')).to.match(/esp\.img,format=raw,if=none,id=esp,.*snapshot=on/);
     const left = (await fs.readdir(work)).filter((n) => n.startsWith('rootprobe-'));
     expect(left, 'temp folders left').to.deep.equal([]);
   });

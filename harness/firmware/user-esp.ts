@@ -1,6 +1,6 @@
 /**
  * A user's own EFI system partition (`run external --esp IMAGE`), read and edited with mtools
- * only, never mounted and never written: rootprobe works on a sparse copy.
+ * only, never mounted and never written: rootprobe works on a copy (a reflink, else sparse).
  *
  * What systemd-boot would boot is read from the copy: `\loader\loader.conf`'s `default` (a
  * glob, as systemd-boot takes it) over the Boot Loader Specification type #1 entries in
@@ -24,6 +24,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { SetupError, UsageError } from '../errors.ts';
 import { requireTool } from '../host.ts';
+import { copyForRun } from '../image/disk.ts';
 import { buildUki, splitUki, type UkiParts } from './uki.ts';
 
 function mtool(name: string, args: string[]): Promise<string> {
@@ -129,11 +130,7 @@ export interface UserEsp {
 /** Copies the user's ESP sparsely into `dir` and reads the entry that boots (the user's file is only read). */
 export async function readUserEsp(esp: string, dir: string): Promise<UserEsp> {
   const copy = path.join(dir, 'esp.img');
-  await new Promise<void>((resolve, reject) =>
-    execFile('cp', ['--sparse=always', esp, copy], (err, _o, stderr) =>
-      err ? reject(new SetupError(`cp ${esp}: ${stderr.trim() || err.message}`)) : resolve(),
-    ),
-  );
+  await copyForRun(esp, copy).catch((e: Error) => Promise.reject(new SetupError(`copying ${esp}: ${e.message}`)));
   const list = await mtool('mdir', ['-b', '-i', copy, '::/loader/entries']).catch((e: Error) => {
     if (/not found/.test(e.message)) return '';
     throw new UsageError(`--esp ${esp} is not a FAT file system mtools can read: ${e.message}`);
