@@ -101,7 +101,7 @@ describe('external mode: a UKI made outside rootprobe, under UEFI @boot', functi
       .to.match(/^PASSED external on uki:/m)
       .and.match(/tcg|kvm/)
       .and.match(/uefi via uki/);
-    const rec = JSON.parse(await fs.readFile(json, 'utf8')) as ExternalRecord;
+    const rec = (JSON.parse(await fs.readFile(json, 'utf8')) as { runs: ExternalRecord[] }).runs[0]!;
     expect(rec.firmware).to.equal('uefi');
     expect(rec.boot).to.equal('uki');
     expect(rec.stagesReported).to.deep.equal(['initramfs', 'realroot']);

@@ -130,7 +130,7 @@ export const COMMANDS = {
   },
   'run external': {
     name: 'run external',
-    synopsis: '--initramfs FILE --kernel K | --uki FILE [--disk FILE]... [options]',
+    synopsis: '--initramfs FILE --kernel K | --uki FILE | --esp IMAGE [--disk FILE]... [options]',
     summary: "probe a distro's own initramfs and root (built by dracut, mkinitcpio, initramfs-tools, ...)",
     positionals: false,
     options: {
@@ -140,6 +140,11 @@ export const COMMANDS = {
         type: 'string',
         arg: 'FILE',
         help: "your unified kernel image instead of --initramfs and --kernel: booted under UEFI from an ESP as a copy with rootprobe's segment after its .initrd (the file is only read)",
+      },
+      esp: {
+        type: 'string',
+        arg: 'IMAGE',
+        help: "your whole EFI system partition with systemd-boot: the entry it boots gets rootprobe's segment as one more initrd, on a sparse copy booted copy-on-write (the file is only read)",
       },
       firmware: BOOT_OPTIONS.firmware,
       disk: {

@@ -18,7 +18,7 @@ import { inspectInitramfs } from './segment.ts';
 import { foldMessage } from '../report/fold.ts';
 import { checkOutputs, EXIT_REPORT_LOST, lostText, writeReports } from '../report/outputs.ts';
 
-import { ukiInputs } from './run.ts';
+import { espInputs, ukiInputs } from './run.ts';
 import { checkBoot, parseFirmware } from '../firmware/uefi.ts';
 import { defaultArch } from '../arch/index.ts';
 import { removeTempDir } from '../lifecycle.ts';
@@ -32,7 +32,14 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
   if (positionals.length > 0)
     throw new UsageError(`run external takes no scenario names (got ${positionals.join(' ')})\n${EXTERNAL_USAGE}`);
   const firmware = parseFirmware(values.firmware, defaultArch());
-  if (values.uki) {
+  if (values.esp) {
+    if (values.initramfs || values.kernel || values.uki)
+      throw new UsageError(
+        `--esp IMAGE holds the kernel and initramfs: give it without --initramfs, --kernel and --uki\n${EXTERNAL_USAGE}`,
+      );
+    if (values.firmware === 'bios') throw new UsageError('--esp boots under UEFI: --firmware bios cannot start it');
+    checkBoot('uefi', 'esp', defaultArch());
+  } else if (values.uki) {
     if (values.initramfs || values.kernel)
       throw new UsageError(`--uki FILE holds the kernel and initramfs: give it without --initramfs and --kernel\n${EXTERNAL_USAGE}`);
     if (values.firmware === 'bios') throw new UsageError('--uki boots under UEFI: --firmware bios cannot start it');
@@ -50,7 +57,7 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
     if (!(n > 0)) throw new UsageError(`${what} takes a positive number (got '${v}')`);
     return n;
   };
-  for (const f of [values.uki ?? values.initramfs!, ...(values.disk ?? [])]) {
+  for (const f of [values.esp ?? values.uki ?? values.initramfs!, ...(values.disk ?? [])]) {
     const st = await fs.stat(f).catch(() => undefined);
     if (!st?.isFile()) throw new UsageError(`${f} is not a file`);
   }
@@ -66,17 +73,24 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
   const memoryMiB = num(values.memory, '--memory');
   if (values.initramfs) initOf(await inspectInitramfs(path.resolve(values.initramfs)), values.initramfs, values.cmdline);
   const fromUki = values.uki ? await ukiInputs(values.uki) : undefined;
-  const kernel = fromUki?.kernel ?? (await resolveKernel(values.kernel!, { onProgress: (m) => process.stderr.write(`kernel: ${m}\n`) }));
+  const fromEsp = values.esp ? await espInputs(values.esp) : undefined;
+  if (fromEsp)
+    initOf(await inspectInitramfs(fromEsp.initramfs), `the initrds of ${fromEsp.userEsp.entry}`, values.cmdline ?? fromEsp.cmdline);
+  const kernel =
+    fromEsp?.kernel ??
+    fromUki?.kernel ??
+    (await resolveKernel(values.kernel!, { onProgress: (m) => process.stderr.write(`kernel: ${m}\n`) }));
   const accel = await detectAccel(kernel.vmlinuz);
   process.stderr.write(`accelerator: ${accel.accel} (${accel.reason})\n`);
   const rec: ExternalRecord = await runExternal({
-    initramfs: fromUki?.initramfs ?? values.initramfs!,
+    initramfs: fromEsp?.initramfs ?? fromUki?.initramfs ?? values.initramfs!,
     kernel,
     firmware,
     ...(fromUki ? { uki: values.uki, ukiStub: fromUki.ukiStub } : {}),
+    ...(fromEsp ? { esp: values.esp, userEsp: fromEsp.userEsp } : {}),
     disks: values.disk ?? [],
     // A UKI's own .cmdline unless --cmdline replaces it (as a loader's options do without Secure Boot).
-    cmdline: values.cmdline ?? fromUki?.cmdline,
+    cmdline: values.cmdline ?? fromEsp?.cmdline ?? fromUki?.cmdline,
     accel: accel.accel as 'kvm' | 'tcg',
     artifactsRoot: values.artifacts ?? 'rootprobe-artifacts',
     keep: values.keep ?? false,
@@ -89,6 +103,7 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
     },
   });
   if (fromUki) await removeTempDir(fromUki.dir);
+  if (fromEsp) await removeTempDir(fromEsp.dir);
   if (rec.message) {
     // Short in the report and on the terminal; the whole message in the artifacts, if kept.
     const folded = foldMessage(rec.message);

@@ -32,6 +32,9 @@ import { defaultArch } from '../arch/index.ts';
 import { DEFAULTS } from '../plan/defaults.ts';
 import type { BootPlan, Firmware } from '../plan/types.ts';
 import { splitUki } from '../firmware/uki.ts';
+import { probeUserEsp, readUserEsp, type UserEsp } from '../firmware/user-esp.ts';
+import { baseCmdline } from '../qemu/command.ts';
+import { planCmdline } from '../run/execute.ts';
 import { makeTempDir } from '../lifecycle.ts';
 import { resolveKernel } from '../../kernels/index.ts';
 import type { Accel, RunEvent, RunRecord } from '../run/record.ts';
@@ -89,6 +92,14 @@ export interface ExternalOptions {
   invocation?: string;
   /** With `uki`: the UKI without its .linux/.initrd/.cmdline (ukiInputs()). */
   ukiStub?: string;
+  /**
+   * The user's whole ESP image (then `initramfs` and `kernel` are its entry's: espInputs()). It
+   * boots under UEFI from a sparse copy whose entry gets rootprobe's segment as one more initrd
+   * and the planned command line; the user's file is only read.
+   */
+  esp?: string;
+  /** With `esp`: the copy and the entry read from it (espInputs()). */
+  userEsp?: UserEsp;
 }
 
 export interface ExternalRecord extends RunRecord {
@@ -195,7 +206,8 @@ export async function runExternal(opts: ExternalOptions): Promise<ExternalRecord
   const name = opts.name ?? 'external';
   const kernel = opts.kernel;
   const end = opts.end ?? 'poweroff';
-  const inputsPaths = [opts.uki ?? opts.initramfs, ...(opts.disks ?? [])].map((p) => path.resolve(p));
+  if (opts.esp && !opts.userEsp) throw new Error('internal: --esp without its copy (espInputs)');
+  const inputsPaths = [opts.esp ?? opts.uki ?? opts.initramfs, ...(opts.disks ?? [])].map((p) => path.resolve(p));
   for (const p of inputsPaths) {
     const st = await fs.stat(p).catch(() => undefined);
     if (!st?.isFile()) throw new UsageError(`${p} is not a file`);
@@ -212,7 +224,8 @@ export async function runExternal(opts: ExternalOptions): Promise<ExternalRecord
   const plan: BootPlan = {
     name,
     arch: defaultArch(),
-    firmware: opts.uki ? 'uefi' : (opts.firmware ?? DEFAULTS.firmware),
+    firmware: opts.uki || opts.esp ? 'uefi' : (opts.firmware ?? DEFAULTS.firmware),
+    ...(opts.esp ? { boot: 'esp' as const, esp: opts.userEsp!.copy } : {}),
     ...(opts.uki
       ? {
           boot: 'uki' as const,
@@ -264,16 +277,29 @@ export async function runExternal(opts: ExternalOptions): Promise<ExternalRecord
     },
     rerun: [
       opts.invocation ?? DEFAULTS.invocation,
-      ...(opts.uki
-        ? ['run external --uki', shellQuote(opts.uki)]
-        : ['run external --initramfs', shellQuote(opts.initramfs), '--kernel', shellQuote(kernel.id)]),
-      ...(opts.firmware === 'uefi' && !opts.uki ? ['--firmware uefi'] : []),
+      ...(opts.esp
+        ? ['run external --esp', shellQuote(opts.esp)]
+        : opts.uki
+          ? ['run external --uki', shellQuote(opts.uki)]
+          : ['run external --initramfs', shellQuote(opts.initramfs), '--kernel', shellQuote(kernel.id)]),
+      ...(opts.firmware === 'uefi' && !opts.uki && !opts.esp ? ['--firmware uefi'] : []),
       ...(opts.disks ?? []).flatMap((d) => ['--disk', shellQuote(d)]),
       ...(opts.cmdline ? ['--cmdline', shellQuote(opts.cmdline)] : []),
       '--keep',
     ].join(' '),
     warnings: [],
   };
+  if (opts.esp) {
+    // systemd-boot boots what the entry says: the command line the plan boots with goes there.
+    const booted = [baseCmdline(plan.arch), planCmdline(plan)].filter(Boolean).join(' ');
+    const u = opts.userEsp!;
+    const what = await probeUserEsp(u, seg, booted, path.dirname(u.copy), plan.arch.uefi!.efiArch);
+    const userFinish = plan.finish!;
+    plan.finish = async (record) => {
+      record.evidence.unshift(`esp: ${opts.esp} (a sparse copy booted copy-on-write): entry ${what}`);
+      await userFinish(record);
+    };
+  }
   opts.onEvent?.({ type: 'phase', scenario: name, kernel: kernel.id, phase: 'images' });
   return (await execute(plan, opts)) as ExternalRecord;
 }
@@ -306,6 +332,29 @@ export async function ukiInputs(
     cmdline,
     ukiStub: parts.stub,
     sections: parts.sections,
+    dir,
+  };
+}
+
+/**
+ * The parts of a user's ESP that external mode boots: a sparse copy in a temp folder (removed
+ * by the caller), the entry systemd-boot would boot, its kernel and initrds read out with mtools
+ * (firmware/user-esp.ts), and its options as the command line.
+ */
+export async function espInputs(
+  esp: string,
+): Promise<{ kernel: Kernel; initramfs: string; cmdline: string; userEsp: UserEsp; dir: string }> {
+  const st = await fs.stat(esp).catch(() => undefined);
+  if (!st?.isFile()) throw new UsageError(`--esp ${esp} is not a file`);
+  const dir = await makeTempDir('rootprobe-esp-');
+  const u = await readUserEsp(path.resolve(esp), dir);
+  if (!u.initramfs) throw new UsageError(`--esp ${esp}: ${u.entry} has no initrd line: external mode probes the initramfs the entry boots`);
+  const k = await resolveKernel(`file:${u.kernel}`);
+  return {
+    kernel: { ...k, id: `esp:${path.resolve(esp)}`, description: `${u.parsed.linux} of ${u.entry} on ${esp}` },
+    initramfs: u.initramfs,
+    cmdline: u.cmdline,
+    userEsp: u,
     dir,
   };
 }

@@ -41,6 +41,7 @@ export function checkBoot(firmware: Firmware, boot: BootPath | undefined, arch: 
   if (b === 'uki') requireHostFile(path.join(SYSTEMD_BOOT_EFI, `linux${efiArch}.efi.stub`), 'to assemble a unified kernel image');
   if (b === 'systemd-boot' || b === 'uki')
     for (const t of ['mkfs.vfat', 'mmd', 'mcopy']) requireTool(t, 'to build an EFI system partition');
+  if (b === 'esp') for (const t of ['mdir', 'mtype', 'mmd', 'mcopy']) requireTool(t, 'to read and edit a copy of an EFI system partition');
 }
 
 /** `--firmware` as given: a usage error naming the choices (and the architecture's) otherwise. */

@@ -245,7 +245,10 @@ export async function materialize(plan: BootPlan, runDir: string): Promise<Mater
   if (plan.firmware === 'uefi') out.uefi = { code: uefiFiles(plan.arch).code, vars: await copyVars(plan.arch, runDir) };
   const boot = plan.boot ?? 'kernel';
   if (boot === 'esp') {
-    out.esp = { path: plan.esp!, snapshot: true };
+    // A copy in the run's folder (kept with the artifacts, booted by qemu.sh), still attached copy-on-write.
+    const esp = path.join(runDir, 'esp.img');
+    await copyForRun(plan.esp!, esp);
+    out.esp = { path: esp, snapshot: true };
     out.bootNote = `the ESP ${plan.esp} (copy-on-write)`;
   } else if (boot === 'systemd-boot' || boot === 'uki') {
     const esp = await planEsp(plan, runDir, initrd);
