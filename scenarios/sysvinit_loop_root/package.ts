@@ -7,7 +7,7 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { cachedEntry, isWholeEntry } from '../../harness/cache.ts';
+import { cachedEntry, cacheRoot, isWholeEntry, listEntries } from '../../harness/cache.ts';
 import { SetupError } from '../../harness/errors.ts';
 import { requireTool } from '../../harness/host.ts';
 import { ownerTag, runGuarded, trackTempDir } from '../../harness/lifecycle.ts';
@@ -39,7 +39,17 @@ export function sysvinitPackage(): Promise<SysvinitPackage> {
 async function fetchSysvinit(): Promise<SysvinitPackage> {
   const apt = new PrivateApt(SYSVINIT_SUITE, await debianArchive());
   return withAptTree(apt, async () => {
-    if (!(await apt.listsFresh())) await apt.update();
+    if (!(await apt.listsFresh())) {
+      try {
+        await apt.update();
+      } catch (e) {
+        // Offline: the newest version already unpacked will do, as the kernel provider does.
+        const prefix = `${SYSVINIT_PACKAGE}-${SYSVINIT_SUITE}-`;
+        const key = (await listEntries('packages')).filter((k) => k.startsWith(prefix)).pop();
+        if (!key) throw e;
+        return { version: key.slice(prefix.length), init: path.join(cacheRoot(), 'packages', key, 'root/sbin/init') };
+      }
+    }
     const info = await apt.show(SYSVINIT_PACKAGE);
     if (!info) throw new SetupError(`Debian ${SYSVINIT_SUITE}'s package lists have no ${SYSVINIT_PACKAGE}.`);
     const key = `${SYSVINIT_PACKAGE}-${SYSVINIT_SUITE}-${info.version}`.replace(/[^A-Za-z0-9._-]/g, '_');
