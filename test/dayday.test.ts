@@ -57,6 +57,9 @@ describe('the full default matrix with --jobs 1 and --jobs 2 (CI lines, a real t
     'switch_root',
     'switch_root_manual',
     'switch_root_util_linux',
+    'sysvinit_loop_root',
+    'sysvinit_loop_root_request',
+    'sysvinit_loop_root_usr1',
   ];
   // Skipped before boot on bookworm (virtio-blk and the RAM disk driver are modules; 6.1 has no /sys/firmware/initrd).
   const skippedHere = ['initrd_linuxrc', 'kernel_root', 'retain_initrd', 'retain_initrd_without'];
