@@ -323,7 +323,7 @@ describe('diff --html and run external --html in headless Chromium @boot', funct
       html,
     ]);
     expect(r.code, r.stdout + r.stderr).to.be.oneOf([0, 1]);
-    const out = JSON.parse(await fs.readFile(path.join(dir, 'diff.json'), 'utf8')) as { kernels: string[]; report: MatrixReport };
+    const out = JSON.parse(await fs.readFile(path.join(dir, 'diff.json'), 'utf8')) as { kernels: string[]; runs: MatrixReport['runs'] };
     await fs.copyFile(html, path.join(ARTIFACTS, 'diff.html'));
     const requests: string[] = [];
     const errors: string[] = [];
@@ -331,7 +331,7 @@ describe('diff --html and run external --html in headless Chromium @boot', funct
     browsers.push(browser);
     expect(requests).to.have.length(1);
     expect(errors).to.deep.equal([]);
-    const runs = out.report.runs;
+    const runs = out.runs; // the one report shape: runs[] at the top level (schemas/report.schema.json)
     expect(runs).to.have.length(2);
     const names = [...new Set(runs.flatMap((x) => x.stages.map((s) => s.name)))];
     expect(await page.$$eval('section.stage', (els) => els.map((e) => e.getAttribute('data-stage')))).to.deep.equal(names);
@@ -390,7 +390,7 @@ describe('diff --html and run external --html in headless Chromium @boot', funct
       html,
     ]);
     expect(r.code, r.stdout + r.stderr).to.equal(0);
-    const rec = JSON.parse(await fs.readFile(path.join(dir, 'ext.json'), 'utf8')) as RunRecord;
+    const rec = (JSON.parse(await fs.readFile(path.join(dir, 'ext.json'), 'utf8')) as { runs: RunRecord[] }).runs[0]!;
     await fs.copyFile(html, path.join(ARTIFACTS, 'external.html'));
     const requests: string[] = [];
     const errors: string[] = [];
