@@ -123,6 +123,8 @@ function pad(s: string, n: number): string {
 /** A scenario x kernel table and the details of every run that did not pass. */
 export function summaryText(report: MatrixReport, tty: boolean): string {
   const runs = report.runs;
+  // A skipped cell never booted: it has no firmware to report.
+  const booted = runs.filter((r) => r.outcome !== 'skipped');
   const scenarios = [...new Set(runs.map((r) => r.scenario))];
   const kernels = [...new Set(runs.map((r) => r.kernel))];
   const out: string[] = [];
@@ -168,7 +170,7 @@ export function summaryText(report: MatrixReport, tty: boolean): string {
   out.push(
     `${parts.join(', ')}${extra.length ? ` (${extra.join(', ')})` : ''} in ${(report.durationMs / 1000).toFixed(1)} s` +
       `${mem.length ? `, ${mem.join('/')} MiB per VM` : ''}, accel ${report.accel} (${report.accelReason})` +
-      `${runs.length ? `, firmware ${[...new Set(runs.map(fwText))].join('/')}` : ''}`,
+      `${booted.length ? `, firmware ${[...new Set(booted.map(fwText))].join('/')}` : ''}`,
   );
   return out.join('\n') + '\n';
 }
