@@ -13,13 +13,11 @@
  * Nothing is overwritten: an existing <name> folder is an error (exit 2), an existing
  * package.json, tsconfig.json or .mocharc.json is left as it is.
  */
-import { promises as fs, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { UsageError } from '../errors.ts';
 import { COMMANDS, parseCommand } from './options.ts';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 export const SCENARIO_NAME = /^[a-z0-9][a-z0-9_.-]*$/;
 
@@ -155,7 +153,7 @@ describe('${name}', function () {
 }
 
 function packageJson(dir: string): string {
-  const own = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+  const own = createRequire(import.meta.url)('rootprobe/package.json') as {
     version: string;
     dependencies: Record<string, string>;
     devDependencies: Record<string, string>;

@@ -4,8 +4,8 @@
  * `kernels` and `diffs`. The shape is schemas/report.schema.json (documented in
  * docs/report.md); tests validate real runs' reports against it.
  */
+import { createRequire } from 'node:module';
 import * as os from 'node:os';
-import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RunRecord } from '../run/run-scenario.ts';
@@ -42,9 +42,8 @@ export function reportJson(report: MatrixReport, command: ReportCommand, extra: 
   return JSON.stringify(out, null, 1) + '\n';
 }
 
-const version = (
-  JSON.parse(readFileSync(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../package.json'), 'utf8')) as { version: string }
-).version;
+// The package's own package.json by its name: the same from the sources and from dist/.
+const version = (createRequire(import.meta.url)('rootprobe/package.json') as { version: string }).version;
 
 /** A report of one run that did not come from runMatrix (run external). */
 export function singleRunReport(rec: RunRecord, accelReason: string, startedAt: Date): MatrixReport {
