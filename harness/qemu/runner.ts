@@ -187,6 +187,17 @@ export function bootQemu(spec: BootSpec, opts: BootOptions): { control: BootCont
     }
   };
 
+  // A host write error (a full disk) on the console log or the result stream ends the boot,
+  // saying so (qemu/../verdict/host-disk.ts names it), instead of crashing the process.
+  for (const [ws, file] of [
+    [consoleWs, consoleLog],
+    [resultWs, resultStream],
+  ] as const) {
+    ws.on('error', (e: NodeJS.ErrnoException) =>
+      requestEnd('stopped', `the host could not write ${file}: ${e.code ?? ''} ${e.message}`.trim()),
+    );
+  }
+
   // Console: a ring of the last lines, never the whole text.
   const con = new ConsoleWatcher({
     onPanic: () => requestEnd('panic'),

@@ -21,6 +21,13 @@ export function freeBytes(dir: string): number | undefined {
 }
 
 export function hostDiskVerdict(boot: BootOutcome, diskDir: string, hasDisks: boolean): Verdict | undefined {
+  // rootprobe's own files of the run (console log, result stream) could not be written.
+  if (boot.end === 'stopped' && /ENOSPC|EDQUOT/.test(boot.stopReason ?? '')) {
+    return {
+      outcome: 'error',
+      message: `the host's disk is full (ENOSPC): ${boot.stopReason} (${freeBytes(diskDir) ?? '?'} bytes free in ${diskDir}). Free space there, or point TMPDIR at a larger file system.`,
+    };
+  }
   if (!hasDisks) return undefined;
   const ioError = boot.notices.find((l) => /I\/O error, dev vd|Buffer I\/O error on dev vd|EXT4-fs error/.test(l));
   if (!ioError) return undefined;
