@@ -85,6 +85,17 @@ describe('kernel reports on the console (harness/verdict/kernel-log.ts)', () => 
       .and.not.match(/kernel BUG/);
     expect(kernelLogVerdict(boot({ kernelReports: reports }), [/lkdtm/])).to.equal(undefined);
   });
+
+  it('under TCG the timing watchdogs (soft lockup, RCU stall, hung task) do not fail a run; under KVM they do', () => {
+    const timing = watch(
+      '[ 9.0] watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [kworker/0:1:17]\n[ 9.1] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:',
+    ).reports;
+    expect(timing.map((r) => r.kind)).to.deep.equal(['soft-lockup', 'rcu-stall']);
+    expect(kernelLogVerdict(boot({ kernelReports: timing }), [], 'tcg')).to.equal(undefined);
+    expect(kernelLogVerdict(boot({ kernelReports: timing }), [], 'kvm')?.outcome).to.equal('failed');
+    const warning = watch(LKDTM).reports.slice(0, 1);
+    expect(kernelLogVerdict(boot({ kernelReports: warning }), [], 'tcg')?.outcome, 'a WARNING fails under TCG too').to.equal('failed');
+  });
 });
 
 describe('the console watcher (harness/qemu/console.ts)', () => {

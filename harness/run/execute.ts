@@ -20,7 +20,7 @@ import { copyForRun } from '../image/disk.ts';
 import { SetupError } from '../errors.ts';
 import { DEFAULTS } from '../plan/defaults.ts';
 import type { BootPlan, PlanRun } from '../plan/types.ts';
-import { channelVerdict, kernelLogVerdict, type Verdict } from '../verdict/channel.ts';
+import { channelVerdict, kernelLogVerdict, TIMING_KINDS, type Verdict } from '../verdict/channel.ts';
 import { checkVerdict } from '../verdict/check.ts';
 import { freeBytes, hostDiskVerdict } from '../verdict/host-disk.ts';
 import { keepArtifacts } from './artifacts.ts';
@@ -293,7 +293,7 @@ async function judge(plan: BootPlan, boot: BootOutcome, run: PlanRun, runDir: st
     return plan.waitingFor && early.outcome !== 'passed' ? { ...early, message: `${early.message ?? ''}\n  (${plan.waitingFor})` } : early;
   const checked = plan.check ? await checkVerdict(plan.checkName, () => plan.check!(run)) : { outcome: 'passed' as const };
   if (checked.outcome !== 'passed') return checked;
-  return kernelLogVerdict(boot, plan.allowKernelLog) ?? checked;
+  return kernelLogVerdict(boot, plan.allowKernelLog, run.record.accel) ?? checked;
 }
 
 /** Boots a plan once and returns its verdict with the evidence. */
@@ -327,6 +327,12 @@ export async function execute(plan: BootPlan, opts: ExecuteOptions): Promise<Run
     record.stagesReported = readback.names;
     record.stages = readback.stages.map((s) => s.toJSON());
     if (boot.kernelReports.length > 0) record.kernelReports = boot.kernelReports;
+    for (const r of boot.kernelReports) {
+      if (opts.accel === 'tcg' && TIMING_KINDS.has(r.kind))
+        record.warnings.push(
+          `the kernel reported ${r.title} (a timing watchdog: under TCG a starved guest trips it, so it does not fail the run)`,
+        );
+    }
     if (boot.stopReason === GRACE_STOP_REASON && plan.warnOnGraceStop) record.warnings.push(boot.stopReason);
     if (files.bootNote) record.evidence.push(`boot: ${files.bootNote}`);
     const verdict = await judge(plan, boot, { readback, disks: files.byName, record }, runDir);
