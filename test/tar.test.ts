@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { usePrivateCache } from './support/cache.ts';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, promises as fs, rmSync } from 'node:fs';
 import * as os from 'node:os';
@@ -16,20 +17,13 @@ import { ImageTree, type TreeEntry } from '../harness/image/tree.ts';
 // other test file of the run this temporary cache too (and make CI build everything anew).
 describe('tar import (with a cache of its own)', () => {
   let work: string;
-  let cacheDir: string;
-  let savedCache: string | undefined;
+  usePrivateCache('rootprobe-tar-cache-');
 
   before(() => {
-    savedCache = process.env.ROOTPROBE_CACHE;
-    cacheDir = mkdtempSync(path.join(os.tmpdir(), 'rootprobe-tar-cache-'));
     work = mkdtempSync(path.join(os.tmpdir(), 'rootprobe-tar-work-'));
-    process.env.ROOTPROBE_CACHE = cacheDir;
   });
 
   after(() => {
-    if (savedCache === undefined) delete process.env.ROOTPROBE_CACHE;
-    else process.env.ROOTPROBE_CACHE = savedCache;
-    rmSync(cacheDir, { recursive: true, force: true });
     rmSync(work, { recursive: true, force: true });
   });
 

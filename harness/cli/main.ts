@@ -343,7 +343,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     const err = e as Error & { code?: string };
     if (isPeopleError(e) || err.code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`rootprobe: ${foldMessage(err.message, { maxBytes: 8192, maxLines: 80 })}\n`);
+      process.stderr.write(`rootprobe: ${foldMessage(err.message, { maxBytes: 8192, maxLines: 80, maxLineChars: 2000 })}\n`);
       if (err.code?.startsWith('ERR_PARSE_ARGS')) process.stderr.write(`(see: rootprobe --help)\n`);
       await cleanupAll();
       return 2;
