@@ -158,7 +158,7 @@ describe('the full default matrix with --jobs 1 and --jobs 2 (CI lines, a real t
   });
 
   it('states the memory per VM in the summary and the JSON', async () => {
-    expect(one.stdout).to.match(/9 passed, 1 failed, 4 skipped/);
+    expect(one.stdout).to.include(`${booted.length - 1} passed, 1 failed, ${skippedHere.length} skipped`);
     expect(one.stdout).to.match(/, 256 MiB per VM, accel/);
     expect(one.stderr).to.match(/1 at once \(256 MiB each\)/);
     const j = JSON.parse(await fs.readFile(path.join(dir, 'two.json'), 'utf8'));
