@@ -29,9 +29,22 @@ export interface HostTool {
  * `probe` (the guest probe and C helpers), `debian` (debian/<suite> kernels), `build`
  * (build/<recipe> kernels), `loop` (scenarios that check disks after the run), `util-linux`
  * (scenarios with util-linux's switch_root), `distro` (the distro tests' debootstrap roots),
+ * `foreign` (guests of another architecture than the host's: their cross compiler),
  * `tests` (rootprobe's own tests).
  */
-export type NeededBy = 'qemu' | 'images' | 'probe' | 'debian' | 'build' | 'git' | 'uefi' | 'loop' | 'util-linux' | 'distro' | 'tests';
+export type NeededBy =
+  | 'qemu'
+  | 'images'
+  | 'probe'
+  | 'debian'
+  | 'build'
+  | 'git'
+  | 'uefi'
+  | 'loop'
+  | 'util-linux'
+  | 'distro'
+  | 'foreign'
+  | 'tests';
 
 export const HOST_TOOLS: HostTool[] = [
   ...Object.values(ARCHES).map((a) => ({
@@ -40,6 +53,18 @@ export const HOST_TOOLS: HostTool[] = [
     purpose: `boots the ${a.name} guests`,
     neededBy: ['qemu'] as NeededBy[],
   })),
+  ...Object.values(ARCHES).flatMap((a) =>
+    a.crossCompiler
+      ? [
+          {
+            command: a.crossCompiler.command,
+            debianPackage: a.crossCompiler.debianPackage,
+            purpose: `builds the guest probe and C helpers, and kernels from source, for ${a.name} guests on another host`,
+            neededBy: ['foreign'] as NeededBy[],
+          },
+        ]
+      : [],
+  ),
   {
     command: 'busybox',
     debianPackage: 'busybox-static',
@@ -162,6 +187,18 @@ export interface HostFile {
 export const SYSTEMD_BOOT_EFI = '/usr/lib/systemd/boot/efi';
 
 export const HOST_FILES: HostFile[] = [
+  ...Object.values(ARCHES).flatMap((a) =>
+    a.bios
+      ? [
+          {
+            name: `bios-${a.name}`,
+            candidates: [a.bios.file],
+            debianPackage: a.bios.debianPackage,
+            purpose: `the firmware that starts the ${a.name} guests' kernel`,
+          },
+        ]
+      : [],
+  ),
   ...Object.values(ARCHES).flatMap((a) =>
     a.uefi
       ? [

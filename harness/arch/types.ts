@@ -21,15 +21,57 @@ export interface ArchSpec {
    * by name: the plan puts `rootprobe.port=<device>` on the command line). `serial`: the
    * second UART of the machine; its device node's numbers go into images without devtmpfs.
    */
-  resultPort: { attach: 'serial'; device: string; major: number; minor: number };
+  resultPort:
+    | { attach: 'serial'; device: string; major: number; minor: number }
+    /**
+     * `virtio`: a virtio-serial port of this name on a virtio-serial PCI controller (machines
+     * with one UART); the probe finds its device through /sys/class/virtio-ports/<port>/name,
+     * whose major number the kernel picks at boot.
+     */
+    | { attach: 'virtio'; name: string };
   /** The console's device node (images without devtmpfs need one). */
   consoleNode: { major: number; minor: number };
-  /** The kernel image's form, for messages and checks ('bzImage': the x86 boot protocol). */
-  kernelImage: 'bzImage';
+  /**
+   * The kernel image's form, for messages and checks ('bzImage': the x86 boot protocol;
+   * 'Image': arm64's and riscv64's, as QEMU's -kernel takes it, gzip-compressed or not).
+   */
+  kernelImage: 'bzImage' | 'Image';
+  /** The ELF e_machine of the guest's programs (62 x86-64, 183 AArch64, 243 RISC-V). */
+  elfMachine: number;
+  /** The Node.js `process.arch` of a host that can run this guest under KVM. */
+  hostArch: string;
+  /**
+   * Firmware QEMU loads before the kernel when `firmware` is 'bios' (riscv64: OpenSBI), with
+   * its Debian package; none: QEMU's own (SeaBIOS) or a direct kernel boot (arm64).
+   */
+  bios?: { file: string; debianPackage: string };
+  /**
+   * The kernel options the console and the result port need on this architecture, as the
+   * features table's entries (kernels/features.ts): `serial` is the console's UART (built in),
+   * `port` the result channel's driver when it is not the second UART (modules allowed,
+   * loaded before the first probe).
+   */
+  features: {
+    serial: { description: string; options: string[] };
+    port?: { description: string; options: string[]; modules: string[]; moduleOf?: Record<string, string> };
+  };
+  /**
+   * How much slower a guest of this architecture boots under TCG than an x86-64 guest under
+   * TCG on the same host (measured: see the architecture's file); deadlines are scaled by it.
+   */
+  tcgSlowdown: number;
+  /**
+   * The Debian suite whose packages make the guest userland (busybox-static, the libraries of
+   * host tools) when the guest is not of the host's architecture: the host's own suite where the
+   * archive has the architecture.
+   */
+  userlandSuite?: string;
   /** The kernel's build: its ARCH=, the make target and where the image lands in the build folder. */
   kbuild: { arch: string; target: string; image: string };
   /** Debian's architecture name (packages, kernels, busybox-static). */
   debianArch: string;
+  /** The cross compiler for this guest on an x86-64 host, and its Debian package (the host's gcc when native). */
+  crossCompiler?: { command: string; debianPackage: string };
   /** The GNU triplet: the compiler target for the probe and helpers, the libraries' folder. */
   gnuTriplet: string;
   /** Firmware this architecture boots with, the first the default. */

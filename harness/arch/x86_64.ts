@@ -20,6 +20,15 @@ export const x86_64: ArchSpec = {
   consoleNode: { major: 4, minor: 64 },
   resultPort: { attach: 'serial', device: 'ttyS1', major: 4, minor: 65 },
   kernelImage: 'bzImage',
+  elfMachine: 62,
+  hostArch: 'x64',
+  features: {
+    serial: {
+      description: '8250/16550 serial ports with console (the console and the result port on x86-64)',
+      options: ['CONFIG_SERIAL_8250', 'CONFIG_SERIAL_8250_CONSOLE'],
+    },
+  },
+  tcgSlowdown: 1,
   kbuild: { arch: 'x86', target: 'bzImage', image: 'arch/x86/boot/bzImage' },
   debianArch: 'amd64',
   gnuTriplet: 'x86_64-linux-gnu',

@@ -41,7 +41,7 @@ export async function doctor(args: string[]): Promise<number> {
   }
   for (const f of HOST_FILES) {
     const found = findHostFile(f);
-    rows.push({ tool: f.name, pkg: f.debianPackage, found, ok: Boolean(found), users: 'uefi' });
+    rows.push({ tool: f.name, pkg: f.debianPackage, found, ok: Boolean(found), users: f.name.startsWith('bios-') ? f.purpose : 'uefi' });
   }
   if (values.browser) {
     const found = findChromium();

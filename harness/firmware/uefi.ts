@@ -34,6 +34,7 @@ export function checkBoot(firmware: Firmware, boot: BootPath | undefined, arch: 
     throw new UsageError(`--firmware ${firmware}: ${arch.name} boots with ${arch.firmware.join(' or ')}`);
   const b = boot ?? 'kernel';
   if (b !== 'kernel' && firmware !== 'uefi') throw new UsageError(`--boot ${b} needs --firmware uefi (BIOS cannot start an EFI binary)`);
+  if (firmware === 'bios' && arch.bios) requireHostFile(arch.bios.file, `to start ${arch.name} guests`);
   if (firmware !== 'uefi') return;
   uefiFiles(arch);
   const efiArch = arch.uefi!.efiArch;

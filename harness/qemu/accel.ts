@@ -12,7 +12,7 @@ import { SetupError, UsageError } from '../errors.ts';
 import { requireTool } from '../host.ts';
 import { makeTempDir, removeTempDir } from '../lifecycle.ts';
 import { bootQemu } from './runner.ts';
-import { defaultArch } from '../arch/index.ts';
+import { defaultArch, hostArchSpec, type ArchSpec } from '../arch/index.ts';
 
 export type Accel = 'kvm' | 'tcg';
 
@@ -28,6 +28,8 @@ export interface DetectOptions {
   onProgress?: (message: string) => void;
   /** Default 20 s; a working KVM reaches the panic in well under 1 s. */
   probeDeadlineMs?: number;
+  /** The guest's architecture (default x86-64): KVM only for guests of the host's own. */
+  arch?: ArchSpec;
 }
 
 const CACHE_FILE = 'accel.json';
@@ -80,6 +82,15 @@ export async function detectAccel(kernelPath: string, opts: DetectOptions = {}):
     }
     return { accel: override, reason: `ROOTPROBE_ACCEL=${override}`, cached: false };
   }
+  const arch = opts.arch ?? defaultArch();
+  const host = hostArchSpec();
+  if (host?.name !== arch.name) {
+    return {
+      accel: 'tcg',
+      reason: `an ${arch.name} guest on an ${host?.name ?? process.arch} host (KVM runs guests of the host's own architecture only)`,
+      cached: false,
+    };
+  }
   const noKvm = kvmUsable();
   if (noKvm) return { accel: 'tcg', reason: noKvm, cached: false };
 
@@ -88,14 +99,14 @@ export async function detectAccel(kernelPath: string, opts: DetectOptions = {}):
   } catch {
     throw new SetupError(`the kernel image ${kernelPath} does not exist; fetch or build the kernel first`);
   }
-  const qemu = requireTool(defaultArch().qemuBinary, 'to boot the guests');
+  const qemu = requireTool(arch.qemuBinary, 'to boot the guests');
   const key = [bootId(), qemu, statSync(qemu).mtimeMs, await fileMemo('sha256', kernelPath, () => sha256File(kernelPath))].join('|');
   const file = path.join(cacheRoot(), CACHE_FILE);
   const cache = await readCache(file);
   const hit = cache.entries[key];
   if (hit) return { accel: hit.accel, reason: hit.reason, cached: true };
 
-  const answer = await probeKvm(kernelPath, qemu, opts);
+  const answer = await probeKvm(kernelPath, qemu, arch, opts);
   // Entries from earlier boots of the host can never match again: drop them.
   const id = bootId();
   for (const [k, v] of Object.entries(cache.entries)) if (v.bootId !== id) delete cache.entries[k];
@@ -104,7 +115,7 @@ export async function detectAccel(kernelPath: string, opts: DetectOptions = {}):
   return { ...answer, cached: false };
 }
 
-async function probeKvm(kernelPath: string, qemu: string, opts: DetectOptions): Promise<{ accel: Accel; reason: string }> {
+async function probeKvm(kernelPath: string, qemu: string, arch: ArchSpec, opts: DetectOptions): Promise<{ accel: Accel; reason: string }> {
   const deadlineMs = opts.probeDeadlineMs ?? 20_000;
   opts.onProgress?.(`probing KVM: booting ${path.basename(kernelPath)} with no root (up to ${deadlineMs / 1000} s)`);
   const runDir = await makeTempDir('rootprobe-accel-');
@@ -118,6 +129,7 @@ async function probeKvm(kernelPath: string, qemu: string, opts: DetectOptions): 
         memoryMiB: 256,
         runDir,
         qemuBinary: qemu,
+        arch,
       },
       {
         deadlineMs,
@@ -149,11 +161,12 @@ async function probeKvm(kernelPath: string, qemu: string, opts: DetectOptions): 
 }
 
 /**
- * How much longer than under KVM things take: 1 for KVM, 5 for TCG, times
+ * How much longer than under KVM things take: 1 for KVM, 5 for TCG (times the architecture's
+ * measured TCG slowdown against an x86-64 guest, harness/arch/), times
  * ROOTPROBE_TIMEOUT_FACTOR when set (a positive number).
  */
-export function timeoutFactor(accel: Accel): number {
-  const base = accel === 'tcg' ? 5 : 1;
+export function timeoutFactor(accel: Accel, arch?: ArchSpec): number {
+  const base = accel === 'tcg' ? 5 * (arch?.tcgSlowdown ?? 1) : 1;
   const env = process.env.ROOTPROBE_TIMEOUT_FACTOR;
   if (env === undefined || env === '') return base;
   const f = Number(env);

@@ -77,7 +77,13 @@ export interface QemuChannel {
  * and the result port's device name, which the guest probe looks up (probe.c).
  */
 export function baseCmdline(arch: ArchSpec = defaultArch()): string {
-  return [`console=${arch.console}`, 'panic=-1', 'oops=panic', ...arch.cmdline, `rootprobe.port=${arch.resultPort.device}`].join(' ');
+  return [`console=${arch.console}`, 'panic=-1', 'oops=panic', ...arch.cmdline, `rootprobe.port=${portParam(arch)}`].join(' ');
+}
+
+/** How the probe is told its result port: a device name (`ttyS1`), or `vport:<name>` for a virtio-serial port found by name. */
+export function portParam(arch: ArchSpec): string {
+  const p = arch.resultPort;
+  return p.attach === 'serial' ? p.device : `vport:${p.name}`;
 }
 
 /** The base command line of the default architecture. */
@@ -146,6 +152,7 @@ export function qemuArgs(spec: BootSpec, channel: QemuChannel): string[] {
     '-smp',
     String(cpus),
   ];
+  if (firmware === 'bios' && arch.bios) argv.push('-bios', arch.bios.file);
   if (firmware === 'uefi' && spec.uefi) {
     argv.push(
       '-drive',
@@ -168,7 +175,15 @@ export function qemuArgs(spec: BootSpec, channel: QemuChannel): string[] {
   } else {
     argv.push('-chardev', 'stdio,id=con,signal=off', '-serial', 'chardev:con');
   }
-  argv.push('-chardev', `socket,id=res,path=${qemuOptValue(channel.resultSocket)},server=on,wait=on`, '-serial', 'chardev:res');
+  argv.push('-chardev', `socket,id=res,path=${qemuOptValue(channel.resultSocket)},server=on,wait=on`);
+  if (arch.resultPort.attach === 'serial') argv.push('-serial', 'chardev:res');
+  else
+    argv.push(
+      '-device',
+      'virtio-serial-pci,id=rpserial',
+      '-device',
+      `virtserialport,bus=rpserial.0,chardev=res,name=${arch.resultPort.name}`,
+    );
   (spec.disks ?? []).forEach((d, i) => {
     const drive = [
       `file=${qemuOptValue(d.path)}`,
