@@ -72,11 +72,16 @@ export class PrivateApt {
   readonly dir: string;
   private readonly source: string;
 
+  /**
+   * One tree per suite and Debian architecture (amd64's keeps its old folder name), so that a
+   * refresh fetches one architecture's lists only.
+   */
   constructor(
     readonly suite: string,
     readonly archive: DebianArchive,
+    readonly arch = 'amd64',
   ) {
-    this.dir = path.join(cacheRoot(), 'apt', suite);
+    this.dir = path.join(cacheRoot(), 'apt', arch === 'amd64' ? suite : `${suite}-${arch}`);
     this.source = formatDeb822Source(archive, suite);
   }
 
@@ -124,8 +129,8 @@ export class PrivateApt {
       'Dir::State::extended_states': path.join(d, 'extended_states'),
       'Dir::Cache': path.join(d, 'cache'),
       'Debug::NoLocking': '1',
-      'APT::Architecture': 'amd64',
-      'APT::Architectures': 'amd64',
+      'APT::Architecture': this.arch,
+      'APT::Architectures': this.arch,
       'APT::Sandbox::User': 'root',
       'Acquire::Languages': 'none',
       // Lists of another archive address stay; a failed update must not remove the good ones.

@@ -3,7 +3,8 @@
  * anything boots.
  */
 import { DefinitionError, SetupError } from '../harness/errors.ts';
-import { FEATURES, isFeature, type Feature } from './features.ts';
+import { FEATURES, isFeature, type Feature, type FeatureSpec } from './features.ts';
+import { archOf } from '../harness/arch/index.ts';
 import { loadModuleIndexSync } from './modules.ts';
 import type { Kernel } from './index.ts';
 
@@ -45,7 +46,13 @@ export function checkFeatures(kernel: Kernel, features: Feature[], who: string):
       );
     }
   }
-  const wanted = [...new Set(features)];
+  const wanted: Array<Feature | 'port'> = [...new Set(features)];
+  // The console's UART is the architecture's; where the result port is not the second UART, its
+  // driver is needed by every boot (the `port` pseudo-feature).
+  const arch = archOf(kernel);
+  const specOf = (f: Feature | 'port'): FeatureSpec =>
+    f === 'port' ? arch.features.port! : f === 'serial' ? { ...FEATURES.serial, ...arch.features.serial } : FEATURES[f];
+  if (arch.features.port) wanted.push('port');
   const modules = new Set<string>();
   const warnings: string[] = [];
 
@@ -53,7 +60,7 @@ export function checkFeatures(kernel: Kernel, features: Feature[], who: string):
     const config = kernel.config;
     const problems: string[] = [];
     for (const f of wanted) {
-      const spec = FEATURES[f];
+      const spec = specOf(f);
       for (const opt of spec.options) {
         const v = config.get(opt);
         if (v === undefined) {
@@ -76,7 +83,7 @@ export function checkFeatures(kernel: Kernel, features: Feature[], who: string):
     return { modules: [...modules].sort(), warnings };
   }
 
-  const needsNoModule = wanted.filter((f) => FEATURES[f].modules.length === 0);
+  const needsNoModule = wanted.filter((f) => specOf(f).modules.length === 0);
   if (!kernel.modulesDir) {
     warnings.push(
       `kernel ${kernelName(kernel)} has neither a .config nor a modules folder: cannot check ` +
@@ -94,7 +101,7 @@ export function checkFeatures(kernel: Kernel, features: Feature[], who: string):
   const index = loadModuleIndexSync(kernel.modulesDir);
   const builtin = new Set(index.builtin);
   for (const f of wanted) {
-    for (const m of FEATURES[f].modules) {
+    for (const m of specOf(f).modules) {
       if (index.modules[m]) modules.add(m);
       else if (!builtin.has(m)) {
         warnings.push(

@@ -1,6 +1,7 @@
 /**
  * Provider `debian/<suite>[:<flavour>]`: the kernel of Debian's `linux-image-<flavour>-amd64`
- * metapackage, downloaded with a private apt tree and unpacked (never installed) into a
+ * metapackage (a flavour that ends in another architecture's Debian name is the package's
+ * whole suffix: `cloud-arm64` is `linux-image-cloud-arm64`, `riscv64` `linux-image-riscv64`), downloaded with a private apt tree and unpacked (never installed) into a
  * cache entry keyed by suite, flavour and exact package version. A small pointer file per
  * suite and flavour lets a later run use the entry without touching the network while the
  * package lists are fresh.
@@ -13,7 +14,8 @@ import { requireTool } from '../harness/host.ts';
 import { ownerTag, runGuarded, trackTempDir } from '../harness/lifecycle.ts';
 import { AptError, PrivateApt, withAptTree, type PackageInfo } from './apt.ts';
 import { debianArchive } from './apt-sources.ts';
-import { bzImageSizeProblem, readBzImageHeader } from './bzimage.ts';
+import { kernelImageInfo } from './image-format.ts';
+import { ARCHES, archByName, type ArchSpec } from '../harness/arch/index.ts';
 import { writeModuleIndex } from './modules.ts';
 import type { Kernel } from './index.ts';
 import { loadKernelEntry, readPointer as readEntryPointer, writePointer as writeEntryPointer, type KernelEntryRecord } from './entry.ts';
@@ -41,10 +43,26 @@ export function debianId(suite: string, flavour: string): string {
   return flavour === DEFAULT_FLAVOUR ? `debian/${suite}` : `debian/${suite}:${flavour}`;
 }
 
-/** `linux-image-cloud-amd64`; the generic flavour is `linux-image-amd64`. */
+/**
+ * The architecture a flavour names: `cloud-arm64`, `arm64`, `rt-arm64` (and `amd64`,
+ * `cloud-amd64`) end in a Debian architecture's name; any other flavour is amd64's.
+ */
+export function flavourArch(flavour: string): ArchSpec {
+  for (const a of Object.values(ARCHES)) {
+    if (flavour === a.debianArch || flavour.endsWith(`-${a.debianArch}`)) return a;
+  }
+  return archByName('x86_64');
+}
+
+/** `linux-image-cloud-amd64`; the generic flavour is `linux-image-amd64`; `cloud-arm64` is `linux-image-cloud-arm64`. */
 export function metapackageName(flavour: string): string {
+  const arch = flavourArch(flavour);
+  if (flavour === arch.debianArch || flavour.endsWith(`-${arch.debianArch}`)) return `linux-image-${flavour}`;
   return flavour === 'generic' ? 'linux-image-amd64' : `linux-image-${flavour}-amd64`;
 }
+
+/** The first suite whose archive has kernels of the architecture (riscv64: trixie). */
+export const FIRST_SUITE: Record<string, string> = { riscv64: 'trixie' };
 
 const pointerName = (suite: string, flavour: string): string => `${suite}-${flavour}`;
 
@@ -81,7 +99,8 @@ async function resolvePackages(apt: PrivateApt, suite: string, flavour: string):
   const metaInfo = await apt.show(meta);
   if (!metaInfo) {
     throw new SetupError(
-      `Debian ${suite} has no package ${meta} (flavour "${flavour}"). ` + `Flavours for amd64 are e.g. cloud, rt, generic; check the name.`,
+      `Debian ${suite} has no package ${meta} (flavour "${flavour}"). ` +
+        `Flavours are e.g. cloud, rt, generic (amd64), cloud-arm64, arm64 (arm64), riscv64 (riscv64, trixie and later); check the name.`,
     );
   }
   const imageName = metaInfo.depends.flat().find((n) => /^linux-image-\d/.test(n) && !n.endsWith('-dbg'));
@@ -172,8 +191,10 @@ async function buildEntry(dir: string, apt: PrivateApt, suite: string, flavour: 
   const root = path.join(dir, 'root');
   const rel = r.release;
   const modulesDir = await firstExisting([path.join(root, 'usr/lib/modules', rel), path.join(root, 'lib/modules', rel)]);
+  // riscv64's package has its (uncompressed) Image as /boot/vmlinux-<release>.
   const vmlinuz = await firstExisting([
     path.join(root, 'boot', `vmlinuz-${rel}`),
+    path.join(root, 'boot', `vmlinux-${rel}`),
     ...(modulesDir ? [path.join(modulesDir, 'vmlinuz')] : []),
   ]);
   if (!vmlinuz) {
@@ -183,10 +204,9 @@ async function buildEntry(dir: string, apt: PrivateApt, suite: string, flavour: 
     );
   }
   const config = await firstExisting([path.join(root, 'boot', `config-${rel}`), ...(modulesDir ? [path.join(modulesDir, 'config')] : [])]);
-  const header = await readBzImageHeader(vmlinuz);
-  if (!header) throw new SetupError(`${vmlinuz} from ${r.image.package} ${r.image.version} is not a bzImage`);
-  const cut = bzImageSizeProblem(header, (await fs.stat(vmlinuz)).size);
-  if (cut) throw new SetupError(`${vmlinuz} from ${r.image.package} ${r.image.version}: ${cut}`);
+  const arch = flavourArch(flavour);
+  const info = await kernelImageInfo(vmlinuz, arch);
+  if ('problem' in info) throw new SetupError(`${vmlinuz} from ${r.image.package} ${r.image.version}: ${info.problem}`);
   if (modulesDir) {
     progress('indexing modules');
     await writeModuleIndex(modulesDir);
@@ -195,7 +215,8 @@ async function buildEntry(dir: string, apt: PrivateApt, suite: string, flavour: 
     id: debianId(suite, flavour),
     suite,
     flavour,
-    release: header.release ?? rel,
+    arch: arch.name,
+    release: info.release ?? rel,
     vmlinuz: path.relative(dir, vmlinuz),
     modulesDir: modulesDir && path.relative(dir, modulesDir),
     configPath: config && path.relative(dir, config),
@@ -214,7 +235,7 @@ async function buildEntry(dir: string, apt: PrivateApt, suite: string, flavour: 
 export async function resolveDebianKernel(suite: string, flavour: string, onProgress?: Progress): Promise<Kernel> {
   const progress: Progress = onProgress ?? (() => {});
   const archive = await debianArchive();
-  const apt = new PrivateApt(suite, archive);
+  const apt = new PrivateApt(suite, archive, flavourArch(flavour).debianArch);
   const pointer = await readPointer(suite, flavour);
   const listsAt = await apt.listsUpdatedAt();
   const fresh = await apt.listsFresh();

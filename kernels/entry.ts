@@ -18,6 +18,8 @@ export interface KernelEntryRecord {
   configPath?: string;
   description: string;
   sha256: string;
+  /** The architecture (harness/arch/); absent: x86_64. */
+  arch?: string;
   /** Absolute: it stays in the provider's build folder. */
   vmlinux?: string;
   git?: Kernel['git'];
@@ -64,6 +66,7 @@ export async function loadKernelEntry(dir: string): Promise<Kernel> {
     config: configPath ? parseKernelConfig(await fs.readFile(configPath, 'utf8')) : undefined,
     description: rec.description,
     sha256: rec.sha256,
+    ...(rec.arch && rec.arch !== 'x86_64' ? { arch: rec.arch } : {}),
     ...(rec.vmlinux && existsSync(rec.vmlinux) ? { vmlinux: rec.vmlinux } : {}),
     ...(rec.git ? { git: rec.git } : {}),
   };

@@ -17,8 +17,10 @@ export interface Kernel {
   id: string;
   /** What `uname -r` says, e.g. '6.1.0-50-cloud-amd64'. */
   release: string;
-  /** Absolute path of the bzImage. */
+  /** Absolute path of the kernel image (a bzImage on x86-64, an Image on arm64 and riscv64). */
   vmlinuz: string;
+  /** The architecture it boots (harness/arch/); absent: x86_64. */
+  arch?: string;
   /** Absolute path of lib/modules/<release>, if any. */
   modulesDir?: string;
   /** Absolute path of the .config, if known. */

@@ -30,6 +30,8 @@ interface IndexEntry {
   depends?: string[];
   /** `softdep=pre:` modules, loaded first when they exist as files. */
   softPre?: string[];
+  /** Its plain `alias=` names (no wildcard): a soft dependency may name one (ext4's `crc32c`). */
+  aliases?: string[];
 }
 
 export interface ModuleIndex {
@@ -154,9 +156,10 @@ export function parseModinfo(elf: Buffer): Array<[string, string]> {
   return [];
 }
 
-function dependsOf(modinfo: Array<[string, string]>): { depends: string[]; softPre: string[] } {
+function dependsOf(modinfo: Array<[string, string]>): { depends: string[]; softPre: string[]; aliases: string[] } {
   const depends: string[] = [];
   const softPre: string[] = [];
+  const aliases: string[] = [];
   for (const [k, v] of modinfo) {
     if (k === 'depends')
       depends.push(
@@ -166,6 +169,7 @@ function dependsOf(modinfo: Array<[string, string]>): { depends: string[]; softP
           .filter(Boolean)
           .map(normaliseModuleName),
       );
+    if (k === 'alias' && /^[A-Za-z0-9_-]+$/.test(v)) aliases.push(normaliseModuleName(v));
     if (k === 'softdep') {
       // "pre: a b post: c"
       let mode = '';
@@ -175,7 +179,7 @@ function dependsOf(modinfo: Array<[string, string]>): { depends: string[]; softP
       }
     }
   }
-  return { depends: [...new Set(depends)], softPre: [...new Set(softPre)] };
+  return { depends: [...new Set(depends)], softPre: [...new Set(softPre)], aliases: [...new Set(aliases)] };
 }
 
 async function runToBuffer(cmd: string, args: string[]): Promise<Buffer> {
@@ -233,7 +237,7 @@ async function readModinfoOfPlainFile(file: string): Promise<Array<[string, stri
   }
 }
 
-async function readDepends(modulesDir: string, entry: IndexEntry): Promise<{ depends: string[]; softPre: string[] }> {
+async function readDepends(modulesDir: string, entry: IndexEntry): Promise<{ depends: string[]; softPre: string[]; aliases: string[] }> {
   const p = path.join(modulesDir, entry.relPath);
   try {
     if (p.endsWith('.ko')) return dependsOf(await readModinfoOfPlainFile(p));
@@ -268,9 +272,10 @@ export async function writeModuleIndex(
   const modules = walkModuleFiles(dir);
   const toRead = Object.values(modules).filter((e) => opts.compressed || e.relPath.endsWith('.ko'));
   await mapLimit(toRead, opts.concurrency ?? 4, async (entry) => {
-    const { depends, softPre } = await readDepends(dir, entry);
+    const { depends, softPre, aliases } = await readDepends(dir, entry);
     entry.depends = depends;
     if (softPre.length) entry.softPre = softPre;
+    if (aliases.length) entry.aliases = aliases;
   });
   const index: ModuleIndex = { version: 1, modules, builtin: readBuiltinSync(dir) };
   const tmp = path.join(dir, `.${MODULE_INDEX_FILE}.tmp`);
@@ -293,9 +298,31 @@ export async function moduleClosure(modulesDir: string, names: string[]): Promis
   const done = new Set<string>();
   const visiting = new Set<string>();
 
+  // A soft dependency may name an alias (ext4's `softdep pre: crc32c`, which crc32c_generic
+  // provides on kernels where the algorithm is a module): the module `<name>_*` that carries it,
+  // the generic implementation first (it loads on every CPU).
+  const byAlias = async (alias: string): Promise<string | undefined> => {
+    // `crypto-crc32c` (normalised crypto_crc32c): the algorithm's modules are crc32c_<impl>.
+    const base = alias.replace(/^crypto_/, '');
+    const candidates = Object.keys(index.modules)
+      .filter((m) => m.startsWith(`${base}_`))
+      .sort((a, b) => Number(b.endsWith('_generic')) - Number(a.endsWith('_generic')) || a.localeCompare(b));
+    for (const m of candidates) {
+      const e = index.modules[m];
+      if (!e.aliases) Object.assign(e, await readDepends(dir, e));
+      if (e.aliases?.includes(alias) || e.aliases?.includes(base) || e.aliases?.includes(`crypto_${base}`)) return m;
+    }
+    return undefined;
+  };
   const visit = async (raw: string, requiredBy: string | undefined, soft: boolean): Promise<void> => {
-    const name = normaliseModuleName(raw);
+    let name = normaliseModuleName(raw);
     if (done.has(name) || visiting.has(name) || builtin.has(name)) return;
+    if (soft && !index.modules[name]) {
+      const provider = await byAlias(name);
+      if (!provider) return;
+      name = provider;
+      if (done.has(name) || visiting.has(name) || builtin.has(name)) return;
+    }
     const entry = index.modules[name];
     if (!entry) {
       if (soft) return;

@@ -1,6 +1,6 @@
 /** `debian/<suite>[:<flavour>]`: Debian's kernel packages (kernels/debian.ts). */
 import { UsageError } from '../../harness/errors.ts';
-import { DEBIAN_SUITES, DEFAULT_FLAVOUR, cachedDebianKernel, debianId, resolveDebianKernel } from '../debian.ts';
+import { DEBIAN_SUITES, DEFAULT_FLAVOUR, FIRST_SUITE, cachedDebianKernel, debianId, flavourArch, resolveDebianKernel } from '../debian.ts';
 import type { KernelProvider } from '../provider.ts';
 
 export interface DebianSpec {
@@ -14,17 +14,24 @@ export interface DebianSpec {
 export const debianProvider: KernelProvider<DebianSpec> = {
   kind: 'debian',
   forms: ['debian/<suite>[:<flavour>]'],
-  summary: `Debian's kernel of a suite (${DEBIAN_SUITES.join(', ')}); flavour e.g. cloud (the default), rt, generic`,
+  summary:
+    `Debian's kernel of a suite (${DEBIAN_SUITES.join(', ')}); flavour e.g. cloud (the default), rt, generic; ` +
+    'another architecture by its package suffix: cloud-arm64, arm64, riscv64 (trixie and later)',
   claims: (s) => s.startsWith('debian/'),
   parse(s) {
-    const m = /^debian\/([a-z]+)(?::([a-z0-9]+))?$/.exec(s);
+    const m = /^debian\/([a-z]+)(?::([a-z0-9]+(?:-[a-z0-9]+)*))?$/.exec(s);
     if (!m) throw new UsageError(`kernel "${s}" is not a valid spec.`);
     const suite = m[1];
     if (!(DEBIAN_SUITES as readonly string[]).includes(suite)) throw new UsageError(`kernel "${s}": unknown Debian suite "${suite}".`);
     const flavour = m[2] ?? DEFAULT_FLAVOUR;
-    return { kind: 'debian', id: debianId(suite, flavour), suite, flavour };
+    const arch = flavourArch(flavour);
+    const first = FIRST_SUITE[arch.name];
+    if (first && DEBIAN_SUITES.indexOf(suite as never) < DEBIAN_SUITES.indexOf(first as never)) {
+      throw new UsageError(`kernel "${s}": Debian ${suite} has no ${arch.debianArch} kernels (the architecture is in ${first} and later).`);
+    }
+    return { kind: 'debian', id: debianId(suite, flavour), suite, flavour, arch: arch.name };
   },
   resolve: (k, onProgress) => resolveDebianKernel(k.suite, k.flavour, onProgress),
   cached: (k) => cachedDebianKernel(k.suite, k.flavour),
-  known: () => DEBIAN_SUITES.map((s) => `debian/${s}`),
+  known: () => [...DEBIAN_SUITES.map((s) => `debian/${s}`), 'debian/bookworm:cloud-arm64', 'debian/trixie:riscv64'],
 };
