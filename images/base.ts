@@ -3,7 +3,6 @@
  * device nodes a console needs before devtmpfs is mounted.
  */
 import { ImageTree } from '../harness/image/tree.ts';
-import { defaultArch } from '../harness/arch/index.ts';
 
 function userland(tree: ImageTree, busyboxExclude: string[]): ImageTree {
   for (const d of ['/bin', '/sbin', '/usr/bin', '/usr/sbin', '/dev', '/proc', '/sys', '/run', '/mnt', '/etc']) tree.dir(d);
@@ -14,10 +13,8 @@ function userland(tree: ImageTree, busyboxExclude: string[]): ImageTree {
   tree.dir('/var/run');
   tree.device('/dev/console', 'char', 5, 1, 0o600);
   tree.device('/dev/null', 'char', 1, 3, 0o666);
-  // The console and the result port of the guest's architecture (harness/arch/).
-  const arch = defaultArch();
-  tree.device(`/dev/${arch.console}`, 'char', arch.consoleNode.major, arch.consoleNode.minor, 0o660);
-  tree.device(`/dev/${arch.resultPort.device}`, 'char', arch.resultPort.major, arch.resultPort.minor, 0o660);
+  // The console and the result port of the guest's architecture (harness/arch/), known when the tree is built.
+  tree.consoleNodes();
   return tree.busybox('/bin', { exclude: busyboxExclude });
 }
 

@@ -7,7 +7,8 @@
  * (comm, cmdline, ppid, the text of its exe, cwd and root links and of its open fds, with
  * decorations such as " (deleted)" and "(unreachable)" intact), packs the snapshot as a newc
  * cpio archive, gzips it and sends it on the result channel (ttyS1) in a frame that carries the
- * stage name, the byte length and the sha256 (docs/protocol.md).
+ * stage name, the byte length and the sha256 (docs/protocol.md). On machines with one UART the
+ * result channel is a virtio-serial port found by its name (open_vport).
  *
  *   -f PATH            copy a guest file into the snapshot (files/PATH)
  *   -c NAME COMMAND    run COMMAND (sh -c) after the snapshot is taken; keep its output and status
@@ -19,7 +20,8 @@
  * and exec costs milliseconds and the shell probe it replaces spent half a second per stage;
  * this one reads everything with plain system calls and builds the archive in its own memory:
  * it writes nothing to any file system and mounts nothing, except a proc of its own (on
- * /.rootprobe/proc, for the duration, said in meta) when the guest has none mounted.
+ * /.rootprobe/proc, for the duration, said in meta) when the guest has none mounted, and, to
+ * reach a virtio result port after the snapshot, a sysfs and a tmpfs of its own (open_vport).
  *
  * Exit status: 0 sent; 64 usage; 70 internal; 74 the frame could not be written.
  */
@@ -37,6 +39,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -573,6 +576,66 @@ static void usage(void) {
   exit(64);
 }
 
+/* A virtio-serial port found by name (rootprobe.port=vport:NAME, on machines with one UART):
+   /sys/class/virtio-ports/<vportNpM>/name says each port's name and `dev` its numbers, which the
+   kernel picks at boot. Opened as /dev/<vportNpM> where the guest has that node, else through a
+   node of the probe's own on a tmpfs at /.rootprobe/dev; a sysfs of its own on /.rootprobe/sys
+   where the guest has none mounted. Both are unmounted (lazily: the descriptor stays good)
+   before the probe returns; the snapshot was taken before either was mounted. */
+static int open_vport(const char *want) {
+  char sysdir[256], p[600], dev[300], sysmnt[256];
+  int own_sys = 0, own_dev = 0, fd = -1;
+  snprintf(sysdir, sizeof sysdir, "/sys/class/virtio-ports");
+  snprintf(sysmnt, sizeof sysmnt, "%s/sys", toolkit);
+  if (access(sysdir, R_OK) != 0) {
+    mkdir(sysmnt, 0555);
+    if (mount("rootprobe-sys", sysmnt, "sysfs", 0, NULL) != 0) return -1;
+    own_sys = 1;
+    snprintf(sysdir, sizeof sysdir, "%s/sys/class/virtio-ports", toolkit);
+  }
+  DIR *d = opendir(sysdir);
+  struct dirent *e;
+  unsigned maj = 0, min = 0;
+  char port[256] = "";
+  struct buf b = {0};
+  while (d && (e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.') continue;
+    snprintf(p, sizeof p, "%s/%s/name", sysdir, e->d_name);
+    if (slurp(p, &b, 4096) != 0) continue;
+    while (b.len && (b.p[b.len - 1] == '\n' || b.p[b.len - 1] == ' ')) b.len--;
+    if (b.len != strlen(want) || memcmp(b.p, want, b.len) != 0) continue;
+    snprintf(p, sizeof p, "%s/%s/dev", sysdir, e->d_name);
+    if (slurp(p, &b, 4096) != 0) continue;
+    reserve(&b, 1);
+    b.p[b.len] = 0;
+    if (sscanf(b.p, "%u:%u", &maj, &min) == 2) {
+      snprintf(port, sizeof port, "%s", e->d_name);
+      break;
+    }
+  }
+  if (d) closedir(d);
+  free(b.p);
+  if (own_sys) umount2(sysmnt, MNT_DETACH);
+  if (!port[0]) {
+    errno = ENOENT;
+    return -1;
+  }
+  struct stat st;
+  snprintf(dev, sizeof dev, "/dev/%s", port);
+  if (stat(dev, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(maj, min)) return open(dev, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+  char mnt[256];
+  snprintf(mnt, sizeof mnt, "%s/dev", toolkit);
+  mkdir(mnt, 0555);
+  if (mount("rootprobe-dev", mnt, "tmpfs", MS_NOSUID | MS_NOEXEC, "size=16k,mode=0700") != 0) return -1;
+  own_dev = 1;
+  snprintf(dev, sizeof dev, "%s/port", mnt);
+  if (mknod(dev, S_IFCHR | 0600, makedev(maj, min)) == 0) fd = open(dev, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+  int saved = errno;
+  if (own_dev) umount2(mnt, MNT_DETACH);
+  errno = saved;
+  return fd;
+}
+
 int main(int argc, char **argv) {
   static char dir[512];
   const char *slash = strrchr(argv[0], '/');
@@ -708,21 +771,23 @@ int main(int argc, char **argv) {
         if (p == cl.p || p[-1] == ' ') {
           p += strlen("rootprobe.port=");
           size_t n = strcspn(p, " \n");
-          if (n > 0 && n < 64 && !memchr(p, '/', n)) snprintf(dev, sizeof dev, "/dev/%.*s", (int)n, p);
+          if (n > 0 && n < 100 && !memchr(p, '/', n)) snprintf(dev, sizeof dev, "%.*s", (int)n, p);
           break;
         }
         p++;
       }
       free(cl.p);
     }
-    const char *tty = dev;
-    if (!dev[0] || stat(tty, &st) != 0 || !S_ISCHR(st.st_mode)) {
-      snprintf(path, sizeof path, "%s/port", toolkit);
-      tty = path;
+    if (!strncmp(dev, "vport:", 6)) {
+      fd = open_vport(dev + 6);
+    } else {
+      char tty[160];
+      snprintf(tty, sizeof tty, "/dev/%s", dev);
+      if (!dev[0] || stat(tty, &st) != 0 || !S_ISCHR(st.st_mode)) snprintf(tty, sizeof tty, "%s/port", toolkit);
+      fd = open(tty, O_WRONLY | O_NOCTTY | O_CLOEXEC);
     }
-    fd = open(tty, O_WRONLY | O_NOCTTY | O_CLOEXEC);
     struct termios t;
-    if (fd >= 0 && tcgetattr(fd, &t) == 0) {
+    if (fd >= 0 && isatty(fd) && tcgetattr(fd, &t) == 0) {
       cfmakeraw(&t);
       tcsetattr(fd, TCSANOW, &t);
     }
@@ -732,7 +797,7 @@ int main(int argc, char **argv) {
     rc = 74;
   }
   if (fd > 2) {
-    if (!out_file) tcdrain(fd);
+    if (!out_file && isatty(fd)) tcdrain(fd);
     close(fd);
   }
 

@@ -16,10 +16,23 @@ import * as path from 'node:path';
 import { archivePath, type CpioEntry } from '../cpio/index.ts';
 import { moduleClosure, readModule, type ModuleFile } from '../../kernels/modules.ts';
 import { SetupError, UsageError } from '../errors.ts';
-import { requireTool } from '../host.ts';
 import { fileMemo, sha256File } from '../cache.ts';
 import { isStatic, readElf } from './elf.ts';
 import { neededFiles } from './libs.ts';
+import { defaultArch, type ArchSpec } from '../arch/index.ts';
+import { foreignNeededFiles, guestBusybox, isNative } from '../guest/userland.ts';
+
+/** A program copied into a guest of another architecture is a mistake: say so before it boots. */
+async function checkMachine(host: string, arch: ArchSpec, what: string): Promise<void> {
+  if (isNative(arch)) return;
+  const info = await readElf(host).catch(() => undefined);
+  if (info && info.machine !== arch.elfMachine) {
+    throw new UsageError(
+      `${what} is copied from ${host}, a program for another architecture (ELF machine ${info.machine}), into an ${arch.name} guest; ` +
+        `use hostBinary() (it takes the ${arch.name} build from Debian's package) or ctx.program() for C helpers.`,
+    );
+  }
+}
 
 export type FileSource = { kind: 'data'; data: Buffer } | { kind: 'host'; hostPath: string };
 
@@ -60,6 +73,8 @@ interface Slot {
 
 interface Ctx {
   map: Map<string, Slot>;
+  /** The guest's architecture: the tree's own (forArch), else x86-64. */
+  arch: ArchSpec;
   /** Kernel modules added so far, per release, in load order. */
   modules: Map<string, ModuleFile[]>;
 }
@@ -132,8 +147,22 @@ export class ImageTree {
   private ops: Op[] = [];
   private resolved?: Promise<Map<string, Slot>>;
 
-  constructor(name = 'image') {
+  /** The architecture of the programs it gets (busybox, hostBinary, copyFrom); default x86-64. */
+  private arch?: ArchSpec;
+
+  constructor(name = 'image', opts: { arch?: ArchSpec } = {}) {
     this.name = name;
+    this.arch = opts.arch;
+  }
+
+  /**
+   * Builds the tree for guests of `arch`: trees merged into it are too (their steps run when
+   * this tree is built), so a scenario's `t.merge(baseRootDisk())` gets the guest's busybox.
+   */
+  forArch(arch: ArchSpec): this {
+    this.arch = arch;
+    this.resolved = undefined;
+    return this;
   }
 
   /** Normalises a guest path to "/a/b"; `..`, a relative path or an empty one is a UsageError. */
@@ -236,6 +265,7 @@ export class ImageTree {
       if (!st.isFile()) {
         throw new UsageError(`image "${t.name}": ${g} is to be copied from ${host}, which is not a regular file.`);
       }
+      await checkMachine(host, ctx.arch, `image "${t.name}": ${g}`);
       t.put(ctx, g, { type: 'file', source: { kind: 'host', hostPath: host }, mode: mode ?? st.mode & 0o7777, ...ROOT_OWNER });
     });
   }
@@ -298,10 +328,10 @@ export class ImageTree {
     const self = dir === '/' ? '/busybox' : `${dir}/busybox`;
     const exclude = new Set(opts.exclude ?? []);
     return this.push(async (t, ctx) => {
-      const bin = requireTool('busybox', 'for the guest userland');
+      const { path: bin, lister } = await guestBusybox(ctx.arch);
       const real = await fs.realpath(bin);
       const info = await readElf(real).catch((e: Error) => {
-        throw new SetupError(`the host busybox ${bin} is not usable: ${e.message}. Install busybox-static.`);
+        throw new SetupError(`the busybox ${bin} is not usable: ${e.message}. Install busybox-static.`);
       });
       if (!isStatic(info)) {
         throw new SetupError(
@@ -309,8 +339,11 @@ export class ImageTree {
             `guests need the static one. Install busybox-static (it replaces the busybox package).`,
         );
       }
+      if (info.machine !== ctx.arch.elfMachine) {
+        throw new SetupError(`the busybox ${bin} is not an ${ctx.arch.name} program (ELF machine ${info.machine})`);
+      }
       t.put(ctx, self, { type: 'file', source: { kind: 'host', hostPath: real }, mode: 0o755, ...ROOT_OWNER });
-      for (const rel of await busyboxApplets(bin)) {
+      for (const rel of await busyboxApplets(lister)) {
         if (!rel.includes('/')) continue; // "linuxrc": not wanted
         const g = `/${rel}`;
         if (g === self || exclude.has(g) || exclude.has(path.basename(rel))) continue;
@@ -327,7 +360,7 @@ export class ImageTree {
     const g = this.norm(guestPath);
     const host = path.resolve(hostPath);
     return this.push(async (t, ctx) => {
-      const { files, links } = await neededFiles(host, g);
+      const { files, links } = isNative(ctx.arch) ? await neededFiles(host, g) : await foreignNeededFiles(host, g, ctx.arch);
       for (const f of files) {
         const mode = (await fs.stat(f.hostPath)).mode & 0o7777;
         t.put(ctx, t.norm(f.guestPath), { type: 'file', source: { kind: 'host', hostPath: f.hostPath }, mode, ...ROOT_OWNER });
@@ -382,6 +415,40 @@ export class ImageTree {
     });
   }
 
+  /**
+   * A file whose host path depends on the guest's architecture, known when the tree is built
+   * (the toolkit's probe and busybox): `source(arch)` gives the host file.
+   */
+  copyFor(guestPath: string, source: (arch: ArchSpec) => Promise<string>, mode: number): this {
+    const g = this.norm(guestPath);
+    checkMode(mode, `copy ${g}`);
+    return this.push(async (t, ctx) => {
+      const host = await source(ctx.arch);
+      await checkMachine(host, ctx.arch, `image "${t.name}": ${g}`);
+      t.put(ctx, g, { type: 'file', source: { kind: 'host', hostPath: host }, mode, ...ROOT_OWNER });
+    });
+  }
+
+  /**
+   * The device nodes of the guest architecture's console (`/dev/<console>`) and, where the
+   * result port is a UART, of the port, for roots without devtmpfs. `portAt` puts the port's
+   * node at that path instead (the toolkit's own), and no console node.
+   */
+  consoleNodes(opts: { portAt?: string } = {}): this {
+    return this.push((t, ctx) => {
+      const a = ctx.arch;
+      const port = a.resultPort;
+      if (opts.portAt) {
+        if (port.attach === 'serial')
+          t.put(ctx, t.norm(opts.portAt), { type: 'char', major: port.major, minor: port.minor, mode: 0o600, ...ROOT_OWNER });
+        return;
+      }
+      t.put(ctx, `/dev/${a.console}`, { type: 'char', major: a.consoleNode.major, minor: a.consoleNode.minor, mode: 0o660, ...ROOT_OWNER });
+      if (port.attach === 'serial')
+        t.put(ctx, `/dev/${port.device}`, { type: 'char', major: port.major, minor: port.minor, mode: 0o660, ...ROOT_OWNER });
+    });
+  }
+
   /** Adds everything `other` describes, after what this tree has (later wins). */
   merge(other: ImageTree): this {
     for (const op of other.ops) this.push(op);
@@ -390,7 +457,7 @@ export class ImageTree {
 
   private resolve(): Promise<Map<string, Slot>> {
     this.resolved ??= (async () => {
-      const ctx: Ctx = { map: new Map(), modules: new Map() };
+      const ctx: Ctx = { map: new Map(), modules: new Map(), arch: this.arch ?? defaultArch() };
       for (const op of this.ops) await op(this, ctx);
       // Hard links must name a file of the tree.
       for (const [p, s] of ctx.map) {

@@ -8,6 +8,8 @@
 
 mount -t proc proc /proc
 mount -t devtmpfs devtmpfs /dev
+# The kernel's modules the result port needs on some architectures (arm64's virtio_pci, virtio_console).
+rp_load_modules
 
 # The host's root: what the kernel unpacked the initramfs into, and how many files it holds.
 probe initramfs -c host-files 'find / -xdev ! -type d | wc -l'

@@ -8,6 +8,7 @@
  * started from the initramfs with its cwd in /witness) and what is left of the initramfs as seen
  * through the witness's root (commands `rootfs-files`, `rootfs-dirs`).
  */
+import { guestBusybox } from '../../harness/guest/userland.ts';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BuildContext, CheckContext, DiskSpec } from '../../harness/scenario.ts';
@@ -35,9 +36,10 @@ export function realRootDisk(opts: { waitForCleanup?: boolean } = {}): DiskSpec 
     fs: 'ext4',
     sizeMiB: 24,
     label: 'realroot',
-    content(t, ctx) {
+    content(t) {
       t.merge(baseRootDisk());
-      t.copy('/sbin/init', ctx.tool('busybox'), 0o755);
+      // The guest architecture's busybox as init (the base's /bin/busybox is the same file).
+      t.copyFor('/sbin/init', async (arch) => (await guestBusybox(arch)).path, 0o755);
       t.file('/etc/inittab', '::sysinit:/etc/rootprobe/realroot.sh\n');
       t.script('/etc/rootprobe/realroot.sh', path.join(LIB_DIR, 'realroot.sh'));
       t.file('/etc/rootprobe-disk', 'the real root disk\n');

@@ -6,6 +6,8 @@
 
 mount -t proc proc /proc
 mount -t devtmpfs devtmpfs /dev
+# The kernel's modules the result port needs on some architectures (arm64's virtio_pci, virtio_console).
+rp_load_modules
 
 # Where the kernel unpacked us: rootfs (the top of the mount tree), rootfs with a parent
 # (newer kernels), or a tmpfs atop rootfs (a kernel honouring nonroot_initramfs).

@@ -9,6 +9,8 @@
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+# The kernel's modules the result port needs on some architectures (arm64's virtio_pci, virtio_console).
+rp_load_modules
 
 meminfo='grep -e MemTotal -e MemFree /proc/meminfo'
 probe initramfs -v cmdline="$(cat /proc/cmdline)" \

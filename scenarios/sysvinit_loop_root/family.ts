@@ -20,7 +20,7 @@ import type { ProcessInfo } from '../../harness/readback/snapshot.ts';
 import { describeHolders, errnoOf, holdersOf } from '../loop_root_shutdown/holders.ts';
 import { debugfs, describeState, imageState, withInnerImage, type ImageState } from '../loop_root_shutdown/hostside.ts';
 import { LOG_FILE, parseSteps, ROOT_IMAGE, type Step } from '../loop_root_shutdown/family.ts';
-import { SYSVINIT_PACKAGE, SYSVINIT_SUITE, sysvinitPackage } from './package.ts';
+import { SYSVINIT_PACKAGE, sysvinitPackage } from './package.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -81,8 +81,8 @@ export function sysvinitLoopRoot(v: SysvinitVariant): ScenarioDefinition {
             fs: 'ext4',
             sizeMiB: 24,
             label: 'looproot',
-            async content(t) {
-              const pkg = await sysvinitPackage();
+            async content(t, ctx) {
+              const pkg = await sysvinitPackage(ctx.arch);
               t.merge(baseRootDisk());
               t.dir('/host');
               t.dir('/shutdown');
@@ -90,7 +90,7 @@ export function sysvinitLoopRoot(v: SysvinitVariant): ScenarioDefinition {
               t.hostBinary(pkg.init, '/sbin/init');
               t.symlink('/sbin/telinit', 'init');
               t.file('/etc/inittab', INITTAB);
-              t.file('/etc/rootprobe/sysvinit.version', `${SYSVINIT_PACKAGE} ${pkg.version} (${SYSVINIT_SUITE})\n`);
+              t.file('/etc/rootprobe/sysvinit.version', `${SYSVINIT_PACKAGE} ${pkg.version} (${pkg.suite})\n`);
               t.script('/etc/rootprobe/sysv.sh', path.join(here, 'sysv.sh'));
               t.script('/etc/rootprobe/shutdown.sh', path.join(here, 'shutdown.sh'));
               t.file('/etc/rootprobe/sysv.conf', conf);

@@ -31,7 +31,9 @@ mount -t tmpfs -o mode=0755 shutdown $S || rp_fail "mount -t tmpfs shutdown $S f
 cp -a /.rootprobe $S/.rootprobe || rp_fail "cannot copy /.rootprobe to the shutdown root"
 mkdir -p $S/sbin $S/etc $S/run $S/oldroot $S/proc $S/sys $S/dev $S/host
 # The re-exec target: the same init binary, its libraries (the only ones on this root) and inittab.
-cp -a /sbin/init $S/sbin/init && ln -s init $S/sbin/telinit && cp -a /lib /lib64 $S/ && cp /etc/inittab $S/etc/inittab ||
+# (/lib64 holds x86-64's program interpreter; arm64's and riscv64's are in /lib.)
+cp -a /sbin/init $S/sbin/init && ln -s init $S/sbin/telinit && cp -a /lib $S/ && { [ ! -e /lib64 ] || cp -a /lib64 $S/; } &&
+  cp /etc/inittab $S/etc/inittab ||
   rp_fail "cannot copy init and its libraries to the shutdown root"
 cp /etc/rootprobe/shutdown.sh /etc/rootprobe/sysv.conf /etc/rootprobe/*.bin $S/ || rp_fail "cannot copy the shutdown script"
 echo "$loop" > $S/loop
