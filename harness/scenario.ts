@@ -24,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { DefinitionError } from './errors.ts';
 import type { ImageTree } from './image/tree.ts';
+import type { ArchSpec } from './arch/index.ts';
 import type { Kernel } from '../kernels/index.ts';
 import { FEATURES, type Feature } from '../kernels/features.ts';
 import type { RunReadback } from './readback/result.ts';
@@ -35,6 +36,11 @@ export const RESERVED_STAGES = ['done', 'guest-error'];
 
 export interface BuildContext {
   kernel: Kernel;
+  /**
+   * The guest's architecture (harness/arch/). Images are built for it without a scenario
+   * saying anything: busybox, ctx.program() and hostBinary() give that architecture's programs.
+   */
+  arch: ArchSpec;
   /** An absolute path beside the scenario file (for its guest scripts). */
   here(rel: string): string;
   /** The absolute path of a host tool (busybox, switch_root, ...), or a SetupError naming its package. */

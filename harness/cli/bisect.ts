@@ -12,6 +12,7 @@
  * the first bad kernel differ in (as `rootprobe diff` shows it). The predicate is the
  * scenario: bisect any property of the mount tree or the process table by writing one.
  */
+import { archOf } from '../arch/index.ts';
 import { COMMANDS, parseCommand } from './options.ts';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
@@ -100,7 +101,7 @@ export async function bisect(o: BisectOptions): Promise<BisectResult> {
       if (e instanceof UsageError) throw e;
       return { commit, subject: subj, mark: 'skip', why: `the build failed: ${(e as Error).message.split('\n')[0]}`, runs: [] };
     }
-    accel ??= (await detectAccel(kernel.vmlinuz)).accel;
+    accel ??= (await detectAccel(kernel.vmlinuz, { arch: archOf(kernel) })).accel;
     const runs: RunRecord[] = [];
     for (let i = 0; i < o.runs; i++) {
       runs.push(

@@ -5,6 +5,7 @@
  * concatenation, the disk images, the kernel, a runnable qemu.sh and build.json (plan/write.ts).
  * A folder holding anything but an earlier build's files is refused without --force.
  */
+import { archOf } from '../arch/index.ts';
 import { COMMANDS, parseCommand } from './options.ts';
 import * as path from 'node:path';
 import { UsageError } from '../errors.ts';
@@ -50,7 +51,7 @@ export async function cmdBuild(args: string[]): Promise<number> {
   const [sc] = pickScenarios(await loadScenarios(values.scenarios ?? []), positionals);
   validateScenarios([sc]);
   const kernel = await resolveKernel(spec, { onProgress: (m) => process.stderr.write(`kernel ${spec}: ${m}\n`) });
-  const accel = await detectAccel(kernel.vmlinuz, { onProgress: (m) => process.stderr.write(`accel: ${m}\n`) });
+  const accel = await detectAccel(kernel.vmlinuz, { arch: archOf(kernel), onProgress: (m) => process.stderr.write(`accel: ${m}\n`) });
   const b = await buildScenario(sc, kernel, values.out, { accel: accel.accel, extraCmdline: values.cmdline, firmware, boot });
   process.stdout.write(
     [

@@ -10,6 +10,7 @@
  * folder (initrd, copies of the disks) is removed afterwards and QEMU never outlives the
  * command (lifecycle.ts). The stages the guest reported are listed at the end.
  */
+import { archOf } from '../arch/index.ts';
 import { COMMANDS, parseCommand } from './options.ts';
 import { spawnSync } from 'node:child_process';
 import { UsageError } from '../errors.ts';
@@ -46,7 +47,7 @@ export async function cmdShell(args: string[]): Promise<number> {
 
   const kernel = await resolveKernel(spec, { onProgress: (m) => process.stderr.write(`kernel ${spec}: ${m}\n`) });
   const images = await prepareImages(sc, kernel, { firmware }).catch((e) => Promise.reject(withScenario(e, sc)));
-  const accel = await detectAccel(kernel.vmlinuz, { onProgress: (m) => process.stderr.write(`accel: ${m}\n`) });
+  const accel = await detectAccel(kernel.vmlinuz, { arch: archOf(kernel), onProgress: (m) => process.stderr.write(`accel: ${m}\n`) });
   // The plan `run` boots, with a shell after the stage: the probe (probe.c) starts it.
   const plan = planScenario(sc, kernel, images, {
     extraCmdline: [values.cmdline, `rootprobe.shell=${stage}`].filter(Boolean).join(' '),

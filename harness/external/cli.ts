@@ -20,7 +20,7 @@ import { checkOutputs, EXIT_REPORT_LOST, lostText, writeReports } from '../repor
 
 import { espInputs, ukiInputs } from './run.ts';
 import { checkBoot, parseFirmware } from '../firmware/uefi.ts';
-import { defaultArch } from '../arch/index.ts';
+import { defaultArch, archOf } from '../arch/index.ts';
 import { removeTempDir } from '../lifecycle.ts';
 
 export const EXTERNAL_USAGE = helpText(COMMANDS['run external']);
@@ -80,7 +80,7 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
     fromEsp?.kernel ??
     fromUki?.kernel ??
     (await resolveKernel(values.kernel!, { onProgress: (m) => process.stderr.write(`kernel: ${m}\n`) }));
-  const accel = await detectAccel(kernel.vmlinuz);
+  const accel = await detectAccel(kernel.vmlinuz, { arch: archOf(kernel) });
   process.stderr.write(`accelerator: ${accel.accel} (${accel.reason})\n`);
   const rec: ExternalRecord = await runExternal({
     initramfs: fromEsp?.initramfs ?? fromUki?.initramfs ?? values.initramfs!,

@@ -28,7 +28,7 @@ import { shellQuote } from '../quote.ts';
 import { buildCpioSegment } from '../image/initramfs.ts';
 import { UsageError } from '../errors.ts';
 import { execute } from '../run/execute.ts';
-import { defaultArch } from '../arch/index.ts';
+import { archOf } from '../arch/index.ts';
 import { DEFAULTS } from '../plan/defaults.ts';
 import type { BootPlan, Firmware } from '../plan/types.ts';
 import { splitUki } from '../firmware/uki.ts';
@@ -219,11 +219,13 @@ export async function runExternal(opts: ExternalOptions): Promise<ExternalRecord
   const { cmdline, init } = initOf(info, opts.initramfs, opts.cmdline);
 
   const before = await Promise.all(inputsPaths.map((p) => sha256File(p)));
-  const seg = await buildCpioSegment(await externalSegment(info, { init, end, bootWaitSec: opts.bootWaitSec ?? DEFAULTS.bootWaitSec }));
+  const seg = await buildCpioSegment(
+    await externalSegment(info, { init, end, bootWaitSec: opts.bootWaitSec ?? DEFAULTS.bootWaitSec, arch: archOf(kernel) }),
+  );
   const inputs: ExternalRecord['inputs'] = [];
   const plan: BootPlan = {
     name,
-    arch: defaultArch(),
+    arch: archOf(kernel),
     firmware: opts.uki || opts.esp ? 'uefi' : (opts.firmware ?? DEFAULTS.firmware),
     ...(opts.esp ? { boot: 'esp' as const, esp: opts.userEsp!.copy } : {}),
     ...(opts.uki

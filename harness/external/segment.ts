@@ -26,6 +26,7 @@ import { UsageError } from '../errors.ts';
 import { requireTool } from '../host.ts';
 import { ImageTree } from '../image/tree.ts';
 import { probeToolkit, TOOLKIT_DIR } from '../guest/toolkit.ts';
+import type { ArchSpec } from '../arch/index.ts';
 import { shellQuote } from '../quote.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -166,6 +167,8 @@ export interface SegmentConfig {
   end: 'poweroff' | 'none';
   /** Seconds the agent waits for systemd to finish booting before it asks for the power-off. */
   bootWaitSec: number;
+  /** The guest's architecture (the toolkit's programs are its); default x86-64. */
+  arch?: ArchSpec;
 }
 
 /** The `initramfs-tools` ORDER with our hook: just before the param.conf line, or at the end. */
@@ -180,7 +183,7 @@ export function orderWithHook(order: string, hookLine: string): string {
 
 /** The segment appended to the user's initramfs, as an ImageTree. */
 export async function externalSegment(info: InitramfsInfo, cfg: SegmentConfig): Promise<ImageTree> {
-  const t = new ImageTree('rootprobe external segment');
+  const t = new ImageTree('rootprobe external segment', { arch: cfg.arch });
   t.merge(await probeToolkit());
   const R = TOOLKIT_DIR;
   t.script(`${R}/init`, path.join(GUEST_DIR, 'init.sh'));

@@ -4,7 +4,7 @@
  */
 import * as chai from 'chai';
 import { rootprobeChai } from '../assert/chai-rootprobe.ts';
-import { defaultArch } from '../arch/index.ts';
+import { archOf } from '../arch/index.ts';
 import { shellQuote } from '../quote.ts';
 import { expectedStages, type CheckContext, type Scenario } from '../scenario.ts';
 import type { PreparedImages } from '../run/prepare.ts';
@@ -60,7 +60,7 @@ export function planScenario(sc: Scenario, kernel: Kernel, images: PreparedImage
   const expected = expectedStages(sc);
   return {
     name: sc.name,
-    arch: defaultArch(),
+    arch: archOf(kernel),
     firmware: opts.firmware ?? DEFAULTS.firmware,
     ...(opts.boot && opts.boot !== 'kernel' ? { boot: opts.boot } : {}),
     kernel,

@@ -95,6 +95,7 @@ export function toJUnit(report: MatrixReport): string {
       const attempts = (r.attempts ?? []).map((a, n) => `attempt ${n + 1}: ${a.outcome}${a.message ? ` - ${firstLine(a.message)}` : ''}`);
       const props = [
         `accel=${r.accel}`,
+        `arch=${r.arch ?? 'x86_64'}`,
         `firmware=${r.firmware ?? 'bios'}${r.boot ? ` boot=${r.boot}` : ''}`,
         `release=${r.kernelRelease}`,
         ...(r.flaky ? ['flaky: the attempts disagreed'] : []),
@@ -133,6 +134,7 @@ export function toTap(report: MatrixReport): string {
       `outcome: ${r.outcome}`,
       `duration_ms: ${r.durationMs}`,
       `accel: ${r.accel}`,
+      `arch: ${r.arch ?? 'x86_64'}`,
       `firmware: ${r.firmware ?? 'bios'}${r.boot ? ` via ${r.boot}` : ''}`,
     ];
     if (r.message) y.push('message: |', ...r.message.split('\n').map((l) => `  ${l}`));

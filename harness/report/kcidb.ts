@@ -6,7 +6,7 @@
  *    git tree its git data goes here (`sources`, see KcidbOptions); no kernel provider knows
  *    one yet (Debian's are packages, build/<recipe> is Debian's linux-source, file: is a file),
  *    so today a checkout carries the spec and the release in `misc` only.
- *  - builds: one per kernel, architecture x86_64, `config_name` the spec; PASS (the kernel was
+ *  - builds: one per kernel, architecture from the guest (x86_64, arm64, riscv), `config_name` the spec; PASS (the kernel was
  *    there to boot: rootprobe does not report a kernel it could not get as a build).
  *  - tests: one per scenario x kernel with the path `rootprobe.<scenario>` (the verdict of the
  *    whole run, the assertions included), and one per stage with the path
@@ -25,6 +25,7 @@
 import { randomUUID } from 'node:crypto';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { archByName, DEFAULT_ARCH } from '../arch/index.ts';
 import type { MatrixReport } from './formats.ts';
 import type { Outcome, RunRecord } from '../run/run-scenario.ts';
 
@@ -124,6 +125,15 @@ function outputFiles(r: RunRecord): Resource[] | undefined {
     .map((f) => ({ name: path.basename(f), url: fileUrl(f) }));
 }
 
+/**
+ * KCIDB's architecture of a build: the kernel's own ARCH name as KernelCI writes it (`arm64`,
+ * `riscv`), except `x86_64` for 64-bit x86 (KernelCI's name for ARCH=x86 64-bit builds).
+ */
+export function kcidbArch(arch: string | undefined): string {
+  const a = archByName(arch ?? DEFAULT_ARCH);
+  return a.name === 'x86_64' ? 'x86_64' : a.kbuild.arch;
+}
+
 /** The run's report as KCIDB v5.3 data. */
 export function toKcidb(report: MatrixReport, opts: KcidbOptions = {}): KcidbReport {
   const runId = opts.runId ?? randomUUID();
@@ -156,7 +166,7 @@ export function toKcidb(report: MatrixReport, opts: KcidbOptions = {}): KcidbRep
     id: buildId(k),
     checkout_id: checkoutId(k),
     origin: ORIGIN,
-    architecture: 'x86_64',
+    architecture: kcidbArch(report.runs.find((r) => r.kernel === k)?.arch),
     config_name: text(k),
     comment: text(`${k}${release(k) ? ` (${release(k)})` : ''}`),
     status: 'PASS' as KcidbStatus,

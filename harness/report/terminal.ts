@@ -4,6 +4,7 @@
  * each run that did not pass, why, the last console lines, its artifacts and the command
  * that reruns just that case.
  */
+import { DEFAULT_ARCH } from '../arch/index.ts';
 import type { RunEvent, RunRecord } from '../run/run-scenario.ts';
 import type { MatrixReport } from './formats.ts';
 
@@ -110,8 +111,9 @@ export class Progress {
 }
 
 /** The firmware of a run and its boot path: `bios`, `uefi`, `uefi via systemd-boot`. */
-export function fwText(r: Pick<RunRecord, 'firmware' | 'boot'>): string {
-  return `${r.firmware ?? 'bios'}${r.boot ? ` via ${r.boot}` : ''}`;
+export function fwText(r: Pick<RunRecord, 'firmware' | 'boot' | 'arch'>): string {
+  // The architecture is said when it is not the default one (the kernel's name says it too).
+  return `${r.arch && r.arch !== DEFAULT_ARCH ? `${r.arch}, ` : ''}${r.firmware ?? 'bios'}${r.boot ? ` via ${r.boot}` : ''}`;
 }
 
 function pad(s: string, n: number): string {

@@ -299,7 +299,7 @@ async function judge(plan: BootPlan, boot: BootOutcome, run: PlanRun, runDir: st
 /** Boots a plan once and returns its verdict with the evidence. */
 export async function execute(plan: BootPlan, opts: ExecuteOptions): Promise<RunRecord> {
   const started = Date.now();
-  const factor = timeoutFactor(opts.accel);
+  const factor = timeoutFactor(opts.accel, plan.arch);
   const deadlineMs = opts.interactive ? DEFAULTS.sessionMs : Math.round(plan.timeoutSec * 1000 * factor);
   const record = newRecord(plan, opts.accel, deadlineMs);
   const emit = (e: RunEvent): void => opts.onEvent?.(e);

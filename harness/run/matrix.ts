@@ -7,7 +7,7 @@
 import * as os from 'node:os';
 import { createRequire } from 'node:module';
 import { resolveKernel, type Kernel } from '../../kernels/index.ts';
-import { detectAccel, timeoutFactor } from '../qemu/accel.ts';
+import { detectAccel, timeoutFactor, type AccelAnswer } from '../qemu/accel.ts';
 import { onCleanup } from '../lifecycle.ts';
 import type { Scenario } from '../scenario.ts';
 import { rerunLine, runScenario, type RunAttempt, type RunRecord } from './run-scenario.ts';
@@ -23,7 +23,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { BootPath, Firmware } from '../plan/types.ts';
 import { checkBoot } from '../firmware/uefi.ts';
-import { defaultArch } from '../arch/index.ts';
+import { archOf, defaultArch } from '../arch/index.ts';
 
 // Through the package's own name (its `exports` lists ./package.json), so that the sources
 // and the compiled tree in dist/ find the same file.
@@ -102,6 +102,7 @@ export function skippedRecord(
     scenario: s.name,
     kernel: k,
     accel,
+    arch: archOf(k).name,
     outcome: 'skipped',
     message: reason,
     memoryMiB: s.memoryMiB ?? 256,
@@ -122,6 +123,7 @@ export async function runMatrix(scenarios: Scenario[], kernelSpecs: string[], op
     kernelById.set(spec, await resolveKernel(spec, { onProgress: (m) => progress.message(`kernel ${spec}: ${m}`) }));
   }
   const kernels = [...kernelById.values()];
+  for (const k of kernels) checkBoot(opts.firmware ?? 'bios', opts.boot, archOf(k));
   // Every image is built (or found in the cache) before the first boot, so a scenario that
   // cannot be built (a missing host binary, a kernel without an option it needs, a disk
   // that does not fit) is an error before anything boots.
@@ -138,12 +140,24 @@ export async function runMatrix(scenarios: Scenario[], kernelSpecs: string[], op
   const shardNote = opts.shard
     ? `shard ${opts.shard.index}/${opts.shard.count}: ${cells.length} of ${scenarios.length * new Set(kernelSpecs).size} cell(s)`
     : '';
-  const accel =
-    kernels.length > 0
-      ? await detectAccel(kernels[0].vmlinuz, { onProgress: (m: string) => progress.message(`accel: ${m}`) })
-      : { accel: 'none', reason: 'nothing to run', cached: false };
+  // The accelerator per guest architecture (KVM only for the host's own; probed once each).
+  const accelByArch = new Map<string, AccelAnswer>();
+  for (const k of kernels) {
+    const arch = archOf(k);
+    if (accelByArch.has(arch.name)) continue;
+    accelByArch.set(arch.name, await detectAccel(k.vmlinuz, { arch, onProgress: (m: string) => progress.message(`accel: ${m}`) }));
+  }
+  const accelOf = (k: Kernel): 'kvm' | 'tcg' => accelByArch.get(archOf(k).name)!.accel;
+  const accel: { accel: string; reason: string; cached: boolean } = accelByArch.values().next().value ?? {
+    accel: 'none',
+    reason: 'nothing to run',
+    cached: false,
+  };
+  const others = [...accelByArch.entries()]
+    .slice(1)
+    .map(([a, x]) => `; ${a} guests: ${x.accel} (${x.reason}${x.cached ? ', cached' : ''})`);
   progress.message(
-    `accelerator: ${accel.accel} (${accel.reason}${accel.cached ? ', cached' : ''}); ${opts.jobs} at once` +
+    `accelerator: ${accel.accel} (${accel.reason}${accel.cached ? ', cached' : ''})${others.join('')}; ${opts.jobs} at once` +
       ` (${[...new Set(cells.map((c) => c.s.memoryMiB ?? 256))].join('/') || 256} MiB each); ` +
       `${cells.some((c) => c.skip) ? `${cells.filter((c) => c.skip).length} cell(s) skipped before boot; ` : ''}` +
       `${scenarios.length} scenario(s) x ${kernelSpecs.length} kernel(s)${shardNote ? `; ${shardNote}` : ''}`,
@@ -159,7 +173,7 @@ export async function runMatrix(scenarios: Scenario[], kernelSpecs: string[], op
       startedAt: new Date(started).toISOString(),
       durationMs: Date.now() - started,
       accel: accel.accel,
-      accelReason: accel.reason,
+      accelReason: `${accel.reason}${others.join('')}`,
       host: { cpus: os.availableParallelism(), node: process.version },
       summary: summarize(runs),
       runs,
@@ -183,7 +197,7 @@ export async function runMatrix(scenarios: Scenario[], kernelSpecs: string[], op
     await pool(cells, opts.jobs, async ({ s, k, images, skip }, i) => {
       if (abort.signal.aborted) return;
       if (skip !== undefined) {
-        records[i] = skippedRecord(s, k, skip, accel.accel as 'kvm' | 'tcg', opts);
+        records[i] = skippedRecord(s, k, skip, accelOf(k), opts);
         progress.end(records[i]!);
         return;
       }
@@ -196,7 +210,8 @@ export async function runMatrix(scenarios: Scenario[], kernelSpecs: string[], op
         return bareRecord({
           scenario: s.name,
           kernel: k,
-          accel: accel.accel as 'kvm' | 'tcg',
+          accel: accelOf(k),
+          arch: archOf(k).name,
           outcome: 'error',
           message: `the run's artifacts could not be kept under ${opts.artifactsRoot}: ${(e as Error).message}`,
           durationMs: Date.now() - started,
@@ -206,7 +221,7 @@ export async function runMatrix(scenarios: Scenario[], kernelSpecs: string[], op
       };
       const attempt = () =>
         runScenario(s, k, {
-          accel: accel.accel as 'kvm' | 'tcg',
+          accel: accelOf(k),
           artifactsRoot: opts.artifactsRoot,
           keep: opts.keep,
           extraCmdline: opts.extraCmdline,

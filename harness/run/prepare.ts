@@ -9,6 +9,7 @@ import { buildCpioSegment } from '../image/initramfs.ts';
 import { buildExt4, rawImage } from '../image/disk.ts';
 import { probeToolkit, staticProgram } from '../guest/toolkit.ts';
 import { requireTool } from '../host.ts';
+import { archOf } from '../arch/index.ts';
 import { baseInitramfs } from '../../images/base.ts';
 import { checkFeatures } from '../../kernels/config.ts';
 import type { Kernel } from '../../kernels/index.ts';
@@ -30,17 +31,19 @@ export interface PreparedImages {
 }
 
 export function buildContext(sc: Scenario, kernel: Kernel): BuildContext {
+  const arch = archOf(kernel);
   return {
     kernel,
+    arch,
     here: (rel: string) => path.resolve(sc.dir, rel),
     tool: (command: string) => requireTool(command, `by scenario '${sc.name}'`),
     program: (rel: string, libs?: string[]) =>
-      staticProgram(path.resolve(sc.dir, rel), { libs, purpose: `helper ${rel} of scenario '${sc.name}'` }),
+      staticProgram(path.resolve(sc.dir, rel), { libs, purpose: `helper ${rel} of scenario '${sc.name}'`, arch }),
   };
 }
 
 async function diskTree(spec: Omit<DiskSpec, 'images'>, ctx: BuildContext, extra?: (t: ImageTree) => Promise<void>): Promise<ImageTree> {
-  const t = new ImageTree(`disk '${spec.name}'`);
+  const t = new ImageTree(`disk '${spec.name}'`, { arch: ctx.arch });
   if (spec.content) await spec.content(t, ctx);
   if (extra) await extra(t);
   t.merge(await probeToolkit());
@@ -88,8 +91,8 @@ export async function prepareImages(sc: Scenario, kernel: Kernel, opts: { firmwa
     return { segments, disks, modules: [], warnings };
   }
 
-  const base = baseInitramfs();
-  const mods = new ImageTree(`modules for ${kernel.release}`);
+  const base = baseInitramfs().forArch(ctx.arch);
+  const mods = new ImageTree(`modules for ${kernel.release}`, { arch: ctx.arch });
   if (wanted.length > 0) {
     if (!kernel.modulesDir) {
       throw new (await import('../errors.ts')).SetupError(
@@ -99,10 +102,10 @@ export async function prepareImages(sc: Scenario, kernel: Kernel, opts: { firmwa
     }
     mods.kernelModules(kernel, wanted);
   }
-  const overlay = new ImageTree(`scenario '${sc.name}' initramfs`);
+  const overlay = new ImageTree(`scenario '${sc.name}' initramfs`, { arch: ctx.arch });
   if (sc.initramfs) await sc.initramfs(overlay, ctx); // false: no initramfs of its own (the boot-plan runner decides)
   // The base's /bin/busybox is the toolkit's own busybox unless the scenario puts another there.
-  const toolkit = await probeToolkit({ busyboxAt: (await overlay.has('/bin/busybox')) ? undefined : '/bin/busybox' });
+  const toolkit = (await probeToolkit({ busyboxAt: (await overlay.has('/bin/busybox')) ? undefined : '/bin/busybox' })).forArch(ctx.arch);
 
   const parts: Array<[string, ImageTree]> = [
     ['base', base],

@@ -73,6 +73,8 @@ export function bareRecord(f: {
   outcome: Outcome;
   message?: string;
   memoryMiB: number;
+  /** The guest's architecture (harness/arch/), where known. */
+  arch?: string;
   deadlineMs?: number;
   durationMs?: number;
   rerun: string;
@@ -94,5 +96,6 @@ export function bareRecord(f: {
     deadlineMs: f.deadlineMs ?? 0,
     warnings: [],
     rerun: f.rerun,
+    ...(f.arch !== undefined ? { arch: f.arch } : {}),
   };
 }

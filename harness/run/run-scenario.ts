@@ -10,7 +10,7 @@ import { planScenario } from '../plan/scenario.ts';
 import { prepareImages, type PreparedImages } from './prepare.ts';
 import { execute, newRecord } from './execute.ts';
 import { timeoutFactor } from '../qemu/accel.ts';
-import { defaultArch } from '../arch/index.ts';
+import { archOf } from '../arch/index.ts';
 import { DEFAULTS } from '../plan/defaults.ts';
 import type { Accel, RunEvent, RunRecord } from './record.ts';
 import type { Kernel } from '../../kernels/index.ts';
@@ -49,7 +49,7 @@ export interface RunOptions {
 
 /** Boots `sc` on `kernel` once and returns its verdict with the evidence. */
 export async function runScenario(sc: Scenario, kernel: Kernel, opts: RunOptions): Promise<RunRecord> {
-  checkBoot(opts.firmware ?? DEFAULTS.firmware, opts.boot, defaultArch());
+  checkBoot(opts.firmware ?? DEFAULTS.firmware, opts.boot, archOf(kernel));
   let images = opts.images;
   opts.onEvent?.({ type: 'phase', scenario: sc.name, kernel: kernel.id, phase: 'images' });
   if (!images) {
@@ -60,9 +60,9 @@ export async function runScenario(sc: Scenario, kernel: Kernel, opts: RunOptions
       // Nothing to boot: the record says why, as a boot that failed would.
       const plan = planScenario(sc, kernel, { segments: [], disks: [], modules: [], warnings: [] }, opts);
       const record = newRecord(
-        { ...plan, arch: defaultArch() },
+        plan,
         opts.accel,
-        Math.round((sc.timeoutSec ?? DEFAULTS.timeoutSec) * 1000 * timeoutFactor(opts.accel)),
+        Math.round((sc.timeoutSec ?? DEFAULTS.timeoutSec) * 1000 * timeoutFactor(opts.accel, plan.arch)),
       );
       record.message = (e as Error).message;
       record.durationMs = Date.now() - started;
