@@ -230,6 +230,7 @@ describe('kernels: spec parsing', () => {
       id: 'debian/bookworm',
       suite: 'bookworm',
       flavour: 'cloud',
+      arch: 'x86_64',
     });
     expect(parseKernelSpec('debian/sid:cloud').id).to.equal('debian/sid');
     expect(parseKernelSpec('debian/trixie:rt')).to.deep.include({ id: 'debian/trixie:rt', flavour: 'rt' });
