@@ -12,6 +12,8 @@
  *             restored each time); medians of the pairs' ratios. Target <= 1.05; the default
  *             suite at --jobs 2 vs every qemu.sh through two workers, target <= 1.03.
  *             (bench/package.ts)
+ *   arch      the same pairs for switch_root on one kernel per architecture (x86_64, arm64,
+ *             riscv64): each architecture's boot time beside its plain-QEMU bound.
  *   overhead  per scenario x kernel: the CLI's wall time (`rootprobe run S`, images cached) vs
  *             plain qemu-system-x86_64 with the run's own flags (from its qemu.cmdline) booting
  *             an initramfs whose /init powers off at once, x the boots the scenario makes (1).
@@ -42,6 +44,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { loadScenarios, pickScenarios } from '../scenarios/index.ts';
 import { resolveKernel, type Kernel } from '../kernels/index.ts';
+import { archOf } from '../harness/arch/index.ts';
 import { detectAccel } from '../harness/qemu/accel.ts';
 import { runScenario, type RunEvent } from '../harness/run/run-scenario.ts';
 import { prepareImages } from '../harness/run/prepare.ts';
@@ -68,7 +71,7 @@ import {
   type Machine,
 } from './lib.ts';
 
-const SECTIONS = ['startup', 'same-images', 'overhead', 'probe', 'matrix', 'images', 'cpio', 'levers'] as const;
+const SECTIONS = ['startup', 'same-images', 'arch', 'overhead', 'probe', 'matrix', 'images', 'cpio', 'levers'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Target {
@@ -119,6 +122,8 @@ const reps = Number(values.reps);
 if (!Number.isInteger(reps) || reps < 1) throw new Error('--reps takes a whole number >= 1');
 const only = new Set((values.only ?? SECTIONS.join(',')).split(',') as Section[]);
 for (const s of only) if (!SECTIONS.includes(s)) throw new Error(`unknown section ${s}; known: ${SECTIONS.join(', ')}`);
+/** The `arch` section's kernels: one per architecture, x86_64 first (the others are compared with it). */
+const ARCH_KERNELS = ['debian/bookworm', 'debian/bookworm:cloud-arm64', 'debian/trixie:riscv64'];
 const kernelSpecs = values.kernel?.length ? values.kernel : ['debian/bookworm'];
 const allScenarios = await loadScenarios([]);
 const scenarios = values.scenario?.length ? pickScenarios(allScenarios, values.scenario) : allScenarios;
@@ -172,7 +177,7 @@ async function keptRun(sc: Scenario, k: Kernel, artifactsRoot: string) {
 }
 
 // ---- startup, same-images: the installed package ----------------------------------------
-if (only.has('startup') || only.has('same-images')) {
+if (only.has('startup') || only.has('same-images') || only.has('arch')) {
   log('installing the npm pack tarball into an empty project');
   const bin = await installPackage(path.join(work, 'package'));
   if (only.has('startup')) {
@@ -219,6 +224,19 @@ if (only.has('startup') || only.has('same-images')) {
       met: si.suite.medianRatio <= 1.03,
       note: `${fmtS(si.suite.rootprobeMedianMs)} vs ${fmtS(si.suite.plainMedianMs)}`,
     });
+  }
+  if (only.has('arch')) {
+    // Each architecture's boot of switch_root under this host's accelerator, beside its bound:
+    // the qemu.sh of `rootprobe build` (the same images and command line), pair by pair.
+    const rows: Array<Record<string, unknown>> = [];
+    for (const spec of ARCH_KERNELS) {
+      const k = await resolveKernel(spec);
+      const got = await sameImages(bin, ['switch_root'], spec, reps, path.join(work, `arch-${archOf(k).name}`), log);
+      const r = got.rows[0];
+      rows.push({ arch: archOf(k).name, kernel: spec, release: k.release, ...r });
+      log(`arch ${archOf(k).name}: rootprobe run ${fmtS(r.rootprobeMedianMs)}, qemu.sh ${fmtS(r.plainMedianMs)}, ratio ${r.medianRatio}`);
+    }
+    results.sections.arch = { rows };
   }
 }
 
@@ -616,6 +634,23 @@ if (st)
     '',
     `startup: rootprobe list (installed bin) ${fmtS(st.listMedianMs)}, node -e 0 ${fmtS(st.nodeMedianMs)} (median of ${st.listMs.length}; target <= 0.15 s)`,
   );
+const ar = results.sections.arch as { rows: Array<Record<string, any>> } | undefined;
+if (ar) {
+  out.push('', `boot time of each architecture (switch_root, ${accel} for the host's own, TCG for the others), pair by pair`);
+  out.push(
+    table(
+      ['arch', 'kernel', 'qemu.sh', 'rootprobe run', 'median ratio', 'vs x86_64 qemu.sh'],
+      ar.rows.map((r) => [
+        r.arch,
+        `${r.kernel} (${r.release})`,
+        fmtS(r.plainMedianMs),
+        fmtS(r.rootprobeMedianMs),
+        String(r.medianRatio),
+        String(r2(r.plainMedianMs / ar.rows[0].plainMedianMs)),
+      ]),
+    ),
+  );
+}
 const si = results.sections['same-images'] as { kernel: string; rows: Array<Record<string, any>>; suite: Record<string, any> } | undefined;
 if (si) {
   out.push('', `rootprobe run vs the qemu.sh of rootprobe build (same images, disks restored), ${si.kernel}, pair by pair`);

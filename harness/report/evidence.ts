@@ -155,6 +155,10 @@ export function evidenceMarkdown(report: MatrixReport, scenarios: readonly Scena
   out.push(
     `- firmware: ${[...new Set(report.runs.map((r) => `${r.firmware ?? 'bios'}${r.boot ? ` via ${r.boot}` : ''}`))].join(', ') || 'none ran'}`,
   );
+  const arches = [...new Set(report.runs.map((r) => r.arch ?? 'x86_64'))];
+  out.push(
+    `- architectures: ${arches.join(', ') || 'none ran'} (the architecture of each kernel is in its name; \`rootprobe diff\` across two shows what differs)`,
+  );
   out.push(`- kernels: ${kernels.length ? kernels.map((k) => `${code(k.id)} (${k.release})`).join(', ') : 'none ran'}`);
   const s = report.summary;
   const skipped = s.skipped ?? 0;
