@@ -111,9 +111,13 @@ export class Progress {
 }
 
 /** The firmware of a run and its boot path: `bios`, `uefi`, `uefi via systemd-boot`. */
-export function fwText(r: Pick<RunRecord, 'firmware' | 'boot' | 'arch'>): string {
-  // The architecture is said when it is not the default one (the kernel's name says it too).
-  return `${r.arch && r.arch !== DEFAULT_ARCH ? `${r.arch}, ` : ''}${r.firmware ?? 'bios'}${r.boot ? ` via ${r.boot}` : ''}`;
+export function fwText(r: Pick<RunRecord, 'firmware' | 'boot'>): string {
+  return `${r.firmware ?? 'bios'}${r.boot ? ` via ${r.boot}` : ''}`;
+}
+
+/** The architecture, when not the default one (the kernel's name says it too), and the firmware. */
+function archFwText(r: Pick<RunRecord, 'firmware' | 'boot' | 'arch'>): string {
+  return `${r.arch && r.arch !== DEFAULT_ARCH ? `${r.arch}, ` : ''}${fwText(r)}`;
 }
 
 function pad(s: string, n: number): string {
@@ -145,7 +149,9 @@ export function summaryText(report: MatrixReport, tty: boolean): string {
   for (const r of runs) {
     if (r.evidence.length === 0 && r.behaviours.length === 0 && r.outcome === 'passed' && !r.attempts) continue;
     out.push('');
-    out.push(`${outcomeText(r.outcome, tty)} ${bold(`${r.scenario} on ${r.kernel}`, tty)} (${r.kernelRelease}, ${r.accel}, ${fwText(r)})`);
+    out.push(
+      `${outcomeText(r.outcome, tty)} ${bold(`${r.scenario} on ${r.kernel}`, tty)} (${r.kernelRelease}, ${r.accel}, ${archFwText(r)})`,
+    );
     if (r.attempts && r.attempts.length > 1) {
       out.push(`  ${r.flaky ? yellow('flaky: ', tty) : ''}${r.attempts.length} attempts:`);
       r.attempts.forEach((a, i) =>
@@ -172,7 +178,8 @@ export function summaryText(report: MatrixReport, tty: boolean): string {
   out.push(
     `${parts.join(', ')}${extra.length ? ` (${extra.join(', ')})` : ''} in ${(report.durationMs / 1000).toFixed(1)} s` +
       `${mem.length ? `, ${mem.join('/')} MiB per VM` : ''}, accel ${report.accel} (${report.accelReason})` +
-      `${booted.length ? `, firmware ${[...new Set(booted.map(fwText))].join('/')}` : ''}`,
+      `${booted.length ? `, firmware ${[...new Set(booted.map(fwText))].join('/')}` : ''}` +
+      `${booted.some((r) => r.arch && r.arch !== DEFAULT_ARCH) ? `, arch ${[...new Set(booted.map((r) => r.arch ?? DEFAULT_ARCH))].join('/')}` : ''}`,
   );
   return out.join('\n') + '\n';
 }
