@@ -234,7 +234,13 @@ describe('kernels: spec parsing', () => {
     });
     expect(parseKernelSpec('debian/sid:cloud').id).to.equal('debian/sid');
     expect(parseKernelSpec('debian/trixie:rt')).to.deep.include({ id: 'debian/trixie:rt', flavour: 'rt' });
-    expect(KNOWN_KERNELS.filter((k) => k.startsWith('debian/'))).to.deep.equal(['debian/bookworm', 'debian/trixie', 'debian/sid']);
+    expect(KNOWN_KERNELS.filter((k) => k.startsWith('debian/'))).to.deep.equal([
+      'debian/bookworm',
+      'debian/trixie',
+      'debian/sid',
+      'debian/bookworm:cloud-arm64',
+      'debian/trixie:riscv64',
+    ]);
     expect(KNOWN_KERNELS).to.include('build/nonroot-6.1');
   });
 
