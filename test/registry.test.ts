@@ -62,7 +62,12 @@ describe('the architecture table (harness/arch/)', () => {
   it('x86_64, arm64 and riscv64 are there; an unknown architecture is an error listing the known', () => {
     expect(Object.keys(ARCHES)).to.deep.equal(['x86_64', 'arm64', 'riscv64']);
     expect(archByName('arm64')).to.include({ qemuBinary: 'qemu-system-aarch64', machine: 'virt', console: 'ttyAMA0', debianArch: 'arm64' });
-    expect(archByName('riscv64')).to.include({ qemuBinary: 'qemu-system-riscv64', machine: 'virt', console: 'ttyS0', debianArch: 'riscv64' });
+    expect(archByName('riscv64')).to.include({
+      qemuBinary: 'qemu-system-riscv64',
+      machine: 'virt',
+      console: 'ttyS0',
+      debianArch: 'riscv64',
+    });
     expect(archByName('x86_64')).to.include({ qemuBinary: 'qemu-system-x86_64', machine: 'pc', console: 'ttyS0', debianArch: 'amd64' });
     expect(() => archByName('vax')).to.throw(UsageError, /unknown architecture 'vax'; known: x86_64/);
   });

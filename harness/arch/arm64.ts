@@ -9,6 +9,7 @@
  * the initramfs has loaded them (every scenario loads its modules before its first probe).
  */
 import type { ArchSpec } from './types.ts';
+import { VIRT_RESULT_PORT, virtioPortFeature } from './virt.ts';
 
 export const arm64: ArchSpec = {
   name: 'arm64',
@@ -18,7 +19,7 @@ export const arm64: ArchSpec = {
   cpu: { kvm: 'host', tcg: 'cortex-a57' },
   console: 'ttyAMA0',
   consoleNode: { major: 204, minor: 64 },
-  resultPort: { attach: 'virtio', name: 'org.rootprobe.result' },
+  resultPort: VIRT_RESULT_PORT,
   kernelImage: 'Image',
   elfMachine: 183,
   hostArch: 'arm64',
@@ -27,12 +28,7 @@ export const arm64: ArchSpec = {
       description: 'the PL011 UART with console (the console on arm64 virt)',
       options: ['CONFIG_SERIAL_AMBA_PL011', 'CONFIG_SERIAL_AMBA_PL011_CONSOLE'],
     },
-    port: {
-      description: 'virtio-serial on PCI (the result port on arm64 virt)',
-      options: ['CONFIG_VIRTIO_PCI', 'CONFIG_VIRTIO_CONSOLE'],
-      modules: ['virtio_pci', 'virtio_console'],
-      moduleOf: { CONFIG_VIRTIO_PCI: 'virtio_pci', CONFIG_VIRTIO_CONSOLE: 'virtio_console' },
-    },
+    port: virtioPortFeature('arm64'),
   },
   tcgSlowdown: 1.5,
   kbuild: { arch: 'arm64', target: 'Image', image: 'arch/arm64/boot/Image' },

@@ -7,6 +7,7 @@
  * and a busybox initramfs writing to the port: 3.3-3.7 s to power-off under TCG (`rv64`).
  */
 import type { ArchSpec } from './types.ts';
+import { VIRT_RESULT_PORT, virtioPortFeature } from './virt.ts';
 
 export const riscv64: ArchSpec = {
   name: 'riscv64',
@@ -16,7 +17,7 @@ export const riscv64: ArchSpec = {
   cpu: { kvm: 'host', tcg: 'rv64' },
   console: 'ttyS0',
   consoleNode: { major: 4, minor: 64 },
-  resultPort: { attach: 'virtio', name: 'org.rootprobe.result' },
+  resultPort: VIRT_RESULT_PORT,
   kernelImage: 'Image',
   elfMachine: 243,
   hostArch: 'riscv64',
@@ -26,12 +27,7 @@ export const riscv64: ArchSpec = {
       description: '8250/16550 serial ports with console (the console on riscv64 virt)',
       options: ['CONFIG_SERIAL_8250', 'CONFIG_SERIAL_8250_CONSOLE', 'CONFIG_SERIAL_OF_PLATFORM'],
     },
-    port: {
-      description: 'virtio-serial on PCI (the result port on riscv64 virt)',
-      options: ['CONFIG_VIRTIO_PCI', 'CONFIG_VIRTIO_CONSOLE'],
-      modules: ['virtio_pci', 'virtio_console'],
-      moduleOf: { CONFIG_VIRTIO_PCI: 'virtio_pci', CONFIG_VIRTIO_CONSOLE: 'virtio_console' },
-    },
+    port: virtioPortFeature('riscv64'),
   },
   tcgSlowdown: 1.5,
   kbuild: { arch: 'riscv', target: 'Image', image: 'arch/riscv/boot/Image' },
