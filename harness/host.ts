@@ -154,6 +154,18 @@ export interface HostHeader {
 }
 
 export const HOST_HEADERS: HostHeader[] = [
+  ...Object.values(ARCHES).flatMap((a) =>
+    a.crossCompiler
+      ? [
+          {
+            header: a.crossCompiler.libc.header,
+            debianPackage: a.crossCompiler.libc.debianPackage,
+            purpose: `the C library the ${a.name} cross compiler builds the guest probe against`,
+            neededBy: ['foreign'] as NeededBy[],
+          },
+        ]
+      : [],
+  ),
   {
     header: '/usr/include/libelf.h',
     alternatives: ['/usr/include/gelf.h'],
@@ -291,6 +303,17 @@ export function findStaticLib(file: string): string | undefined {
   const r = spawnSync(gcc, [`-print-file-name=${file}`], { encoding: 'utf8' });
   const p = r.status === 0 ? r.stdout.trim() : '';
   return path.isAbsolute(p) ? p : undefined;
+}
+
+/** A header of HOST_HEADERS (or any file), or a SetupError naming its package. */
+export function requireHeader(header: string, why: string): string {
+  const entry = HOST_HEADERS.find((h) => h.header === header) ?? { header, debianPackage: '', purpose: '', neededBy: [] };
+  const found = findHeader(entry);
+  if (found) return found;
+  throw new SetupError(
+    `${header} is not installed${entry.debianPackage ? ` (Debian package ${entry.debianPackage})` : ''}; it is needed ${why}. ` +
+      `Run \`npx rootprobe doctor --install\` as root, or install it yourself.`,
+  );
 }
 
 /** A static library from STATIC_LIBS, or a SetupError naming its package. */

@@ -34,7 +34,11 @@ export const arm64: ArchSpec = {
   kbuild: { arch: 'arm64', target: 'Image', image: 'arch/arm64/boot/Image' },
   debianArch: 'arm64',
   gnuTriplet: 'aarch64-linux-gnu',
-  crossCompiler: { command: 'aarch64-linux-gnu-gcc', debianPackage: 'gcc-aarch64-linux-gnu' },
+  crossCompiler: {
+    command: 'aarch64-linux-gnu-gcc',
+    debianPackage: 'gcc-aarch64-linux-gnu',
+    libc: { header: '/usr/aarch64-linux-gnu/include/stdio.h', debianPackage: 'libc6-dev-arm64-cross' },
+  },
   userlandSuite: 'bookworm',
   firmware: ['bios'],
   cmdline: [],

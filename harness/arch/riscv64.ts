@@ -33,7 +33,11 @@ export const riscv64: ArchSpec = {
   kbuild: { arch: 'riscv', target: 'Image', image: 'arch/riscv/boot/Image' },
   debianArch: 'riscv64',
   gnuTriplet: 'riscv64-linux-gnu',
-  crossCompiler: { command: 'riscv64-linux-gnu-gcc', debianPackage: 'gcc-riscv64-linux-gnu' },
+  crossCompiler: {
+    command: 'riscv64-linux-gnu-gcc',
+    debianPackage: 'gcc-riscv64-linux-gnu',
+    libc: { header: '/usr/riscv64-linux-gnu/include/stdio.h', debianPackage: 'libc6-dev-riscv64-cross' },
+  },
   userlandSuite: 'trixie',
   firmware: ['bios'],
   cmdline: [],

@@ -70,8 +70,12 @@ export interface ArchSpec {
   kbuild: { arch: string; target: string; image: string };
   /** Debian's architecture name (packages, kernels, busybox-static). */
   debianArch: string;
-  /** The cross compiler for this guest on an x86-64 host, and its Debian package (the host's gcc when native). */
-  crossCompiler?: { command: string; debianPackage: string };
+  /**
+   * The cross compiler for this guest on an x86-64 host, and its Debian package (the host's gcc
+   * when native); `libc`: the C library's headers and static libraries it compiles against (the
+   * compiler package only recommends them, and `doctor --install` installs no recommends).
+   */
+  crossCompiler?: { command: string; debianPackage: string; libc: { header: string; debianPackage: string } };
   /** The GNU triplet: the compiler target for the probe and helpers, the libraries' folder. */
   gnuTriplet: string;
   /** Firmware this architecture boots with, the first the default. */

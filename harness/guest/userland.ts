@@ -16,7 +16,7 @@ import { promises as fs, existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { SetupError, UsageError } from '../errors.ts';
-import { requireTool } from '../host.ts';
+import { requireHeader, requireTool } from '../host.ts';
 import { fileMemo } from '../cache.ts';
 import { runGuarded } from '../lifecycle.ts';
 import { hostArchSpec, type ArchSpec } from '../arch/index.ts';
@@ -238,7 +238,9 @@ export function busyboxAppletList(lister: string): Promise<string[]> {
 export function guestCompiler(arch: ArchSpec, why: string): string {
   if (isNative(arch)) return requireTool('gcc', why);
   if (!arch.crossCompiler) throw new SetupError(`no cross compiler is known for ${arch.name} guests`);
-  return requireTool(arch.crossCompiler.command, why);
+  const cc = requireTool(arch.crossCompiler.command, why);
+  requireHeader(arch.crossCompiler.libc.header, why);
+  return cc;
 }
 
 /** `-L` folders with the static libraries `libs` (`z`) for a foreign guest: from the architecture's -dev packages. */
