@@ -12,9 +12,11 @@
  *     "patches": ["0001-init-nonroot_initramfs.patch"] }
  *
  * After `make olddefconfig` every option of every fragment must have survived (an option the
- * kernel dropped is an error naming it). The build runs in a temporary folder; the cache entry,
- * keyed by a hash of the source package version, the recipe, its fragments and its patches,
- * holds only bzImage, config, build.log and kernel.json. A failed build leaves no entry (its
+ * kernel dropped is an error naming it). `,arch=arm64` builds it for another architecture
+ * (cross-compiled, with kernels/recipes/arch/<arch>.config after the recipe's fragments). The
+ * build runs in a temporary folder; the cache entry, keyed by a hash of the source package
+ * version, the recipe, its fragments, the architecture and its patches, holds only the image
+ * (bzImage, or Image on arm64 and riscv64), config, build.log and kernel.json. A failed build leaves no entry (its
  * log is kept beside the entries as `build-<recipe>.failed.log`).
  */
 import { promises as fs, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -24,7 +26,8 @@ import { fileURLToPath } from 'node:url';
 import { cacheRoot, cachedEntry, contentHash, isWholeEntry } from '../harness/cache.ts';
 import { DefinitionError, SetupError, UsageError } from '../harness/errors.ts';
 import { makeTempDir, removeTempDir } from '../harness/lifecycle.ts';
-import { BuildStepError, buildEnv, buildTools, kbuild, logged } from './kbuild.ts';
+import { archFragment, BuildStepError, buildEnv, buildTools, kbuild, logged } from './kbuild.ts';
+import { archByName, DEFAULT_ARCH } from '../harness/arch/index.ts';
 import { extraFragments, extrasSuffix, type BuildExtras } from './spec-options.ts';
 import { PrivateApt, withAptTree, type PackageInfo } from './apt.ts';
 import { debianArchive } from './apt-sources.ts';
@@ -145,13 +148,16 @@ export function recipeKey(
   extras: BuildExtras = NO_EXTRAS,
 ): string {
   const more = extras.configAdd.length || extras.fragments.length ? [{ extras: extraFragments(extras) }] : [];
+  const arch = extras.arch ?? DEFAULT_ARCH;
+  const archFile = path.join(RECIPES_DIR, 'arch', `${arch}.config`);
   const hash = contentHash(
     { builder: BUILDER_VERSION, recipe: recipe.text, source: recipe.source, version: sourceVersion },
     ...more,
+    { arch, sha: existsSync(archFile) ? sha256(read(archFile)) : 'none' },
     ...recipe.fragments.map((f) => ({ file: path.relative(recipe.dir, f), sha: sha256(read(f)) })),
     ...recipe.patches.map((f) => ({ file: path.relative(recipe.dir, f), sha: sha256(read(f)) })),
   ).slice(0, 16);
-  return `build-${recipe.name}-${sourceVersion}-${hash}`.replace(/[^A-Za-z0-9._-]/g, '_');
+  return `build-${recipe.name}${extras.arch ? `-${extras.arch}` : ''}-${sourceVersion}-${hash}`.replace(/[^A-Za-z0-9._-]/g, '_');
 }
 
 function sha256(b: Buffer): string {
@@ -163,6 +169,7 @@ interface BuildRecord {
   recipe: string;
   release: string;
   vmlinuz: string;
+  arch?: string;
   configPath: string;
   description: string;
   sha256: string;
@@ -187,10 +194,10 @@ function writePointer(recipe: string, p: Pointer): Promise<void> {
 const loadEntry = loadKernelEntry;
 
 /** The cached build of a recipe as it is now, if there is a whole entry (no network). */
-export async function cachedBuildKernel(name: string): Promise<Kernel | undefined> {
+export async function cachedBuildKernel(name: string, extras: BuildExtras = NO_EXTRAS): Promise<Kernel | undefined> {
   const p = await readPointer(name);
   if (!p) return undefined;
-  const key = recipeKey(loadRecipe(name), p.version);
+  const key = recipeKey(loadRecipe(name), p.version, undefined, extras);
   const dir = path.join(cacheRoot(), 'kernels', key);
   return (await isWholeEntry(dir)) ? loadEntry(dir) : undefined;
 }
@@ -284,28 +291,32 @@ async function buildEntry(
     const frags = await Promise.all(
       recipe.fragments.map(async (f) => ({ name: path.relative(recipe.dir, f), text: await fs.readFile(f, 'utf8') })),
     );
+    const arch = archByName(extras.arch);
     const built = await kbuild({
       tree,
       base: { target: 'tinyconfig' },
-      fragments: [...frags, ...extraFragments(extras)],
+      fragments: [...frags, await archFragment(arch), ...extraFragments(extras)],
       what: `recipe ${recipe.name}`,
       log,
       env,
       progress,
+      arch,
     });
-    await fs.copyFile(built.image, path.join(dir, 'bzImage'));
+    const image = arch.kernelImage;
+    await fs.copyFile(built.image, path.join(dir, image));
     await fs.writeFile(path.join(dir, 'config'), built.configText);
     const seconds = Math.round((Date.now() - started) / 1000);
     const record: BuildRecord = {
       id: `build/${recipe.name}${extrasSuffix(extras)}`,
       recipe: recipe.name,
       release: built.release === '?' ? src.version : built.release,
-      vmlinuz: 'bzImage',
+      vmlinuz: image,
+      ...(arch.name !== DEFAULT_ARCH ? { arch: arch.name } : {}),
       configPath: 'config',
       description:
-        `rootprobe build ${recipe.name}: Debian ${recipe.source.suite} ${src.package} ${src.version}` +
+        `rootprobe build ${recipe.name}${arch.name !== DEFAULT_ARCH ? ` for ${arch.name}` : ''}: Debian ${recipe.source.suite} ${src.package} ${src.version}` +
         (recipe.patches.length ? ` + ${recipe.patches.map((p) => path.basename(p)).join(', ')}` : ' (no patches)'),
-      sha256: sha256(await fs.readFile(path.join(dir, 'bzImage'))),
+      sha256: sha256(await fs.readFile(path.join(dir, image))),
       source: { ...recipe.source, version: src.version },
       patches: recipe.patches.map((p) => path.basename(p)),
       buildSeconds: seconds,
@@ -342,7 +353,7 @@ export async function resolveBuildKernel(name: string, onProgress?: Progress, ex
   const dir = await cachedEntry('kernels', key, (d) => buildEntry(d, recipe, apt, src, progress, extras), {
     onWait: () => progress(`waiting for another rootprobe that is building ${key}`),
   });
-  if (extras === NO_EXTRAS || (extras.configAdd.length === 0 && extras.fragments.length === 0))
+  if (extras === NO_EXTRAS || (extras.configAdd.length === 0 && extras.fragments.length === 0 && !extras.arch))
     await writePointer(name, { key, version: src.version });
   return loadEntry(dir);
 }

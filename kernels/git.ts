@@ -14,6 +14,8 @@
  * - The configuration: the user's `.config` (config=FILE) or `make tinyconfig`, then
  *   kernels/recipes/base.config (what every scenario needs), then fragments and config-add
  *   options; an option asked for that `olddefconfig` dropped is an error naming it.
+ * - `,arch=arm64`: built for that architecture (cross-compiled, its fragment
+ *   kernels/recipes/arch/<arch>.config after the base), in a build folder of its own.
  */
 import { promises as fs, existsSync, statSync } from 'node:fs';
 import * as path from 'node:path';
@@ -22,7 +24,8 @@ import { createHash } from 'node:crypto';
 import { cacheRoot, cachedEntry, contentHash, withLock } from '../harness/cache.ts';
 import { SetupError, UsageError } from '../harness/errors.ts';
 import { requireTool } from '../harness/host.ts';
-import { BuildStepError, buildEnv, buildTools, kbuild, type Progress } from './kbuild.ts';
+import { archFragment, BuildStepError, buildEnv, buildTools, kbuild, type Progress } from './kbuild.ts';
+import { archByName, DEFAULT_ARCH } from '../harness/arch/index.ts';
 import { RECIPES_DIR } from './build.ts';
 import { loadKernelEntry } from './entry.ts';
 import { extraFragments, extrasSuffix, type BuildExtras } from './spec-options.ts';
@@ -142,17 +145,20 @@ export async function resolveGitKernel(spec: GitSpec, onProgress?: Progress): Pr
     state = await worktreeState(spec.path);
     commit = (await git(spec.path, ['rev-parse', 'HEAD'])).trim();
   }
+  const arch = archByName(spec.extras.arch);
   const fragments = [
     { name: 'base.config', text: await fs.readFile(path.join(RECIPES_DIR, 'base.config'), 'utf8') },
+    await archFragment(arch),
     ...extraFragments(spec.extras),
   ];
   const configInputs = contentHash({
     builder: BUILDER_VERSION,
+    arch: arch.name,
     fragments,
     config: spec.extras.config ? await fs.readFile(spec.extras.config, 'utf8') : 'tinyconfig',
   }).slice(0, 12);
   const home = treeHome(gitTree ? (await git(spec.path, ['rev-parse', '--show-toplevel'])).trim() : spec.path);
-  const buildDir = path.join(home, `build-${spec.rev ? 'rev' : 'wt'}-${configInputs}`);
+  const buildDir = path.join(home, `build-${spec.rev ? 'rev' : 'wt'}${arch.name !== DEFAULT_ARCH ? `-${arch.name}` : ''}-${configInputs}`);
   const label = path.basename(spec.path);
   // A tree whose state is known (git) is cached by it; any other is built every time (make is incremental).
   const key = `git-${label.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 40)}-${state ?? 'nogit'}-${configInputs}`;
@@ -174,8 +180,10 @@ export async function resolveGitKernel(spec: GitSpec, onProgress?: Progress): Pr
             log,
             env: buildEnv(`rootprobe ${label} ${state ?? ''}`),
             progress,
+            arch,
           });
-          await fs.copyFile(built.image, path.join(entry, 'bzImage'));
+          const image = arch.kernelImage;
+          await fs.copyFile(built.image, path.join(entry, image));
           await fs.writeFile(path.join(entry, 'config'), built.configText);
           const subject = commit ? (await git(tree, ['log', '-1', '--format=%s', commit])).trim() : undefined;
           // An https remote of the user's repository names the tree for KernelCI (KCIDB takes https only).
@@ -187,11 +195,12 @@ export async function resolveGitKernel(spec: GitSpec, onProgress?: Progress): Pr
               {
                 id: spec.id,
                 release: built.release,
-                vmlinuz: 'bzImage',
+                vmlinuz: image,
+                ...(arch.name !== DEFAULT_ARCH ? { arch: arch.name } : {}),
                 configPath: 'config',
                 description: `${spec.id}: ${commit ? `${commit.slice(0, 12)} ${subject}` : 'a source tree'}${commit && !spec.rev ? ' (the work tree as it is)' : ''}`,
                 sha256: createHash('sha256')
-                  .update(await fs.readFile(path.join(entry, 'bzImage')))
+                  .update(await fs.readFile(path.join(entry, image)))
                   .digest('hex'),
                 git: commit
                   ? { tree: spec.path, commit, subject, rev: spec.rev ?? 'work tree', ...(remoteUrl ? { remoteUrl } : {}) }

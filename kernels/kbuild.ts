@@ -4,7 +4,9 @@
  * .config file of the user's), config fragments on top, `make olddefconfig`, a check that
  * every option asked for survived, then `make <image>` with the log in a file and progress
  * (the current make target) on the terminal. Out of tree (`make O=DIR`) when given a build
- * folder, so that a second build of the same tree is incremental.
+ * folder, so that a second build of the same tree is incremental. A kernel for another
+ * architecture than the host's is cross-built (`ARCH=`, `CROSS_COMPILE=` from the architecture
+ * table) with that architecture's fragment (kernels/recipes/arch/<name>.config) after the base.
  */
 import { promises as fs, existsSync } from 'node:fs';
 import * as os from 'node:os';
@@ -12,11 +14,12 @@ import * as path from 'node:path';
 import { SetupError } from '../harness/errors.ts';
 import { requireFor, requireTool } from '../harness/host.ts';
 import { spawnGuarded } from '../harness/lifecycle.ts';
-import { readBzImageHeader } from './bzimage.ts';
+import { kernelImageInfo } from './image-format.ts';
 import { parseKernelConfig } from './config.ts';
 import { DefinitionError } from '../harness/errors.ts';
 import type { KernelConfig } from './config.ts';
-import { defaultArch } from '../harness/arch/index.ts';
+import { defaultArch, type ArchSpec } from '../harness/arch/index.ts';
+import { fileURLToPath } from 'node:url';
 
 export type Progress = (msg: string) => void;
 
@@ -122,8 +125,32 @@ export interface KbuildOptions {
   progress: Progress;
   /** make -j (default: the number of cores). */
   jobs?: number;
-  /** The build command's extra words (`ARCH=`, `CROSS_COMPILE=` later). */
-  makeArgs?: string[];
+  /** The architecture to build for (default: x86-64); another than the host's is cross-built. */
+  arch?: ArchSpec;
+}
+
+const ARCH_FRAGMENTS = path.join(path.dirname(fileURLToPath(import.meta.url)), 'recipes', 'arch');
+
+/**
+ * What a kernel of `arch` needs on its QEMU machine besides the base fragment (its console
+ * UART, the PCI host bridge, how poweroff reaches QEMU): kernels/recipes/arch/<name>.config.
+ */
+export async function archFragment(arch: ArchSpec): Promise<{ name: string; text: string }> {
+  const file = path.join(ARCH_FRAGMENTS, `${arch.name}.config`);
+  const text = await fs.readFile(file, 'utf8').catch(() => {
+    throw new SetupError(`rootprobe has no kernel configuration fragment for ${arch.name} (${file})`);
+  });
+  return { name: `arch/${arch.name}.config`, text };
+}
+
+/**
+ * make's words for a build for `arch` on a host of `hostArch`: none for the host's own
+ * architecture (kbuild's defaults), else ARCH= and the cross compiler's CROSS_COMPILE= prefix.
+ */
+export function kbuildArchArgs(arch: ArchSpec, hostArch: string = process.arch): string[] {
+  if (arch.hostArch === hostArch) return [];
+  if (!arch.crossCompiler) throw new SetupError(`rootprobe knows no cross compiler for ${arch.name} kernels on a ${hostArch} host`);
+  return [`ARCH=${arch.kbuild.arch}`, `CROSS_COMPILE=${arch.crossCompiler.command.replace(/gcc$/, '')}`];
 }
 
 export interface KbuildResult {
@@ -156,8 +183,11 @@ export function compilerErrors(lines: string[], n = 12): string[] {
 export async function kbuild(o: KbuildOptions): Promise<KbuildResult> {
   const started = Date.now();
   const make = requireTool('make', `to build ${o.what}`);
+  const arch = o.arch ?? defaultArch();
+  const archArgs = kbuildArchArgs(arch);
+  if (archArgs.length) requireTool(arch.crossCompiler!.command, `to build ${o.what} for ${arch.name}`);
   const out = o.outDir ?? o.tree;
-  const dirArgs = [...(o.outDir ? [`O=${o.outDir}`] : []), ...(o.makeArgs ?? [])];
+  const dirArgs = [...(o.outDir ? [`O=${o.outDir}`] : []), ...archArgs];
   if (o.outDir) await fs.mkdir(o.outDir, { recursive: true });
   const configFile = path.join(out, '.config');
   for (const f of o.fragments) parseFragment(f.text, `${o.what}: ${f.name}`);
@@ -167,7 +197,7 @@ export async function kbuild(o: KbuildOptions): Promise<KbuildResult> {
   // (a tinyconfig written there and undone would touch kbuild's per-option files).
   const baseName = 'target' in o.base ? `make ${o.base.target}` : o.base.file;
   const baseFileText = 'file' in o.base ? await readConfigFile(o.base.file, o.what) : '';
-  const inputs = JSON.stringify({ base: baseName, baseFileText, fragments: o.fragments, makeArgs: o.makeArgs ?? [] });
+  const inputs = JSON.stringify({ base: baseName, baseFileText, fragments: o.fragments, makeArgs: archArgs });
   const stamp = path.join(out, '.rootprobe-config-input');
   const previous = await fs.readFile(stamp, 'utf8').catch(() => undefined);
   if (previous !== inputs || !existsSync(configFile)) {
@@ -178,7 +208,7 @@ export async function kbuild(o: KbuildOptions): Promise<KbuildResult> {
     if ('target' in o.base) {
       const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'rootprobe-kconfig-'));
       try {
-        await logged(o.log, make, [`O=${scratch}`, ...(o.makeArgs ?? []), o.base.target], o.tree, o.env);
+        await logged(o.log, make, [`O=${scratch}`, ...archArgs, o.base.target], o.tree, o.env);
         baseText = await fs.readFile(path.join(scratch, '.config'), 'utf8');
       } finally {
         await fs.rm(scratch, { recursive: true, force: true });
@@ -200,8 +230,7 @@ export async function kbuild(o: KbuildOptions): Promise<KbuildResult> {
   }
 
   const jobs = o.jobs ?? Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
-  const arch = defaultArch();
-  o.progress(`compiling ${arch.kernelImage} with make -j${jobs}`);
+  o.progress(`compiling ${arch.kernelImage}${archArgs.length ? ` for ${arch.name}` : ''} with make -j${jobs}`);
   let steps = 0;
   let last = '';
   const recent: string[] = [];
@@ -229,13 +258,15 @@ export async function kbuild(o: KbuildOptions): Promise<KbuildResult> {
     clearInterval(timer);
   }
   const image = path.join(out, arch.kbuild.image);
-  const header = await readBzImageHeader(image);
-  if (!header) throw new SetupError(`${o.what}: make ${arch.kernelImage} succeeded but ${image} is not a ${arch.kernelImage}`);
+  const info = await kernelImageInfo(image, arch).catch((e: Error) => ({ problem: e.message }));
+  if ('problem' in info) throw new SetupError(`${o.what}: make ${arch.kbuild.target} succeeded but ${image}: ${info.problem}`);
+  // What `uname -r` will say: kbuild writes it down (an Image has no header field for it).
+  const written = await fs.readFile(path.join(out, 'include/config/kernel.release'), 'utf8').catch(() => '');
   const vmlinux = path.join(out, 'vmlinux');
   return {
     image,
     configText,
-    release: header.release?.split(' ')[0] ?? '?',
+    release: written.trim() || info.release?.split(' ')[0] || '?',
     ...(existsSync(vmlinux) ? { vmlinux } : {}),
     steps,
     seconds: Math.round((Date.now() - started) / 1000),

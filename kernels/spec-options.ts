@@ -3,11 +3,13 @@
  *   ,config-add=CONFIG_X=y      one option on top of the configuration (repeatable)
  *   ,fragment=FILE              a config fragment file on top (repeatable)
  *   ,config=FILE                the tree's own .config as the base (git: kernels only)
+ *   ,arch=arm64                 built for that architecture (cross-compiled on another host)
  * The CLI's `--config-add CONFIG_X=y` and `--fragment FILE` add them to every such spec.
  */
 import { readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { UsageError } from '../harness/errors.ts';
+import { ARCHES, DEFAULT_ARCH } from '../harness/arch/index.ts';
 
 export interface BuildExtras {
   /** `CONFIG_X=value` lines, in order. */
@@ -16,6 +18,8 @@ export interface BuildExtras {
   fragments: string[];
   /** Absolute path of a .config to start from (git: only). */
   config?: string;
+  /** The architecture built for, when not the default (harness/arch/). */
+  arch?: string;
 }
 
 const OPTION = /^CONFIG_[A-Za-z0-9_]+=(y|m|n|[0-9]+|0x[0-9a-fA-F]+|"[^"]*")$/;
@@ -39,6 +43,10 @@ export function parseExtras(spec: string, options: Array<[string, string]>, allo
       const abs = path.resolve(v);
       if (!statSync(abs, { throwIfNoEntry: false })?.isFile()) throw new UsageError(`kernel "${spec}": fragment ${v} is not a file.`);
       out.fragments.push(abs);
+    } else if (k === 'arch') {
+      if (out.arch) throw new UsageError(`kernel "${spec}": arch= given twice.`);
+      if (!ARCHES[v]) throw new UsageError(`kernel "${spec}": unknown architecture arch=${v}; known: ${Object.keys(ARCHES).join(', ')}.`);
+      if (v !== DEFAULT_ARCH) out.arch = v;
     } else if (k === 'config' && allowConfig) {
       if (out.config) throw new UsageError(`kernel "${spec}": config= given twice.`);
       const abs = path.resolve(v);
@@ -54,6 +62,7 @@ export function parseExtras(spec: string, options: Array<[string, string]>, allo
 /** The canonical spec suffix of the extras (part of the kernel's id and cache key). */
 export function extrasSuffix(e: BuildExtras): string {
   return [
+    ...(e.arch ? [`arch=${e.arch}`] : []),
     ...(e.config ? [`config=${e.config}`] : []),
     ...e.fragments.map((f) => `fragment=${f}`),
     ...e.configAdd.map((c) => `config-add=${c}`),
@@ -74,4 +83,12 @@ export function extraFragments(e: BuildExtras): Array<{ name: string; text: stri
 export function withCliExtras(spec: string, configAdd: string[], fragments: string[]): string {
   if (!/^(build\/|git:)/.test(spec) || (configAdd.length === 0 && fragments.length === 0)) return spec;
   return spec + [...fragments.map((f) => `,fragment=${path.resolve(f)}`), ...configAdd.map((c) => `,config-add=${c}`)].join('');
+}
+
+/** A build/ or git: spec built for `arch` (`--arch`): `,arch=` added; UsageError when it names another. */
+export function specForArch(k: { id: string; extras: BuildExtras }, arch: string): string {
+  const has = k.extras.arch ?? DEFAULT_ARCH;
+  if (has === arch) return k.id;
+  if (k.extras.arch) throw new UsageError(`kernel "${k.id}" is built for ${has}, not for ${arch} (--arch ${arch}).`);
+  return `${k.id},arch=${arch}`;
 }

@@ -8,6 +8,8 @@ import { promises as fs, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { DefinitionError, SetupError, UsageError } from '../harness/errors.ts';
+import { kbuildArchArgs } from '../kernels/kbuild.ts';
+import { ARCHES } from '../harness/arch/index.ts';
 import { RECIPES_DIR, droppedOptions, listRecipes, loadRecipe, parseFragment, parseRecipe, recipeKey } from '../kernels/build.ts';
 import {
   FEATURES,
@@ -113,11 +115,49 @@ describe('build recipes', () => {
     ).to.deep.equal([]);
   });
 
-  it('the base fragment builds in everything the scenarios can ask for', () => {
-    const base = parseFragment(readFileSync(path.join(RECIPES_DIR, 'base.config'), 'utf8'));
-    for (const [f, spec] of Object.entries(FEATURES)) {
-      for (const opt of spec.options) expect(base.get(opt), `${opt} (feature ${f}) in base.config`).to.equal('y');
+  it("the base and each architecture's fragment build in everything the scenarios can ask for on that architecture", () => {
+    const base = readFileSync(path.join(RECIPES_DIR, 'base.config'), 'utf8');
+    for (const arch of Object.values(ARCHES)) {
+      const file = path.join(RECIPES_DIR, 'arch', `${arch.name}.config`);
+      const merged = parseFragment(`${base}\n${readFileSync(file, 'utf8')}`);
+      const wanted: Array<[string, string[]]> = [
+        ...Object.entries(FEATURES)
+          .filter(([f]) => f !== 'serial')
+          .map(([f, spec]) => [f, spec.options] as [string, string[]]),
+        ['serial', arch.features.serial.options],
+        ...(arch.features.port ? [['port', arch.features.port.options] as [string, string[]]] : []),
+      ];
+      for (const [f, options] of wanted) {
+        for (const opt of options) expect(merged.get(opt), `${opt} (feature ${f} on ${arch.name}) in base.config + ${file}`).to.equal('y');
+      }
     }
+  });
+
+  it('a kernel for another architecture is cross-built: ARCH= and CROSS_COMPILE= from the table, its own key and id', () => {
+    expect(kbuildArchArgs(ARCHES.x86_64, 'x64')).to.deep.equal([]);
+    expect(kbuildArchArgs(ARCHES.arm64, 'x64')).to.deep.equal(['ARCH=arm64', 'CROSS_COMPILE=aarch64-linux-gnu-']);
+    expect(kbuildArchArgs(ARCHES.riscv64, 'x64')).to.deep.equal(['ARCH=riscv', 'CROSS_COMPILE=riscv64-linux-gnu-']);
+    expect(kbuildArchArgs(ARCHES.arm64, 'arm64')).to.deep.equal([]);
+    expect(() => kbuildArchArgs(ARCHES.x86_64, 'arm64')).to.throw(SetupError, /no cross compiler for x86_64 kernels on a arm64 host/);
+
+    const spec = parseKernelSpec('build/nonroot-6.1,arch=arm64,config-add=CONFIG_LKDTM=y');
+    expect(spec.id).to.equal('build/nonroot-6.1,arch=arm64,config-add=CONFIG_LKDTM=y');
+    expect(parseKernelSpec('build/nonroot-6.1,arch=x86_64').id).to.equal('build/nonroot-6.1');
+    expect(parseKernelSpec('git:/src/linux@v6.1,arch=riscv64').id).to.equal('git:/src/linux@v6.1,arch=riscv64');
+    expect(() => parseKernelSpec('build/nonroot-6.1,arch=sparc')).to.throw(
+      UsageError,
+      /unknown architecture arch=sparc; known: x86_64, arm64, riscv64/,
+    );
+    expect(() => parseKernelSpec('build/nonroot-6.1,arch=arm64,arch=riscv64')).to.throw(UsageError, /arch= given twice/);
+
+    const r = loadRecipe('nonroot-6.1');
+    const x86 = recipeKey(r, '6.1.176-1');
+    const arm = recipeKey(r, '6.1.176-1', undefined, { configAdd: [], fragments: [], arch: 'arm64' });
+    expect(arm).to.match(/^build-nonroot-6\.1-arm64-6\.1\.176-1-[0-9a-f]{16}$/);
+    expect(arm).to.not.equal(x86);
+    const archEdited = (f: string): Buffer => (f.endsWith('arm64.config') ? Buffer.from('CONFIG_X=y\n') : readFileSync(f));
+    expect(recipeKey(r, '6.1.176-1', archEdited, { configAdd: [], fragments: [], arch: 'arm64' })).to.not.equal(arm);
+    expect(recipeKey(r, '6.1.176-1', archEdited)).to.equal(x86);
   });
 
   it('the patch is a git format-patch with a message and sign-off, using the init_* helpers', () => {

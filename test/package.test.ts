@@ -60,6 +60,7 @@ describe('the npm package', function () {
       'dist/scenarios/lib/sleeper.c',
       'dist/scenarios/pivot_root/nochdir.c',
       'dist/kernels/recipes/base.config',
+      'dist/kernels/recipes/arch/arm64.config',
       'dist/kernels/recipes/nonroot-6.1/recipe.json',
       'package.json',
     ]);

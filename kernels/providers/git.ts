@@ -4,19 +4,19 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { UsageError } from '../../harness/errors.ts';
 import { resolveGitKernel, type GitSpec } from '../git.ts';
-import { extrasSuffix, parseExtras, splitSpec } from '../spec-options.ts';
+import { extrasSuffix, parseExtras, specForArch, splitSpec } from '../spec-options.ts';
 import type { KernelProvider } from '../provider.ts';
 
 const REV = /^[A-Za-z0-9._/~^{}:-]+$/;
 
 export const gitProvider: KernelProvider<GitSpec> = {
   kind: 'git',
-  forms: ['git:<tree>[@<rev>][,config=<.config>][,fragment=FILE]...[,config-add=CONFIG_X=y]...'],
+  forms: ['git:<tree>[@<rev>][,arch=<arch>][,config=<.config>][,fragment=FILE]...[,config-add=CONFIG_X=y]...'],
   summary:
     'your kernel source tree (a git work tree or not), built out of tree and incrementally; @<rev> builds that revision without touching your checkout',
   claims: (s) => s.startsWith('git:'),
   parse(s) {
-    const { base, options } = splitSpec(s, ['config', 'fragment', 'config-add']);
+    const { base, options } = splitSpec(s, ['config', 'fragment', 'config-add', 'arch']);
     let where = base.slice('git:'.length);
     let rev: string | undefined;
     const at = where.lastIndexOf('@');
@@ -32,4 +32,5 @@ export const gitProvider: KernelProvider<GitSpec> = {
     return { kind: 'git', id: `git:${abs}${rev ? `@${rev}` : ''}${extrasSuffix(extras)}`, path: abs, ...(rev ? { rev } : {}), extras };
   },
   resolve: (k, onProgress) => resolveGitKernel(k, onProgress),
+  forArch: (k, arch) => specForArch(k, arch),
 };
