@@ -64,6 +64,9 @@ export function metapackageName(flavour: string): string {
 /** The first suite whose archive has kernels of the architecture (riscv64: trixie). */
 export const FIRST_SUITE: Record<string, string> = { riscv64: 'trixie' };
 
+/** The flavour `debian/<suite>` means for guests of an architecture (`--arch`): its cloud kernel where Debian has one. */
+export const ARCH_FLAVOUR: Record<string, string> = { x86_64: DEFAULT_FLAVOUR, arm64: 'cloud-arm64', riscv64: 'riscv64' };
+
 const pointerName = (suite: string, flavour: string): string => `${suite}-${flavour}`;
 
 function readPointer(suite: string, flavour: string): Promise<Pointer | undefined> {

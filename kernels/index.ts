@@ -6,6 +6,7 @@
 import type { KernelConfig } from './config.ts';
 import { knownKernels, providerOf, providers } from './registry.ts';
 import type { ParsedKernelSpec } from './provider.ts';
+import { archByName } from '../harness/arch/index.ts';
 
 export { acceptedForms, providers, registerProvider } from './registry.ts';
 export type { KernelProvider, ParsedKernelSpec } from './provider.ts';
@@ -44,6 +45,22 @@ export const KNOWN_KERNELS: string[] = knownKernels();
 /** Parses a kernel spec; UsageError listing the accepted forms for a bad one. */
 export function parseKernelSpec(spec: string): KernelSpec {
   return providerOf(spec).parsed;
+}
+
+/**
+ * The kernel specs of a command line: those given (or the default kernel, that of `arch` when
+ * it names one), each made for `arch` by its provider (`--arch`): debian/<suite> takes the
+ * architecture's flavour, build/ and git: kernels are cross-built. UsageError for a spec of
+ * another architecture than the one asked for.
+ */
+export function kernelsForArch(given: string[] | undefined, arch: string | undefined, fallback: string): string[] {
+  if (arch === undefined) return given?.length ? given : [fallback];
+  archByName(arch); // an unknown name lists the known ones
+  const asDefault = !given?.length;
+  return (asDefault ? [fallback] : given).map((s) => {
+    const { provider, parsed } = providerOf(s);
+    return provider.forArch ? providerOf(provider.forArch(parsed, arch, { asDefault })).parsed.id : s;
+  });
 }
 
 /** The kernel a spec means, fetched into the cache if needed. */

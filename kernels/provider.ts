@@ -32,4 +32,12 @@ export interface KernelProvider<S extends ParsedKernelSpec = ParsedKernelSpec> {
   cached?(spec: S): Promise<Kernel | undefined>;
   /** The specs `rootprobe kernels` lists for it. */
   known?(): string[];
+  /**
+   * The spec for guests of the architecture `arch` (`--arch`): the spec itself when it already
+   * is, another spec of the same kernel for that architecture, or a UsageError when it names
+   * another architecture. `asDefault`: the spec is the default kernel, not one the user named,
+   * so it may become another kernel that has the architecture. Absent: the kernel itself says
+   * (a file's image).
+   */
+  forArch?(spec: S, arch: string, opts?: { asDefault?: boolean }): string;
 }

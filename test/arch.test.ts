@@ -17,7 +17,7 @@ import { detectAccel, timeoutFactor } from '../harness/qemu/accel.ts';
 import { baseCmdline, qemuArgs } from '../harness/qemu/command.ts';
 import { flavourArch, metapackageName } from '../kernels/debian.ts';
 import { kernelImageInfo } from '../kernels/image-format.ts';
-import { parseKernelSpec } from '../kernels/index.ts';
+import { kernelsForArch, parseKernelSpec } from '../kernels/index.ts';
 import { moduleClosure } from '../kernels/modules.ts';
 
 const arm64 = archByName('arm64');
@@ -46,6 +46,25 @@ describe('arm64 and riscv64: kernel specs', () => {
 
   it('riscv64 before trixie is a usage error saying where the architecture starts', () => {
     expect(() => parseKernelSpec('debian/bookworm:riscv64')).to.throw(UsageError, /bookworm has no riscv64 kernels.*trixie and later/);
+  });
+
+  it("--arch makes each named kernel (or the default one) that architecture's, or says why it cannot", () => {
+    const k = (given: string[] | undefined, arch: string | undefined): string[] => kernelsForArch(given, arch, 'debian/bookworm');
+    expect(k(undefined, undefined)).to.deep.equal(['debian/bookworm']);
+    expect(k(undefined, 'arm64')).to.deep.equal(['debian/bookworm:cloud-arm64']);
+    // the default kernel moves to the first suite that has the architecture; a named one does not
+    expect(k(undefined, 'riscv64')).to.deep.equal(['debian/trixie:riscv64']);
+    expect(() => k(['debian/bookworm'], 'riscv64')).to.throw(UsageError, /bookworm has no riscv64 kernels/);
+    expect(k(['debian/sid', 'debian/trixie:arm64'], 'arm64')).to.deep.equal(['debian/sid:cloud-arm64', 'debian/trixie:arm64']);
+    expect(k(['debian/bookworm'], 'x86_64')).to.deep.equal(['debian/bookworm']);
+    expect(() => k(['debian/bookworm:rt'], 'arm64')).to.throw(UsageError, /kernel for x86_64, not for arm64/);
+    expect(k(['build/nonroot-6.1,config-add=CONFIG_LKDTM=y', 'git:/src/linux@v6.1'], 'riscv64')).to.deep.equal([
+      'build/nonroot-6.1,arch=riscv64,config-add=CONFIG_LKDTM=y',
+      'git:/src/linux@v6.1,arch=riscv64',
+    ]);
+    expect(() => k(['build/nonroot-6.1,arch=arm64'], 'riscv64')).to.throw(UsageError, /built for arm64, not for riscv64/);
+    expect(k(['file:/boot/vmlinuz'], 'arm64')).to.deep.equal(['file:/boot/vmlinuz']); // the image says
+    expect(() => k(undefined, 'sparc')).to.throw(UsageError, /unknown architecture 'sparc'; known: x86_64, arm64, riscv64/);
   });
 
   it('a kernel without an arch field is x86_64 (kernels cached before the field existed)', () => {

@@ -18,7 +18,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { UsageError, SetupError } from '../errors.ts';
 import { loadScenarios, pickScenarios } from '../../scenarios/index.ts';
-import { parseKernelSpec, resolveKernel, type Kernel } from '../../kernels/index.ts';
+import { kernelsForArch, parseKernelSpec, resolveKernel, type Kernel } from '../../kernels/index.ts';
 import { checkoutRevision, git, type GitSpec } from '../../kernels/git.ts';
 import { extrasSuffix, withCliExtras } from '../../kernels/spec-options.ts';
 import { detectAccel } from '../qemu/accel.ts';
@@ -194,7 +194,8 @@ export async function cmdBisect(args: string[]): Promise<number> {
   const { values, positionals } = parsed;
   const usage = 'usage: rootprobe bisect <scenario> --kernel git:<tree> --good <rev> --bad <rev> [--runs N]';
   if (positionals.length !== 1 || !values.kernel || !values.good || !values.bad) throw new UsageError(usage);
-  const spec = parseKernelSpec(withCliExtras(values.kernel, values['config-add'] ?? [], values.fragment ?? [])) as GitSpec;
+  const [named] = kernelsForArch([values.kernel], values.arch, values.kernel);
+  const spec = parseKernelSpec(withCliExtras(named, values['config-add'] ?? [], values.fragment ?? [])) as GitSpec;
   if (spec.kind !== 'git') throw new UsageError(`bisect needs a git: kernel (a kernel source tree in git), not ${values.kernel}\n${usage}`);
   if (spec.rev) throw new UsageError(`bisect: give the tree without @${spec.rev}; the revisions come from --good and --bad`);
   const runs = Number(values.runs ?? 1);

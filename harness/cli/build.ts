@@ -10,7 +10,7 @@ import { COMMANDS, parseCommand } from './options.ts';
 import * as path from 'node:path';
 import { UsageError } from '../errors.ts';
 import { loadScenarios, pickScenarios } from '../../scenarios/index.ts';
-import { parseKernelSpec, resolveKernel, type Kernel } from '../../kernels/index.ts';
+import { kernelsForArch, parseKernelSpec, resolveKernel, type Kernel } from '../../kernels/index.ts';
 import { prepareImages } from '../run/prepare.ts';
 import { detectAccel } from '../qemu/accel.ts';
 import type { Scenario } from '../scenario.ts';
@@ -44,7 +44,7 @@ export async function cmdBuild(args: string[]): Promise<number> {
   const { values, positionals } = parsed;
   if (positionals.length !== 1 || !values.out)
     throw new UsageError('usage: rootprobe build <scenario> [--kernel K] --out DIR [--force] (see: rootprobe build --help)');
-  const spec = values.kernel ?? DEFAULTS.kernel;
+  const [spec] = kernelsForArch(values.kernel ? [values.kernel] : undefined, values.arch, DEFAULTS.kernel);
   parseKernelSpec(spec);
   const { firmware, boot } = bootOptions(values);
   await checkOutDir(values.out, values.force ?? false);

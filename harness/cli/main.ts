@@ -97,12 +97,12 @@ async function cmdRun(args: string[]): Promise<number> {
   const { resolveShard } = await import('../run/shard.ts');
   const shard = values.shard !== undefined ? resolveShard(values.shard) : undefined;
   if (shard && shard.from !== '--shard') process.stderr.write(`shard ${shard.index}/${shard.count} (from ${shard.from})\n`);
-  const [{ parseKernelSpec }, { withCliExtras }, { loadScenarios, pickScenarios }] = await Promise.all([
+  const [{ parseKernelSpec, kernelsForArch }, { withCliExtras }, { loadScenarios, pickScenarios }] = await Promise.all([
     import('../../kernels/index.ts'),
     import('../../kernels/spec-options.ts'),
     import('../../scenarios/index.ts'),
   ]);
-  const kernels = once(values.kernel?.length ? values.kernel : [DEFAULT_KERNEL], 'kernel').map((k) =>
+  const kernels = once(kernelsForArch(values.kernel, values.arch, DEFAULT_KERNEL), 'kernel').map((k) =>
     withCliExtras(k, values['config-add'] ?? [], values.fragment ?? []),
   );
   for (const k of kernels) parseKernelSpec(k); // a bad spec is a usage error before anything runs
@@ -207,17 +207,24 @@ async function cmdDiff(args: string[]): Promise<number> {
   const parsed = parseCommand(COMMANDS.diff, args);
   if (parsed.help) return 0;
   const { values, positionals } = parsed;
-  const [{ parseKernelSpec }, { loadScenarios, pickScenarios }, { runMatrix }, { diffRuns, diffText }, { reportJson }, { diffHtml }] =
-    await Promise.all([
-      import('../../kernels/index.ts'),
-      import('../../scenarios/index.ts'),
-      import('../run/matrix.ts'),
-      import('../report/diff.ts'),
-      import('../report/json.ts'),
-      import('../report/html.ts'),
-    ]);
-  const kernels = values.kernel ?? [];
-  if (kernels.length !== 2) throw new UsageError(`diff takes exactly two --kernel options (got ${kernels.length})`);
+  const [
+    { parseKernelSpec, kernelsForArch },
+    { loadScenarios, pickScenarios },
+    { runMatrix },
+    { diffRuns, diffText },
+    { reportJson },
+    { diffHtml },
+  ] = await Promise.all([
+    import('../../kernels/index.ts'),
+    import('../../scenarios/index.ts'),
+    import('../run/matrix.ts'),
+    import('../report/diff.ts'),
+    import('../report/json.ts'),
+    import('../report/html.ts'),
+  ]);
+  const given = values.kernel ?? [];
+  if (given.length !== 2) throw new UsageError(`diff takes exactly two --kernel options (got ${given.length})`);
+  const kernels = kernelsForArch(given, values.arch, DEFAULT_KERNEL);
   for (const k of kernels) parseKernelSpec(k);
   const all = await loadScenarios(values.scenarios ?? []);
   const chosen = positionals.length > 0 ? pickScenarios(all, once(positionals, 'scenario')) : all;

@@ -53,6 +53,11 @@ const CONFIG_OPTIONS = {
   },
 } as const;
 /** Options several commands share, written once. */
+const ARCH = {
+  type: 'string',
+  arg: 'ARCH',
+  help: "the guests' architecture: x86_64 (default), arm64, riscv64; debian/<suite> takes its flavour (the default kernel too), build/ and git: kernels are cross-built for it",
+} as const;
 const ARTIFACTS = { type: 'string', arg: 'DIR', help: 'where run folders are kept (default ./rootprobe-artifacts)' } as const;
 const SCENARIOS = { type: 'string', multiple: true, arg: 'DIR', help: 'load more scenarios from DIR (repeatable)' } as const;
 const CMDLINE = { type: 'string', arg: 'TEXT', help: "append to the guest's kernel command line" } as const;
@@ -87,6 +92,7 @@ export const COMMANDS = {
     options: {
       all: { type: 'boolean', help: 'every scenario (also the default when none is named)' },
       kernel: { type: 'string', multiple: true, arg: 'K', help: `${KERNEL_HELP}; repeat for a matrix` },
+      arch: ARCH,
       jobs: { type: 'string', arg: 'N', help: 'VMs booted at once (default: the number of cores)' },
       json: {
         type: 'string',
@@ -176,6 +182,7 @@ export const COMMANDS = {
     positionals: true,
     options: {
       kernel: { type: 'string', arg: 'K', help: KERNEL_HELP },
+      arch: ARCH,
       stage: { type: 'string', arg: 'S', help: 'the stage after whose probe the shell starts (default: the first)' },
       scenarios: SCENARIOS,
       cmdline: CMDLINE,
@@ -190,6 +197,7 @@ export const COMMANDS = {
     positionals: true,
     options: {
       kernel: { type: 'string', arg: 'K', help: KERNEL_HELP },
+      arch: ARCH,
       out: { type: 'string', arg: 'DIR', help: 'the folder to write (required); one holding other files needs --force' },
       force: { type: 'boolean', help: 'write into --out even when it holds files that are not an earlier build' },
       ...BOOT_OPTIONS,
@@ -204,6 +212,7 @@ export const COMMANDS = {
     positionals: true,
     options: {
       kernel: { type: 'string', multiple: true, arg: 'K', help: `exactly two: ${KERNEL_HELP}` },
+      arch: ARCH,
       jobs: { type: 'string', arg: 'N', help: 'VMs booted at once (default: the number of cores)' },
       json: {
         type: 'string',
@@ -274,6 +283,7 @@ export const COMMANDS = {
     positionals: true,
     options: {
       kernel: { type: 'string', arg: 'git:<tree>', help: 'your kernel tree (a git work tree; never changed)' },
+      arch: ARCH,
       good: { type: 'string', arg: 'REV', help: 'a revision on which the scenario passes (checked first)' },
       bad: { type: 'string', arg: 'REV', help: 'a later revision on which it does not (checked first)' },
       runs: { type: 'string', arg: 'N', help: 'boots per step (default 1): a step is good only when every run passed' },

@@ -15,7 +15,7 @@ import { COMMANDS, parseCommand } from './options.ts';
 import { spawnSync } from 'node:child_process';
 import { UsageError } from '../errors.ts';
 import { loadScenarios, pickScenarios } from '../../scenarios/index.ts';
-import { parseKernelSpec, resolveKernel } from '../../kernels/index.ts';
+import { kernelsForArch, parseKernelSpec, resolveKernel } from '../../kernels/index.ts';
 import { prepareImages } from '../run/prepare.ts';
 import { detectAccel } from '../qemu/accel.ts';
 import { expectedStages } from '../scenario.ts';
@@ -33,7 +33,7 @@ export async function cmdShell(args: string[]): Promise<number> {
   if (parsed.help) return 0;
   const { values, positionals } = parsed;
   if (positionals.length !== 1) throw new UsageError('usage: rootprobe shell <scenario> [--kernel K] [--stage S] [--gdb]');
-  const spec = values.kernel ?? DEFAULTS.kernel;
+  const [spec] = kernelsForArch(values.kernel ? [values.kernel] : undefined, values.arch, DEFAULTS.kernel);
   parseKernelSpec(spec);
   const { firmware, boot } = bootOptions(values);
   const [sc] = pickScenarios(await loadScenarios(values.scenarios ?? []), positionals);

@@ -1,6 +1,15 @@
 /** `debian/<suite>[:<flavour>]`: Debian's kernel packages (kernels/debian.ts). */
 import { UsageError } from '../../harness/errors.ts';
-import { DEBIAN_SUITES, DEFAULT_FLAVOUR, FIRST_SUITE, cachedDebianKernel, debianId, flavourArch, resolveDebianKernel } from '../debian.ts';
+import {
+  ARCH_FLAVOUR,
+  DEBIAN_SUITES,
+  DEFAULT_FLAVOUR,
+  FIRST_SUITE,
+  cachedDebianKernel,
+  debianId,
+  flavourArch,
+  resolveDebianKernel,
+} from '../debian.ts';
 import type { KernelProvider } from '../provider.ts';
 
 export interface DebianSpec {
@@ -33,5 +42,16 @@ export const debianProvider: KernelProvider<DebianSpec> = {
   },
   resolve: (k, onProgress) => resolveDebianKernel(k.suite, k.flavour, onProgress),
   cached: (k) => cachedDebianKernel(k.suite, k.flavour),
+  forArch(k, arch, opts) {
+    if (k.arch === arch) return k.id;
+    if (k.flavour !== DEFAULT_FLAVOUR)
+      throw new UsageError(
+        `kernel "${k.id}" is a kernel for ${k.arch}, not for ${arch} (--arch ${arch}); drop the flavour or name one for ${arch}.`,
+      );
+    const first = FIRST_SUITE[arch];
+    const suite =
+      opts?.asDefault && first && DEBIAN_SUITES.indexOf(k.suite as never) < DEBIAN_SUITES.indexOf(first as never) ? first : k.suite;
+    return debianProvider.parse(debianId(suite, ARCH_FLAVOUR[arch] ?? DEFAULT_FLAVOUR)).id;
+  },
   known: () => [...DEBIAN_SUITES.map((s) => `debian/${s}`), 'debian/bookworm:cloud-arm64', 'debian/trixie:riscv64'],
 };
