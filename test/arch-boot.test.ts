@@ -1,6 +1,7 @@
 /**
- * Every scenario on arm64 and riscv64 guests (Debian bookworm's cloud-arm64 6.1 and trixie's
- * riscv64 6.12, under TCG on an x86-64 host), through the CLI as the README says, and
+ * Every scenario on arm64 and riscv64 guests (Debian bookworm's cloud-arm64 6.1, trixie's
+ * riscv64 6.12, and the nonroot-6.1 recipe cross-built for arm64, under TCG on an x86-64
+ * host), through the CLI as the README says, and
  * `rootprobe diff` of the same kernel release on x86-64 and arm64: the mount tree the
  * scenarios read back is the same; only the command line (console, result port) differs.
  */
@@ -11,7 +12,10 @@ import * as path from 'node:path';
 import { cli } from './support/cli.ts';
 import { loadScenarios } from '../scenarios/index.ts';
 
-const KERNELS = ['debian/bookworm:cloud-arm64', 'debian/trixie:riscv64'];
+const DEBIAN = ['debian/bookworm:cloud-arm64', 'debian/trixie:riscv64'];
+/** Cross-built from Debian's linux-source-6.1 with the nonroot_initramfs patch (minutes, once per cache). */
+const CROSS = 'build/nonroot-6.1,arch=arm64';
+const KERNELS = [...DEBIAN, CROSS];
 
 interface Run {
   scenario: string;
@@ -23,7 +27,7 @@ interface Run {
   message?: string;
 }
 
-describe('arm64 and riscv64: every scenario on bookworm:cloud-arm64 and trixie:riscv64 @boot', () => {
+describe('arm64 and riscv64: every scenario on bookworm:cloud-arm64, trixie:riscv64 and a recipe kernel cross-built for arm64 @boot', () => {
   let dir: string;
   let result: { code: number | null; stdout: string; stderr: string };
   let runs: Run[];
@@ -66,6 +70,7 @@ describe('arm64 and riscv64: every scenario on bookworm:cloud-arm64 and trixie:r
   it('records each guest architecture, under TCG on this x86-64 host, in the JSON, JUnit, terminal and evidence', async () => {
     expect([...new Set(runs.filter((r) => r.kernel === KERNELS[0]).map((r) => r.arch))]).to.deep.equal(['arm64']);
     expect([...new Set(runs.filter((r) => r.kernel === KERNELS[1]).map((r) => r.arch))]).to.deep.equal(['riscv64']);
+    expect([...new Set(runs.filter((r) => r.kernel === CROSS).map((r) => r.arch))]).to.deep.equal(['arm64']);
     if (process.arch === 'x64') expect([...new Set(runs.map((r) => r.accel))]).to.deep.equal(['tcg']);
     expect(await fs.readFile(path.join(dir, 'arch.xml'), 'utf8'))
       .to.include('arch=riscv64')
@@ -74,8 +79,16 @@ describe('arm64 and riscv64: every scenario on bookworm:cloud-arm64 and trixie:r
     expect(await fs.readFile(path.join(dir, 'evidence.md'), 'utf8')).to.match(/- architectures: arm64, riscv64/);
   });
 
-  it('shows the same pivot_root-from-the-initramfs behaviour as x86-64 of the same releases (EINVAL on 6.1 and 6.12)', () => {
-    for (const k of KERNELS) {
+  it("shows the same pivot_root-from-the-initramfs behaviour as x86-64 of the same releases (EINVAL on 6.1 and 6.12; the patch's tmpfs)", () => {
+    const patched = runs.find((x) => x.scenario === 'nonroot_initramfs' && x.kernel === CROSS)!;
+    expect(patched.outcome).to.equal('passed');
+    expect(patched.behaviours.join('; ')).to.match(/tmpfs/);
+    // Built in (no modules), so the kernel mounts its own root and runs an old initrd's /linuxrc.
+    for (const sc of ['kernel_root', 'initrd_linuxrc']) {
+      const r = runs.find((x) => x.scenario === sc && x.kernel === CROSS)!;
+      expect(r.outcome, `${sc}: ${r.message ?? ''}`).to.equal('passed');
+    }
+    for (const k of DEBIAN) {
       const r = runs.find((x) => x.scenario === 'nonroot_initramfs' && x.kernel === k)!;
       expect(r.behaviours.join('; '), k).to.match(/EINVAL/);
     }
