@@ -46,13 +46,21 @@ export function checkFeatures(kernel: Kernel, features: Feature[], who: string):
       );
     }
   }
-  const wanted: Array<Feature | 'port'> = [...new Set(features)];
+  const wanted: Array<Feature | 'port' | 'userland'> = [...new Set(features)];
   // The console's UART is the architecture's; where the result port is not the second UART, its
-  // driver is needed by every boot (the `port` pseudo-feature).
+  // driver is needed by every boot (the `port` pseudo-feature), and so is what the
+  // architecture's userland needs of the kernel (`userland`: riscv64's C and FPU extensions).
   const arch = archOf(kernel);
-  const specOf = (f: Feature | 'port'): FeatureSpec =>
-    f === 'port' ? arch.features.port! : f === 'serial' ? { ...FEATURES.serial, ...arch.features.serial } : FEATURES[f];
+  const specOf = (f: Feature | 'port' | 'userland'): FeatureSpec =>
+    f === 'port'
+      ? arch.features.port!
+      : f === 'userland'
+        ? { ...arch.features.userland!, modules: [], builtIn: true }
+        : f === 'serial'
+          ? { ...FEATURES.serial, ...arch.features.serial }
+          : FEATURES[f];
   if (arch.features.port) wanted.push('port');
+  if (arch.features.userland) wanted.push('userland');
   const modules = new Set<string>();
   const warnings: string[] = [];
 

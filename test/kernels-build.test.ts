@@ -126,6 +126,7 @@ describe('build recipes', () => {
           .map(([f, spec]) => [f, spec.options] as [string, string[]]),
         ['serial', arch.features.serial.options],
         ...(arch.features.port ? [['port', arch.features.port.options] as [string, string[]]] : []),
+        ...(arch.features.userland ? [['userland', arch.features.userland.options] as [string, string[]]] : []),
       ];
       for (const [f, options] of wanted) {
         for (const opt of options) expect(merged.get(opt), `${opt} (feature ${f} on ${arch.name}) in base.config + ${file}`).to.equal('y');

@@ -73,6 +73,29 @@ describe('kernels: .config parsing', () => {
 describe('kernels: checkFeatures', () => {
   const config = parseKernelConfig(readFileSync(path.join(fixtures, 'minimal.config'), 'utf8'));
 
+  it("refuses a riscv64 kernel without what Debian's rv64gc userland needs, before boot (it would die of SIGILL as PID 1)", () => {
+    const riscv = parseKernelConfig(
+      [
+        'CONFIG_BLK_DEV_INITRD=y',
+        'CONFIG_DEVTMPFS=y',
+        'CONFIG_PROC_FS=y',
+        'CONFIG_SYSFS=y',
+        'CONFIG_SERIAL_8250=y',
+        'CONFIG_SERIAL_8250_CONSOLE=y',
+        'CONFIG_SERIAL_OF_PLATFORM=y',
+        'CONFIG_VIRTIO_PCI=y',
+        'CONFIG_VIRTIO_CONSOLE=y',
+        'CONFIG_RISCV_ISA_C=y',
+      ].join('\n'),
+    );
+    const k = fakeKernel({ config: riscv, arch: 'riscv64' });
+    expect(() => checkFeatures(k, ['initrd', 'proc'], 's1')).to.throw(SetupError, /CONFIG_FPU is not set \(feature userland: .*rv64gc/);
+    riscv.set('CONFIG_FPU', 'y');
+    expect(checkFeatures(k, ['initrd', 'proc'], 's1').modules).to.deep.equal([]);
+    riscv.set('CONFIG_FPU', 'm');
+    expect(() => checkFeatures(k, ['initrd'], 's1')).to.throw(SetupError, /CONFIG_FPU=m but must be built in/);
+  });
+
   it('passes and returns the modules of modular options only', () => {
     const r = checkFeatures(fakeKernel({ config }), ['initrd', 'devtmpfs', 'tmpfs', 'serial', 'proc', 'sysfs', 'virtio-blk', 'ext4'], 's1');
     // VIRTIO_PCI=y, VIRTIO_BLK=m, EXT4_FS=y

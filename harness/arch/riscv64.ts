@@ -28,6 +28,10 @@ export const riscv64: ArchSpec = {
       options: ['CONFIG_SERIAL_8250', 'CONFIG_SERIAL_8250_CONSOLE', 'CONFIG_SERIAL_OF_PLATFORM'],
     },
     port: virtioPortFeature('riscv64'),
+    userland: {
+      description: "compressed instructions and the F/D floating point registers (Debian's riscv64 userland is rv64gc)",
+      options: ['CONFIG_RISCV_ISA_C', 'CONFIG_FPU'],
+    },
   },
   tcgSlowdown: 1.5,
   kbuild: { arch: 'riscv', target: 'Image', image: 'arch/riscv/boot/Image' },

@@ -54,6 +54,8 @@ export interface ArchSpec {
   features: {
     serial: { description: string; options: string[] };
     port?: { description: string; options: string[]; modules: string[]; moduleOf?: Record<string, string> };
+    /** What the guest's userland (Debian's binaries of the architecture) needs of the CPU support, built in. */
+    userland?: { description: string; options: string[] };
   };
   /**
    * How much slower a guest of this architecture boots under TCG than an x86-64 guest under
