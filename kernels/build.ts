@@ -16,7 +16,8 @@
  * (cross-compiled, with kernels/recipes/arch/<arch>.config after the recipe's fragments). The
  * build runs in a temporary folder; the cache entry, keyed by a hash of the source package
  * version, the recipe, its fragments, the architecture and its patches, holds only the image
- * (bzImage, or Image on arm64 and riscv64), config, build.log and kernel.json. A failed build leaves no entry (its
+ * (bzImage, or Image on arm64 and riscv64), vmlinux (for `shell --gdb`), config, build.log and
+ * kernel.json. A failed build leaves no entry (its
  * log is kept beside the entries as `build-<recipe>.failed.log`).
  */
 import { promises as fs, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -169,6 +170,7 @@ interface BuildRecord {
   recipe: string;
   release: string;
   vmlinuz: string;
+  vmlinux?: string;
   arch?: string;
   configPath: string;
   description: string;
@@ -304,6 +306,8 @@ async function buildEntry(
     });
     const image = arch.kernelImage;
     await fs.copyFile(built.image, path.join(dir, image));
+    // vmlinux with its symbols, for `shell --gdb` (the build folder is temporary).
+    if (built.vmlinux) await fs.copyFile(built.vmlinux, path.join(dir, 'vmlinux'));
     await fs.writeFile(path.join(dir, 'config'), built.configText);
     const seconds = Math.round((Date.now() - started) / 1000);
     const record: BuildRecord = {
@@ -311,6 +315,7 @@ async function buildEntry(
       recipe: recipe.name,
       release: built.release === '?' ? src.version : built.release,
       vmlinuz: image,
+      ...(built.vmlinux ? { vmlinux: 'vmlinux' } : {}),
       ...(arch.name !== DEFAULT_ARCH ? { arch: arch.name } : {}),
       configPath: 'config',
       description:

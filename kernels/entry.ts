@@ -67,7 +67,8 @@ export async function loadKernelEntry(dir: string): Promise<Kernel> {
     description: rec.description,
     sha256: rec.sha256,
     ...(rec.arch && rec.arch !== 'x86_64' ? { arch: rec.arch } : {}),
-    ...(rec.vmlinux && existsSync(rec.vmlinux) ? { vmlinux: rec.vmlinux } : {}),
+    // vmlinux: a recipe's entry keeps its own (a name in the entry); a git: build's is in its build folder (absolute).
+    ...(rec.vmlinux && existsSync(path.resolve(dir, rec.vmlinux)) ? { vmlinux: path.resolve(dir, rec.vmlinux) } : {}),
     ...(rec.git ? { git: rec.git } : {}),
   };
 }

@@ -184,12 +184,21 @@ describe('build/nonroot-6.1: built from source, booted @boot', function () {
     seconds = (Date.now() - t) / 1000;
   });
 
-  it('is a whole cache entry: bzImage, its .config and the build log, no modules', async () => {
+  it('is a whole cache entry: bzImage, vmlinux for a debugger, its .config and the build log, no modules', async () => {
     expect(kernel.id).to.equal('build/nonroot-6.1');
     expect(kernel.release).to.match(/^6\.1\.\d+/);
     expect(kernel.modulesDir).to.equal(undefined);
     const dir = path.dirname(kernel.vmlinuz);
-    expect((await fs.readdir(dir)).sort()).to.deep.equal(['.rootprobe-manifest.json', 'build.log', 'bzImage', 'config', 'kernel.json']);
+    expect((await fs.readdir(dir)).sort()).to.deep.equal([
+      '.rootprobe-manifest.json',
+      'build.log',
+      'bzImage',
+      'config',
+      'kernel.json',
+      'vmlinux',
+    ]);
+    expect(kernel.vmlinux).to.equal(path.join(dir, 'vmlinux'));
+    expect((await fs.readFile(kernel.vmlinux!)).subarray(0, 4).toString('latin1')).to.equal('\x7fELF');
     const log = await fs.readFile(path.join(dir, 'build.log'), 'utf8');
     expect(log).to.match(/patching file init\/initramfs\.c/);
     expect(log).to.match(/rootprobe: built in \d+ s/);
