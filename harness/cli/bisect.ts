@@ -6,7 +6,8 @@
  * clone of the repository (kernels/git.ts: objects shared, the user's checkout, index, HEAD and
  * refs never touched, also on Ctrl-C). At each step the kernel is built incrementally and the
  * scenario booted `--runs` times: every run passed is good; any `failed`, `panic` or
- * `missing-stage` is bad; a `timeout`, an `error` or a build that fails is `git bisect skip`.
+ * `missing-stage` is bad (one of N is enough); otherwise a `timeout`, an `error` or a build
+ * that fails is `git bisect skip` (stepMark).
  * Both ends are checked first (a "good" that does not pass is an error before any bisecting).
  * It ends with the first bad commit, its subject, and what the readback of the last good and
  * the first bad kernel differ in (as `rootprobe diff` shows it). The predicate is the
@@ -29,7 +30,7 @@ import { diffRuns, diffText } from '../report/diff.ts';
 import { onCleanup } from '../lifecycle.ts';
 import type { Scenario } from '../scenario.ts';
 
-type Mark = 'good' | 'bad' | 'skip';
+export type Mark = 'good' | 'bad' | 'skip';
 
 export interface BisectStep {
   commit: string;
@@ -49,16 +50,28 @@ export interface BisectResult {
   firstBadRun?: RunRecord;
 }
 
-function markOf(runs: RunRecord[]): { mark: Mark; why: string } {
-  const outcomes = runs.map((r) => r.outcome);
-  const why = outcomes.join(', ');
-  if (outcomes.some((o) => o === 'timeout' || o === 'error')) {
-    const r = runs.find((x) => x.outcome === 'timeout' || x.outcome === 'error')!;
-    return { mark: 'skip', why: `${why} (${r.message?.split('\n')[0] ?? ''})` };
-  }
-  if (outcomes.every((o) => o === 'passed')) return { mark: 'good', why };
-  const r = runs.find((x) => x.outcome !== 'passed')!;
-  return { mark: 'bad', why: `${why}: ${r.message?.split('\n')[0] ?? ''}` };
+/** Outcomes that say nothing about the commit: the boot could not be judged. */
+const UNJUDGED = new Set<string>(['timeout', 'error']);
+
+/**
+ * The mark of one bisect step: from its build, when that failed (`skip`: the commit cannot be
+ * tested), else from its `--runs` runs. Every run passed: `good`. Any run that failed, panicked
+ * or lost a stage: `bad`, also when another run of the step timed out or broke (one failing run
+ * of N is enough: the behaviour was seen). Otherwise a `timeout` or an `error`: `skip`.
+ */
+export function stepMark(step: { buildError: string } | { runs: Array<Pick<RunRecord, 'outcome' | 'message'>> }): {
+  mark: Mark;
+  why: string;
+} {
+  if ('buildError' in step) return { mark: 'skip', why: `the build failed: ${step.buildError.split('\n')[0]}` };
+  const { runs } = step;
+  if (runs.length === 0) throw new Error('internal: a bisect step with no runs and no build error');
+  const why = runs.map((r) => r.outcome).join(', ');
+  const first = (r: Pick<RunRecord, 'message'> | undefined): string => r?.message?.split('\n')[0] ?? '';
+  if (runs.every((r) => r.outcome === 'passed')) return { mark: 'good', why };
+  const bad = runs.find((r) => r.outcome !== 'passed' && !UNJUDGED.has(r.outcome));
+  if (bad) return { mark: 'bad', why: `${why}: ${first(bad)}` };
+  return { mark: 'skip', why: `${why} (${first(runs.find((r) => UNJUDGED.has(r.outcome)))})` };
 }
 
 export interface BisectOptions {
@@ -99,7 +112,7 @@ export async function bisect(o: BisectOptions): Promise<BisectResult> {
       kernel = await resolveKernel(spec, { onProgress: (m) => o.say(`    build ${commit.slice(0, 12)}: ${m}`) });
     } catch (e) {
       if (e instanceof UsageError) throw e;
-      return { commit, subject: subj, mark: 'skip', why: `the build failed: ${(e as Error).message.split('\n')[0]}`, runs: [] };
+      return { commit, subject: subj, ...stepMark({ buildError: (e as Error).message }), runs: [] };
     }
     accel ??= (await detectAccel(kernel.vmlinuz, { arch: archOf(kernel) })).accel;
     const runs: RunRecord[] = [];
@@ -113,7 +126,7 @@ export async function bisect(o: BisectOptions): Promise<BisectResult> {
         }).catch((e) => Promise.reject(withScenario(e, o.scenario))),
       );
     }
-    return { commit, subject: subj, ...markOf(runs), runs };
+    return { commit, subject: subj, ...stepMark({ runs }), runs };
   };
   const show = (label: string, s: BisectStep): void => o.say(`${label} ${s.commit.slice(0, 12)} ${s.subject}: ${s.mark} (${s.why})`);
 
