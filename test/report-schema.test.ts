@@ -3,7 +3,8 @@
  * and runs[], and validates against schemas/report.schema.json (ajv). Validated here: a real
  * `rootprobe run switch_root --json` (one boot), the diff writer over that run's records, and
  * shapes the schema must refuse. The `run external --json` report of test/external.test.ts
- * (a real external boot) is validated there with the same helper.
+ * (a real external boot) is validated there with the same helper, the `bisect --json` report
+ * in test/bisect.test.ts (from recorded runs) and test/kernel-dev.test.ts (a real bisect).
  */
 import { expect } from 'chai';
 import { promises as fs } from 'node:fs';

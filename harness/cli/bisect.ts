@@ -27,6 +27,7 @@ import { validateScenarios, withScenario } from '../validate.ts';
 import { runScenario } from '../run/run-scenario.ts';
 import type { RunRecord } from '../run/record.ts';
 import { diffRuns, diffText } from '../report/diff.ts';
+import { reportObject, runsReport, type BisectEntry, type BisectStepEntry, type JsonReport } from '../report/json.ts';
 import { onCleanup } from '../lifecycle.ts';
 import type { Scenario } from '../scenario.ts';
 
@@ -48,6 +49,12 @@ export interface BisectResult {
   steps: BisectStep[];
   lastGood?: RunRecord;
   firstBadRun?: RunRecord;
+  /** The commits the ends named (--good, --bad). */
+  good: string;
+  bad: string;
+  /** The accelerator the runs used, and why (the KVM probe's verdict). */
+  accel: 'kvm' | 'tcg';
+  accelReason: string;
 }
 
 /** Outcomes that say nothing about the commit: the boot could not be judged. */
@@ -102,7 +109,7 @@ export async function bisect(o: BisectOptions): Promise<BisectResult> {
   );
   if (!isAncestor) throw new UsageError(`bisect: --good ${o.good} is not an ancestor of --bad ${o.bad}`);
   const subject = async (c: string): Promise<string> => (await git(top, ['log', '-1', '--format=%s', c])).trim();
-  let accel: 'kvm' | 'tcg' | undefined;
+  let accel: { accel: 'kvm' | 'tcg'; reason: string } | undefined;
 
   const test = async (commit: string): Promise<BisectStep> => {
     const subj = await subject(commit);
@@ -114,12 +121,12 @@ export async function bisect(o: BisectOptions): Promise<BisectResult> {
       if (e instanceof UsageError) throw e;
       return { commit, subject: subj, ...stepMark({ buildError: (e as Error).message }), runs: [] };
     }
-    accel ??= (await detectAccel(kernel.vmlinuz, { arch: archOf(kernel) })).accel;
+    accel ??= await detectAccel(kernel.vmlinuz, { arch: archOf(kernel) });
     const runs: RunRecord[] = [];
     for (let i = 0; i < o.runs; i++) {
       runs.push(
         await runScenario(o.scenario, kernel, {
-          accel,
+          accel: accel.accel,
           artifactsRoot: o.artifactsRoot,
           extraCmdline: o.extraCmdline,
           allowKernelLog: o.allowKernelLog,
@@ -152,6 +159,8 @@ export async function bisect(o: BisectOptions): Promise<BisectResult> {
   const { tree: clone } = await checkoutRevision(top, good, () => {});
   const reset = (): Promise<unknown> => git(clone, ['bisect', 'reset', '--quiet']).catch(() => undefined);
   const undo = onCleanup(reset);
+  // Both ends booted (their marks are good and bad, which no failed build gives): accel is known.
+  const ran = { good, bad, accel: accel!.accel, accelReason: accel!.reason };
   const byCommit = new Map<string, BisectStep>([
     [good, goodStep],
     [bad, badStep],
@@ -171,10 +180,11 @@ export async function bisect(o: BisectOptions): Promise<BisectResult> {
           steps,
           lastGood: lastGood.runs.at(-1),
           firstBadRun: fb?.runs.at(-1),
+          ...ran,
         };
       }
       if (/There are only 'skip'ped commits left to test/.test(out)) {
-        return { candidates: [...out.matchAll(/^([0-9a-f]{40})$/gm)].map((m) => m[1]), steps };
+        return { candidates: [...out.matchAll(/^([0-9a-f]{40})$/gm)].map((m) => m[1]), steps, ...ran };
       }
       const current = (await git(clone, ['rev-parse', 'BISECT_HEAD'])).trim();
       const left = /\(roughly (\d+) steps?\)/.exec(out)?.[1];
@@ -189,6 +199,53 @@ export async function bisect(o: BisectOptions): Promise<BisectResult> {
     await reset();
     undo();
   }
+}
+
+/**
+ * The --json of a bisect: the one report shape (schemas/report.schema.json) with command
+ * `bisect`, every run it booted in runs[] (the ends first, then each step's, in order) and its
+ * own part in `bisect`: the steps (their runs as indexes into runs[]), the first bad commit (or
+ * the candidates) and the readback difference of the last good and the first bad run.
+ */
+export function bisectReport(
+  result: BisectResult,
+  given: { scenario: string; kernel: string; good: string; bad: string; startedAt: Date },
+): JsonReport {
+  const runs: RunRecord[] = [];
+  const indexOf = new Map<RunRecord, number>();
+  const steps: BisectStepEntry[] = result.steps.map((s) => ({
+    commit: s.commit,
+    subject: s.subject,
+    mark: s.mark,
+    why: s.why,
+    runs: s.runs.map((r) => {
+      indexOf.set(r, runs.length);
+      return runs.push(r) - 1;
+    }),
+  }));
+  const compared = result.firstBad && result.lastGood && result.firstBadRun ? [result.lastGood, result.firstBadRun] : undefined;
+  const at = (r: RunRecord): number => {
+    const i = indexOf.get(r);
+    if (i === undefined) throw new Error('internal: a bisect compares a run that is not one of its steps');
+    return i;
+  };
+  const bisect: BisectEntry = {
+    scenario: given.scenario,
+    kernel: given.kernel,
+    good: { rev: given.good, commit: result.good },
+    bad: { rev: given.bad, commit: result.bad },
+    ...(result.firstBad ? { firstBad: result.firstBad } : {}),
+    ...(result.candidates ? { candidates: result.candidates } : {}),
+    steps,
+    ...(compared ? { lastGoodRun: at(compared[0]), firstBadRun: at(compared[1]) } : {}),
+    differences: compared ? diffRuns(compared[0], compared[1]) : [],
+  };
+  return reportObject(runsReport(runs, result.accel, result.accelReason, given.startedAt), 'bisect', { bisect });
+}
+
+/** bisectReport as written to the --json file. */
+export function bisectReportJson(result: BisectResult, given: Parameters<typeof bisectReport>[1]): string {
+  return JSON.stringify(bisectReport(result, given), null, 1) + '\n';
 }
 
 function regexes(list: string[] | undefined): RegExp[] {
@@ -245,27 +302,15 @@ export async function cmdBisect(args: string[]): Promise<number> {
   }
   process.stdout.write(out.join('\n') + '\n');
   if (values.json) {
-    const report = {
-      schemaVersion: 1,
-      kind: 'bisect',
+    const text = bisectReportJson(result, {
       scenario: sc.name,
       kernel: spec.id,
       good: values.good,
       bad: values.bad,
-      firstBad: result.firstBad,
-      candidates: result.candidates,
-      steps: result.steps.map((s) => ({
-        commit: s.commit,
-        subject: s.subject,
-        mark: s.mark,
-        why: s.why,
-        outcomes: s.runs.map((r) => r.outcome),
-      })),
-      differences: result.lastGood && result.firstBadRun ? diffRuns(result.lastGood, result.firstBadRun) : [],
-      runs: result.steps.flatMap((s) => s.runs),
-    };
+      startedAt: new Date(started),
+    });
     await fs.mkdir(path.dirname(path.resolve(values.json)), { recursive: true });
-    await fs.writeFile(values.json, JSON.stringify(report, null, 1) + '\n');
+    await fs.writeFile(values.json, text);
   }
   return result.firstBad ? 0 : 1;
 }

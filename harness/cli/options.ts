@@ -288,7 +288,11 @@ export const COMMANDS = {
       bad: { type: 'string', arg: 'REV', help: 'a later revision on which it does not (checked first)' },
       runs: { type: 'string', arg: 'N', help: 'boots per step (default 1): a step is good only when every run passed' },
       scenarios: SCENARIOS,
-      json: { type: 'string', arg: 'FILE', help: 'the steps, the first bad commit, the readback difference and every run as JSON' },
+      json: {
+        type: 'string',
+        arg: 'FILE',
+        help: 'every run, the steps, the first bad commit and the readback difference as JSON (docs/report.md)',
+      },
       cmdline: CMDLINE,
       artifacts: ARTIFACTS,
       'allow-kernel-log': ALLOW_KERNEL_LOG,
