@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bisectReport, bisectReportJson, stepMark, type BisectResult, type BisectStep } from '../harness/cli/bisect.ts';
+import { bisectReport, bisectReportJson, shownRun, stepMark, type BisectResult, type BisectStep } from '../harness/cli/bisect.ts';
 import type { MatrixReport } from '../harness/report/formats.ts';
 import { REPORT_SCHEMA_VERSION, type JsonReport } from '../harness/report/json.ts';
 import type { Outcome, RunRecord } from '../harness/run/record.ts';
@@ -98,8 +98,8 @@ function found(): BisectResult {
   return {
     firstBad: { commit: M2, subject: 'the culprit' },
     steps,
-    lastGood: steps[0].runs[0],
-    firstBadRun: steps[3].runs[1],
+    lastGood: shownRun(steps[0]),
+    firstBadRun: shownRun(steps[3]),
     good: G,
     bad: B,
     accel: 'tcg',
@@ -107,6 +107,20 @@ function found(): BisectResult {
   };
 }
 const GIVEN = { scenario: 'switch_root_manual', kernel: TREE, good: 'v6.1', bad: 'HEAD', startedAt: new Date('2026-12-01T10:00:00Z') };
+
+describe('bisect: the runs the readback difference compares (shownRun)', () => {
+  it("a bad step's first run that did not pass, though a later one passed (--runs N)", () => {
+    const bad = step(M2, 'flaky culprit', { runs: [on(M2, 'debian/sid'), on(M2, 'debian/trixie'), on(M2, 'debian/sid')] });
+    expect(bad.mark).to.equal('bad');
+    expect(shownRun(bad)).to.equal(bad.runs[1]);
+  });
+
+  it("a good step's last run; none for a step whose build failed", () => {
+    const good = step(G, 'good', { runs: [on(G, 'debian/sid'), on(G, 'debian/sid')] });
+    expect(shownRun(good)).to.equal(good.runs[1]);
+    expect(shownRun(step(M1, 'no build', { buildError: 'x' }))).to.equal(undefined);
+  });
+});
 
 describe('bisect --json: the one report shape (bisectReport)', () => {
   it('a bisect that found its commit validates against the report schema, as written to the file', () => {

@@ -81,6 +81,15 @@ export function stepMark(step: { buildError: string } | { runs: Array<Pick<RunRe
   return { mark: 'skip', why: `${why} (${first(runs.find((r) => UNJUDGED.has(r.outcome)))})` };
 }
 
+/**
+ * The run of a step whose readback the difference shows: of a bad step its first run that did
+ * not pass (with `--runs N` others may have passed: comparing one of those shows nothing), of
+ * any other its last.
+ */
+export function shownRun(step: Pick<BisectStep, 'mark' | 'runs'>): RunRecord | undefined {
+  return (step.mark === 'bad' ? step.runs.find((r) => r.outcome !== 'passed') : undefined) ?? step.runs.at(-1);
+}
+
 export interface BisectOptions {
   scenario: Scenario;
   spec: GitSpec;
@@ -178,8 +187,8 @@ export async function bisect(o: BisectOptions): Promise<BisectResult> {
         return {
           firstBad: { commit: firstBad, subject: await subject(firstBad) },
           steps,
-          lastGood: lastGood.runs.at(-1),
-          firstBadRun: fb?.runs.at(-1),
+          lastGood: shownRun(lastGood),
+          firstBadRun: fb && shownRun(fb),
           ...ran,
         };
       }
