@@ -14,7 +14,7 @@
  * scenario: bisect any property of the mount tree or the process table by writing one.
  */
 import { archOf } from '../arch/index.ts';
-import { COMMANDS, parseCommand } from './options.ts';
+import { allowKernelLogOption, COMMANDS, parseCommand } from './options.ts';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { UsageError, SetupError } from '../errors.ts';
@@ -257,16 +257,6 @@ export function bisectReportJson(result: BisectResult, given: Parameters<typeof 
   return JSON.stringify(bisectReport(result, given), null, 1) + '\n';
 }
 
-function regexes(list: string[] | undefined): RegExp[] {
-  return (list ?? []).map((r) => {
-    try {
-      return new RegExp(r);
-    } catch (e) {
-      throw new UsageError(`--allow-kernel-log ${JSON.stringify(r)} is not a regular expression: ${(e as Error).message}`);
-    }
-  });
-}
-
 export async function cmdBisect(args: string[]): Promise<number> {
   const parsed = parseCommand(COMMANDS.bisect, args);
   if (parsed.help) return 0;
@@ -290,7 +280,7 @@ export async function cmdBisect(args: string[]): Promise<number> {
     bad: values.bad,
     runs,
     extraCmdline: values.cmdline,
-    allowKernelLog: regexes(values['allow-kernel-log']),
+    allowKernelLog: allowKernelLogOption(values['allow-kernel-log']),
     artifactsRoot: values.artifacts ?? 'rootprobe-artifacts',
     say: (l) => process.stderr.write(`${l}\n`),
   });

@@ -81,6 +81,21 @@ const ALLOW_KERNEL_LOG = {
   help: 'a kernel report (WARNING, BUG, KASAN, lockdep...) whose title or line matches does not fail the run (repeatable); any other one does',
 } as const;
 
+/**
+ * The values of --allow-kernel-log as regular expressions (`run`, `bisect`): the plan adds them
+ * to the scenario's own allowKernelLog (plan/scenario.ts). One that is not a regular expression
+ * is a UsageError naming it.
+ */
+export function allowKernelLogOption(values: string[] | undefined): RegExp[] {
+  return (values ?? []).map((r) => {
+    try {
+      return new RegExp(r);
+    } catch (e) {
+      throw new UsageError(`--allow-kernel-log ${JSON.stringify(r)} is not a regular expression: ${(e as Error).message}`);
+    }
+  });
+}
+
 const EXIT_NOTES = 'exit status: 0 all passed, 1 some did not, 2 bad usage or missing setup';
 
 export const COMMANDS = {
