@@ -1,10 +1,11 @@
 /**
  * `rootprobe shell --gdb` without booting: QEMU's gdb stub on a unix socket of its own (not the
  * result channel's, no TCP port), and the gdb command line shell prints for it, with the
- * kernel's vmlinux when it has one.
+ * kernel's vmlinux when it has one, and gdb-multiarch for a guest of another architecture.
  */
 import { expect } from 'chai';
 import { gdbNotice } from '../harness/cli/shell.ts';
+import { archByName } from '../harness/arch/index.ts';
 import { UsageError } from '../harness/errors.ts';
 import { gdbCommand, MAX_SOCKET_PATH, qemuArgs, type BootSpec } from '../harness/qemu/command.ts';
 
@@ -47,28 +48,44 @@ describe('shell --gdb: the gdb stub in the QEMU arguments', () => {
 
 describe('shell --gdb: the gdb command line it prints', () => {
   it("with the kernel's vmlinux: gdb loads its symbols and attaches to the stub's socket", () => {
-    expect(gdbCommand({ socket: SOCKET, vmlinux: '/cache/git-linux/build/vmlinux' })).to.deep.equal([
+    expect(gdbCommand({ socket: SOCKET, vmlinux: '/cache/git-linux/build/vmlinux', hostArch: 'x64' })).to.deep.equal([
       'gdb',
       '/cache/git-linux/build/vmlinux',
       '-ex',
       `target remote ${SOCKET}`,
     ]);
-    const text = gdbNotice({ vmlinux: '/cache/git-linux/build/vmlinux' }, SOCKET);
+    const text = gdbNotice({ vmlinux: '/cache/git-linux/build/vmlinux' }, SOCKET, 'x64');
     expect(text).to.include(`  QEMU's gdb stub: ${SOCKET}\n`);
     expect(text).to.include(`  attach with:  gdb /cache/git-linux/build/vmlinux -ex 'target remote ${SOCKET}'\n`);
     expect(text).to.not.include('no vmlinux');
   });
 
   it('without one: the architecture instead, and a word on which kernels have symbols', () => {
-    const text = gdbNotice({}, SOCKET);
+    const text = gdbNotice({}, SOCKET, 'x64');
     expect(text).to.include(`  attach with:  gdb -ex 'set architecture i386:x86-64' -ex 'target remote ${SOCKET}'\n`);
     expect(text).to.include('this kernel has no vmlinux with symbols: git: kernels have one');
   });
 
   it('quotes a vmlinux path with spaces so that the line can be pasted', () => {
-    expect(gdbNotice({ vmlinux: '/home/me/my tree/vmlinux' }, SOCKET)).to.include(
+    expect(gdbNotice({ vmlinux: '/home/me/my tree/vmlinux' }, SOCKET, 'x64')).to.include(
       `gdb '/home/me/my tree/vmlinux' -ex 'target remote ${SOCKET}'`,
     );
+  });
+
+  it("a guest of another architecture: gdb-multiarch, and that architecture's name without vmlinux", () => {
+    expect(gdbNotice({ arch: 'arm64' }, SOCKET, 'x64')).to.include(
+      `attach with:  gdb-multiarch -ex 'set architecture aarch64' -ex 'target remote ${SOCKET}'`,
+    );
+    expect(gdbNotice({ arch: 'riscv64', vmlinux: '/c/vmlinux' }, SOCKET, 'x64')).to.include(
+      `attach with:  gdb-multiarch /c/vmlinux -ex 'target remote ${SOCKET}'`,
+    );
+    // on an arm64 host, the arm64 guest is the host's own, the x86-64 one is foreign
+    expect(gdbCommand({ socket: SOCKET, arch: archByName('arm64'), hostArch: 'arm64' })[0]).to.equal('gdb');
+    expect(gdbCommand({ socket: SOCKET, arch: archByName('x86_64'), hostArch: 'arm64' }).slice(0, 3)).to.deep.equal([
+      'gdb-multiarch',
+      '-ex',
+      'set architecture i386:x86-64',
+    ]);
   });
 
   it('attaches to the very socket QEMU was given', () => {

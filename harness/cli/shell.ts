@@ -30,10 +30,10 @@ import * as path from 'node:path';
 import { bootOptions } from '../firmware/cli.ts';
 
 /** What `shell --gdb` prints before the boot: the stub's socket and the gdb command line that attaches to it. */
-export function gdbNotice(kernel: Pick<Kernel, 'vmlinux'>, socket: string): string {
+export function gdbNotice(kernel: Pick<Kernel, 'vmlinux' | 'arch'>, socket: string, hostArch = process.arch): string {
   return (
     `  QEMU's gdb stub: ${socket}\n` +
-    `  attach with:  ${shellLine(gdbCommand({ socket, vmlinux: kernel.vmlinux }))}\n` +
+    `  attach with:  ${shellLine(gdbCommand({ socket, vmlinux: kernel.vmlinux, arch: archOf(kernel), hostArch }))}\n` +
     (kernel.vmlinux ? '' : `  (this kernel has no vmlinux with symbols: git: kernels have one)\n`) +
     `  add nokaslr to --cmdline for breakpoints on symbols.\n`
   );

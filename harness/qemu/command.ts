@@ -236,11 +236,14 @@ export function qemuArgs(spec: BootSpec, channel: QemuChannel): string[] {
 
 /**
  * The gdb command that attaches to a boot's gdb stub (`-gdb unix:SOCKET`, `rootprobe shell
- * --gdb`), as argv: with the kernel's `vmlinux` when it has one (symbols: git: and recipe
- * builds), else the bare architecture.
+ * --gdb`), as argv: with the kernel's `vmlinux` when it has one (symbols: git: builds), else the
+ * guest's architecture by name. A guest of another architecture than the host's needs
+ * gdb-multiarch (Debian's gdb debugs the host's own only).
  */
-export function gdbCommand(o: { socket: string; vmlinux?: string }): string[] {
-  return ['gdb', ...(o.vmlinux ? [o.vmlinux] : ['-ex', 'set architecture i386:x86-64']), '-ex', `target remote ${o.socket}`];
+export function gdbCommand(o: { socket: string; vmlinux?: string; arch?: ArchSpec; hostArch?: string }): string[] {
+  const arch = o.arch ?? defaultArch();
+  const gdb = (o.hostArch ?? process.arch) === arch.hostArch ? 'gdb' : 'gdb-multiarch';
+  return [gdb, ...(o.vmlinux ? [o.vmlinux] : ['-ex', `set architecture ${arch.gdbArchitecture}`]), '-ex', `target remote ${o.socket}`];
 }
 
 export { shellQuote, shellLine } from '../quote.ts';
