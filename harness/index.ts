@@ -21,39 +21,29 @@ export { shardCells, parseShard, junitMerge, type Shard } from './run/shard.ts';
 
 import { resolveKernel as resolveKernel_ } from '../kernels/index.ts';
 import { detectAccel as detectAccel_ } from './qemu/accel.ts';
-import { runScenario as runScenario_, type RunEvent, type RunRecord as RunRecord_ } from './run/run-scenario.ts';
+import { runScenario as runScenario_, type RunRecord as RunRecord_ } from './run/run-scenario.ts';
 import { validateScenarios as validate_ } from './validate.ts';
 import { skippedRecord as skippedRecord_ } from './run/matrix.ts';
 import type { Scenario as Scenario_ } from './scenario.ts';
+import { checkBootOptions, type BootOptions } from './boot-options.ts';
 
-export interface BootOptions {
-  /** A kernel spec as on the command line (default 'debian/bookworm'). */
-  kernel?: string;
-  /** Where the folder of a run that did not pass is kept (default ./rootprobe-artifacts). */
-  artifactsRoot?: string;
-  /** Keep the folder of a passing run too. */
-  keep?: boolean;
-  /** Appended to the kernel command line. */
-  extraCmdline?: string;
-  onEvent?: (e: RunEvent) => void;
-  signal?: AbortSignal;
-  /** 'bios' (default) or 'uefi' (OVMF). */
-  firmware?: 'bios' | 'uefi';
-  /** 'kernel' (default: -kernel), 'systemd-boot' or 'uki' (from an ESP rootprobe builds; uefi only). */
-  boot?: 'kernel' | 'systemd-boot' | 'uki';
-}
+export { bootOptionsSchema, type BootOptions } from './boot-options.ts';
 
 /**
  * One boot of one scenario, for a test author's own suite: checks the definition, resolves
  * (downloads into the cache if needed) the kernel, picks the accelerator, boots, runs the
  * scenario's check and returns the record: `outcome` ('passed', 'failed', ...), `message`
  * (why not), `stages` (each stage's mountinfo and processes), `evidence`, `artifacts`. A
- * scenario whose skipIf gives a reason for the kernel is not booted: outcome 'skipped'.
+ * scenario whose skipIf gives a reason for the kernel is not booted: outcome 'skipped'. The
+ * options are checked first: an unknown key (`kernal`) or a value of the wrong type is a
+ * UsageError naming it (and the nearest known key) before any kernel is resolved.
  *
  *   const run = await boot(myScenario, { kernel: 'debian/bookworm' });
  *   expect(run.outcome, run.message).to.equal('passed');
  */
-export async function boot(sc: Scenario_, opts: BootOptions = {}): Promise<RunRecord_> {
+export async function boot(sc: Scenario_, options: BootOptions = {}): Promise<RunRecord_> {
+  // Before anything is fetched or built: a misspelt key (`kernal`) is an error, not a default.
+  const opts = checkBootOptions(options);
   validate_([sc]);
   const kernel = await resolveKernel_(opts.kernel ?? 'debian/bookworm');
   const { accel } = await detectAccel_(kernel.vmlinuz);

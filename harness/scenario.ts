@@ -241,7 +241,8 @@ export interface Scenario extends ScenarioDefinition {
   dir: string;
 }
 
-function kindOf(v: unknown): string {
+/** A value as a message names it: `the string "yes"`, `a list`, `nothing`. */
+export function kindOf(v: unknown): string {
   if (v === undefined) return 'nothing';
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'a list';

@@ -15,6 +15,8 @@ import { resolveKernel } from '../kernels/index.ts';
 import { runMatrix } from '../harness/run/matrix.ts';
 import { loadScenarios } from '../scenarios/index.ts';
 import { kernelRepo, SERIES } from './fixtures/kernels/kernel-repo.ts';
+import type { JsonReport } from '../harness/report/json.ts';
+import { reportSchemaErrors } from './support/report-schema.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = path.join(ROOT, 'bin/rootprobe.js');
@@ -115,11 +117,17 @@ describe('kernel developers: git: kernels, bisect, kernel warnings @boot', funct
     expect(r.stdout)
       .to.match(/errno/)
       .and.match(/EINVAL/);
-    const rep = JSON.parse(readFileSync(json, 'utf8'));
-    expect(rep.firstBad).to.deep.equal({ commit: planted, subject: SERIES[2] });
-    expect(rep.steps[0]).to.include({ mark: 'good' });
-    expect(rep.steps[1]).to.include({ mark: 'bad' });
-    expect(rep.differences.map((d: { what: string }) => d.what)).to.include('var errno');
+    // The one report shape (schemas/report.schema.json): every run in runs[], the bisect's own part in `bisect`.
+    const rep = JSON.parse(readFileSync(json, 'utf8')) as JsonReport;
+    expect(reportSchemaErrors(rep)).to.deep.equal([]);
+    expect(rep.command).to.equal('bisect');
+    const b = rep.bisect!;
+    expect(b.firstBad).to.deep.equal({ commit: planted, subject: SERIES[2] });
+    expect(b.steps[0]).to.include({ mark: 'good' });
+    expect(b.steps[1]).to.include({ mark: 'bad' });
+    expect(rep.runs).to.have.length(b.steps.reduce((n, s) => n + s.runs.length, 0));
+    expect(rep.runs[b.firstBadRun!]!.outcome).to.equal('failed');
+    expect(b.differences.map((d) => d.what)).to.include('var errno');
     rmSync(path.dirname(json), { recursive: true, force: true });
   });
 

@@ -1,15 +1,16 @@
 /**
- * docs/reference.md is complete: every key of a scenario definition and of a disk (from the
- * zod schema the types come from), and every public member of ImageTree, BuildContext,
- * CheckContext, RunReadback, Stage, ProcessInfo, Mountinfo, MountinfoEntry and every
- * rootprobe assertion (read from the sources with the TypeScript compiler), has a row with an
- * example in its section. A member added without a line in the reference fails here.
+ * docs/reference.md is complete: every key of a scenario definition, of a disk and of boot()'s
+ * options (from the zod schemas the types come from), and every public member of ImageTree,
+ * BuildContext, CheckContext, RunReadback, Stage, ProcessInfo, Mountinfo, MountinfoEntry and
+ * every rootprobe assertion (read from the sources with the TypeScript compiler), has a row with
+ * an example in its section. A member added without a line in the reference fails here.
  */
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import ts from 'typescript';
 import { diskSchema, scenarioSchema } from '../harness/scenario.ts';
+import { bootOptionsSchema } from '../harness/boot-options.ts';
 import { ROOT } from './support/cli.ts';
 
 const doc = readFileSync(path.join(ROOT, 'docs/reference.md'), 'utf8');
@@ -81,6 +82,7 @@ const SECTIONS: Array<[title: string, keys: () => string[]]> = [
   ['Mountinfo', () => members('harness/readback/mountinfo.ts', 'Mountinfo')],
   ['MountinfoEntry', () => members('harness/readback/mountinfo.ts', 'MountinfoEntry')],
   ['Assertions', () => members('harness/assert/chai-rootprobe.ts', 'Assertion')],
+  ['boot() options', () => Object.keys(bootOptionsSchema.shape)],
 ];
 
 describe('docs/reference.md documents every key, member and assertion', () => {

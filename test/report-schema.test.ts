@@ -3,13 +3,15 @@
  * and runs[], and validates against schemas/report.schema.json (ajv). Validated here: a real
  * `rootprobe run switch_root --json` (one boot), the diff writer over that run's records, and
  * shapes the schema must refuse. The `run external --json` report of test/external.test.ts
- * (a real external boot) is validated there with the same helper.
+ * (a real external boot) is validated there with the same helper, the `bisect --json` report
+ * in test/bisect.test.ts (from recorded runs) and test/kernel-dev.test.ts (a real bisect).
  */
 import { expect } from 'chai';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { reportJson, REPORT_SCHEMA_VERSION, type JsonReport } from '../harness/report/json.ts';
+import { reportJson, reportObject, runsReport, REPORT_SCHEMA_VERSION, type JsonReport } from '../harness/report/json.ts';
+import { bareRecord } from '../harness/run/record.ts';
 import { diffRuns } from '../harness/report/diff.ts';
 import { cli } from './support/cli.ts';
 import { reportSchemaErrors } from './support/report-schema.ts';
@@ -65,5 +67,22 @@ describe('the JSON report schema @boot', () => {
     expect(reportSchemaErrors(odd).join('\n')).to.include('/runs/0/outcome must be equal to one of the allowed values');
     const extra = { ...report, bonus: 1 };
     expect(reportSchemaErrors(extra).join('\n')).to.include('must NOT have additional properties');
+  });
+});
+
+describe('the JSON report schema, without booting', () => {
+  it('a run report with a skipped cell validates (skipIf: retain_initrd on a 6.1 kernel is not booted)', () => {
+    const skipped = bareRecord({
+      scenario: 'retain_initrd',
+      kernel: { id: 'debian/bookworm', release: '6.1.0-18-amd64' },
+      accel: 'tcg',
+      outcome: 'skipped',
+      message: 'retain_initrd needs 6.8 or later',
+      memoryMiB: 256,
+      rerun: 'npx rootprobe run retain_initrd --kernel debian/bookworm --keep',
+    });
+    const report = reportObject(runsReport([skipped], 'tcg', 'ROOTPROBE_ACCEL=tcg', new Date()), 'run');
+    expect(reportSchemaErrors(report)).to.deep.equal([]);
+    expect(report.summary).to.include({ total: 1, skipped: 1 });
   });
 });

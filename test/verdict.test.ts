@@ -1,7 +1,8 @@
 /**
  * The verdict stage's pure parts on recorded console text: kernel reports (WARNING, BUG,
  * KASAN, UBSAN, lockdep, hung tasks, RCU stalls) titled with their first frames, the
- * allow list, the console watcher (tail, panic, notices) and the full-host-disk verdict.
+ * allow list (a scenario's allowKernelLog and --allow-kernel-log, as the plan combines them),
+ * the console watcher (tail, panic, notices) and the full-host-disk verdict.
  */
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
@@ -13,6 +14,12 @@ import { hostDiskVerdict } from '../harness/verdict/host-disk.ts';
 import { checkVerdict } from '../harness/verdict/check.ts';
 import { ConsoleWatcher, PANIC_MARK } from '../harness/qemu/console.ts';
 import type { BootOutcome } from '../harness/qemu/runner.ts';
+import { planScenario } from '../harness/plan/scenario.ts';
+import { allowKernelLogOption } from '../harness/cli/options.ts';
+import { UsageError } from '../harness/errors.ts';
+import { scenario } from '../harness/scenario.ts';
+import type { Kernel } from '../kernels/index.ts';
+import kernelWarning from './fixtures/scenarios/kernel-warning/scenario.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const LKDTM = readFileSync(path.join(here, 'fixtures/verdict/lkdtm-console.txt'), 'utf8');
@@ -95,6 +102,77 @@ describe('kernel reports on the console (harness/verdict/kernel-log.ts)', () => 
     expect(kernelLogVerdict(boot({ kernelReports: timing }), [], 'kvm')?.outcome).to.equal('failed');
     const warning = watch(LKDTM).reports.slice(0, 1);
     expect(kernelLogVerdict(boot({ kernelReports: warning }), [], 'tcg')?.outcome, 'a WARNING fails under TCG too').to.equal('failed');
+  });
+});
+
+describe("allowed kernel reports: the scenario's allowKernelLog and --allow-kernel-log, combined", () => {
+  // What the kernel_warning scenario's guest provokes through LKDTM: a WARNING, then a BUG.
+  const lines = LKDTM.split('\n');
+  const PROVOKED = lines
+    .slice(
+      0,
+      lines.findIndex((l) => /INFO: task/.test(l)),
+    )
+    .join('\n');
+  const KERNEL: Kernel = { id: 'git:/src/linux@rp-stock', release: '6.1.176+', vmlinuz: '/k/bzImage', description: 'test', sha256: '0' };
+  const NO_IMAGES = { segments: [], disks: [], modules: [], warnings: [] };
+
+  /** The runner's way: the console through the watcher, the plan's allow list into the verdict. */
+  function verdict(sc: typeof kernelWarning, cli: string[]) {
+    const c = new ConsoleWatcher();
+    c.write(Buffer.from(PROVOKED));
+    c.end();
+    const plan = planScenario(sc, KERNEL, NO_IMAGES, { allowKernelLog: allowKernelLogOption(cli) });
+    return kernelLogVerdict(boot({ kernelReports: c.kernelReports }), plan.allowKernelLog, 'kvm');
+  }
+  const allowing = (allowKernelLog: RegExp[]) => scenario({ ...kernelWarning, name: 'kernel_warning_allowing', allowKernelLog });
+
+  it('neither allows anything: the run fails naming the WARNING and the BUG', () => {
+    const v = verdict(kernelWarning, []);
+    expect(v?.outcome).to.equal('failed');
+    expect(v?.message)
+      .to.match(/reported 2 bugs/)
+      .and.match(/WARNING at drivers\/misc\/lkdtm\/bugs\.c:83 lkdtm_WARNING/)
+      .and.match(/kernel BUG at drivers\/misc\/lkdtm\/bugs\.c:76/);
+  });
+
+  it("the scenario's own allows the WARNING: the BUG alone fails the run", () => {
+    const v = verdict(allowing([/lkdtm_WARNING/]), []);
+    expect(v?.message)
+      .to.match(/reported a bug/)
+      .and.match(/kernel BUG at/)
+      .and.not.match(/lkdtm_WARNING/);
+  });
+
+  it('--allow-kernel-log alone allows the BUG: the WARNING alone fails the run', () => {
+    const v = verdict(kernelWarning, ['kernel BUG at drivers/misc/lkdtm']);
+    expect(v?.message)
+      .to.match(/reported a bug/)
+      .and.match(/lkdtm_WARNING/)
+      .and.not.match(/kernel BUG at/);
+  });
+
+  it('the two together allow both: the run passes; each one matches titles or console lines', () => {
+    expect(verdict(allowing([/lkdtm_WARNING/]), ['kernel BUG'])).to.equal(undefined);
+    // `PID: 95` is only in the WARNING's console line, not in its title
+    expect(verdict(allowing([/PID: 95 at/]), ['kernel BUG'])).to.equal(undefined);
+    expect(verdict(kernelWarning, ['lkdtm'])).to.equal(undefined);
+  });
+
+  it("the CLI's patterns are added to the plan's list, never to the scenario's own", () => {
+    const sc = allowing([/lkdtm_WARNING/]);
+    const plan = planScenario(sc, KERNEL, NO_IMAGES, { allowKernelLog: allowKernelLogOption(['kernel BUG', 'KASAN']) });
+    expect(plan.allowKernelLog.map(String)).to.deep.equal(['/lkdtm_WARNING/', '/kernel BUG/', '/KASAN/']);
+    expect(sc.allowKernelLog?.map(String)).to.deep.equal(['/lkdtm_WARNING/']);
+    expect(planScenario(sc, KERNEL, NO_IMAGES).allowKernelLog.map(String)).to.deep.equal(['/lkdtm_WARNING/']);
+  });
+
+  it('an --allow-kernel-log that is not a regular expression is a usage error naming it', () => {
+    expect(() => allowKernelLogOption(['lkdtm_(WARNING'])).to.throw(
+      UsageError,
+      /--allow-kernel-log "lkdtm_\(WARNING" is not a regular expression/,
+    );
+    expect(allowKernelLogOption(undefined)).to.deep.equal([]);
   });
 });
 

@@ -34,6 +34,7 @@ export const arm64: ArchSpec = {
   kbuild: { arch: 'arm64', target: 'Image', image: 'arch/arm64/boot/Image' },
   debianArch: 'arm64',
   gnuTriplet: 'aarch64-linux-gnu',
+  gdbArchitecture: 'aarch64',
   crossCompiler: {
     command: 'aarch64-linux-gnu-gcc',
     debianPackage: 'gcc-aarch64-linux-gnu',

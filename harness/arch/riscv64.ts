@@ -37,6 +37,7 @@ export const riscv64: ArchSpec = {
   kbuild: { arch: 'riscv', target: 'Image', image: 'arch/riscv/boot/Image' },
   debianArch: 'riscv64',
   gnuTriplet: 'riscv64-linux-gnu',
+  gdbArchitecture: 'riscv:rv64',
   crossCompiler: {
     command: 'riscv64-linux-gnu-gcc',
     debianPackage: 'gcc-riscv64-linux-gnu',

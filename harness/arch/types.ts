@@ -80,6 +80,8 @@ export interface ArchSpec {
   crossCompiler?: { command: string; debianPackage: string; libc: { header: string; debianPackage: string } };
   /** The GNU triplet: the compiler target for the probe and helpers, the libraries' folder. */
   gnuTriplet: string;
+  /** gdb's name of the architecture (`set architecture`), for `shell --gdb` on a kernel without vmlinux. */
+  gdbArchitecture: string;
   /** Firmware this architecture boots with, the first the default. */
   firmware: Array<'bios' | 'uefi'>;
   /**

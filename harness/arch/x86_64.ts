@@ -32,6 +32,7 @@ export const x86_64: ArchSpec = {
   kbuild: { arch: 'x86', target: 'bzImage', image: 'arch/x86/boot/bzImage' },
   debianArch: 'amd64',
   gnuTriplet: 'x86_64-linux-gnu',
+  gdbArchitecture: 'i386:x86-64',
   firmware: ['bios', 'uefi'],
   // OVMF under `-M pc` (no SMM: the plain build, not secboot). The 4 MiB build first (Debian 12's
   // default; the 2 MiB one is gone in later releases).

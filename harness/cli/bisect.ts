@@ -6,14 +6,15 @@
  * clone of the repository (kernels/git.ts: objects shared, the user's checkout, index, HEAD and
  * refs never touched, also on Ctrl-C). At each step the kernel is built incrementally and the
  * scenario booted `--runs` times: every run passed is good; any `failed`, `panic` or
- * `missing-stage` is bad; a `timeout`, an `error` or a build that fails is `git bisect skip`.
+ * `missing-stage` is bad (one of N is enough); otherwise a `timeout`, an `error` or a build
+ * that fails is `git bisect skip` (stepMark).
  * Both ends are checked first (a "good" that does not pass is an error before any bisecting).
  * It ends with the first bad commit, its subject, and what the readback of the last good and
  * the first bad kernel differ in (as `rootprobe diff` shows it). The predicate is the
  * scenario: bisect any property of the mount tree or the process table by writing one.
  */
 import { archOf } from '../arch/index.ts';
-import { COMMANDS, parseCommand } from './options.ts';
+import { allowKernelLogOption, COMMANDS, parseCommand } from './options.ts';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { UsageError, SetupError } from '../errors.ts';
@@ -26,10 +27,11 @@ import { validateScenarios, withScenario } from '../validate.ts';
 import { runScenario } from '../run/run-scenario.ts';
 import type { RunRecord } from '../run/record.ts';
 import { diffRuns, diffText } from '../report/diff.ts';
+import { reportObject, runsReport, type BisectEntry, type BisectStepEntry, type JsonReport } from '../report/json.ts';
 import { onCleanup } from '../lifecycle.ts';
 import type { Scenario } from '../scenario.ts';
 
-type Mark = 'good' | 'bad' | 'skip';
+export type Mark = 'good' | 'bad' | 'skip';
 
 export interface BisectStep {
   commit: string;
@@ -47,18 +49,45 @@ export interface BisectResult {
   steps: BisectStep[];
   lastGood?: RunRecord;
   firstBadRun?: RunRecord;
+  /** The commits the ends named (--good, --bad). */
+  good: string;
+  bad: string;
+  /** The accelerator the runs used, and why (the KVM probe's verdict). */
+  accel: 'kvm' | 'tcg';
+  accelReason: string;
 }
 
-function markOf(runs: RunRecord[]): { mark: Mark; why: string } {
-  const outcomes = runs.map((r) => r.outcome);
-  const why = outcomes.join(', ');
-  if (outcomes.some((o) => o === 'timeout' || o === 'error')) {
-    const r = runs.find((x) => x.outcome === 'timeout' || x.outcome === 'error')!;
-    return { mark: 'skip', why: `${why} (${r.message?.split('\n')[0] ?? ''})` };
-  }
-  if (outcomes.every((o) => o === 'passed')) return { mark: 'good', why };
-  const r = runs.find((x) => x.outcome !== 'passed')!;
-  return { mark: 'bad', why: `${why}: ${r.message?.split('\n')[0] ?? ''}` };
+/** Outcomes that say nothing about the commit: the boot could not be judged. */
+const UNJUDGED = new Set<string>(['timeout', 'error']);
+
+/**
+ * The mark of one bisect step: from its build, when that failed (`skip`: the commit cannot be
+ * tested), else from its `--runs` runs. Every run passed: `good`. Any run that failed, panicked
+ * or lost a stage: `bad`, also when another run of the step timed out or broke (one failing run
+ * of N is enough: the behaviour was seen). Otherwise a `timeout` or an `error`: `skip`.
+ */
+export function stepMark(step: { buildError: string } | { runs: Array<Pick<RunRecord, 'outcome' | 'message'>> }): {
+  mark: Mark;
+  why: string;
+} {
+  if ('buildError' in step) return { mark: 'skip', why: `the build failed: ${step.buildError.split('\n')[0]}` };
+  const { runs } = step;
+  if (runs.length === 0) throw new Error('internal: a bisect step with no runs and no build error');
+  const why = runs.map((r) => r.outcome).join(', ');
+  const first = (r: Pick<RunRecord, 'message'> | undefined): string => r?.message?.split('\n')[0] ?? '';
+  if (runs.every((r) => r.outcome === 'passed')) return { mark: 'good', why };
+  const bad = runs.find((r) => r.outcome !== 'passed' && !UNJUDGED.has(r.outcome));
+  if (bad) return { mark: 'bad', why: `${why}: ${first(bad)}` };
+  return { mark: 'skip', why: `${why} (${first(runs.find((r) => UNJUDGED.has(r.outcome)))})` };
+}
+
+/**
+ * The run of a step whose readback the difference shows: of a bad step its first run that did
+ * not pass (with `--runs N` others may have passed: comparing one of those shows nothing), of
+ * any other its last.
+ */
+export function shownRun(step: Pick<BisectStep, 'mark' | 'runs'>): RunRecord | undefined {
+  return (step.mark === 'bad' ? step.runs.find((r) => r.outcome !== 'passed') : undefined) ?? step.runs.at(-1);
 }
 
 export interface BisectOptions {
@@ -89,7 +118,7 @@ export async function bisect(o: BisectOptions): Promise<BisectResult> {
   );
   if (!isAncestor) throw new UsageError(`bisect: --good ${o.good} is not an ancestor of --bad ${o.bad}`);
   const subject = async (c: string): Promise<string> => (await git(top, ['log', '-1', '--format=%s', c])).trim();
-  let accel: 'kvm' | 'tcg' | undefined;
+  let accel: { accel: 'kvm' | 'tcg'; reason: string } | undefined;
 
   const test = async (commit: string): Promise<BisectStep> => {
     const subj = await subject(commit);
@@ -99,21 +128,21 @@ export async function bisect(o: BisectOptions): Promise<BisectResult> {
       kernel = await resolveKernel(spec, { onProgress: (m) => o.say(`    build ${commit.slice(0, 12)}: ${m}`) });
     } catch (e) {
       if (e instanceof UsageError) throw e;
-      return { commit, subject: subj, mark: 'skip', why: `the build failed: ${(e as Error).message.split('\n')[0]}`, runs: [] };
+      return { commit, subject: subj, ...stepMark({ buildError: (e as Error).message }), runs: [] };
     }
-    accel ??= (await detectAccel(kernel.vmlinuz, { arch: archOf(kernel) })).accel;
+    accel ??= await detectAccel(kernel.vmlinuz, { arch: archOf(kernel) });
     const runs: RunRecord[] = [];
     for (let i = 0; i < o.runs; i++) {
       runs.push(
         await runScenario(o.scenario, kernel, {
-          accel,
+          accel: accel.accel,
           artifactsRoot: o.artifactsRoot,
           extraCmdline: o.extraCmdline,
           allowKernelLog: o.allowKernelLog,
         }).catch((e) => Promise.reject(withScenario(e, o.scenario))),
       );
     }
-    return { commit, subject: subj, ...markOf(runs), runs };
+    return { commit, subject: subj, ...stepMark({ runs }), runs };
   };
   const show = (label: string, s: BisectStep): void => o.say(`${label} ${s.commit.slice(0, 12)} ${s.subject}: ${s.mark} (${s.why})`);
 
@@ -139,6 +168,8 @@ export async function bisect(o: BisectOptions): Promise<BisectResult> {
   const { tree: clone } = await checkoutRevision(top, good, () => {});
   const reset = (): Promise<unknown> => git(clone, ['bisect', 'reset', '--quiet']).catch(() => undefined);
   const undo = onCleanup(reset);
+  // Both ends booted (their marks are good and bad, which no failed build gives): accel is known.
+  const ran = { good, bad, accel: accel!.accel, accelReason: accel!.reason };
   const byCommit = new Map<string, BisectStep>([
     [good, goodStep],
     [bad, badStep],
@@ -156,12 +187,13 @@ export async function bisect(o: BisectOptions): Promise<BisectResult> {
         return {
           firstBad: { commit: firstBad, subject: await subject(firstBad) },
           steps,
-          lastGood: lastGood.runs.at(-1),
-          firstBadRun: fb?.runs.at(-1),
+          lastGood: shownRun(lastGood),
+          firstBadRun: fb && shownRun(fb),
+          ...ran,
         };
       }
       if (/There are only 'skip'ped commits left to test/.test(out)) {
-        return { candidates: [...out.matchAll(/^([0-9a-f]{40})$/gm)].map((m) => m[1]), steps };
+        return { candidates: [...out.matchAll(/^([0-9a-f]{40})$/gm)].map((m) => m[1]), steps, ...ran };
       }
       const current = (await git(clone, ['rev-parse', 'BISECT_HEAD'])).trim();
       const left = /\(roughly (\d+) steps?\)/.exec(out)?.[1];
@@ -178,14 +210,51 @@ export async function bisect(o: BisectOptions): Promise<BisectResult> {
   }
 }
 
-function regexes(list: string[] | undefined): RegExp[] {
-  return (list ?? []).map((r) => {
-    try {
-      return new RegExp(r);
-    } catch (e) {
-      throw new UsageError(`--allow-kernel-log ${JSON.stringify(r)} is not a regular expression: ${(e as Error).message}`);
-    }
-  });
+/**
+ * The --json of a bisect: the one report shape (schemas/report.schema.json) with command
+ * `bisect`, every run it booted in runs[] (the ends first, then each step's, in order) and its
+ * own part in `bisect`: the steps (their runs as indexes into runs[]), the first bad commit (or
+ * the candidates) and the readback difference of the last good and the first bad run.
+ */
+export function bisectReport(
+  result: BisectResult,
+  given: { scenario: string; kernel: string; good: string; bad: string; startedAt: Date },
+): JsonReport {
+  const runs: RunRecord[] = [];
+  const indexOf = new Map<RunRecord, number>();
+  const steps: BisectStepEntry[] = result.steps.map((s) => ({
+    commit: s.commit,
+    subject: s.subject,
+    mark: s.mark,
+    why: s.why,
+    runs: s.runs.map((r) => {
+      indexOf.set(r, runs.length);
+      return runs.push(r) - 1;
+    }),
+  }));
+  const compared = result.firstBad && result.lastGood && result.firstBadRun ? [result.lastGood, result.firstBadRun] : undefined;
+  const at = (r: RunRecord): number => {
+    const i = indexOf.get(r);
+    if (i === undefined) throw new Error('internal: a bisect compares a run that is not one of its steps');
+    return i;
+  };
+  const bisect: BisectEntry = {
+    scenario: given.scenario,
+    kernel: given.kernel,
+    good: { rev: given.good, commit: result.good },
+    bad: { rev: given.bad, commit: result.bad },
+    ...(result.firstBad ? { firstBad: result.firstBad } : {}),
+    ...(result.candidates ? { candidates: result.candidates } : {}),
+    steps,
+    ...(compared ? { lastGoodRun: at(compared[0]), firstBadRun: at(compared[1]) } : {}),
+    differences: compared ? diffRuns(compared[0], compared[1]) : [],
+  };
+  return reportObject(runsReport(runs, result.accel, result.accelReason, given.startedAt), 'bisect', { bisect });
+}
+
+/** bisectReport as written to the --json file. */
+export function bisectReportJson(result: BisectResult, given: Parameters<typeof bisectReport>[1]): string {
+  return JSON.stringify(bisectReport(result, given), null, 1) + '\n';
 }
 
 export async function cmdBisect(args: string[]): Promise<number> {
@@ -211,7 +280,7 @@ export async function cmdBisect(args: string[]): Promise<number> {
     bad: values.bad,
     runs,
     extraCmdline: values.cmdline,
-    allowKernelLog: regexes(values['allow-kernel-log']),
+    allowKernelLog: allowKernelLogOption(values['allow-kernel-log']),
     artifactsRoot: values.artifacts ?? 'rootprobe-artifacts',
     say: (l) => process.stderr.write(`${l}\n`),
   });
@@ -232,27 +301,15 @@ export async function cmdBisect(args: string[]): Promise<number> {
   }
   process.stdout.write(out.join('\n') + '\n');
   if (values.json) {
-    const report = {
-      schemaVersion: 1,
-      kind: 'bisect',
+    const text = bisectReportJson(result, {
       scenario: sc.name,
       kernel: spec.id,
       good: values.good,
       bad: values.bad,
-      firstBad: result.firstBad,
-      candidates: result.candidates,
-      steps: result.steps.map((s) => ({
-        commit: s.commit,
-        subject: s.subject,
-        mark: s.mark,
-        why: s.why,
-        outcomes: s.runs.map((r) => r.outcome),
-      })),
-      differences: result.lastGood && result.firstBadRun ? diffRuns(result.lastGood, result.firstBadRun) : [],
-      runs: result.steps.flatMap((s) => s.runs),
-    };
+      startedAt: new Date(started),
+    });
     await fs.mkdir(path.dirname(path.resolve(values.json)), { recursive: true });
-    await fs.writeFile(values.json, JSON.stringify(report, null, 1) + '\n');
+    await fs.writeFile(values.json, text);
   }
   return result.firstBad ? 0 : 1;
 }

@@ -27,7 +27,7 @@ import { DEFAULTS } from '../plan/defaults.ts';
 import { cleanupAll } from '../lifecycle.ts';
 import { sweepLeftovers } from '../sweep.ts';
 import { foldMessage } from '../report/fold.ts';
-import { COMMANDS, helpText, parseCommand, usageText, type CommandSpec } from './options.ts';
+import { allowKernelLogOption, COMMANDS, helpText, parseCommand, usageText, type CommandSpec } from './options.ts';
 import { checkOutputs, EXIT_REPORT_LOST, lostText, writeOutput, writeReports } from '../report/outputs.ts';
 import type { DiffEntry } from '../report/json.ts';
 import type { DiffPair } from '../report/html.ts';
@@ -87,13 +87,7 @@ async function cmdRun(args: string[]): Promise<number> {
   if (parsed.help) return 0;
   const { values, positionals } = parsed;
   const { firmware, boot } = bootOptions(values);
-  const allowKernelLog = (values['allow-kernel-log'] ?? []).map((r) => {
-    try {
-      return new RegExp(r);
-    } catch (e) {
-      throw new UsageError(`--allow-kernel-log ${JSON.stringify(r)} is not a regular expression: ${(e as Error).message}`);
-    }
-  });
+  const allowKernelLog = allowKernelLogOption(values['allow-kernel-log']);
   const { resolveShard } = await import('../run/shard.ts');
   const shard = values.shard !== undefined ? resolveShard(values.shard) : undefined;
   if (shard && shard.from !== '--shard') process.stderr.write(`shard ${shard.index}/${shard.count} (from ${shard.from})\n`);

@@ -81,6 +81,21 @@ const ALLOW_KERNEL_LOG = {
   help: 'a kernel report (WARNING, BUG, KASAN, lockdep...) whose title or line matches does not fail the run (repeatable); any other one does',
 } as const;
 
+/**
+ * The values of --allow-kernel-log as regular expressions (`run`, `bisect`): the plan adds them
+ * to the scenario's own allowKernelLog (plan/scenario.ts). One that is not a regular expression
+ * is a UsageError naming it.
+ */
+export function allowKernelLogOption(values: string[] | undefined): RegExp[] {
+  return (values ?? []).map((r) => {
+    try {
+      return new RegExp(r);
+    } catch (e) {
+      throw new UsageError(`--allow-kernel-log ${JSON.stringify(r)} is not a regular expression: ${(e as Error).message}`);
+    }
+  });
+}
+
 const EXIT_NOTES = 'exit status: 0 all passed, 1 some did not, 2 bad usage or missing setup';
 
 export const COMMANDS = {
@@ -288,7 +303,11 @@ export const COMMANDS = {
       bad: { type: 'string', arg: 'REV', help: 'a later revision on which it does not (checked first)' },
       runs: { type: 'string', arg: 'N', help: 'boots per step (default 1): a step is good only when every run passed' },
       scenarios: SCENARIOS,
-      json: { type: 'string', arg: 'FILE', help: 'the steps, the first bad commit, the readback difference and every run as JSON' },
+      json: {
+        type: 'string',
+        arg: 'FILE',
+        help: 'every run, the steps, the first bad commit and the readback difference as JSON (docs/report.md)',
+      },
       cmdline: CMDLINE,
       artifacts: ARTIFACTS,
       'allow-kernel-log': ALLOW_KERNEL_LOG,

@@ -15,7 +15,7 @@ import { COMMANDS, parseCommand } from './options.ts';
 import { spawnSync } from 'node:child_process';
 import { UsageError } from '../errors.ts';
 import { loadScenarios, pickScenarios } from '../../scenarios/index.ts';
-import { kernelsForArch, parseKernelSpec, resolveKernel } from '../../kernels/index.ts';
+import { kernelsForArch, parseKernelSpec, resolveKernel, type Kernel } from '../../kernels/index.ts';
 import { prepareImages } from '../run/prepare.ts';
 import { detectAccel } from '../qemu/accel.ts';
 import { expectedStages } from '../scenario.ts';
@@ -24,9 +24,20 @@ import { DEFAULTS } from '../plan/defaults.ts';
 import { planScenario } from '../plan/scenario.ts';
 import { execute } from '../run/execute.ts';
 import { makeTempDir } from '../lifecycle.ts';
-import { shellQuote } from '../quote.ts';
+import { shellLine } from '../quote.ts';
+import { gdbCommand } from '../qemu/command.ts';
 import * as path from 'node:path';
 import { bootOptions } from '../firmware/cli.ts';
+
+/** What `shell --gdb` prints before the boot: the stub's socket and the gdb command line that attaches to it. */
+export function gdbNotice(kernel: Pick<Kernel, 'vmlinux' | 'arch'>, socket: string, hostArch = process.arch): string {
+  return (
+    `  QEMU's gdb stub: ${socket}\n` +
+    `  attach with:  ${shellLine(gdbCommand({ socket, vmlinux: kernel.vmlinux, arch: archOf(kernel), hostArch }))}\n` +
+    (kernel.vmlinux ? '' : `  (this kernel has no vmlinux with symbols: git: kernels have one)\n`) +
+    `  add nokaslr to --cmdline for breakpoints on symbols.\n`
+  );
+}
 
 export async function cmdShell(args: string[]): Promise<number> {
   const parsed = parseCommand(COMMANDS.shell, args);
@@ -60,15 +71,8 @@ export async function cmdShell(args: string[]): Promise<number> {
   );
   let gdbSocket: string | undefined;
   if (values.gdb) {
-    const dir = await makeTempDir('rootprobe-gdb-');
-    gdbSocket = path.join(dir, 'gdb.sock');
-    const sym = kernel.vmlinux ?? '';
-    process.stderr.write(
-      `  QEMU's gdb stub: ${gdbSocket}\n` +
-        `  attach with:  gdb ${sym ? shellQuote(sym) : '-ex "set architecture i386:x86-64"'} -ex ${shellQuote(`target remote ${gdbSocket}`)}\n` +
-        (sym ? '' : `  (this kernel has no vmlinux with symbols: git: kernels have one)\n`) +
-        `  add nokaslr to --cmdline for breakpoints on symbols.\n`,
-    );
+    gdbSocket = path.join(await makeTempDir('rootprobe-gdb-'), 'gdb.sock');
+    process.stderr.write(gdbNotice(kernel, gdbSocket));
   }
   const record = await execute(plan, { accel: accel.accel, interactive: true, ...(gdbSocket ? { gdbSocket } : {}) });
   // QEMU puts the terminal back when it exits normally; after a kill it cannot.

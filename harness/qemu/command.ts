@@ -118,6 +118,16 @@ export function qemuArgs(spec: BootSpec, channel: QemuChannel): string[] {
         `${MAX_SOCKET_PATH} a unix socket allows: ${channel.resultSocket}`,
     );
   }
+  if (spec.gdbSocket !== undefined) {
+    if (spec.gdbSocket === channel.resultSocket)
+      throw new Error("internal: the gdb stub needs a socket of its own, not the result channel's");
+    if (Buffer.byteLength(spec.gdbSocket) > MAX_SOCKET_PATH) {
+      throw new UsageError(
+        `the gdb stub's socket path is ${Buffer.byteLength(spec.gdbSocket)} bytes, over the ${MAX_SOCKET_PATH} a unix socket ` +
+          `allows: ${spec.gdbSocket} (set TMPDIR to a shorter folder)`,
+      );
+    }
+  }
   const firmware = spec.firmware ?? 'bios';
   if (firmware !== 'bios' && firmware !== 'uefi') throw new UsageError(`firmware must be 'bios' or 'uefi'; got ${String(spec.firmware)}`);
   if (!arch.firmware.includes(firmware)) throw new UsageError(`${arch.name} boots with ${arch.firmware.join(' or ')}, not ${firmware}`);
@@ -222,6 +232,18 @@ export function qemuArgs(spec: BootSpec, channel: QemuChannel): string[] {
   if (spec.gdbSocket) argv.push('-gdb', `unix:${qemuOptValue(spec.gdbSocket)},server=on,wait=off`);
   argv.push('-pidfile', path.join(spec.runDir, 'qemu.pid'));
   return argv;
+}
+
+/**
+ * The gdb command that attaches to a boot's gdb stub (`-gdb unix:SOCKET`, `rootprobe shell
+ * --gdb`), as argv: with the kernel's `vmlinux` when it has one (symbols: git: builds), else the
+ * guest's architecture by name. A guest of another architecture than the host's needs
+ * gdb-multiarch (Debian's gdb debugs the host's own only).
+ */
+export function gdbCommand(o: { socket: string; vmlinux?: string; arch?: ArchSpec; hostArch?: string }): string[] {
+  const arch = o.arch ?? defaultArch();
+  const gdb = (o.hostArch ?? process.arch) === arch.hostArch ? 'gdb' : 'gdb-multiarch';
+  return [gdb, ...(o.vmlinux ? [o.vmlinux] : ['-ex', `set architecture ${arch.gdbArchitecture}`]), '-ex', `target remote ${o.socket}`];
 }
 
 export { shellQuote, shellLine } from '../quote.ts';
