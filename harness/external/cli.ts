@@ -15,7 +15,6 @@ import { initOf, runExternal, type ExternalRecord } from './run.ts';
 import { reportHtml } from '../report/html.ts';
 import { reportJson, singleRunReport } from '../report/json.ts';
 import { inspectInitramfs } from './segment.ts';
-import { foldMessage } from '../report/fold.ts';
 import { checkOutputs, EXIT_REPORT_LOST, lostText, writeReports } from '../report/outputs.ts';
 
 import { espInputs, ukiInputs } from './run.ts';
@@ -104,21 +103,7 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
   });
   if (fromUki) await removeTempDir(fromUki.dir);
   if (fromEsp) await removeTempDir(fromEsp.dir);
-  if (rec.message) {
-    // Short in the report and on the terminal; the whole message in the artifacts, if kept.
-    const folded = foldMessage(rec.message);
-    if (folded !== rec.message) {
-      let where = '';
-      if (rec.artifacts?.dir) {
-        const file = path.join(rec.artifacts.dir, 'message.txt');
-        where = await fs.writeFile(file, rec.message).then(
-          () => `\n(the whole message: ${file})`,
-          () => '',
-        );
-      }
-      rec.message = folded + where;
-    }
-  }
+  // The message is already short (run/execute.ts finishRecord), the whole one in the artifacts.
   const lost = await writeReports([
     { flag: '--json', path: values.json, text: () => reportJson(singleRunReport(rec, accel.reason, started), 'run external') },
     { flag: '--html', path: values.html, text: () => reportHtml({ runs: [rec] }) },

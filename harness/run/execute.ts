@@ -23,8 +23,8 @@ import type { BootPlan, PlanRun } from '../plan/types.ts';
 import { channelVerdict, kernelLogVerdict, TIMING_KINDS, type Verdict } from '../verdict/channel.ts';
 import { checkVerdict } from '../verdict/check.ts';
 import { freeBytes, hostDiskVerdict } from '../verdict/host-disk.ts';
-import { keepArtifacts } from './artifacts.ts';
-import { bareRecord, type Accel, type RunEvent, type RunRecord } from './record.ts';
+import { artifactDir, keepArtifacts } from './artifacts.ts';
+import { bareRecord, foldRecordMessage, type Accel, type RunEvent, type RunRecord } from './record.ts';
 import {
   copyVars,
   EFI_PARAM,
@@ -296,6 +296,50 @@ async function judge(plan: BootPlan, boot: BootOutcome, run: PlanRun, runDir: st
   return kernelLogVerdict(boot, plan.allowKernelLog, run.record.accel) ?? checked;
 }
 
+export interface FinishContext {
+  /** When the run started (Date.now()). */
+  started: number;
+  /** The run's temporary folder: moved into the artifacts when kept, removed in any case. */
+  runDir: string;
+  name: string;
+  kernel: { id: string };
+  readback: RunReadback;
+  boot?: BootOutcome;
+  /** The plan's last word on the record (external mode's input hashes). */
+  finish?: (record: RunRecord) => Promise<void>;
+  /** The console was on the terminal (`shell`): nothing is kept. */
+  interactive?: boolean;
+  /** Keep a passing run's folder as its artifacts too (a run that did not pass always keeps it). */
+  keep?: boolean;
+  artifactsRoot: string;
+}
+
+/**
+ * The step from a judged record to the one every caller gets (`run`, `run external`, `shell`,
+ * the library's `boot()`, the matrix): the plan's finish, the duration, the message folded
+ * short (the whole one in the artifacts' `message.txt`, which the message names), then the
+ * artifacts kept with that record as their `run.json`. The run folder is gone afterwards.
+ */
+export async function finishRecord(record: RunRecord, ctx: FinishContext): Promise<RunRecord> {
+  try {
+    if (ctx.finish) await ctx.finish(record);
+    record.durationMs = Date.now() - ctx.started;
+    // After finish, which may still fail the run (external mode: a user's file changed).
+    if (!ctx.interactive && (record.outcome !== 'passed' || ctx.keep)) {
+      const wholeMessage = foldRecordMessage(record, path.join(artifactDir(ctx.artifactsRoot, ctx.name, ctx.kernel), 'message.txt'));
+      record.artifacts = await keepArtifacts(ctx.runDir, ctx.name, ctx.kernel, record, ctx.readback, ctx.boot, {
+        artifactsRoot: ctx.artifactsRoot,
+        ...(wholeMessage !== undefined ? { wholeMessage } : {}),
+      });
+    } else {
+      foldRecordMessage(record);
+    }
+  } finally {
+    await removeTempDir(ctx.runDir);
+  }
+  return record;
+}
+
 /** Boots a plan once and returns its verdict with the evidence. */
 export async function execute(plan: BootPlan, opts: ExecuteOptions): Promise<RunRecord> {
   const started = Date.now();
@@ -353,17 +397,18 @@ export async function execute(plan: BootPlan, opts: ExecuteOptions): Promise<Run
     record.message = (e as Error).message;
     if (boot) record.consoleTail = boot.consoleTail;
   } finally {
-    if (plan.finish) await plan.finish(record);
-    record.durationMs = Date.now() - started;
-    try {
-      if (!opts.interactive && (record.outcome !== 'passed' || opts.keep)) {
-        record.artifacts = await keepArtifacts(runDir, plan.name, plan.kernel, record, readback, boot, {
-          artifactsRoot: opts.artifactsRoot ?? DEFAULTS.artifactsRoot,
-        });
-      }
-    } finally {
-      await removeTempDir(runDir);
-    }
+    await finishRecord(record, {
+      started,
+      runDir,
+      name: plan.name,
+      kernel: plan.kernel,
+      readback,
+      boot,
+      finish: plan.finish,
+      interactive: opts.interactive,
+      keep: opts.keep,
+      artifactsRoot: opts.artifactsRoot ?? DEFAULTS.artifactsRoot,
+    });
   }
   return record;
 }
