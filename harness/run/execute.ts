@@ -17,12 +17,11 @@ import { timeoutFactor } from '../qemu/accel.ts';
 import { makeTempDir, removeTempDir } from '../lifecycle.ts';
 import { concatSegments } from '../image/initramfs.ts';
 import { copyForRun } from '../image/disk.ts';
-import { SetupError } from '../errors.ts';
 import { DEFAULTS } from '../plan/defaults.ts';
 import type { BootPlan, PlanRun } from '../plan/types.ts';
 import { channelVerdict, kernelLogVerdict, TIMING_KINDS, type Verdict } from '../verdict/channel.ts';
 import { checkVerdict } from '../verdict/check.ts';
-import { freeBytes, hostDiskVerdict } from '../verdict/host-disk.ts';
+import { checkRoom, hostDiskVerdict } from '../verdict/host-disk.ts';
 import { artifactDir, keepArtifacts } from './artifacts.ts';
 import { bareRecord, foldRecordMessage, type Accel, type RunEvent, type RunRecord } from './record.ts';
 import {
@@ -214,16 +213,14 @@ export async function materialize(plan: BootPlan, runDir: string): Promise<Mater
       initrd,
     );
   }
-  const copies = plan.disks.filter((d) => d.mode === 'copy');
+  // The disks copied for the run, and a user's ESP (boot path esp), which is copied too.
+  const copies = [
+    ...plan.disks.filter((d) => d.mode === 'copy').map((d) => d.path),
+    ...((plan.boot ?? 'kernel') === 'esp' ? [plan.esp!] : []),
+  ];
   if (copies.length > 0) {
-    const need = (await Promise.all(copies.map((d) => allocated(d.path)))).reduce((a, b) => a + b, 0) + DISK_MARGIN;
-    const free = freeBytes(runDir);
-    if (free !== undefined && free < need) {
-      throw new SetupError(
-        `the host's disk is too full for this run's disk copies: ${runDir} has ${(free / 2 ** 20).toFixed(1)} MiB free, ` +
-          `the disks need ${(need / 2 ** 20).toFixed(1)} MiB (ENOSPC). Free space there, or point TMPDIR at a larger file system.`,
-      );
-    }
+    const need = (await Promise.all(copies.map(allocated))).reduce((a, b) => a + b, 0) + DISK_MARGIN;
+    checkRoom(runDir, need, "this run's disk copies (with 16 MiB for the guest's writes)");
   }
   const disks: NonNullable<BootSpec['disks']> = [];
   const byName: Record<string, { path: string }> = {};
