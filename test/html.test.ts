@@ -16,7 +16,8 @@ import { consoleLineKind, marksById, processRows, runTrees, stageTree } from '..
 import { diffHtml, esc, reportHtml } from '../harness/report/html.ts';
 import { artifactConsoleLog } from '../harness/report/console-log.ts';
 import { KernelLogWatcher } from '../harness/verdict/kernel-log.ts';
-import { processText, treeText } from '../harness/report/tree-text.ts';
+import { mountTreeText, processText, treeText } from '../harness/report/tree-text.ts';
+import { Mountinfo } from '../harness/readback/mountinfo.ts';
 import { diffRuns } from '../harness/report/diff.ts';
 import { BIN, cli, ROOT, run } from './support/cli.ts';
 
@@ -373,6 +374,26 @@ describe('terminal tree view', () => {
     expect(text).to.match(/└─\/mnt\/a\\x0ab\\x1b\[31m t +tmpfs/);
     expect(text).to.not.include('\x1b');
     expect(text.split('\n')).to.have.length(3);
+  });
+
+  it("shows a mount of a filesystem's subtree as findmnt does: SOURCE[/root]", () => {
+    const t = stageTree(stage('x', [ROOTFS, '30 1 254:0 /srv/data /mnt/data rw - ext4 /dev/vda rw']));
+    expect(treeText(t, false).split('\n')[2]).to.match(/^└─\/mnt\/data \/dev\/vda\[\/srv\/data\] ext4 +rw +30$/);
+  });
+
+  it("failure messages' view (mountTreeText): a bare mount table drawn as show draws a stage, with the changes since a previous one", () => {
+    const ini = Mountinfo.fromJSON(runOf('switch_root').stages[0]!.mountinfo);
+    const real = Mountinfo.fromJSON(runOf('switch_root').stages[1]!.mountinfo);
+    // A Mountinfo, or its entries, alone: the same table as treeText of that stage, without marks.
+    const alone = mountTreeText(real);
+    expect(alone).to.equal(mountTreeText(real.entries));
+    expect(alone.split('\n')[0]).to.match(/^TARGET\s+SOURCE\s+FSTYPE\s+OPTIONS\s+ID\s+CHANGE$/);
+    expect(alone).to.match(/^\[mount 1\]\s+\?\s+\?\s+1 not listed \(a parent id\)$/m);
+    expect(alone).to.match(/^└─\/\s+\/dev\/vda\s+ext4\s+\S+\s+25$/m);
+    expect(alone).to.not.include('\x1b[');
+    // With the table before: the marks of `rootprobe show` for that stage, line for line.
+    expect(mountTreeText(real, ini)).to.equal(treeText(treeOf('switch_root', 'realroot'), false));
+    expect(mountTreeText(real, ini)).to.match(/^└─\/\s+\/dev\/vda\s+ext4\s+\S+\s+25 new$/m);
   });
 
   it('lists the processes with their links and what changed, kernel threads counted', () => {
