@@ -300,13 +300,15 @@ export interface GuardedResult {
  * Runs a command to its end as spawnGuarded does, in a process group of its own (so that a
  * signal to rootprobe ends it and everything it started: apt-get's methods, dpkg-deb's tar,
  * make's compilers), with its output collected (at most `maxBuffer` bytes of each stream are
- * kept; the rest is dropped, not an error). Rejects only when the command cannot be started
- * (an error with `code`, e.g. ENOENT); a non-zero exit is in the result.
+ * kept; the rest is dropped, not an error). `input` goes to its stdin; a command that exits
+ * before reading it all is no error here (its exit status says how it went). Rejects only when
+ * the command cannot be started (an error with `code`, e.g. ENOENT); a non-zero exit is in the
+ * result.
  */
 export function runGuarded(
   command: string,
   args: string[],
-  options: { cwd?: string; env?: NodeJS.ProcessEnv; maxBuffer?: number; input?: string } = {},
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; maxBuffer?: number; input?: string | Buffer } = {},
 ): Promise<GuardedResult> {
   const max = options.maxBuffer ?? 64 << 20;
   return new Promise((resolve, reject) => {
@@ -328,7 +330,11 @@ export function runGuarded(
       if (errLen < max) err.push(d.subarray(0, max - errLen));
       errLen += d.length;
     });
-    if (options.input !== undefined) child.stdin!.end(options.input);
+    if (options.input !== undefined) {
+      // EPIPE when the command stops reading (a decompressor at the end of its stream, `head`).
+      child.stdin!.on('error', () => {});
+      child.stdin!.end(options.input);
+    }
     child.once('error', reject);
     child.once('close', (code, signal) => resolve({ code, signal, stdout: Buffer.concat(out), stderr: Buffer.concat(err) }));
   });

@@ -1,14 +1,17 @@
 /**
  * Short messages (harness/report/fold.ts): repeated lines folded, a message of any size cut to
- * a few KB, and a run's whole message kept in its artifact folder (matrix.foldRunMessage).
+ * a few KB, and a run's whole message kept in its artifact folder (execute.finishRecord, the
+ * step every record goes through: the matrix, `run external`, `shell` and the library's boot()).
  */
 import { expect } from 'chai';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { foldMessage } from '../harness/report/fold.ts';
-import { foldRunMessage } from '../harness/run/matrix.ts';
-import type { RunRecord } from '../harness/run/run-scenario.ts';
+import { finishRecord } from '../harness/run/execute.ts';
+import { bareRecord, type RunRecord } from '../harness/run/record.ts';
+import { RunReadback } from '../harness/readback/result.ts';
+import { reportJson, singleRunReport } from '../harness/report/json.ts';
 
 // What debugfs printed, line after line, when TMPDIR filled up under loop_root_shutdown.
 const ENOSPC = 'debugfs: write: No space left on device while writing /tmp/rootprobe-x/inner.img';
@@ -61,20 +64,95 @@ describe('foldMessage', () => {
     expect(wide).to.match(/bytes left out/);
   });
 
-  it('a run whose message was folded keeps the whole one in message.txt of its artifact folder', async () => {
-    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'fold-test-'));
+  const kernel = { id: 'file:/k/vmlinuz', release: '6.1.0' };
+  const record = (outcome: RunRecord['outcome'], message: string): RunRecord => {
+    const r = bareRecord({ scenario: 'loop_root_shutdown', kernel, accel: 'tcg', outcome, memoryMiB: 256, rerun: 'npx rootprobe run x' });
+    r.message = message;
+    return r;
+  };
+
+  it("finishing a run's record: run.json, message.txt and every report carry the short message, the whole one in message.txt", async () => {
+    const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'fold-test-'));
     try {
-      const whole = Array(5000).fill(ENOSPC).join('\n');
-      const r = { message: whole, artifacts: { dir } } as unknown as RunRecord;
-      await foldRunMessage(r);
-      expect(r.message!.length).to.be.below(4096);
-      expect(r.message).to.include(`the whole message: ${path.join(dir, 'message.txt')}`);
+      const runDir = path.join(tmp, 'run');
+      await fs.mkdir(runDir);
+      await fs.writeFile(path.join(runDir, 'console.log'), '[ 1.0] hello\n');
+      // What loop_root_shutdown said with a full TMPDIR: 811 KB, one debugfs line repeated.
+      const whole = `debugfs could not finish the disk image inner.img:\n${Array(20000).fill(ENOSPC).join('\n')}`;
+      const r = record('error', whole);
+      const root = path.join(tmp, 'artifacts');
+      await finishRecord(r, {
+        started: Date.now(),
+        runDir,
+        name: 'loop_root_shutdown',
+        kernel,
+        readback: new RunReadback(),
+        artifactsRoot: root,
+      });
+      const dir = r.artifacts!.dir;
+      expect(path.dirname(dir)).to.equal(root);
+      expect(Buffer.byteLength(r.message!)).to.be.below(4096 + 200);
+      expect(r.message).to.include('the same line 19999 more times');
+      expect(r.message).to.match(
+        new RegExp(`\\(the whole message: ${path.join(dir, 'message.txt').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\)$`),
+      );
       expect(await fs.readFile(path.join(dir, 'message.txt'), 'utf8')).to.equal(whole);
-      const short = { message: 'short' } as unknown as RunRecord;
-      await foldRunMessage(short);
-      expect(short.message).to.equal('short');
+      // The artifact's run.json is the finished record, not the one before the fold.
+      const runJson = await fs.readFile(path.join(dir, 'run.json'), 'utf8');
+      expect(runJson.length).to.be.below(20_000);
+      expect(JSON.parse(runJson).message).to.equal(r.message);
+      expect(await fs.readFile(path.join(dir, 'console.log'), 'utf8')).to.equal('[ 1.0] hello\n');
+      expect(reportJson(singleRunReport(r, 'test', new Date()), 'run').length).to.be.below(20_000);
+      // The run folder went into the artifacts.
+      expect(await fs.stat(runDir).catch(() => undefined)).to.equal(undefined);
     } finally {
-      await fs.rm(dir, { recursive: true, force: true });
+      await fs.rm(tmp, { recursive: true, force: true });
+    }
+  });
+
+  it('a record whose folder is not kept, or that never booted, is folded too (no message.txt named)', async () => {
+    const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'fold-test-'));
+    try {
+      const runDir = path.join(tmp, 'run');
+      await fs.mkdir(runDir);
+      const r = record('passed', Array(5000).fill(ENOSPC).join('\n'));
+      const root = path.join(tmp, 'artifacts');
+      await finishRecord(r, { started: Date.now(), runDir, name: 'x', kernel, readback: new RunReadback(), artifactsRoot: root });
+      expect(r.artifacts).to.equal(undefined);
+      expect(r.message).to.equal(`${ENOSPC}\n… (the same line 4999 more times)`);
+      expect(await fs.stat(root).catch(() => undefined)).to.equal(undefined);
+      expect(await fs.stat(runDir).catch(() => undefined)).to.equal(undefined);
+      // finish runs first: a run it fails is kept (external mode: a user's file changed).
+      await fs.mkdir(runDir);
+      const failed = record('passed', 'short');
+      const finish = async (x: RunRecord): Promise<void> => {
+        x.outcome = 'error';
+      };
+      await finishRecord(failed, {
+        started: Date.now(),
+        runDir,
+        name: 'x',
+        kernel,
+        readback: new RunReadback(),
+        artifactsRoot: root,
+        finish,
+      });
+      expect(failed.message).to.equal('short');
+      expect(failed.artifacts?.dir).to.equal(path.join(root, 'x--file_k_vmlinuz'));
+      expect(await fs.stat(path.join(failed.artifacts!.dir, 'message.txt')).catch(() => undefined)).to.equal(undefined);
+      // Records made without a boot (skipped, a host error) are short from the start.
+      const skipped = bareRecord({
+        scenario: 's',
+        kernel,
+        accel: 'kvm',
+        outcome: 'error',
+        message: Array(3000).fill(ENOSPC).join('\n'),
+        memoryMiB: 1,
+        rerun: 'r',
+      });
+      expect(skipped.message).to.equal(`${ENOSPC}\n… (the same line 2999 more times)`);
+    } finally {
+      await fs.rm(tmp, { recursive: true, force: true });
     }
   });
 });

@@ -14,11 +14,23 @@ import type { RunRecord } from '../harness/run/run-scenario.ts';
 import type { MatrixReport } from '../harness/report/formats.ts';
 import { consoleLineKind, marksById, processRows, runTrees, stageTree } from '../harness/report/tree.ts';
 import { diffHtml, esc, reportHtml } from '../harness/report/html.ts';
-import { processText, treeText } from '../harness/report/tree-text.ts';
+import { artifactConsoleLog } from '../harness/report/console-log.ts';
+import { KernelLogWatcher } from '../harness/verdict/kernel-log.ts';
+import { mountTreeText, processText, treeText } from '../harness/report/tree-text.ts';
+import { Mountinfo } from '../harness/readback/mountinfo.ts';
 import { diffRuns } from '../harness/report/diff.ts';
 import { BIN, cli, ROOT, run } from './support/cli.ts';
 
 const FIXTURE = path.join(ROOT, 'test/fixtures/report/switch-pivot.json');
+// A real console with a WARNING and a BUG (lkdtm), 32 lines: more than a record's 20-line tail.
+const LKDTM = readFileSync(path.join(ROOT, 'test/fixtures/verdict/lkdtm-console.txt'), 'utf8').replace(/\n$/, '').split('\n');
+
+/** What the run would have recorded of a console: its kernel reports (as the watcher finds them) and its last 20 lines. */
+function consoleRecord(lines: string[]): Pick<RunRecord, 'kernelReports' | 'consoleTail'> {
+  const w = new KernelLogWatcher();
+  for (const l of lines) w.push(l);
+  return { kernelReports: w.reports, consoleTail: lines.slice(-20) };
+}
 const report: MatrixReport = JSON.parse(readFileSync(FIXTURE, 'utf8'));
 const runOf = (scenario: string): RunRecord => report.runs.find((r) => r.scenario === scenario)!;
 const treeOf = (scenario: string, stage: string) => runTrees(runOf(scenario).stages).find((t) => t.stage === stage)!;
@@ -251,6 +263,77 @@ describe('HTML report', () => {
     expect(html).to.include('<span class="panic">Kernel panic - not syncing: Attempted to kill init!</span>');
   });
 
+  it("shows the run's kernel reports, titles and call-trace frames, marked like a panic, escaped, and opens the console", () => {
+    // A BUG line carrying markup, as a hostile guest could print it.
+    const evil = '[    2.000000] BUG: unable to handle page fault for <script>alert(3)</script>';
+    const rec = consoleRecord([...LKDTM, evil]);
+    const kinds = rec.kernelReports!.map((k) => k.kind);
+    expect(kinds).to.include.members(['warning', 'bug', 'kasan', 'hung-task', 'lockdep']);
+    expect(kinds.at(-1)).to.equal('bug');
+    const run: RunRecord = { ...runOf('switch_root'), outcome: 'failed', ...rec };
+    const html = reportHtml({ runs: [run] });
+    expect(html).to.include(`data-kernel-reports="${kinds.length}"`);
+    expect(html).to.include('<span class="ktitle">WARNING at drivers/misc/lkdtm/bugs.c:83 lkdtm_WARNING</span>');
+    expect(html).to.include('<pre class="frames">lkdtm_do_action+0x1c/0x30\ndirect_entry.cold+0x2b/0x3b\n');
+    for (const k of rec.kernelReports!) {
+      expect(html).to.include(`<span class="ktitle">${esc(k.title)}</span>`);
+      expect(html).to.include(`<div class="kline">${esc(k.line)}</div>`);
+    }
+    expect(html).to.not.include('<script>alert(3)');
+    expect(html).to.include('&lt;script&gt;alert(3)&lt;/script&gt;');
+    expect(html).to.match(/<details class="console" open/);
+    // A passing run whose kernel reports were allowed still shows them, and opens its console.
+    const allowed = reportHtml({ runs: [{ ...runOf('switch_root'), ...consoleRecord(LKDTM) }] });
+    expect(allowed).to.include(`data-kernel-reports="${kinds.length - 1}"`);
+    expect(allowed).to.match(/<details class="console" open/);
+    // A run without any has no such block.
+    expect(reportHtml({ runs: [runOf('switch_root')] })).to.not.include('data-kernel-reports');
+  });
+
+  it("shows more of the console than the record's tail when the run's console.log is given, else the tail", () => {
+    const run: RunRecord = { ...runOf('switch_root'), outcome: 'failed', ...consoleRecord(LKDTM) };
+    const tail = reportHtml({ runs: [run] });
+    expect(tail).to.include('data-console-lines="20"');
+    expect(tail).to.include('console: last 20 lines</summary>');
+    expect(tail).to.not.include(esc(LKDTM[0]!));
+    const log = { lines: LKDTM, cut: false, path: '/art/switch_root--x/console.log' };
+    const whole = reportHtml({ runs: [run] }, { consoleLog: () => log });
+    expect(whole).to.include('data-console-lines="32"');
+    expect(whole).to.include('console: all 32 lines of <code>/art/switch_root--x/console.log</code>');
+    expect(whole).to.include(esc(LKDTM[0]!));
+    expect(whole).to.include(`<span class="warning">${esc(LKDTM.find((l) => l.includes('WARNING: CPU'))!)}</span>`);
+    const cut = reportHtml({ runs: [run] }, { consoleLog: () => ({ ...log, cut: true }) });
+    expect(cut).to.include('console: last 32 lines of <code>');
+    // A log no longer than the tail says nothing more: the tail stays.
+    expect(reportHtml({ runs: [run] }, { consoleLog: () => ({ ...log, lines: LKDTM.slice(-5) }) })).to.include('data-console-lines="20"');
+  });
+
+  it('reads a kept console.log from its end within limits; nothing for a record without one or a file of another name', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'rootprobe-html-log-'));
+    try {
+      const file = path.join(dir, 'console.log');
+      await fs.writeFile(file, `${LKDTM.join('\r\n')}\r\n`);
+      const rec = { artifacts: { consoleLog: file } } as unknown as RunRecord;
+      expect(artifactConsoleLog(rec)).to.deep.equal({ lines: LKDTM, cut: false, path: file });
+      const few = artifactConsoleLog(rec, { bytes: 1 << 20, lines: 10 })!;
+      expect(few.lines).to.deep.equal(LKDTM.slice(-10));
+      expect(few.cut).to.equal(true);
+      // Read from the end by bytes: the partial first line is left out.
+      const bytes = artifactConsoleLog(rec, { bytes: 200, lines: 1000 })!;
+      expect(bytes.cut).to.equal(true);
+      expect(bytes.lines.length).to.be.within(1, 5);
+      expect(LKDTM.slice(-bytes.lines.length)).to.deep.equal(bytes.lines);
+      expect(artifactConsoleLog({} as RunRecord)).to.equal(undefined);
+      expect(artifactConsoleLog({ artifacts: { consoleLog: path.join(dir, 'gone', 'console.log') } } as unknown as RunRecord)).to.equal(
+        undefined,
+      );
+      await fs.writeFile(path.join(dir, 'secret.txt'), 'x\n'.repeat(50));
+      expect(artifactConsoleLog({ artifacts: { consoleLog: path.join(dir, 'secret.txt') } } as unknown as RunRecord)).to.equal(undefined);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('diff: both kernels side by side per stage, the differing mounts outlined', () => {
     const a = runOf('switch_root');
     const b: RunRecord = structuredClone(a);
@@ -291,6 +374,26 @@ describe('terminal tree view', () => {
     expect(text).to.match(/└─\/mnt\/a\\x0ab\\x1b\[31m t +tmpfs/);
     expect(text).to.not.include('\x1b');
     expect(text.split('\n')).to.have.length(3);
+  });
+
+  it("shows a mount of a filesystem's subtree as findmnt does: SOURCE[/root]", () => {
+    const t = stageTree(stage('x', [ROOTFS, '30 1 254:0 /srv/data /mnt/data rw - ext4 /dev/vda rw']));
+    expect(treeText(t, false).split('\n')[2]).to.match(/^└─\/mnt\/data \/dev\/vda\[\/srv\/data\] ext4 +rw +30$/);
+  });
+
+  it("failure messages' view (mountTreeText): a bare mount table drawn as show draws a stage, with the changes since a previous one", () => {
+    const ini = Mountinfo.fromJSON(runOf('switch_root').stages[0]!.mountinfo);
+    const real = Mountinfo.fromJSON(runOf('switch_root').stages[1]!.mountinfo);
+    // A Mountinfo, or its entries, alone: the same table as treeText of that stage, without marks.
+    const alone = mountTreeText(real);
+    expect(alone).to.equal(mountTreeText(real.entries));
+    expect(alone.split('\n')[0]).to.match(/^TARGET\s+SOURCE\s+FSTYPE\s+OPTIONS\s+ID\s+CHANGE$/);
+    expect(alone).to.match(/^\[mount 1\]\s+\?\s+\?\s+1 not listed \(a parent id\)$/m);
+    expect(alone).to.match(/^└─\/\s+\/dev\/vda\s+ext4\s+\S+\s+25$/m);
+    expect(alone).to.not.include('\x1b[');
+    // With the table before: the marks of `rootprobe show` for that stage, line for line.
+    expect(mountTreeText(real, ini)).to.equal(treeText(treeOf('switch_root', 'realroot'), false));
+    expect(mountTreeText(real, ini)).to.match(/^└─\/\s+\/dev\/vda\s+ext4\s+\S+\s+25 new$/m);
   });
 
   it('lists the processes with their links and what changed, kernel threads counted', () => {
@@ -398,6 +501,34 @@ describe('rootprobe show and rootprobe report (the CLI, on the recorded report)'
       .and.match(/^  --html FILE /m);
     const e = await cli(['run', 'external', '--help']);
     expect(e.stdout).to.match(/^  --html FILE /m);
+  });
+
+  it('report --html puts the kept console.log of a run on the page, with its kernel reports', async () => {
+    const art = path.join(dir, 'art', 'switch_root--debian_bookworm');
+    await fs.mkdir(art, { recursive: true });
+    await fs.writeFile(path.join(art, 'console.log'), `${LKDTM.join('\n')}\n`);
+    const run: RunRecord = {
+      ...runOf('switch_root'),
+      outcome: 'failed',
+      ...consoleRecord(LKDTM),
+      artifacts: {
+        dir: art,
+        consoleLog: path.join(art, 'console.log'),
+        resultStream: path.join(art, 'result.stream'),
+        qemuCmdline: path.join(art, 'qemu.cmdline'),
+        readback: path.join(art, 'readback.json'),
+        reproduce: path.join(art, 'reproduce.sh'),
+      },
+    };
+    const json = path.join(dir, 'with-log.json');
+    await fs.writeFile(json, JSON.stringify({ ...report, runs: [run] }));
+    const out = path.join(dir, 'with-log.html');
+    const r = await cli(['report', json, '--html', out]);
+    expect(r.code, r.stderr).to.equal(0);
+    const html = await fs.readFile(out, 'utf8');
+    expect(html).to.include('data-console-lines="32"');
+    expect(html).to.include(esc(LKDTM[0]!));
+    expect(html).to.include(`data-kernel-reports="${run.kernelReports!.length}"`);
   });
 
   it('report --html writes the page of a report written earlier', async () => {

@@ -15,7 +15,11 @@ import {
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { spawnGuarded, terminate, trackTempDir, tracked } from '../harness/lifecycle.ts';
+import { runGuarded, spawnGuarded, terminate, trackTempDir, tracked } from '../harness/lifecycle.ts';
+import { buildEsp } from '../harness/firmware/esp.ts';
+import { readUserEsp } from '../harness/firmware/user-esp.ts';
+import { splitUki } from '../harness/firmware/uki.ts';
+import { inspectInitramfs } from '../harness/external/segment.ts';
 import { moveRunDir } from '../harness/run/run-scenario.ts';
 import { buildInitramfs, FIXTURES } from './fixtures/qemu/initramfs.ts';
 
@@ -117,6 +121,109 @@ describe('lifecycle: temp dirs and children in this process', () => {
     expect(tracked().tempDirs).to.not.include(d);
     rmSync(d, { recursive: true });
   });
+});
+
+/** The process group of a live process (field 5 of /proc/PID/stat). */
+function pgrpOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+}
+
+/**
+ * Runs `start` with a stand-in for the host tool `tool` first on PATH (it writes its pid and
+ * sleeps), and says, while it runs, whether it is tracked and leads its own process group;
+ * then kills it and returns how `start` ended.
+ */
+async function withStandIn(tool: string, start: () => Promise<unknown>): Promise<{ tracked: boolean; ownGroup: boolean; error: unknown }> {
+  const bin = mkdtempSync(path.join(os.tmpdir(), 'rootprobe-lcunit-bin-'));
+  const pidFile = path.join(bin, 'pid');
+  writeFileSync(path.join(bin, tool), '#!/bin/sh\necho $$ > "$STANDIN_PIDFILE"\nexec sleep 30\n', { mode: 0o755 });
+  const saved = { PATH: process.env.PATH, STANDIN_PIDFILE: process.env.STANDIN_PIDFILE };
+  process.env.PATH = `${bin}:${process.env.PATH}`;
+  process.env.STANDIN_PIDFILE = pidFile;
+  const left = { pids: [] as number[], dirs: [bin] };
+  leftovers.push(left);
+  try {
+    const ended = start().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    const until = Date.now() + 10_000;
+    while (!existsSync(pidFile) || !readFileSync(pidFile, 'utf8').trim()) {
+      if (Date.now() > until) throw new Error(`the stand-in ${tool} never started: ${String(await ended)}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const pid = Number(readFileSync(pidFile, 'utf8').trim());
+    left.pids.push(pid);
+    const out = { tracked: tracked().children.includes(pid), ownGroup: pgrpOf(pid) === pid };
+    process.kill(pid, 'SIGKILL');
+    return { ...out, error: await ended };
+  } finally {
+    process.env.PATH = saved.PATH;
+    if (saved.STANDIN_PIDFILE === undefined) delete process.env.STANDIN_PIDFILE;
+    else process.env.STANDIN_PIDFILE = saved.STANDIN_PIDFILE;
+  }
+}
+
+describe("lifecycle: the firmware's and external mode's host tools run guarded", () => {
+  let work: string;
+  before(() => {
+    work = mkdtempSync(path.join(os.tmpdir(), 'rootprobe-lcunit-tools-'));
+  });
+  after(() => rmSync(work, { recursive: true, force: true }));
+
+  it('runGuarded gives a Buffer to a command that stops reading early: its output, no EPIPE', async () => {
+    const r = await runGuarded('head', ['-c', '3'], { input: Buffer.alloc(8 << 20, 0x61) });
+    expect(r.code).to.equal(0);
+    expect(r.stdout.toString()).to.equal('aaa');
+  });
+
+  const cases: Array<[string, string, () => Promise<unknown>]> = [
+    ['buildEsp', 'mkfs.vfat', () => buildEsp([], path.join(work, 'esp.img'))],
+    [
+      'readUserEsp',
+      'mdir',
+      async () => {
+        writeFileSync(path.join(work, 'user-esp.img'), Buffer.alloc(4096));
+        return readUserEsp(path.join(work, 'user-esp.img'), mkdtempSync(path.join(work, 'copy-')));
+      },
+    ],
+    [
+      'splitUki',
+      'objcopy',
+      async () => {
+        // The smallest PE that has a .linux section: what splitUki reads before objcopy runs.
+        const pe = Buffer.alloc(0x400);
+        pe.write('MZ', 0, 'latin1');
+        pe.writeUInt32LE(0x80, 0x3c);
+        pe.write('PE\0\0', 0x80, 'latin1');
+        pe.writeUInt16LE(1, 0x86);
+        pe.writeUInt16LE(0xf0, 0x94);
+        pe.writeUInt16LE(0x20b, 0x98);
+        pe.write('.linux', 0x98 + 0xf0, 'latin1');
+        writeFileSync(path.join(work, 'uki.efi'), pe);
+        return splitUki(path.join(work, 'uki.efi'), mkdtempSync(path.join(work, 'uki-')));
+      },
+    ],
+    [
+      'inspectInitramfs (an xz segment)',
+      'xz',
+      async () => {
+        writeFileSync(path.join(work, 'initrd.xz'), Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 1, 2, 3, 4]));
+        return inspectInitramfs(path.join(work, 'initrd.xz'));
+      },
+    ],
+  ];
+  for (const [what, tool, start] of cases) {
+    it(`${what}: ${tool} is tracked, leads its own process group, and its death is an error naming it`, async () => {
+      const r = await withStandIn(tool, start);
+      expect(r.tracked, 'tracked').to.equal(true);
+      expect(r.ownGroup, 'own process group').to.equal(true);
+      expect(String((r.error as Error)?.message))
+        .to.include(tool)
+        .and.match(/killed by SIGKILL/);
+    });
+  }
 });
 
 describe('lifecycle: a separate rootprobe process', () => {

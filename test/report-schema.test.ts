@@ -5,9 +5,11 @@
  * shapes the schema must refuse. The `run external --json` report of test/external.test.ts
  * (a real external boot) is validated there with the same helper, the `bisect --json` report
  * in test/bisect.test.ts (from recorded runs) and test/kernel-dev.test.ts (a real bisect).
+ * Without a boot: the recorded report of switch_root and pivot_root, with a real skipped record
+ * and a run carrying the kernel reports the watcher finds on a recorded lkdtm console.
  */
 import { expect } from 'chai';
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { reportJson, reportObject, runsReport, REPORT_SCHEMA_VERSION, type JsonReport } from '../harness/report/json.ts';
@@ -15,6 +17,56 @@ import { bareRecord } from '../harness/run/record.ts';
 import { diffRuns } from '../harness/report/diff.ts';
 import { cli } from './support/cli.ts';
 import { reportSchemaErrors } from './support/report-schema.ts';
+import { summarize, type MatrixReport } from '../harness/report/formats.ts';
+import { skippedRecord } from '../harness/run/matrix.ts';
+import { KernelLogWatcher } from '../harness/verdict/kernel-log.ts';
+import { parseKernelConfig } from '../kernels/config.ts';
+import type { Kernel } from '../kernels/index.ts';
+import kernelRoot from '../scenarios/kernel_root/scenario.ts';
+import { ROOT } from './support/cli.ts';
+
+describe('the JSON report schema: skipped runs and kernel reports (recorded, no boot)', () => {
+  const recorded = JSON.parse(readFileSync(path.join(ROOT, 'test/fixtures/report/switch-pivot.json'), 'utf8')) as MatrixReport;
+  const passed = recorded.runs[0]!;
+  const written = (runs: MatrixReport['runs']): JsonReport =>
+    JSON.parse(reportJson({ ...recorded, runs, summary: summarize(runs) }, 'run')) as JsonReport;
+
+  it('the recorded report, as the writer writes it today, validates', () => {
+    expect(reportSchemaErrors(written(recorded.runs))).to.deep.equal([]);
+  });
+
+  it('a skipped cell (kernel_root on a kernel with virtio-blk as a module) validates', () => {
+    const kernel = {
+      id: 'debian/bookworm',
+      release: '6.1.0-test-amd64',
+      vmlinuz: '/k/vmlinuz',
+      description: 'test',
+      sha256: '0'.repeat(64),
+      config: parseKernelConfig('CONFIG_VIRTIO_BLK=m\nCONFIG_VIRTIO_PCI=y\nCONFIG_EXT4_FS=y\n'),
+    } as Kernel;
+    const reason = kernelRoot.skipIf!(kernel)!;
+    expect(reason).to.match(/CONFIG_VIRTIO_BLK=m/);
+    const skipped = skippedRecord(kernelRoot, kernel, reason, 'tcg');
+    expect(skipped.outcome).to.equal('skipped');
+    const report = written([passed, skipped]);
+    expect(report.summary.skipped).to.equal(1);
+    expect(reportSchemaErrors(report)).to.deep.equal([]);
+  });
+
+  it('a run with kernel reports validates; a kernel report of another shape is refused', () => {
+    const w = new KernelLogWatcher();
+    for (const l of readFileSync(path.join(ROOT, 'test/fixtures/verdict/lkdtm-console.txt'), 'utf8').split('\n')) w.push(l);
+    expect(w.reports.length).to.be.greaterThan(1);
+    const run = { ...passed, outcome: 'failed' as const, kernelReports: w.reports };
+    expect(reportSchemaErrors(written([run]))).to.deep.equal([]);
+    const bad = { ...run, kernelReports: [{ ...w.reports[0]!, frames: 'lkdtm_do_action+0x1c/0x30' }] };
+    expect(reportSchemaErrors(written([bad as never])).join('\n')).to.include('/runs/0/kernelReports/0/frames must be array');
+    const { line: _line, ...noLine } = w.reports[0]!;
+    expect(reportSchemaErrors(written([{ ...run, kernelReports: [noLine] } as never])).join('\n')).to.include(
+      "/runs/0/kernelReports/0 must have required property 'line'",
+    );
+  });
+});
 
 describe('the JSON report schema @boot', () => {
   let dir: string;

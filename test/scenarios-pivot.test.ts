@@ -98,7 +98,7 @@ describe('pivot_root and switch_root variants on debian/bookworm @boot', () => {
     const r = get('pivot-twin-put-old-mnt');
     expect(r.outcome, r.message).to.equal('failed');
     expect(r.message).to.match(/expected a mount at "\/var\/run\/rootfs" in stage "pivoted"/);
-    expect(r.message).to.match(/\/mnt rootfs/);
+    expect(r.message).to.match(/─\/mnt\s+rootfs\s+rootfs\s/);
   });
 
   it('twin: no chdir before pivot_root fails, PID 1 left with its cwd in the old root', () => {

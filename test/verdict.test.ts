@@ -10,7 +10,9 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KernelLogWatcher, disallowed, describeReport } from '../harness/verdict/kernel-log.ts';
 import { kernelLogVerdict } from '../harness/verdict/channel.ts';
-import { hostDiskVerdict } from '../harness/verdict/host-disk.ts';
+import { checkRoom, freeBytes, hostDiskVerdict, type StatFs } from '../harness/verdict/host-disk.ts';
+import { SetupError } from '../harness/errors.ts';
+import * as os from 'node:os';
 import { checkVerdict } from '../harness/verdict/check.ts';
 import { ConsoleWatcher, PANIC_MARK } from '../harness/qemu/console.ts';
 import type { BootOutcome } from '../harness/qemu/runner.ts';
@@ -206,6 +208,44 @@ describe('the verdict of a full host disk and of a check (harness/verdict/)', ()
     const io = boot({ notices: ['[ 3.1] I/O error, dev vda, sector 1234 op 0x1:(WRITE)'] });
     expect(hostDiskVerdict(io, '/', true)).to.equal(undefined); // this machine's / is not full
     expect(hostDiskVerdict(boot({}), '/', true)).to.equal(undefined);
+  });
+
+  it('refuses a disk copy the host has no room for, naming the folder, the free and the needed bytes', () => {
+    const seen: string[] = [];
+    // 2560 blocks of 4 KiB free: 10 MiB.
+    const tenMiB: StatFs = (dir) => {
+      seen.push(dir);
+      return { bavail: 2560, bsize: 4096 };
+    };
+    const need = 50 * 2 ** 20;
+    let err: unknown;
+    try {
+      checkRoom('/tmp/rootprobe-run-x', need, "this run's disk copies", tenMiB);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).to.be.instanceOf(SetupError);
+    const m = (err as Error).message;
+    expect(m).to.include("too full for this run's disk copies: /tmp/rootprobe-run-x has 10.0 MiB (10485760 bytes) free");
+    expect(m).to.include(`they need 50.0 MiB (${need} bytes)`);
+    expect(m)
+      .to.match(/ENOSPC/)
+      .and.match(/TMPDIR/);
+    expect(seen).to.deep.equal(['/tmp/rootprobe-run-x']);
+  });
+
+  it('lets a copy that fits go on (exactly full too), and one whose free space cannot be read', () => {
+    const tenMiB: StatFs = () => ({ bavail: 2560, bsize: 4096 });
+    expect(() => checkRoom('/x', 10 * 2 ** 20, 'disks', tenMiB)).to.not.throw();
+    expect(() => checkRoom('/x', 10 * 2 ** 20 + 1, 'disks', tenMiB)).to.throw(SetupError, /10485761 bytes/);
+    const unreadable: StatFs = () => {
+      throw Object.assign(new Error('EACCES'), { code: 'EACCES' });
+    };
+    expect(freeBytes('/x', unreadable)).to.equal(undefined);
+    expect(() => checkRoom('/x', 2 ** 50, 'disks', unreadable)).to.not.throw();
+    // The real statfs of this machine's TMPDIR: a byte fits, a petabyte does not.
+    expect(() => checkRoom(os.tmpdir(), 1, 'disks')).to.not.throw();
+    expect(() => checkRoom(os.tmpdir(), 2 ** 50, 'disks')).to.throw(SetupError, new RegExp(`${os.tmpdir()} has`));
   });
 
   it('an assertion is failed, anything else thrown is error with its stack', async () => {

@@ -9,10 +9,12 @@
  *     .with.propagation('shared') / ('slave', 1)           shared:N, master:N, private, unbindable (mount_namespaces(7))
  *     .that.movedFrom(before, '/proc')                     the same mount (same mount id) as that stage's at that point
  *
- * Failure messages show the stage's mount tree.
+ * Failure messages show the stage's mount tree as `rootprobe show` prints it (report/tree-text.ts:
+ * findmnt's tree with rootprobe's ID and CHANGE columns).
  */
 import { Mountinfo, parseOptions, propagationOf, type MountinfoEntry, type Propagation } from '../readback/mountinfo.ts';
 import { Stage, adoptMountinfo, contextOfMount } from '../readback/snapshot.ts';
+import { mountTreeText } from '../report/tree-text.ts';
 import { describeSubject, indent, isMountEntry, matches, show, showExpected, type Ctx, type Helpers } from './common.ts';
 
 export interface MountView {
@@ -34,7 +36,7 @@ export function viewOfEntry(e: MountinfoEntry): MountView | undefined {
 
 export function treeOf(view: MountView | undefined): string {
   if (!view) return '';
-  return `\nmount tree of ${view.where}:\n${indent(view.table.tree())}`;
+  return `\nmount tree of ${view.where}:\n${indent(mountTreeText(view.table))}`;
 }
 
 export function mountName(e: MountinfoEntry, view: MountView | undefined): string {

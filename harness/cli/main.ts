@@ -124,6 +124,7 @@ async function cmdRun(args: string[]): Promise<number> {
     { toKcidbJson },
     { reportJson },
     { reportHtml },
+    { artifactConsoleLog },
     { expectedStages },
   ] = await Promise.all([
     import('../run/matrix.ts'),
@@ -133,6 +134,7 @@ async function cmdRun(args: string[]): Promise<number> {
     import('../report/kcidb.ts'),
     import('../report/json.ts'),
     import('../report/html.ts'),
+    import('../report/console-log.ts'),
     import('../scenario.ts'),
   ]);
   const kcidbOpts = { stages: Object.fromEntries(chosen.map((s) => [s.name, expectedStages(s)])) };
@@ -152,7 +154,7 @@ async function cmdRun(args: string[]): Promise<number> {
         lostText(
           await writeReports([
             { flag: '--json', path: values.json, text: () => reportJson(partial, 'run') },
-            { flag: '--html', path: values.html, text: () => reportHtml(partial) },
+            { flag: '--html', path: values.html, text: () => reportHtml(partial, { consoleLog: artifactConsoleLog }) },
             { flag: '--junit', path: values.junit, text: () => toJUnit(partial) },
             { flag: '--evidence', path: values.evidence, text: () => evidenceMarkdown(partial, chosen) },
             { flag: '--kcidb', path: values.kcidb, text: () => toKcidbJson(partial, { ...kcidbOpts, sources: gitSources(partial.runs) }) },
@@ -164,7 +166,7 @@ async function cmdRun(args: string[]): Promise<number> {
   // A report that cannot be written does not stop the others nor the summary; it is named after it.
   const lost = await writeReports([
     { flag: '--json', path: values.json, text: () => reportJson(report, 'run') },
-    { flag: '--html', path: values.html, text: () => reportHtml(report) },
+    { flag: '--html', path: values.html, text: () => reportHtml(report, { consoleLog: artifactConsoleLog }) },
     { flag: '--junit', path: values.junit, text: () => toJUnit(report) },
     { flag: '--tap', path: values.tap, text: () => toTap(report) },
     { flag: '--evidence', path: values.evidence, text: () => evidenceMarkdown(report, chosen) },

@@ -13,6 +13,7 @@ import { loadReport } from '../report/load.ts';
 import { runTrees } from '../report/tree.ts';
 import { processText, treeText } from '../report/tree-text.ts';
 import { diffHtml, reportHtml, type DiffPair } from '../report/html.ts';
+import { artifactConsoleLog } from '../report/console-log.ts';
 import type { RunRecord } from '../run/run-scenario.ts';
 
 export const SHOW_USAGE = 'usage: rootprobe show RUN.json [--stage S] [--run N|SCENARIO] [--no-processes]';
@@ -107,7 +108,9 @@ export async function cmdReport(args: string[]): Promise<number> {
   if (positionals.length !== 1) throw new UsageError(`report takes one report file (got ${positionals.length})\n${REPORT_USAGE}`);
   if (!values.html) throw new UsageError(`report needs --html FILE\n${REPORT_USAGE}`);
   const loaded = await loadReport(positionals[0]!);
-  const html = loaded.diff ? diffHtml(loaded.diff.kernels, diffPairs(loaded.report.runs, loaded.diff.diffs)) : reportHtml(loaded.report);
+  const html = loaded.diff
+    ? diffHtml(loaded.diff.kernels, diffPairs(loaded.report.runs, loaded.diff.diffs))
+    : reportHtml(loaded.report, { consoleLog: artifactConsoleLog });
   await writePage(values.html, html);
   if (values.html !== '-') process.stderr.write(`wrote ${values.html}\n`);
   return 0;

@@ -13,9 +13,9 @@ import { resolveKernel } from '../../kernels/index.ts';
 import { detectAccel } from '../qemu/accel.ts';
 import { initOf, runExternal, type ExternalRecord } from './run.ts';
 import { reportHtml } from '../report/html.ts';
+import { artifactConsoleLog } from '../report/console-log.ts';
 import { reportJson, singleRunReport } from '../report/json.ts';
 import { inspectInitramfs } from './segment.ts';
-import { foldMessage } from '../report/fold.ts';
 import { checkOutputs, EXIT_REPORT_LOST, lostText, writeReports } from '../report/outputs.ts';
 
 import { espInputs, ukiInputs } from './run.ts';
@@ -104,24 +104,10 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
   });
   if (fromUki) await removeTempDir(fromUki.dir);
   if (fromEsp) await removeTempDir(fromEsp.dir);
-  if (rec.message) {
-    // Short in the report and on the terminal; the whole message in the artifacts, if kept.
-    const folded = foldMessage(rec.message);
-    if (folded !== rec.message) {
-      let where = '';
-      if (rec.artifacts?.dir) {
-        const file = path.join(rec.artifacts.dir, 'message.txt');
-        where = await fs.writeFile(file, rec.message).then(
-          () => `\n(the whole message: ${file})`,
-          () => '',
-        );
-      }
-      rec.message = folded + where;
-    }
-  }
+  // The message is already short (run/execute.ts finishRecord), the whole one in the artifacts.
   const lost = await writeReports([
     { flag: '--json', path: values.json, text: () => reportJson(singleRunReport(rec, accel.reason, started), 'run external') },
-    { flag: '--html', path: values.html, text: () => reportHtml({ runs: [rec] }) },
+    { flag: '--html', path: values.html, text: () => reportHtml({ runs: [rec] }, { consoleLog: artifactConsoleLog }) },
   ]);
   const lines = [
     `${rec.outcome.toUpperCase()} ${rec.scenario} on ${rec.kernel} (${rec.kernelRelease}, ${rec.accel}, ${rec.firmware ?? 'bios'}${rec.boot ? ` via ${rec.boot}` : ''}, ${(rec.durationMs / 1000).toFixed(1)} s)`,

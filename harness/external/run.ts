@@ -40,6 +40,7 @@ import { resolveKernel } from '../../kernels/index.ts';
 import type { Accel, RunEvent, RunRecord } from '../run/record.ts';
 import type { Kernel } from '../../kernels/index.ts';
 import { externalSegment, inspectInitramfs, RDINIT, type InitramfsInfo } from './segment.ts';
+import { mountTreeText } from '../report/tree-text.ts';
 
 chai.use(rootprobeChai);
 
@@ -134,13 +135,16 @@ export function checkDistroFlow(ctx: ExternalCheckContext): void {
   const ini = ctx.stage('initramfs');
   const real = ctx.stage('realroot');
   const iroot = ini.mountAt('/');
-  expect(iroot, `initramfs: no mount at /\n${ini.mountinfo.tree()}`).to.not.equal(undefined);
-  expect([...VIRTUAL], `initramfs: / should be the initramfs\n${ini.mountinfo.tree()}`).to.include(iroot!.fsType);
+  expect(iroot, `initramfs: no mount at /\n${mountTreeText(ini.mountinfo)}`).to.not.equal(undefined);
+  expect([...VIRTUAL], `initramfs: / should be the initramfs\n${mountTreeText(ini.mountinfo)}`).to.include(iroot!.fsType);
 
   const root = real.mountAt('/');
-  expect(root, `realroot: no mount at /\n${real.mountinfo.tree()}`).to.not.equal(undefined);
-  expect(VIRTUAL.has(root!.fsType), `realroot: / is ${root!.fsType}, still an initramfs\n${real.mountinfo.tree()}`).to.equal(false);
-  expect(root!.source, `realroot: / should come from a block device\n${real.mountinfo.tree()}`).to.match(/^\/dev\//);
+  expect(root, `realroot: no mount at /\n${mountTreeText(real.mountinfo, ini.mountinfo)}`).to.not.equal(undefined);
+  expect(
+    VIRTUAL.has(root!.fsType),
+    `realroot: / is ${root!.fsType}, still an initramfs\n${mountTreeText(real.mountinfo, ini.mountinfo)}`,
+  ).to.equal(false);
+  expect(root!.source, `realroot: / should come from a block device\n${mountTreeText(real.mountinfo, ini.mountinfo)}`).to.match(/^\/dev\//);
   const pid1 = real.process(1);
   expect(pid1, 'realroot: no PID 1 in the process table').to.not.equal(undefined);
   expect(pid1!.exe, `realroot: PID 1 should run a program of the real root\n${real.processTable()}`).to.match(/^\/[^ ]*$/);
@@ -160,19 +164,21 @@ export function checkDistroFlow(ctx: ExternalCheckContext): void {
   });
   expect(
     leftovers.map((e) => `${e.mountPoint} (${e.fsType} ${e.source}, mount ${e.mountId})`),
-    `realroot: mounts of the initramfs left behind\n${real.mountinfo.tree()}`,
+    `realroot: mounts of the initramfs left behind\n${mountTreeText(real.mountinfo, ini.mountinfo)}`,
   ).to.deep.equal([]);
   expect(real.mountinfo.entries.filter((e) => e.fsType === 'rootfs').length, 'realroot: rootfs is reachable').to.equal(0);
 
   if (ctx.result.has('shutdown')) {
     const sd = ctx.stage('shutdown');
     const sroot = sd.mountAt('/');
-    expect(sroot, `shutdown: no mount at /\n${sd.mountinfo.tree()}`).to.not.equal(undefined);
-    expect([...VIRTUAL], `shutdown: / should be the shutdown initramfs\n${sd.mountinfo.tree()}`).to.include(sroot!.fsType);
+    expect(sroot, `shutdown: no mount at /\n${mountTreeText(sd.mountinfo, real.mountinfo)}`).to.not.equal(undefined);
+    expect([...VIRTUAL], `shutdown: / should be the shutdown initramfs\n${mountTreeText(sd.mountinfo, real.mountinfo)}`).to.include(
+      sroot!.fsType,
+    );
     const still = sd.mountinfo.entries.filter((e) => e.major === root!.major && e.minor === root!.minor);
     expect(
       still.map((e) => `${e.mountPoint} (mount ${e.mountId})`),
-      `shutdown: the real root (${root!.source}, ${root!.major}:${root!.minor}) is still mounted\n${sd.mountinfo.tree()}`,
+      `shutdown: the real root (${root!.source}, ${root!.major}:${root!.minor}) is still mounted\n${mountTreeText(sd.mountinfo, real.mountinfo)}`,
     ).to.deep.equal([]);
     ctx.evidence(`shutdown: / is ${sroot!.fsType}; ${root!.source} unmounted; PID 1 exe ${sd.process(1)?.exe}`);
   }

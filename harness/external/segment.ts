@@ -16,7 +16,6 @@
  * param.conf line: init-bottom is the last step before the switch); for anything else the
  * wrapper itself probes `initramfs`, before the distro's init has run at all.
  */
-import { execFileSync } from 'node:child_process';
 import * as zlib from 'node:zlib';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
@@ -24,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { readNewc, type CpioReadEntry } from '../cpio/index.ts';
 import { UsageError } from '../errors.ts';
 import { requireTool } from '../host.ts';
+import { runGuarded } from '../lifecycle.ts';
 import { ImageTree } from '../image/tree.ts';
 import { probeToolkit, TOOLKIT_DIR } from '../guest/toolkit.ts';
 import type { ArchSpec } from '../arch/index.ts';
@@ -60,16 +60,20 @@ const MAGIC: Array<[string, number[], string[]]> = [
   ['lz4', [0x02, 0x21, 0x4c, 0x18], ['lz4', '-dcq']],
 ];
 
-/** Decompresses data with a host tool; trailing garbage after the stream is tolerated if output came out. */
-function hostDecompress(data: Buffer, argv: string[], what: string): Buffer {
+/**
+ * Decompresses data with a host tool (through lifecycle.runGuarded, so a signal to rootprobe
+ * ends it); trailing garbage after the stream is tolerated if output came out.
+ */
+async function hostDecompress(data: Buffer, argv: string[], what: string): Promise<Buffer> {
   const bin = requireTool(argv[0], `to read the ${what}`);
-  try {
-    return execFileSync(bin, argv.slice(1), { input: data, maxBuffer: 1 << 30, stdio: ['pipe', 'pipe', 'pipe'] });
-  } catch (e) {
-    const out = (e as { stdout?: Buffer }).stdout;
-    if (out && out.length > 0) return out;
-    throw new UsageError(`${what}: ${argv[0]} could not decompress it: ${(e as Error).message}`);
-  }
+  const r = await runGuarded(bin, argv.slice(1), { input: data, maxBuffer: 1 << 30 }).catch((e: Error) => {
+    throw new UsageError(`${what}: ${argv[0]} could not decompress it: ${e.message}`);
+  });
+  if (r.code === 0 || r.stdout.length > 0) return r.stdout;
+  const said = r.stderr.toString('utf8').trim();
+  throw new UsageError(
+    `${what}: ${argv[0]} could not decompress it: ${said || (r.signal ? `killed by ${r.signal}` : `exit code ${r.code}`)}`,
+  );
 }
 
 /**
@@ -101,7 +105,7 @@ export async function readInitramfs(file: string): Promise<{ entries: CpioReadEn
       }
       const kind = MAGIC.find(([, magic]) => magic.every((b, i) => rest[at + i] === b));
       if (!kind) throw new UsageError(`${file}: cannot decompress the segment at offset ${at} (${m[2]}).`);
-      const plain = hostDecompress(rest.subarray(at), kind[2], `${kind[0]} segment of ${file}`);
+      const plain = await hostDecompress(rest.subarray(at), kind[2], `${kind[0]} segment of ${file}`);
       entries.push(...(await readNewc(plain)));
       compressions.push(kind[0]);
       // A compressed segment is, in practice, the last one (it runs to the end of the file).

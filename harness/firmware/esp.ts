@@ -10,11 +10,10 @@
  * Both boot from the removable-media fallback path, so the fresh variable store of each run
  * needs no boot entry.
  */
-import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { SetupError } from '../errors.ts';
 import { requireTool } from '../host.ts';
+import { MTOOLS_ENV, runTool } from './tool.ts';
 
 /** One file in the ESP: its path there (`/` separated, no leading slash) and its content. */
 export interface EspFile {
@@ -102,14 +101,8 @@ export function espFolders(files: EspFile[]): string[] {
   return [...dirs].sort((a, b) => a.split('/').length - b.split('/').length || a.localeCompare(b));
 }
 
-function run(cmd: string, args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    // mtools refuses a FAT whose geometry it does not like without this; the image is ours.
-    execFile(cmd, args, { env: { ...process.env, MTOOLS_SKIP_CHECK: '1' }, maxBuffer: 1 << 20 }, (err, _out, stderr) => {
-      if (err) reject(new SetupError(`${path.basename(cmd)} ${args.join(' ')} failed: ${stderr.trim() || err.message}`));
-      else resolve();
-    });
-  });
+async function run(cmd: string, args: string[]): Promise<void> {
+  await runTool(cmd, args, { env: MTOOLS_ENV(), maxBuffer: 1 << 20 });
 }
 
 /** The size of the FAT image for these bytes of files: room for FAT overhead, at least 34 MiB (a FAT32-able size). */

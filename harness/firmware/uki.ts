@@ -7,11 +7,11 @@
  * SectionAlignment (ukiLayout, a pure function of the stub's headers and the sizes), so that
  * no section overlaps another or the stub's image.
  */
-import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { SetupError } from '../errors.ts';
 import { findCommand, requireHostFile, requireTool, SYSTEMD_BOOT_EFI } from '../host.ts';
+import { runTool } from './tool.ts';
 
 export interface PeSection {
   name: string;
@@ -105,14 +105,7 @@ export function objcopyArgs(placed: Array<PlacedPart & { file: string }>, stub: 
   return [...args, stub, out];
 }
 
-function run(cmd: string, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(cmd, args, { maxBuffer: 8 << 20 }, (err, out, stderr) => {
-      if (err) reject(new SetupError(`${path.basename(cmd)} ${args.join(' ')} failed: ${stderr.trim() || err.message}`));
-      else resolve(out);
-    });
-  });
-}
+const run = (cmd: string, args: string[]): Promise<string> => runTool(cmd, args);
 
 export interface UkiInput {
   kernel: string;

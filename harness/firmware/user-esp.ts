@@ -19,22 +19,16 @@
  * its `.linux`, its `.initrd` followed by rootprobe's segment, and the planned command line as
  * `.cmdline`.
  */
-import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { SetupError, UsageError } from '../errors.ts';
 import { requireTool } from '../host.ts';
+import { MTOOLS_ENV, runTool } from './tool.ts';
 import { copyForRun } from '../image/disk.ts';
 import { buildUki, splitUki, type UkiParts } from './uki.ts';
 
 function mtool(name: string, args: string[]): Promise<string> {
-  const cmd = requireTool(name, 'to read an EFI system partition');
-  return new Promise((resolve, reject) => {
-    execFile(cmd, args, { env: { ...process.env, MTOOLS_SKIP_CHECK: '1' }, maxBuffer: 8 << 20 }, (err, out, stderr) => {
-      if (err) reject(new SetupError(`${name} ${args.join(' ')} failed: ${stderr.trim() || err.message}`));
-      else resolve(out);
-    });
-  });
+  return runTool(requireTool(name, 'to read an EFI system partition'), args, { env: MTOOLS_ENV() });
 }
 
 /** A BLS type #1 entry's keys (pure): every `initrd` in order, the other keys last one wins. */

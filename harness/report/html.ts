@@ -3,7 +3,10 @@
  * that forbids every fetch), readable from disk or as a CI artifact. Per run the verdict and
  * message, behaviours and evidence; per stage the mount tree with what changed since the stage
  * before (tree.ts), options on demand, the process table with its links, kernel threads folded;
- * the console tail with panics and warnings marked. `diffHtml` puts two kernels side by side.
+ * the kernel's reports (WARNING, BUG... with their call-trace frames) marked as panics are;
+ * the console with panics and warnings marked: the record's tail, or more of the run's
+ * console.log where the caller gives it (`HtmlOptions.consoleLog`, console-log.ts).
+ * `diffHtml` puts two kernels side by side.
  *
  * Everything from the guest is escaped: a mount point or a command line can hold anything.
  * The page carries data attributes (data-run, data-stage, data-mount-id, data-marks) that the
@@ -14,6 +17,8 @@ import type { StageJSON } from '../readback/snapshot.ts';
 import type { LinkText } from '../readback/links.ts';
 import type { MatrixReport } from './formats.ts';
 import type { Difference } from './diff.ts';
+import type { ConsoleLog } from './console-log.ts';
+import type { KernelReport } from '../verdict/kernel-log.ts';
 import { MARK_LEGEND, consoleLineKind, processRows, runTrees, type MountMark, type MountNode, type StageTree } from './tree.ts';
 
 /** Text as HTML: the five special characters escaped, characters HTML cannot carry dropped. */
@@ -117,6 +122,14 @@ td.changed{background:#f2f6fe}
 details.kthreads>summary,details.console>summary,details.raw>summary{cursor:pointer;color:var(--dim);font-size:12px;margin:6px 0}
 pre.console .panic{background:#fbd5d9;color:#8d0f1c;font-weight:700;display:block}
 pre.console .warning{background:#fdf0cf;display:block}
+div.kreports{border:1px solid #efb8bd;background:#fdf1f2;border-radius:6px;padding:6px 10px;margin:8px 0}
+div.kreports>h4{margin:0 0 4px;font-size:13px;color:#8d0f1c}
+div.kreports ol{margin:0;padding-left:20px}
+li.kreport{margin:4px 0}
+li.kreport .ktitle{background:#fbd5d9;color:#8d0f1c;font-weight:700;font-family:var(--mono);font-size:12px;padding:0 4px;border-radius:3px}
+li.kreport .kkind{font-size:11px;font-weight:600;color:#8d0f1c;margin-right:6px;text-transform:uppercase}
+li.kreport pre.frames{margin:3px 0;background:#fff}
+li.kreport .kline{font-family:var(--mono);font-size:11px;color:var(--dim);word-break:break-all}
 .tools{float:right;font-size:12px}
 .tools button{font:inherit;border:1px solid var(--line);background:#fff;border-radius:4px;padding:2px 8px;cursor:pointer}
 .side{display:grid;grid-template-columns:1fr 1fr;gap:16px}
@@ -286,7 +299,10 @@ function slug(s: string): string {
   return s.replace(/[^A-Za-z0-9_-]+/g, '_');
 }
 
-function consoleHtml(lines: readonly string[], open: boolean): string {
+function consoleHtml(tail: readonly string[], open: boolean, log?: ConsoleLog): string {
+  // The run's console.log when the caller read it and it says more than the record's tail.
+  const full = log && log.lines.length > tail.length ? log : undefined;
+  const lines = full ? full.lines : tail;
   if (!lines.length) return '';
   const body = lines
     .map((l) => {
@@ -295,7 +311,22 @@ function consoleHtml(lines: readonly string[], open: boolean): string {
     })
     .join('');
   const marked = open || lines.some((l) => consoleLineKind(l) === 'panic');
-  return `<details class="console"${marked ? ' open' : ''}><summary>console: last ${lines.length} lines</summary><pre class="console">${body}</pre></details>`;
+  const what = full
+    ? `console: ${full.cut ? `last ${lines.length} lines` : `all ${lines.length} lines`} of <code>${esc(full.path)}</code>`
+    : `console: last ${lines.length} lines`;
+  return `<details class="console"${marked ? ' open' : ''}><summary>${what}</summary><pre class="console" data-console-lines="${lines.length}">${body}</pre></details>`;
+}
+
+/** The kernel's reports of bugs it survived (the record's kernelReports), each with its frames, marked as a panic is. */
+function kernelReportsHtml(reports: readonly KernelReport[] | undefined): string {
+  if (!reports?.length) return '';
+  const items = reports.map(
+    (k) =>
+      `<li class="kreport" data-kind="${esc(k.kind)}"><span class="kkind">${esc(k.kind)}</span><span class="ktitle">${esc(k.title)}</span>` +
+      `${k.frames.length ? `<pre class="frames">${k.frames.map(esc).join('\n')}</pre>` : ''}` +
+      `<div class="kline">${esc(k.line)}</div></li>`,
+  );
+  return `<div class="kreports" data-kernel-reports="${reports.length}"><h4>the kernel reported ${reports.length === 1 ? 'a bug' : `${reports.length} bugs`} it survived</h4><ol>${items.join('')}</ol></div>`;
 }
 
 function changeCounts(t: StageTree): string {
@@ -305,8 +336,13 @@ function changeCounts(t: StageTree): string {
   return parts.length ? parts.join(', ') : t.previous ? 'no change' : `${t.nodes.length} mounts`;
 }
 
-/** One run: verdict, message, behaviours, evidence, then every stage. */
-export function runHtml(r: RunRecord, index: number): string {
+export interface HtmlOptions {
+  /** More of a run's console than its record's tail (its artifacts' console.log: artifactConsoleLog). */
+  consoleLog?: (r: RunRecord) => ConsoleLog | undefined;
+}
+
+/** One run: verdict, message, kernel reports, behaviours, evidence, then every stage and the console. */
+export function runHtml(r: RunRecord, index: number, opts: HtmlOptions = {}): string {
   const trees = runTrees(r.stages);
   const verdict = `<span class="verdict ${esc(r.outcome)}">${esc(r.outcome === 'passed' ? 'PASS' : r.outcome.toUpperCase())}</span>`;
   const facts = [
@@ -326,12 +362,13 @@ export function runHtml(r: RunRecord, index: number): string {
 <h2>${verdict}${r.flaky ? '<span class="flaky">flaky</span>' : ''} ${esc(r.scenario)} <span class="sub">on ${kernelLabel(r.kernel)} (${esc(r.kernelRelease)}, ${esc(r.accel)}, ${esc(r.firmware ?? 'bios')}${r.boot ? ` via ${esc(r.boot)}` : ''}, ${(r.durationMs / 1000).toFixed(1)} s)</span>
 <span class="tools"><button type="button" data-toggle="open">show all options</button> <button type="button" data-toggle="close">hide</button></span></h2>
 ${r.message ? `<pre class="message">${esc(r.message)}</pre>` : ''}
+${kernelReportsHtml(r.kernelReports)}
 ${facts.length ? `<ul class="facts">${facts.join('')}</ul>` : ''}${attempts}
 ${r.outcome !== 'passed' ? `<div class="sub">rerun: <code>${esc(r.rerun)}</code>${r.artifacts ? ` · artifacts: <code>${esc(r.artifacts.dir)}</code>` : ''}</div>` : ''}
 ${story}
 ${timelineHtml(trees)}
 ${stages}
-${consoleHtml(r.consoleTail, r.outcome !== 'passed')}
+${consoleHtml(r.consoleTail, r.outcome !== 'passed' || Boolean(r.kernelReports?.length), opts.consoleLog?.(r))}
 </section>`;
 }
 
@@ -384,7 +421,7 @@ function navHtml(runs: readonly RunRecord[]): string {
 }
 
 /** The page for a matrix report (`run --html`, `report --html`). */
-export function reportHtml(report: Pick<MatrixReport, 'runs'> & Partial<MatrixReport>): string {
+export function reportHtml(report: Pick<MatrixReport, 'runs'> & Partial<MatrixReport>, opts: HtmlOptions = {}): string {
   const s = report.summary;
   const meta = [
     report.startedAt ? `started ${esc(report.startedAt)}` : '',
@@ -394,7 +431,7 @@ export function reportHtml(report: Pick<MatrixReport, 'runs'> & Partial<MatrixRe
   ]
     .filter(Boolean)
     .join(' · ');
-  const body = `${navHtml(report.runs)}<main>${report.runs.map((r, i) => runHtml(r, i)).join('\n')}</main>`;
+  const body = `${navHtml(report.runs)}<main>${report.runs.map((r, i) => runHtml(r, i, opts)).join('\n')}</main>`;
   return page('rootprobe report', meta, body);
 }
 

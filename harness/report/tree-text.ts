@@ -1,12 +1,13 @@
 /**
  * A stage's mount tree as `findmnt --tree` prints it (TARGET, SOURCE, FSTYPE, OPTIONS, with
- * the `├─`/`└─` connectors), plus rootprobe's columns: the mount id and what changed since the
+ * the `├─`/`└─` connectors, and findmnt's `SOURCE[/root]` for a mount of a subtree), plus rootprobe's columns: the mount id and what changed since the
  * stage before (tree.ts); then the processes with their exe/cwd/root links, kernel threads
  * counted, not listed. Colour only when asked (the caller decides: a TTY and no NO_COLOR).
  */
 import type { StageJSON } from '../readback/snapshot.ts';
 import type { LinkText } from '../readback/links.ts';
-import { processRows, type MountMark, type MountNode, type StageTree } from './tree.ts';
+import type { MountinfoEntry } from '../readback/mountinfo.ts';
+import { processRows, stageTree, type MountMark, type MountNode, type StageTree } from './tree.ts';
 
 const SGR = { green: 32, blue: 34, yellow: 33, red: 31, dim: 2, bold: 1, strike: 9 } as const;
 type Paint = (s: string, ...codes: Array<keyof typeof SGR>) => string;
@@ -54,7 +55,8 @@ export function treeText(t: StageTree, color = false): string {
       node: n,
       cells: [
         target,
-        e ? visible(e.source) : '?',
+        // findmnt's form for a mount of a filesystem's subtree (a bind mount): the source and, in brackets, that root.
+        e ? visible(e.source) + (e.root !== '/' ? `[${visible(e.root)}]` : '') : '?',
         e ? visible(e.fsType) : '?',
         e ? visible(e.options) : '',
         String(n.mountId),
@@ -129,4 +131,18 @@ export function processText(stage: StageJSON, previous: StageJSON | undefined, c
   const k = rows.length - shown.length;
   if (k > 0) out.push(paint(`(${k} kernel threads not shown)`, 'dim'));
   return out.join('\n');
+}
+
+/** A mount table: a Mountinfo (or anything with its entries) or the entries themselves. */
+export type MountTable = readonly MountinfoEntry[] | { readonly entries: readonly MountinfoEntry[] };
+
+const entriesOf = (t: MountTable): MountinfoEntry[] => [...(Array.isArray(t) ? t : (t as { entries: readonly MountinfoEntry[] }).entries)];
+
+/**
+ * A mount table as `rootprobe show` prints a stage (findmnt's tree), for failure messages; no
+ * colour. With `previous` (the stage before's table), the CHANGE column says what changed since.
+ */
+export function mountTreeText(table: MountTable, previous?: MountTable): string {
+  const stage = (t: MountTable, name: string): StageJSON => ({ name, seq: 0, mountinfo: entriesOf(t) }) as unknown as StageJSON;
+  return treeText(stageTree(stage(table, 'this'), previous ? stage(previous, 'previous') : undefined));
 }

@@ -46,11 +46,17 @@ export async function moveRunDir(runDir: string, dir: string): Promise<void> {
   }
 }
 
+/** The folder a run's artifacts are kept in: `<artifactsRoot>/<name>--<kernel>/`. */
+export function artifactDir(artifactsRoot: string, name: string, kernel: { id: string }): string {
+  return path.resolve(artifactsRoot, artifactSlug(name, kernel.id));
+}
+
 /**
  * Moves a run's folder to `<artifactsRoot>/<name>--<kernel>/` (replacing an older one) with
  * its readback, its record, a script that reruns the case through rootprobe and one that boots
  * the kept images with the run's exact QEMU command line. The folder is assembled as
  * `<dir>.partial-<pid>` and renamed into place last: an interrupted run leaves no half folder.
+ * `wholeMessage` (the record's message before it was folded) goes to `message.txt`.
  */
 export async function keepArtifacts(
   runDir: string,
@@ -59,9 +65,9 @@ export async function keepArtifacts(
   record: RunRecord,
   readback: RunReadback,
   boot: BootOutcome | undefined,
-  opts: { artifactsRoot: string },
+  opts: { artifactsRoot: string; wholeMessage?: string },
 ): Promise<RunArtifacts> {
-  const dir = path.resolve(opts.artifactsRoot, artifactSlug(name, kernel.id));
+  const dir = artifactDir(opts.artifactsRoot, name, kernel);
   const partial = `${dir}.partial-${process.pid}`;
   const untrack = trackTempDir(partial);
   await fs.rm(partial, { recursive: true, force: true });
@@ -79,6 +85,7 @@ export async function keepArtifacts(
   const inPartial = (p: string): string => path.join(partial, path.basename(p));
   await fs.writeFile(inPartial(art.readback), JSON.stringify(readback.toJSON(), null, 1));
   await fs.writeFile(path.join(partial, 'run.json'), JSON.stringify({ ...record, artifacts: art }, null, 1));
+  if (opts.wholeMessage !== undefined) await fs.writeFile(path.join(partial, 'message.txt'), opts.wholeMessage);
   await fs.writeFile(
     inPartial(art.reproduce),
     [

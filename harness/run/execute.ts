@@ -17,14 +17,13 @@ import { timeoutFactor } from '../qemu/accel.ts';
 import { makeTempDir, removeTempDir } from '../lifecycle.ts';
 import { concatSegments } from '../image/initramfs.ts';
 import { copyForRun } from '../image/disk.ts';
-import { SetupError } from '../errors.ts';
 import { DEFAULTS } from '../plan/defaults.ts';
 import type { BootPlan, PlanRun } from '../plan/types.ts';
 import { channelVerdict, kernelLogVerdict, TIMING_KINDS, type Verdict } from '../verdict/channel.ts';
 import { checkVerdict } from '../verdict/check.ts';
-import { freeBytes, hostDiskVerdict } from '../verdict/host-disk.ts';
-import { keepArtifacts } from './artifacts.ts';
-import { bareRecord, type Accel, type RunEvent, type RunRecord } from './record.ts';
+import { checkRoom, hostDiskVerdict } from '../verdict/host-disk.ts';
+import { artifactDir, keepArtifacts } from './artifacts.ts';
+import { bareRecord, foldRecordMessage, type Accel, type RunEvent, type RunRecord } from './record.ts';
 import {
   copyVars,
   EFI_PARAM,
@@ -214,16 +213,14 @@ export async function materialize(plan: BootPlan, runDir: string): Promise<Mater
       initrd,
     );
   }
-  const copies = plan.disks.filter((d) => d.mode === 'copy');
+  // The disks copied for the run, and a user's ESP (boot path esp), which is copied too.
+  const copies = [
+    ...plan.disks.filter((d) => d.mode === 'copy').map((d) => d.path),
+    ...((plan.boot ?? 'kernel') === 'esp' ? [plan.esp!] : []),
+  ];
   if (copies.length > 0) {
-    const need = (await Promise.all(copies.map((d) => allocated(d.path)))).reduce((a, b) => a + b, 0) + DISK_MARGIN;
-    const free = freeBytes(runDir);
-    if (free !== undefined && free < need) {
-      throw new SetupError(
-        `the host's disk is too full for this run's disk copies: ${runDir} has ${(free / 2 ** 20).toFixed(1)} MiB free, ` +
-          `the disks need ${(need / 2 ** 20).toFixed(1)} MiB (ENOSPC). Free space there, or point TMPDIR at a larger file system.`,
-      );
-    }
+    const need = (await Promise.all(copies.map(allocated))).reduce((a, b) => a + b, 0) + DISK_MARGIN;
+    checkRoom(runDir, need, "this run's disk copies (with 16 MiB for the guest's writes)");
   }
   const disks: NonNullable<BootSpec['disks']> = [];
   const byName: Record<string, { path: string }> = {};
@@ -296,6 +293,50 @@ async function judge(plan: BootPlan, boot: BootOutcome, run: PlanRun, runDir: st
   return kernelLogVerdict(boot, plan.allowKernelLog, run.record.accel) ?? checked;
 }
 
+export interface FinishContext {
+  /** When the run started (Date.now()). */
+  started: number;
+  /** The run's temporary folder: moved into the artifacts when kept, removed in any case. */
+  runDir: string;
+  name: string;
+  kernel: { id: string };
+  readback: RunReadback;
+  boot?: BootOutcome;
+  /** The plan's last word on the record (external mode's input hashes). */
+  finish?: (record: RunRecord) => Promise<void>;
+  /** The console was on the terminal (`shell`): nothing is kept. */
+  interactive?: boolean;
+  /** Keep a passing run's folder as its artifacts too (a run that did not pass always keeps it). */
+  keep?: boolean;
+  artifactsRoot: string;
+}
+
+/**
+ * The step from a judged record to the one every caller gets (`run`, `run external`, `shell`,
+ * the library's `boot()`, the matrix): the plan's finish, the duration, the message folded
+ * short (the whole one in the artifacts' `message.txt`, which the message names), then the
+ * artifacts kept with that record as their `run.json`. The run folder is gone afterwards.
+ */
+export async function finishRecord(record: RunRecord, ctx: FinishContext): Promise<RunRecord> {
+  try {
+    if (ctx.finish) await ctx.finish(record);
+    record.durationMs = Date.now() - ctx.started;
+    // After finish, which may still fail the run (external mode: a user's file changed).
+    if (!ctx.interactive && (record.outcome !== 'passed' || ctx.keep)) {
+      const wholeMessage = foldRecordMessage(record, path.join(artifactDir(ctx.artifactsRoot, ctx.name, ctx.kernel), 'message.txt'));
+      record.artifacts = await keepArtifacts(ctx.runDir, ctx.name, ctx.kernel, record, ctx.readback, ctx.boot, {
+        artifactsRoot: ctx.artifactsRoot,
+        ...(wholeMessage !== undefined ? { wholeMessage } : {}),
+      });
+    } else {
+      foldRecordMessage(record);
+    }
+  } finally {
+    await removeTempDir(ctx.runDir);
+  }
+  return record;
+}
+
 /** Boots a plan once and returns its verdict with the evidence. */
 export async function execute(plan: BootPlan, opts: ExecuteOptions): Promise<RunRecord> {
   const started = Date.now();
@@ -353,17 +394,18 @@ export async function execute(plan: BootPlan, opts: ExecuteOptions): Promise<Run
     record.message = (e as Error).message;
     if (boot) record.consoleTail = boot.consoleTail;
   } finally {
-    if (plan.finish) await plan.finish(record);
-    record.durationMs = Date.now() - started;
-    try {
-      if (!opts.interactive && (record.outcome !== 'passed' || opts.keep)) {
-        record.artifacts = await keepArtifacts(runDir, plan.name, plan.kernel, record, readback, boot, {
-          artifactsRoot: opts.artifactsRoot ?? DEFAULTS.artifactsRoot,
-        });
-      }
-    } finally {
-      await removeTempDir(runDir);
-    }
+    await finishRecord(record, {
+      started,
+      runDir,
+      name: plan.name,
+      kernel: plan.kernel,
+      readback,
+      boot,
+      finish: plan.finish,
+      interactive: opts.interactive,
+      keep: opts.keep,
+      artifactsRoot: opts.artifactsRoot ?? DEFAULTS.artifactsRoot,
+    });
   }
   return record;
 }

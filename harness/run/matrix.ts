@@ -17,10 +17,7 @@ import { summarize, type MatrixReport } from '../report/formats.ts';
 import { Progress } from '../report/terminal.ts';
 import { shardCells, type Shard } from './shard.ts';
 import { validateScenarios, withScenario } from '../validate.ts';
-import { foldMessage } from '../report/fold.ts';
 import { isPeopleError } from '../errors.ts';
-import { promises as fs } from 'node:fs';
-import * as path from 'node:path';
 import type { BootPath, Firmware } from '../plan/types.ts';
 import { checkBoot } from '../firmware/uefi.ts';
 import { archOf, defaultArch } from '../arch/index.ts';
@@ -51,25 +48,6 @@ export interface MatrixOptions {
   /** Every cell's firmware (default bios) and boot path (default `kernel`: -kernel). */
   firmware?: Firmware;
   boot?: BootPath;
-}
-
-/**
- * Keeps a run's message short (report/fold.ts); the whole message, when it had to be folded,
- * goes to `message.txt` in the run's artifact folder, which the message then names.
- */
-export async function foldRunMessage(r: RunRecord): Promise<void> {
-  if (!r.message) return;
-  const folded = foldMessage(r.message);
-  if (folded === r.message) return;
-  let where = '';
-  if (r.artifacts?.dir) {
-    const file = path.join(r.artifacts.dir, 'message.txt');
-    where = await fs.writeFile(file, r.message).then(
-      () => `\n(the whole message: ${file})`,
-      () => '',
-    );
-  }
-  r.message = folded + where;
 }
 
 function summaryOf(r: RunRecord): RunAttempt {
@@ -234,13 +212,11 @@ export async function runMatrix(scenarios: Scenario[], kernelSpecs: string[], op
           onEvent: (e) => progress.event(e),
         }).catch(hostError);
       let r = await attempt();
-      await foldRunMessage(r);
       const attempts: RunAttempt[] = [summaryOf(r)];
       for (let n = 0; n < (opts.retries ?? 0) && r.outcome !== 'passed' && !abort.signal.aborted; n++) {
         progress.message(`retry  ${s.name} @ ${k.id}: attempt ${n + 1} ended ${r.outcome}`);
         const previous = r;
         r = await attempt();
-        await foldRunMessage(r);
         attempts.push(summaryOf(r));
         // The failed attempt's artifacts stay where they were kept; the new record points at its own.
         if (!r.artifacts && previous.artifacts) r.artifacts = previous.artifacts;

@@ -3,6 +3,7 @@
  */
 import type { StageJSON } from '../readback/snapshot.ts';
 import type { KernelReport } from '../verdict/kernel-log.ts';
+import { foldMessage } from '../report/fold.ts';
 
 export type Outcome = 'passed' | 'failed' | 'panic' | 'timeout' | 'missing-stage' | 'error' | 'skipped';
 export type Accel = 'kvm' | 'tcg';
@@ -65,6 +66,20 @@ export type RunEvent =
   | { type: 'stage'; scenario: string; kernel: string; stage: string; elapsedMs: number }
   | { type: 'console'; scenario: string; kernel: string; line: string };
 
+/**
+ * Keeps a record's message short (report/fold.ts), in place. When it had to be folded and the
+ * whole one is kept at `wholeAt` (a run's `message.txt`), the message names that file. Returns
+ * the whole message when it was folded (for the caller to write to `wholeAt`), else undefined.
+ */
+export function foldRecordMessage(r: { message?: string }, wholeAt?: string): string | undefined {
+  if (!r.message) return undefined;
+  const whole = r.message;
+  const folded = foldMessage(whole);
+  if (folded === whole) return undefined;
+  r.message = folded + (wholeAt ? `\n(the whole message: ${wholeAt})` : '');
+  return whole;
+}
+
 /** A record with nothing reported yet: what a run that never booted (skipped, failed before boot) or has not yet booted says. */
 export function bareRecord(f: {
   scenario: string;
@@ -79,13 +94,15 @@ export function bareRecord(f: {
   durationMs?: number;
   rerun: string;
 }): RunRecord {
+  const short = { message: f.message };
+  foldRecordMessage(short);
   return {
     scenario: f.scenario,
     kernel: f.kernel.id,
     kernelRelease: f.kernel.release,
     accel: f.accel,
     outcome: f.outcome,
-    ...(f.message !== undefined ? { message: f.message } : {}),
+    ...(short.message !== undefined ? { message: short.message } : {}),
     durationMs: f.durationMs ?? 0,
     stagesReported: [],
     stages: [],

@@ -12,7 +12,7 @@ import { execute, newRecord } from './execute.ts';
 import { timeoutFactor } from '../qemu/accel.ts';
 import { archOf } from '../arch/index.ts';
 import { DEFAULTS } from '../plan/defaults.ts';
-import type { Accel, RunEvent, RunRecord } from './record.ts';
+import { foldRecordMessage, type Accel, type RunEvent, type RunRecord } from './record.ts';
 import type { Kernel } from '../../kernels/index.ts';
 import type { BootPath, Firmware } from '../plan/types.ts';
 import { checkBoot } from '../firmware/uefi.ts';
@@ -65,6 +65,7 @@ export async function runScenario(sc: Scenario, kernel: Kernel, opts: RunOptions
         Math.round((sc.timeoutSec ?? DEFAULTS.timeoutSec) * 1000 * timeoutFactor(opts.accel, plan.arch)),
       );
       record.message = (e as Error).message;
+      foldRecordMessage(record);
       record.durationMs = Date.now() - started;
       return record;
     }
