@@ -22,7 +22,7 @@ describe('distro generators: debootstrapped Debian with initramfs-tools and drac
   const distros = new Map<string, DistroImages>();
 
   before(async function () {
-    const missing: string[] = [];
+    const missing: Array<(typeof DISTRO_GENERATORS)[number]> = [];
     for (const g of DISTRO_GENERATORS) {
       const have = await cachedDistro(g);
       if (have) distros.set(g, have);
