@@ -13,6 +13,7 @@ import { ARCHES, archByName } from '../harness/arch/index.ts';
 import { runMatrix } from '../harness/run/matrix.ts';
 import { loadScenarios, pickScenarios } from '../scenarios/index.ts';
 import { aliasProvider } from './fixtures/kernels/provider-alias.ts';
+import { COMMANDS, helpText, loadHelpContext, usageText } from '../harness/cli/options.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -39,6 +40,24 @@ describe('kernel providers (kernels/registry.ts)', () => {
       remove();
     }
     expect(() => parseKernelSpec('alias/stable')).to.throw(UsageError, /not a known kernel spec/);
+  });
+
+  it("an added provider's forms are in the CLI's --kernel help (made from the registry when printed); removed, they are not", async () => {
+    // The registry as the help loads it (an import() of its own): mocha loads this file through
+    // tsx's require hook, which makes the static imports above another instance of the module.
+    const registry = await import('../kernels/registry.ts');
+    const before = helpText(COMMANDS.run, await loadHelpContext());
+    expect(before).not.to.include('alias/<name>');
+    const remove = registry.registerProvider(aliasProvider);
+    try {
+      const ctx = await loadHelpContext();
+      for (const spec of [COMMANDS.run, COMMANDS.shell, COMMANDS.build, COMMANDS.diff])
+        expect(helpText(spec, ctx)).to.include('alias/<name>');
+      expect(usageText(ctx)).to.include('alias/<name>');
+    } finally {
+      remove();
+    }
+    expect(helpText(COMMANDS.run, await loadHelpContext())).to.equal(before);
   });
 
   it('a scenario boots on a kernel of the added provider @boot', async function () {

@@ -189,7 +189,7 @@ function regexes(list: string[] | undefined): RegExp[] {
 }
 
 export async function cmdBisect(args: string[]): Promise<number> {
-  const parsed = parseCommand(COMMANDS.bisect, args);
+  const parsed = await parseCommand(COMMANDS.bisect, args);
   if (parsed.help) return 0;
   const { values, positionals } = parsed;
   const usage = 'usage: rootprobe bisect <scenario> --kernel git:<tree> --good <rev> --bad <rev> [--runs N]';

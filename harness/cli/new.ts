@@ -261,7 +261,7 @@ export async function newScenario(name: string, parent: string, opts: { disk?: b
 }
 
 export async function cmdNew(args: string[]): Promise<number> {
-  const parsed = parseCommand(COMMANDS.new, args);
+  const parsed = await parseCommand(COMMANDS.new, args);
   if (parsed.help) return 0;
   const { values, positionals } = parsed;
   if (positionals.length !== 1) throw new UsageError('usage: rootprobe new <name> [--disk] [--dir DIR] (see: rootprobe new --help)');

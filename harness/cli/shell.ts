@@ -29,7 +29,7 @@ import * as path from 'node:path';
 import { bootOptions } from '../firmware/cli.ts';
 
 export async function cmdShell(args: string[]): Promise<number> {
-  const parsed = parseCommand(COMMANDS.shell, args);
+  const parsed = await parseCommand(COMMANDS.shell, args);
   if (parsed.help) return 0;
   const { values, positionals } = parsed;
   if (positionals.length !== 1) throw new UsageError('usage: rootprobe shell <scenario> [--kernel K] [--stage S] [--gdb]');

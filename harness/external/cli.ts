@@ -5,11 +5,11 @@
  * never changed) and disks (copy-on-write: never written), and reports the stages of the
  * distro's own flow: initramfs, realroot, and for dracut shutdown.
  */
-import { COMMANDS, helpText, parseCommand } from '../cli/options.ts';
+import { COMMANDS, helpContext, helpText, parseCommand } from '../cli/options.ts';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { UsageError } from '../errors.ts';
-import { resolveKernel } from '../../kernels/index.ts';
+import { providers, resolveKernel } from '../../kernels/index.ts';
 import { detectAccel } from '../qemu/accel.ts';
 import { initOf, runExternal, type ExternalRecord } from './run.ts';
 import { reportHtml } from '../report/html.ts';
@@ -23,10 +23,10 @@ import { checkBoot, parseFirmware } from '../firmware/uefi.ts';
 import { defaultArch, archOf } from '../arch/index.ts';
 import { removeTempDir } from '../lifecycle.ts';
 
-export const EXTERNAL_USAGE = helpText(COMMANDS['run external']);
+export const EXTERNAL_USAGE = helpText(COMMANDS['run external'], helpContext(providers()));
 
 export async function cmdRunExternal(args: string[]): Promise<number> {
-  const parsed = parseCommand(COMMANDS['run external'], args);
+  const parsed = await parseCommand(COMMANDS['run external'], args);
   if (parsed.help) return 0;
   const { values, positionals } = parsed;
   if (positionals.length > 0)
