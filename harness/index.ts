@@ -25,11 +25,12 @@ import { runScenario as runScenario_, type RunEvent, type RunRecord as RunRecord
 import { validateScenarios as validate_ } from './validate.ts';
 import { skippedRecord as skippedRecord_ } from './run/matrix.ts';
 import type { Scenario as Scenario_ } from './scenario.ts';
+import { DEFAULTS } from './plan/defaults.ts';
 
 export interface BootOptions {
-  /** A kernel spec as on the command line (default 'debian/bookworm'). */
+  /** A kernel spec as on the command line (default DEFAULTS.kernel: 'debian/bookworm'). */
   kernel?: string;
-  /** Where the folder of a run that did not pass is kept (default ./rootprobe-artifacts). */
+  /** Where the folder of a run that did not pass is kept (default DEFAULTS.artifactsRoot: ./rootprobe-artifacts). */
   artifactsRoot?: string;
   /** Keep the folder of a passing run too. */
   keep?: boolean;
@@ -55,13 +56,13 @@ export interface BootOptions {
  */
 export async function boot(sc: Scenario_, opts: BootOptions = {}): Promise<RunRecord_> {
   validate_([sc]);
-  const kernel = await resolveKernel_(opts.kernel ?? 'debian/bookworm');
+  const kernel = await resolveKernel_(opts.kernel ?? DEFAULTS.kernel);
   const { accel } = await detectAccel_(kernel.vmlinuz);
   const skip = sc.skipIf?.(kernel);
   if (skip) return skippedRecord_(sc, kernel, skip, accel);
   return runScenario_(sc, kernel, {
     accel,
-    artifactsRoot: opts.artifactsRoot ?? 'rootprobe-artifacts',
+    artifactsRoot: opts.artifactsRoot ?? DEFAULTS.artifactsRoot,
     keep: opts.keep,
     extraCmdline: opts.extraCmdline,
     onEvent: opts.onEvent,

@@ -189,7 +189,7 @@ export const scenarioSchema = z
       .positive({ error: 'must be positive' })
       .max(3600, { error: 'must be at most 3600' })
       .optional(),
-    /** The guest's memory (default 256). */
+    /** The guest's memory (default DEFAULTS.memoryMiB: 256). */
     memoryMiB: wholeNumber('MiB of guest memory', 64, 8192).optional(),
     /** A reason to skip this scenario on this kernel (reported as skipped), or undefined to run it. */
     skipIf: fn<SkipIfFn>('(kernel) => a reason to skip, or undefined').optional(),

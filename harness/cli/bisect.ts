@@ -28,6 +28,7 @@ import type { RunRecord } from '../run/record.ts';
 import { diffRuns, diffText } from '../report/diff.ts';
 import { onCleanup } from '../lifecycle.ts';
 import type { Scenario } from '../scenario.ts';
+import { DEFAULTS } from '../plan/defaults.ts';
 
 type Mark = 'good' | 'bad' | 'skip';
 
@@ -212,7 +213,7 @@ export async function cmdBisect(args: string[]): Promise<number> {
     runs,
     extraCmdline: values.cmdline,
     allowKernelLog: regexes(values['allow-kernel-log']),
-    artifactsRoot: values.artifacts ?? 'rootprobe-artifacts',
+    artifactsRoot: values.artifacts ?? DEFAULTS.artifactsRoot,
     say: (l) => process.stderr.write(`${l}\n`),
   });
   const out: string[] = [];

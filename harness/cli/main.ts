@@ -113,7 +113,7 @@ async function cmdRun(args: string[]): Promise<number> {
   const chosen = positionals.length > 0 && !values.all ? pickScenarios(all, once(positionals, 'scenario')) : all;
   if (positionals.length > 0 && values.all) throw new UsageError('name scenarios or give --all, not both');
   const rerunArgs = (values.scenarios ?? []).flatMap((d) => ['--scenarios', path.resolve(d)]);
-  const artifactsRoot = values.artifacts ?? 'rootprobe-artifacts';
+  const artifactsRoot = values.artifacts ?? DEFAULTS.artifactsRoot;
   // Every output is checked before the first download or boot (exit 2 naming it).
   await checkOutputs([
     { flag: '--artifacts', path: artifactsRoot, kind: 'folder' },
@@ -231,7 +231,7 @@ async function cmdDiff(args: string[]): Promise<number> {
   const all = await loadScenarios(values.scenarios ?? []);
   const chosen = positionals.length > 0 ? pickScenarios(all, once(positionals, 'scenario')) : all;
   const jobs = positiveInt(values.jobs, '--jobs', os.availableParallelism());
-  const artifactsRoot = values.artifacts ?? 'rootprobe-artifacts';
+  const artifactsRoot = values.artifacts ?? DEFAULTS.artifactsRoot;
   await checkOutputs([
     { flag: '--artifacts', path: artifactsRoot, kind: 'folder' },
     values.json !== undefined ? { flag: '--json', path: values.json, kind: 'file' } : undefined,

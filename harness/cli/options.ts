@@ -191,7 +191,7 @@ export const COMMANDS = {
         arg: 'poweroff|none',
         help: 'once booted, rootprobe asks the distro to power off (default); none: the guest decides',
       },
-      timeout: { type: 'string', arg: 'SEC', help: 'deadline under KVM (default 120; x5 under TCG)' },
+      timeout: { type: 'string', arg: 'SEC', help: `deadline under KVM (default ${DEFAULTS.externalTimeoutSec}; x5 under TCG)` },
       memory: { type: 'string', arg: 'MIB', help: "the guest's memory in MiB" },
       json: { type: 'string', arg: 'FILE', help: 'the report as JSON (schemas/report.schema.json)' },
       html: { type: 'string', arg: 'FILE', help: "one self-contained page of the run: each stage's mount tree, processes, console" },

@@ -22,6 +22,7 @@ import { espInputs, ukiInputs } from './run.ts';
 import { checkBoot, parseFirmware } from '../firmware/uefi.ts';
 import { defaultArch, archOf } from '../arch/index.ts';
 import { removeTempDir } from '../lifecycle.ts';
+import { DEFAULTS } from '../plan/defaults.ts';
 
 export const EXTERNAL_USAGE = helpText(COMMANDS['run external'], helpContext(providers()));
 
@@ -63,7 +64,7 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
   }
   const started = new Date();
   await checkOutputs([
-    { flag: '--artifacts', path: values.artifacts ?? 'rootprobe-artifacts', kind: 'folder' },
+    { flag: '--artifacts', path: values.artifacts ?? DEFAULTS.artifactsRoot, kind: 'folder' },
     values.json !== undefined ? { flag: '--json', path: values.json, kind: 'file' } : undefined,
     values.html !== undefined ? { flag: '--html', path: values.html, kind: 'file', allowDash: true } : undefined,
   ]);
@@ -92,7 +93,7 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
     // A UKI's own .cmdline unless --cmdline replaces it (as a loader's options do without Secure Boot).
     cmdline: values.cmdline ?? fromEsp?.cmdline ?? fromUki?.cmdline,
     accel: accel.accel as 'kvm' | 'tcg',
-    artifactsRoot: values.artifacts ?? 'rootprobe-artifacts',
+    artifactsRoot: values.artifacts ?? DEFAULTS.artifactsRoot,
     keep: values.keep ?? false,
     name: values.name,
     end,

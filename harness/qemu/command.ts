@@ -118,7 +118,7 @@ export function qemuArgs(spec: BootSpec, channel: QemuChannel): string[] {
         `${MAX_SOCKET_PATH} a unix socket allows: ${channel.resultSocket}`,
     );
   }
-  const firmware = spec.firmware ?? 'bios';
+  const firmware = spec.firmware ?? DEFAULTS.firmware;
   if (firmware !== 'bios' && firmware !== 'uefi') throw new UsageError(`firmware must be 'bios' or 'uefi'; got ${String(spec.firmware)}`);
   if (!arch.firmware.includes(firmware)) throw new UsageError(`${arch.name} boots with ${arch.firmware.join(' or ')}, not ${firmware}`);
   if (firmware === 'uefi' && !spec.uefi)
