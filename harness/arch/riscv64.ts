@@ -19,6 +19,8 @@ export const riscv64: ArchSpec = {
   consoleNode: { major: 4, minor: 64 },
   resultPort: VIRT_RESULT_PORT,
   kernelImage: 'Image',
+  imageMagic: 'RSC\x05',
+  gzipImage: false,
   elfMachine: 243,
   hostArch: 'riscv64',
   bios: { file: '/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin', debianPackage: 'opensbi' },
@@ -32,6 +34,9 @@ export const riscv64: ArchSpec = {
   tcgSlowdown: 1.5,
   kbuild: { arch: 'riscv', target: 'Image', image: 'arch/riscv/boot/Image' },
   debianArch: 'riscv64',
+  debianKernel: { flavour: 'riscv64', firstSuite: 'trixie' },
+  kcidbArch: 'riscv',
+  gdbArch: 'riscv:rv64',
   gnuTriplet: 'riscv64-linux-gnu',
   crossCompiler: {
     command: 'riscv64-linux-gnu-gcc',

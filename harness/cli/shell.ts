@@ -28,6 +28,16 @@ import { shellQuote } from '../quote.ts';
 import * as path from 'node:path';
 import { bootOptions } from '../firmware/cli.ts';
 
+/**
+ * The gdb command line that attaches to QEMU's gdb stub on `socket`: with the kernel's vmlinux
+ * where it has one (its symbols say the architecture), else naming the architecture as gdb
+ * does (the architecture table's gdbArch).
+ */
+export function gdbCommand(kernel: { vmlinux?: string; arch?: string }, socket: string): string {
+  const target = kernel.vmlinux ? shellQuote(kernel.vmlinux) : `-ex ${shellQuote(`set architecture ${archOf(kernel).gdbArch}`)}`;
+  return `gdb ${target} -ex ${shellQuote(`target remote ${socket}`)}`;
+}
+
 export async function cmdShell(args: string[]): Promise<number> {
   const parsed = await parseCommand(COMMANDS.shell, args);
   if (parsed.help) return 0;
@@ -65,7 +75,7 @@ export async function cmdShell(args: string[]): Promise<number> {
     const sym = kernel.vmlinux ?? '';
     process.stderr.write(
       `  QEMU's gdb stub: ${gdbSocket}\n` +
-        `  attach with:  gdb ${sym ? shellQuote(sym) : '-ex "set architecture i386:x86-64"'} -ex ${shellQuote(`target remote ${gdbSocket}`)}\n` +
+        `  attach with:  ${gdbCommand(kernel, gdbSocket)}\n` +
         (sym ? '' : `  (this kernel has no vmlinux with symbols: git: kernels have one)\n`) +
         `  add nokaslr to --cmdline for breakpoints on symbols.\n`,
     );
