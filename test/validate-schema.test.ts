@@ -47,6 +47,17 @@ describe('scenario definitions checked whole (zod schema)', () => {
     expect(() => scenario(valid(), import.meta)).to.not.throw();
   });
 
+  it("the folder is import.meta's; without import.meta, a DefinitionError says what to pass (no folder guessed from the stack)", () => {
+    expect(scenario(valid(), import.meta)).to.include({ file: here, dir: path.dirname(here) });
+    for (const where of [undefined, {}, { url: '' }]) {
+      // @ts-expect-error: the mistake under test
+      expect(() => scenario(valid(), where)).to.throw(
+        DefinitionError,
+        /^scenario 'ok' \(.*validate-schema\.test\.ts:\d+\): scenario\(\) needs the file's import\.meta as its second argument, scenario\(\{ \.\.\. \}, import\.meta\)/,
+      );
+    }
+  });
+
   it('an unknown key names itself and the nearest known key', () => {
     expect(issues({ modlues: ['overlay'] })).to.have.length(1);
     expect(issues({ modlues: ['overlay'] })[0]).to.include('`modlues`: did you mean `modules`?');
