@@ -2,22 +2,27 @@
 /**
  * rootprobe's library API, for test authors who write scenarios in their own repository and
  * run them under their own mocha suite or through the CLI (`--scenarios DIR`).
+ *
+ * What a scenario author or a library user writes against, and nothing else: the scenario and
+ * its types, the image tree, boot() and its record, the readback a check reads (stages, mount
+ * tables, processes) and its assertions, the errors to catch; resolveKernel and detectAccel for
+ * tools around a boot (the GitHub action's accel.mjs). The result channel's framing and the
+ * snapshot parser (docs/protocol.md), the runner, the matrix and the CLI's helpers are
+ * internals: code inside this repository imports them from their modules.
  */
-export { scenario, expectedStages } from './scenario.ts';
+export { scenario } from './scenario.ts';
 export type { Scenario, ScenarioDefinition, DiskSpec, BuildContext, CheckContext } from './scenario.ts';
 export { ImageTree } from './image/tree.ts';
-export { importTar, tarEntryPath, type TarImportOptions, type TarImportSummary } from './image/tar.ts';
-export { foldMessage } from './report/fold.ts';
-export { runScenario, type RunRecord, type RunOptions, type Outcome } from './run/run-scenario.ts';
-export { runMatrix, type MatrixOptions } from './run/matrix.ts';
-export { prepareImages } from './run/prepare.ts';
+export { importTar, type TarImportOptions, type TarImportSummary } from './image/tar.ts';
+export type { RunRecord, RunEvent, Outcome } from './run/run-scenario.ts';
 export { resolveKernel, type Kernel } from '../kernels/index.ts';
 export { detectAccel } from './qemu/accel.ts';
 export { rootprobeChai } from './assert/chai-rootprobe.ts';
-export * from './readback/index.ts';
+export { RunReadback, type RunReadbackJSON, type UnreadableSnapshot } from './readback/result.ts';
+export { Stage, type ProcessInfo, type CommandResult, type StageJSON } from './readback/snapshot.ts';
+export { Mountinfo, parseOptions, propagationOf, type MountinfoEntry, type Propagation } from './readback/mountinfo.ts';
+export type { DamagedFrameEvent } from './readback/frame.ts';
 export { UsageError, SetupError, DefinitionError } from './errors.ts';
-export { validateScenarios, definitionProblems } from './validate.ts';
-export { shardCells, parseShard, junitMerge, type Shard } from './run/shard.ts';
 
 import { resolveKernel as resolveKernel_ } from '../kernels/index.ts';
 import { detectAccel as detectAccel_ } from './qemu/accel.ts';
@@ -25,6 +30,7 @@ import { runScenario as runScenario_, type RunRecord as RunRecord_ } from './run
 import { validateScenarios as validate_ } from './validate.ts';
 import { skippedRecord as skippedRecord_ } from './run/matrix.ts';
 import type { Scenario as Scenario_ } from './scenario.ts';
+import { DEFAULTS } from './plan/defaults.ts';
 import { checkBootOptions, type BootOptions } from './boot-options.ts';
 
 export { bootOptionsSchema, type BootOptions } from './boot-options.ts';
@@ -45,13 +51,13 @@ export async function boot(sc: Scenario_, options: BootOptions = {}): Promise<Ru
   // Before anything is fetched or built: a misspelt key (`kernal`) is an error, not a default.
   const opts = checkBootOptions(options);
   validate_([sc]);
-  const kernel = await resolveKernel_(opts.kernel ?? 'debian/bookworm');
+  const kernel = await resolveKernel_(opts.kernel ?? DEFAULTS.kernel);
   const { accel } = await detectAccel_(kernel.vmlinuz);
   const skip = sc.skipIf?.(kernel);
   if (skip) return skippedRecord_(sc, kernel, skip, accel);
   return runScenario_(sc, kernel, {
     accel,
-    artifactsRoot: opts.artifactsRoot ?? 'rootprobe-artifacts',
+    artifactsRoot: opts.artifactsRoot ?? DEFAULTS.artifactsRoot,
     keep: opts.keep,
     extraCmdline: opts.extraCmdline,
     onEvent: opts.onEvent,

@@ -189,7 +189,7 @@ export const scenarioSchema = z
       .positive({ error: 'must be positive' })
       .max(3600, { error: 'must be at most 3600' })
       .optional(),
-    /** The guest's memory (default 256). */
+    /** The guest's memory (default DEFAULTS.memoryMiB: 256). */
     memoryMiB: wholeNumber('MiB of guest memory', 64, 8192).optional(),
     /** A reason to skip this scenario on this kernel (reported as skipped), or undefined to run it. */
     skipIf: fn<SkipIfFn>('(kernel) => a reason to skip, or undefined').optional(),
@@ -276,7 +276,7 @@ export function nearestKey(key: string, known: string[]): string | undefined {
   return best !== undefined && bestD <= Math.max(2, Math.floor(key.length / 3)) ? best : undefined;
 }
 
-/** Where the caller of scenario() lives: the file that defines the scenario, and the line of the call. */
+/** Where scenario() was called from: the file and the line of the call (for messages; the folder is import.meta's). */
 function callerSite(): { file: string; line?: number } {
   const stack = new Error().stack?.split('\n') ?? [];
   for (const line of stack.slice(1)) {
@@ -384,17 +384,23 @@ export function definitionIssues(def: unknown, file: string, callLine?: number):
 
 /**
  * Defines a scenario; checks its shape whole now, so a mistake is reported before anything boots.
- * Pass `import.meta` as the second argument: the scenario's folder (for `ctx.here()`, its guest
- * scripts) is then the file's own, not guessed from the call stack.
+ * The second argument is the file's `import.meta`: the scenario's folder (for `ctx.here()`, its
+ * guest scripts) is the file's own. Without it, a DefinitionError says what to pass.
  *
  *   export default scenario({ name: 'x', ... }, import.meta);
  */
-export function scenario(definition: ScenarioDefinition, where?: { url: string }): Scenario {
-  // The scenario's file, which its guest scripts sit beside: given as import.meta (the way to
-  // write it), else found from the caller's place on the stack. The stack also gives the line of
-  // the call, for messages.
+export function scenario(definition: ScenarioDefinition, where: { url: string }): Scenario {
+  // The call's place on the stack gives the line of the call, for messages (and the file, to
+  // say where import.meta is missing); the folder comes from import.meta alone.
   const site = callerSite();
-  const file = where?.url ? (where.url.startsWith('file:') ? fileURLToPath(where.url) : where.url) : site.file;
+  if (!where || typeof where.url !== 'string' || !where.url) {
+    const name = typeof (definition as { name?: unknown })?.name === 'string' ? (definition as { name: string }).name : '?';
+    throw new DefinitionError(
+      `scenario '${name}' (${site.file}${site.line ? `:${site.line}` : ''}): scenario() needs the file's import.meta as its second ` +
+        "argument, scenario({ ... }, import.meta): the folder its guest scripts are read from (ctx.here) is that file's",
+    );
+  }
+  const file = where.url.startsWith('file:') ? fileURLToPath(where.url) : where.url;
   const line = site.file === file ? site.line : undefined;
   // A twin made from another scenario (`{ ...other, name: ... }`) carries its `file` and `dir`:
   // those are scenario()'s own output, set anew here, not keys of a definition.

@@ -15,14 +15,15 @@ import { ownerTag, runGuarded, trackTempDir } from '../harness/lifecycle.ts';
 import { AptError, PrivateApt, withAptTree, type PackageInfo } from './apt.ts';
 import { debianArchive } from './apt-sources.ts';
 import { kernelImageInfo } from './image-format.ts';
-import { ARCHES, archByName, type ArchSpec } from '../harness/arch/index.ts';
+import { ARCHES, defaultArch, type ArchSpec } from '../harness/arch/index.ts';
 import { writeModuleIndex } from './modules.ts';
 import type { Kernel } from './index.ts';
 import { loadKernelEntry, readPointer as readEntryPointer, writePointer as writeEntryPointer, type KernelEntryRecord } from './entry.ts';
 
 export const DEBIAN_SUITES = ['bookworm', 'trixie', 'sid'] as const;
 export type DebianSuite = (typeof DEBIAN_SUITES)[number];
-export const DEFAULT_FLAVOUR = 'cloud';
+/** The flavour of `debian/<suite>`: the default architecture's (its cloud kernel). */
+export const DEFAULT_FLAVOUR = defaultArch().debianKernel.flavour;
 
 /** What a kernel entry records about itself; paths relative to the entry. */
 interface KernelRecord extends KernelEntryRecord {
@@ -45,27 +46,31 @@ export function debianId(suite: string, flavour: string): string {
 
 /**
  * The architecture a flavour names: `cloud-arm64`, `arm64`, `rt-arm64` (and `amd64`,
- * `cloud-amd64`) end in a Debian architecture's name; any other flavour is amd64's.
+ * `cloud-amd64`) end in a Debian architecture's name; any other flavour is the default architecture's.
  */
 export function flavourArch(flavour: string): ArchSpec {
   for (const a of Object.values(ARCHES)) {
     if (flavour === a.debianArch || flavour.endsWith(`-${a.debianArch}`)) return a;
   }
-  return archByName('x86_64');
+  return defaultArch();
 }
 
 /** `linux-image-cloud-amd64`; the generic flavour is `linux-image-amd64`; `cloud-arm64` is `linux-image-cloud-arm64`. */
 export function metapackageName(flavour: string): string {
   const arch = flavourArch(flavour);
   if (flavour === arch.debianArch || flavour.endsWith(`-${arch.debianArch}`)) return `linux-image-${flavour}`;
-  return flavour === 'generic' ? 'linux-image-amd64' : `linux-image-${flavour}-amd64`;
+  return flavour === 'generic' ? `linux-image-${arch.debianArch}` : `linux-image-${flavour}-${arch.debianArch}`;
 }
 
-/** The first suite whose archive has kernels of the architecture (riscv64: trixie). */
-export const FIRST_SUITE: Record<string, string> = { riscv64: 'trixie' };
+/** The first suite whose archive has kernels of the architecture (riscv64: trixie), from the architecture table. */
+export function firstSuite(arch: string): string | undefined {
+  return ARCHES[arch]?.debianKernel.firstSuite;
+}
 
-/** The flavour `debian/<suite>` means for guests of an architecture (`--arch`): its cloud kernel where Debian has one. */
-export const ARCH_FLAVOUR: Record<string, string> = { x86_64: DEFAULT_FLAVOUR, arm64: 'cloud-arm64', riscv64: 'riscv64' };
+/** The flavour `debian/<suite>` means for guests of an architecture (`--arch`), from the architecture table. */
+export function archFlavour(arch: string): string {
+  return ARCHES[arch]?.debianKernel.flavour ?? DEFAULT_FLAVOUR;
+}
 
 const pointerName = (suite: string, flavour: string): string => `${suite}-${flavour}`;
 

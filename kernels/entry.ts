@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { cacheRoot } from '../harness/cache.ts';
 import { parseKernelConfig } from './config.ts';
 import type { Kernel } from './index.ts';
+import { DEFAULT_ARCH } from '../harness/arch/index.ts';
 
 /** What every kernel.json holds (providers add their own fields). */
 export interface KernelEntryRecord {
@@ -66,7 +67,7 @@ export async function loadKernelEntry(dir: string): Promise<Kernel> {
     config: configPath ? parseKernelConfig(await fs.readFile(configPath, 'utf8')) : undefined,
     description: rec.description,
     sha256: rec.sha256,
-    ...(rec.arch && rec.arch !== 'x86_64' ? { arch: rec.arch } : {}),
+    ...(rec.arch && rec.arch !== DEFAULT_ARCH ? { arch: rec.arch } : {}),
     // vmlinux: a recipe's entry keeps its own (a name in the entry); a git: build's is in its build folder (absolute).
     ...(rec.vmlinux && existsSync(path.resolve(dir, rec.vmlinux)) ? { vmlinux: path.resolve(dir, rec.vmlinux) } : {}),
     ...(rec.git ? { git: rec.git } : {}),

@@ -1,15 +1,15 @@
 /**
  * Is this file a kernel image QEMU's -kernel boots for the architecture, and which release is
- * it? x86-64: a bzImage (its boot header, kernels/bzimage.ts). arm64 and riscv64: the `Image`
- * format (Documentation/arch/arm64/booting.rst, Documentation/arch/riscv/boot-image-header.rst):
- * a 64-byte header whose magic is "ARM\x64" (arm64) or "RSC\x05" (riscv64) at offset 0x38,
- * or, for arm64, that Image gzip-compressed (Debian's vmlinuz in some suites; QEMU unpacks it).
+ * it? The architecture table says which form (ArchSpec `kernelImage`): a bzImage (its boot
+ * header, kernels/bzimage.ts), or the `Image` format (Documentation/arch/arm64/booting.rst,
+ * Documentation/arch/riscv/boot-image-header.rst): a 64-byte header with the architecture's
+ * `imageMagic` at offset 0x38, or, where `gzipImage`, that Image gzip-compressed (QEMU unpacks it).
  * The release of an Image comes from its "Linux version " banner (the image is not
  * compressed as a whole on these architectures, so the banner is in plain text).
  */
 import { promises as fs } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
-import type { ArchSpec } from '../harness/arch/index.ts';
+import { ARCHES, type ArchSpec } from '../harness/arch/index.ts';
 import { bzImageSizeProblem, readBzImageHeader } from './bzimage.ts';
 
 export interface KernelImageInfo {
@@ -20,8 +20,6 @@ export interface KernelImageInfo {
   /** 'gzip' when the Image is gzip-compressed. */
   compression?: 'gzip';
 }
-
-const IMAGE_MAGIC: Record<string, string> = { arm64: 'ARM\x64', riscv64: 'RSC\x05' };
 
 /** The banner "Linux version 6.1.0-50-cloud-arm64 (debian-kernel@...) #1 SMP ..." in an image's bytes. */
 export function bannerOf(bytes: Buffer): { release: string; versionString: string } | undefined {
@@ -48,7 +46,7 @@ export async function kernelImageInfo(file: string, arch: ArchSpec): Promise<Ker
   let bytes = await fs.readFile(file);
   let compression: 'gzip' | undefined;
   if (bytes[0] === 0x1f && bytes[1] === 0x8b) {
-    if (arch.name !== 'arm64') return { problem: `it is gzip-compressed; QEMU boots an uncompressed Image on ${arch.name}` };
+    if (!arch.gzipImage) return { problem: `it is gzip-compressed; QEMU boots an uncompressed Image on ${arch.name}` };
     try {
       bytes = gunzipSync(bytes);
     } catch (e) {
@@ -56,7 +54,8 @@ export async function kernelImageInfo(file: string, arch: ArchSpec): Promise<Ker
     }
     compression = 'gzip';
   }
-  const want = IMAGE_MAGIC[arch.name];
+  const want = arch.imageMagic;
+  if (!want) return { problem: `${arch.name}'s architecture table names no Image magic (imageMagic)` };
   if (bytes.length < 64 || bytes.toString('latin1', 0x38, 0x3c) !== want) {
     return {
       problem: `it is not an ${arch.name} Image (no ${JSON.stringify(want)} magic at offset 0x38)${await otherArch(file, arch, bytes)}`,
@@ -72,8 +71,9 @@ export async function kernelImageInfo(file: string, arch: ArchSpec): Promise<Ker
 async function otherArch(file: string, arch: ArchSpec, bytes?: Buffer): Promise<string> {
   const b = bytes ?? (await fs.readFile(file).catch(() => Buffer.alloc(0)));
   if (arch.kernelImage !== 'bzImage' && b.length > 0x210 && b.toString('latin1', 0x202, 0x206) === 'HdrS') return '; it is an x86 bzImage';
-  for (const [name, magic] of Object.entries(IMAGE_MAGIC)) {
-    if (name !== arch.name && b.length >= 64 && b.toString('latin1', 0x38, 0x3c) === magic) return `; it is an ${name} Image`;
+  for (const other of Object.values(ARCHES)) {
+    if (other.name !== arch.name && other.imageMagic && b.length >= 64 && b.toString('latin1', 0x38, 0x3c) === other.imageMagic)
+      return `; it is an ${other.name} Image`;
   }
   if (b.length > 4 && b.toString('latin1', 0, 4) === '\x7fELF') return '; it is an ELF file (vmlinux?), not the boot image';
   return '';

@@ -19,6 +19,8 @@ import { flavourArch, metapackageName } from '../kernels/debian.ts';
 import { kernelImageInfo } from '../kernels/image-format.ts';
 import { kernelsForArch, parseKernelSpec } from '../kernels/index.ts';
 import { moduleClosure } from '../kernels/modules.ts';
+import { kcidbArch } from '../harness/report/kcidb.ts';
+import { gdbCommand, shellLine } from '../harness/qemu/command.ts';
 
 const arm64 = archByName('arm64');
 const riscv64 = archByName('riscv64');
@@ -127,6 +129,47 @@ describe('arm64 and riscv64: kernel images', () => {
     expect(await kernelImageInfo(write('cut.gz', gzipSync(image('ARM\x64', '6.1')).subarray(0, -12)), arm64))
       .to.have.property('problem')
       .that.matches(/does not unpack/);
+  });
+});
+
+describe('arm64 and riscv64: what the architecture table says for the tools around a boot', () => {
+  it("an Image is recognised by the table's magic and gzip rule, for an architecture added to it too", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'rootprobe-arch-table-'));
+    try {
+      const header = Buffer.alloc(64);
+      header.write('NEW\x01', 0x38, 'latin1');
+      const img = Buffer.concat([header, Buffer.from('Linux version 6.6.6-new (b@h) #1\n\0', 'latin1')]);
+      const f = path.join(dir, 'Image.gz');
+      writeFileSync(f, gzipSync(img));
+      const added = { ...riscv64, name: 'newarch', imageMagic: 'NEW\x01', gzipImage: true };
+      expect(await kernelImageInfo(f, added)).to.include({ release: '6.6.6-new', compression: 'gzip' });
+      expect(await kernelImageInfo(f, { ...added, gzipImage: false }))
+        .to.have.property('problem')
+        .that.matches(/gzip-compressed; QEMU boots an uncompressed Image on newarch/);
+      expect(await kernelImageInfo(f, arm64))
+        .to.have.property('problem')
+        .that.matches(/not an arm64 Image/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("KCIDB's and gdb's names of each architecture come from the table", () => {
+    expect(['x86_64', 'arm64', 'riscv64'].map((a) => kcidbArch(a))).to.deep.equal(['x86_64', 'arm64', 'riscv']);
+    expect(kcidbArch(undefined)).to.equal('x86_64');
+    const gdb = (arch: string, vmlinux?: string): string =>
+      shellLine(gdbCommand({ socket: '/tmp/g.sock', arch: archByName(arch), vmlinux, hostArch: 'x64' }));
+    expect(gdb('arm64')).to.equal("gdb-multiarch -ex 'set architecture aarch64' -ex 'target remote /tmp/g.sock'");
+    expect(gdb('x86_64')).to.equal("gdb -ex 'set architecture i386:x86-64' -ex 'target remote /tmp/g.sock'");
+    expect(gdb('riscv64', '/k/vmlinux')).to.equal("gdb-multiarch /k/vmlinux -ex 'target remote /tmp/g.sock'");
+  });
+
+  it("debian/<suite> is each architecture's flavour, from the table", () => {
+    expect(['x86_64', 'arm64', 'riscv64'].map((a) => kernelsForArch(undefined, a, 'debian/trixie')[0])).to.deep.equal([
+      'debian/trixie',
+      'debian/trixie:cloud-arm64',
+      'debian/trixie:riscv64',
+    ]);
   });
 });
 

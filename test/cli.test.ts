@@ -238,7 +238,7 @@ describe('scenario definitions are checked before anything boots', () => {
   it('a stage asserted on but not declared: exit 2, the file and line, the declared stages', async () => {
     const r = await cli(['run', 'invalid-undeclared-stage', '--scenarios', invalid]);
     expect(r.code).to.equal(2);
-    expect(r.stderr).to.include(`${path.join(invalid, 'undeclared-stage/scenario.ts')}:13)`);
+    expect(r.stderr).to.include(`${path.join(invalid, 'undeclared-stage/scenario.ts')}:14)`);
     expect(r.stderr).to.match(/asserts on stage 'realrot', which the scenario does not declare \(stages: realroot\)/);
   });
 
@@ -340,7 +340,7 @@ describe('a user scenario file that does not load', () => {
   const body = (extra = ''): string =>
     `import { scenario } from ${JSON.stringify(harness)};\n${extra}\n` +
     `export default scenario({ name: 'loads-not', description: 'x', features: ['initrd'], ` +
-    `initramfs() {}, stages: ['one'], check() {} });\n`;
+    `initramfs() {}, stages: ['one'], check() {} }, import.meta);\n`;
   beforeEach(async () => {
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'rootprobe-load-test-'));
     await fs.mkdir(path.join(dir, 'sc'));

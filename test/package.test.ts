@@ -106,7 +106,7 @@ export const sc: Scenario = scenario({
   initramfs(t) { t.script('/init', '#!/bin/sh\\n. /.rootprobe/lib.sh\\nmount -t proc proc /proc\\nprobe one\\nrp_finish\\n'); },
   stages: ['one'],
   check({ stage, expect }) { expect(stage('one')).to.have.mount('/').of.type('rootfs'); },
-});
+}, import.meta);
 export async function go(): Promise<string> {
   const r: RunRecord = await boot(sc, { kernel: 'debian/bookworm' });
   return r.outcome;
@@ -149,7 +149,7 @@ const sc = scenario({
     expect(stage('before')).to.not.have.mount('/scratch');
     expect(stage('after')).to.have.mount('/scratch').of.type('tmpfs');
   },
-});
+}, import.meta);
 const run = await boot(sc, { kernel: 'debian/bookworm', artifactsRoot: 'artifacts' });
 console.log(JSON.stringify({ outcome: run.outcome, message: run.message, stages: run.stagesReported, file: sc.file }));
 `,

@@ -100,19 +100,22 @@ describe('the skipped verdict: reasons and reports', () => {
   });
 
   it('runMatrix decides a skip before building images or booting (a scenario whose images cannot be built is skipped all the same)', async () => {
-    const unbuildable = scenario({
-      name: 'skip_before_build',
-      description: 'skipped on every kernel; its initramfs would throw if anything built it',
-      features: [],
-      skipIf: () => 'never applies (test)',
-      initramfs() {
-        throw new Error('the image was built for a skipped cell');
+    const unbuildable = scenario(
+      {
+        name: 'skip_before_build',
+        description: 'skipped on every kernel; its initramfs would throw if anything built it',
+        features: [],
+        skipIf: () => 'never applies (test)',
+        initramfs() {
+          throw new Error('the image was built for a skipped cell');
+        },
+        stages: ['never'],
+        check() {
+          throw new Error('checked a skipped cell');
+        },
       },
-      stages: ['never'],
-      check() {
-        throw new Error('checked a skipped cell');
-      },
-    });
+      import.meta,
+    );
     const artifacts = await fs.mkdtemp(path.join(os.tmpdir(), 'rootprobe-skip-test-'));
     try {
       const report = await runMatrix([unbuildable], ['debian/bookworm'], {

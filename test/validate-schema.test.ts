@@ -44,7 +44,18 @@ function issues(extra: Record<string, unknown>, drop: string[] = []): string[] {
 describe('scenario definitions checked whole (zod schema)', () => {
   it('accepts a valid definition, and every built-in scenario loads', () => {
     expect(issues({})).to.deep.equal([]);
-    expect(() => scenario(valid())).to.not.throw();
+    expect(() => scenario(valid(), import.meta)).to.not.throw();
+  });
+
+  it("the folder is import.meta's; without import.meta, a DefinitionError says what to pass (no folder guessed from the stack)", () => {
+    expect(scenario(valid(), import.meta)).to.include({ file: here, dir: path.dirname(here) });
+    for (const where of [undefined, {}, { url: '' }]) {
+      // @ts-expect-error: the mistake under test
+      expect(() => scenario(valid(), where)).to.throw(
+        DefinitionError,
+        /^scenario 'ok' \(.*validate-schema\.test\.ts:\d+\): scenario\(\) needs the file's import\.meta as its second argument, scenario\(\{ \.\.\. \}, import\.meta\)/,
+      );
+    }
   });
 
   it('an unknown key names itself and the nearest known key', () => {
@@ -104,16 +115,19 @@ describe('scenario definitions checked whole (zod schema)', () => {
   it('the error of scenario() names the scenario, the file and the line of the key', () => {
     let err: unknown;
     try {
-      scenario({
-        ...valid(),
-        // @ts-expect-error: the slip under test
-        modlues: ['overlay'],
-      });
+      scenario(
+        {
+          ...valid(),
+          // @ts-expect-error: the slip under test
+          modlues: ['overlay'],
+        },
+        import.meta,
+      );
     } catch (e) {
       err = e;
     }
     expect(err).to.be.instanceOf(DefinitionError);
-    const line = readFileSync(here, 'utf8').split('\n').indexOf("        modlues: ['overlay'],") + 1;
+    const line = readFileSync(here, 'utf8').split('\n').indexOf("          modlues: ['overlay'],") + 1;
     expect(line).to.be.greaterThan(0);
     expect((err as Error).message).to.include(`scenario 'ok': ${here}:${line}: \`modlues\`: did you mean \`modules\`?`);
   });
@@ -123,8 +137,8 @@ describe('scenario definitions checked whole (zod schema)', () => {
     const file = path.join(dir, 'overlay-root/scenario.ts');
     const r = await cli(['run', 'misspelt-overlay-root', '--scenarios', dir, '--kernel', 'file:/nonexistent/bzImage']);
     expect(r.code, r.stderr).to.equal(2);
-    expect(r.stderr).to.include(`${file}:12: \`modlues\`: did you mean \`modules\`?`);
-    expect(r.stderr).to.include(`${file}:21: \`disks[0].files\`: did you mean \`disks[0].content\`?`);
+    expect(r.stderr).to.include(`${file}:13: \`modlues\`: did you mean \`modules\`?`);
+    expect(r.stderr).to.include(`${file}:22: \`disks[0].files\`: did you mean \`disks[0].content\`?`);
     expect(r.stderr).to.not.include('internal error');
   });
 
@@ -163,10 +177,10 @@ describe('scenario definitions checked whole (zod schema)', () => {
 describe('validateScenarios() checks a Scenario made without scenario() the same way', () => {
   it('finds the unknown key of a hand-made Scenario object', async () => {
     const { definitionProblems } = await import('../harness/validate.ts');
-    const made = { ...scenario(valid()), modlues: ['overlay'] };
+    const made = { ...scenario(valid(), import.meta), modlues: ['overlay'] };
     const problems = definitionProblems([made]);
     expect(problems).to.have.length(1);
     expect(problems[0]).to.include("scenario 'ok': ").and.include('`modlues`: did you mean `modules`?');
-    expect(definitionProblems([scenario(valid())])).to.deep.equal([]);
+    expect(definitionProblems([scenario(valid(), import.meta)])).to.deep.equal([]);
   });
 });

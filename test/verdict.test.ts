@@ -127,7 +127,8 @@ describe("allowed kernel reports: the scenario's allowKernelLog and --allow-kern
     const plan = planScenario(sc, KERNEL, NO_IMAGES, { allowKernelLog: allowKernelLogOption(cli) });
     return kernelLogVerdict(boot({ kernelReports: c.kernelReports }), plan.allowKernelLog, 'kvm');
   }
-  const allowing = (allowKernelLog: RegExp[]) => scenario({ ...kernelWarning, name: 'kernel_warning_allowing', allowKernelLog });
+  const allowing = (allowKernelLog: RegExp[]) =>
+    scenario({ ...kernelWarning, name: 'kernel_warning_allowing', allowKernelLog }, import.meta);
 
   it('neither allows anything: the run fails naming the WARNING and the BUG', () => {
     const v = verdict(kernelWarning, []);

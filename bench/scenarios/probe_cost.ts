@@ -5,14 +5,15 @@
  */
 import { scenario } from '../../harness/scenario.ts';
 
-export default scenario({
-  name: 'bench-probe-cost',
-  description: 'four probes back to back (bench only)',
-  features: ['initrd', 'proc', 'devtmpfs', 'serial'],
-  initramfs(t) {
-    t.file(
-      '/init',
-      `#!/bin/sh
+export default scenario(
+  {
+    name: 'bench-probe-cost',
+    description: 'four probes back to back (bench only)',
+    features: ['initrd', 'proc', 'devtmpfs', 'serial'],
+    initramfs(t) {
+      t.file(
+        '/init',
+        `#!/bin/sh
 . /.rootprobe/lib.sh
 mount -t proc proc /proc
 mount -t devtmpfs devtmpfs /dev
@@ -22,9 +23,11 @@ probe p3
 probe p4
 rp_finish
 `,
-      0o755,
-    );
+        0o755,
+      );
+    },
+    stages: ['p1', 'p2', 'p3', 'p4'],
+    check: () => undefined,
   },
-  stages: ['p1', 'p2', 'p3', 'p4'],
-  check: () => undefined,
-});
+  import.meta,
+);

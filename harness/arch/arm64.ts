@@ -21,6 +21,8 @@ export const arm64: ArchSpec = {
   consoleNode: { major: 204, minor: 64 },
   resultPort: VIRT_RESULT_PORT,
   kernelImage: 'Image',
+  imageMagic: 'ARM\x64',
+  gzipImage: true,
   elfMachine: 183,
   hostArch: 'arm64',
   features: {
@@ -33,8 +35,10 @@ export const arm64: ArchSpec = {
   tcgSlowdown: 1.5,
   kbuild: { arch: 'arm64', target: 'Image', image: 'arch/arm64/boot/Image' },
   debianArch: 'arm64',
+  debianKernel: { flavour: 'cloud-arm64' },
+  kcidbArch: 'arm64',
+  gdbArch: 'aarch64',
   gnuTriplet: 'aarch64-linux-gnu',
-  gdbArchitecture: 'aarch64',
   crossCompiler: {
     command: 'aarch64-linux-gnu-gcc',
     debianPackage: 'gcc-aarch64-linux-gnu',

@@ -36,6 +36,14 @@ export interface ArchSpec {
    * 'Image': arm64's and riscv64's, as QEMU's -kernel takes it, gzip-compressed or not).
    */
   kernelImage: 'bzImage' | 'Image';
+  /**
+   * An `Image`'s magic, the 4 bytes at offset 0x38 of its 64-byte header (arm64: "ARM\x64",
+   * Documentation/arch/arm64/booting.rst; riscv64: "RSC\x05", boot-image-header.rst); none for
+   * a bzImage, which its boot header says (kernels/bzimage.ts).
+   */
+  imageMagic?: string;
+  /** QEMU boots the Image gzip-compressed too (arm64: Debian's vmlinuz is in some suites). */
+  gzipImage: boolean;
   /** The ELF e_machine of the guest's programs (62 x86-64, 183 AArch64, 243 RISC-V). */
   elfMachine: number;
   /** The Node.js `process.arch` of a host that can run this guest under KVM. */
@@ -73,6 +81,18 @@ export interface ArchSpec {
   /** Debian's architecture name (packages, kernels, busybox-static). */
   debianArch: string;
   /**
+   * Debian's kernels for it: the flavour `debian/<suite>` means for these guests (`--arch`; its
+   * cloud kernel where Debian has one), and the first suite whose archive has them, if not all.
+   */
+  debianKernel: { flavour: string; firstSuite?: string };
+  /**
+   * KCIDB's (KernelCI's) name of the architecture of a build: the kernel's ARCH as KernelCI
+   * writes it (`arm64`, `riscv`), but `x86_64` for 64-bit x86 builds.
+   */
+  kcidbArch: string;
+  /** gdb's name of the architecture (`set architecture`), for a kernel without symbols. */
+  gdbArch: string;
+  /**
    * The cross compiler for this guest on an x86-64 host, and its Debian package (the host's gcc
    * when native); `libc`: the C library's headers and static libraries it compiles against (the
    * compiler package only recommends them, and `doctor --install` installs no recommends).
@@ -80,8 +100,6 @@ export interface ArchSpec {
   crossCompiler?: { command: string; debianPackage: string; libc: { header: string; debianPackage: string } };
   /** The GNU triplet: the compiler target for the probe and helpers, the libraries' folder. */
   gnuTriplet: string;
-  /** gdb's name of the architecture (`set architecture`), for `shell --gdb` on a kernel without vmlinux. */
-  gdbArchitecture: string;
   /** Firmware this architecture boots with, the first the default. */
   firmware: Array<'bios' | 'uefi'>;
   /**

@@ -20,6 +20,7 @@ export const x86_64: ArchSpec = {
   consoleNode: { major: 4, minor: 64 },
   resultPort: { attach: 'serial', device: 'ttyS1', major: 4, minor: 65 },
   kernelImage: 'bzImage',
+  gzipImage: false,
   elfMachine: 62,
   hostArch: 'x64',
   features: {
@@ -31,8 +32,10 @@ export const x86_64: ArchSpec = {
   tcgSlowdown: 1,
   kbuild: { arch: 'x86', target: 'bzImage', image: 'arch/x86/boot/bzImage' },
   debianArch: 'amd64',
+  debianKernel: { flavour: 'cloud' },
+  kcidbArch: 'x86_64',
+  gdbArch: 'i386:x86-64',
   gnuTriplet: 'x86_64-linux-gnu',
-  gdbArchitecture: 'i386:x86-64',
   firmware: ['bios', 'uefi'],
   // OVMF under `-M pc` (no SMM: the plain build, not secboot). The 4 MiB build first (Debian 12's
   // default; the 2 MiB one is gone in later releases).

@@ -30,6 +30,7 @@ import { diffRuns, diffText } from '../report/diff.ts';
 import { reportObject, runsReport, type BisectEntry, type BisectStepEntry, type JsonReport } from '../report/json.ts';
 import { onCleanup } from '../lifecycle.ts';
 import type { Scenario } from '../scenario.ts';
+import { DEFAULTS } from '../plan/defaults.ts';
 
 export type Mark = 'good' | 'bad' | 'skip';
 
@@ -258,7 +259,7 @@ export function bisectReportJson(result: BisectResult, given: Parameters<typeof 
 }
 
 export async function cmdBisect(args: string[]): Promise<number> {
-  const parsed = parseCommand(COMMANDS.bisect, args);
+  const parsed = await parseCommand(COMMANDS.bisect, args);
   if (parsed.help) return 0;
   const { values, positionals } = parsed;
   const usage = 'usage: rootprobe bisect <scenario> --kernel git:<tree> --good <rev> --bad <rev> [--runs N]';
@@ -281,7 +282,7 @@ export async function cmdBisect(args: string[]): Promise<number> {
     runs,
     extraCmdline: values.cmdline,
     allowKernelLog: allowKernelLogOption(values['allow-kernel-log']),
-    artifactsRoot: values.artifacts ?? 'rootprobe-artifacts',
+    artifactsRoot: values.artifacts ?? DEFAULTS.artifactsRoot,
     say: (l) => process.stderr.write(`${l}\n`),
   });
   const out: string[] = [];

@@ -39,7 +39,7 @@ export async function buildScenario(
 }
 
 export async function cmdBuild(args: string[]): Promise<number> {
-  const parsed = parseCommand(COMMANDS.build, args);
+  const parsed = await parseCommand(COMMANDS.build, args);
   if (parsed.help) return 0;
   const { values, positionals } = parsed;
   if (positionals.length !== 1 || !values.out)

@@ -24,7 +24,7 @@ async function staticBusybox(p: string): Promise<boolean> {
 }
 
 export async function doctor(args: string[]): Promise<number> {
-  const parsed = parseCommand(COMMANDS.doctor, args);
+  const parsed = await parseCommand(COMMANDS.doctor, args);
   if (parsed.help) return 0;
   const { values } = parsed;
   // One list (harness/host.ts): every command, header and static library any kernel provider or

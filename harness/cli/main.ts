@@ -27,7 +27,7 @@ import { DEFAULTS } from '../plan/defaults.ts';
 import { cleanupAll } from '../lifecycle.ts';
 import { sweepLeftovers } from '../sweep.ts';
 import { foldMessage } from '../report/fold.ts';
-import { allowKernelLogOption, COMMANDS, helpText, parseCommand, usageText, type CommandSpec } from './options.ts';
+import { allowKernelLogOption, COMMANDS, helpText, loadHelpContext, parseCommand, usageText, type CommandSpec } from './options.ts';
 import { checkOutputs, EXIT_REPORT_LOST, lostText, writeOutput, writeReports } from '../report/outputs.ts';
 import type { DiffEntry } from '../report/json.ts';
 import type { DiffPair } from '../report/html.ts';
@@ -37,8 +37,10 @@ import { bootOptions } from '../firmware/cli.ts';
 
 export const DEFAULT_KERNEL = DEFAULTS.kernel;
 
-/** The top-level help, from the command tables of options.ts. */
-const USAGE = usageText();
+/** The top-level help, from the command tables of options.ts and the kernel-provider registry (loaded then). */
+async function usage(): Promise<string> {
+  return usageText(await loadHelpContext());
+}
 
 const writeOut = writeOutput;
 
@@ -83,7 +85,7 @@ function positiveInt(v: string | undefined, name: string, dflt: number): number 
 async function cmdRun(args: string[]): Promise<number> {
   // rootprobe run external --initramfs FILE --kernel K ...: a distro's own initramfs (harness/external)
   if (args[0] === 'external') return (await import('../external/cli.ts')).cmdRunExternal(args.slice(1));
-  const parsed = parseCommand(COMMANDS.run, args);
+  const parsed = await parseCommand(COMMANDS.run, args);
   if (parsed.help) return 0;
   const { values, positionals } = parsed;
   const { firmware, boot } = bootOptions(values);
@@ -105,7 +107,7 @@ async function cmdRun(args: string[]): Promise<number> {
   const chosen = positionals.length > 0 && !values.all ? pickScenarios(all, once(positionals, 'scenario')) : all;
   if (positionals.length > 0 && values.all) throw new UsageError('name scenarios or give --all, not both');
   const rerunArgs = (values.scenarios ?? []).flatMap((d) => ['--scenarios', path.resolve(d)]);
-  const artifactsRoot = values.artifacts ?? 'rootprobe-artifacts';
+  const artifactsRoot = values.artifacts ?? DEFAULTS.artifactsRoot;
   // Every output is checked before the first download or boot (exit 2 naming it).
   await checkOutputs([
     { flag: '--artifacts', path: artifactsRoot, kind: 'folder' },
@@ -181,7 +183,7 @@ async function cmdRun(args: string[]): Promise<number> {
 }
 
 async function cmdJunitMerge(args: string[]): Promise<number> {
-  const parsed = parseCommand(COMMANDS['junit-merge'], args);
+  const parsed = await parseCommand(COMMANDS['junit-merge'], args);
   if (parsed.help) return 0;
   const [out, ...inputs] = parsed.positionals;
   if (!out || inputs.length === 0) throw new UsageError('usage: rootprobe junit-merge OUT IN... (see: rootprobe junit-merge --help)');
@@ -200,7 +202,7 @@ async function cmdJunitMerge(args: string[]): Promise<number> {
 
 /** `diff --kernel A --kernel B [scenario...]`: exit 0 when the readback is the same, 1 when it differs, as diff(1). */
 async function cmdDiff(args: string[]): Promise<number> {
-  const parsed = parseCommand(COMMANDS.diff, args);
+  const parsed = await parseCommand(COMMANDS.diff, args);
   if (parsed.help) return 0;
   const { values, positionals } = parsed;
   const [
@@ -225,7 +227,7 @@ async function cmdDiff(args: string[]): Promise<number> {
   const all = await loadScenarios(values.scenarios ?? []);
   const chosen = positionals.length > 0 ? pickScenarios(all, once(positionals, 'scenario')) : all;
   const jobs = positiveInt(values.jobs, '--jobs', os.availableParallelism());
-  const artifactsRoot = values.artifacts ?? 'rootprobe-artifacts';
+  const artifactsRoot = values.artifacts ?? DEFAULTS.artifactsRoot;
   await checkOutputs([
     { flag: '--artifacts', path: artifactsRoot, kind: 'folder' },
     values.json !== undefined ? { flag: '--json', path: values.json, kind: 'file' } : undefined,
@@ -260,7 +262,7 @@ async function cmdDiff(args: string[]): Promise<number> {
 }
 
 async function cmdList(args: string[]): Promise<number> {
-  const parsed = parseCommand(COMMANDS.list, args);
+  const parsed = await parseCommand(COMMANDS.list, args);
   if (parsed.help) return 0;
   const { values } = parsed;
   const { loadScenarios } = await import('../../scenarios/index.ts');
@@ -274,7 +276,7 @@ async function cmdList(args: string[]): Promise<number> {
 }
 
 async function cmdKernels(args: string[]): Promise<number> {
-  if (parseCommand(COMMANDS.kernels, args).help) return 0;
+  if ((await parseCommand(COMMANDS.kernels, args)).help) return 0;
   const { acceptedForms, listKernels } = await import('../../kernels/index.ts');
   const list = await listKernels();
   const w = Math.max(...list.map((k) => k.id.length), 8) + 2;
@@ -326,15 +328,15 @@ export async function main(argv: string[]): Promise<number> {
         if (rest.length) {
           const spec = (COMMANDS as Record<string, CommandSpec>)[rest.join(' ')];
           if (!spec) throw new UsageError(`no command '${rest.join(' ')}'; the commands: ${Object.keys(COMMANDS).join(', ')}`);
-          process.stdout.write(helpText(spec) + '\n');
+          process.stdout.write(helpText(spec, await loadHelpContext()) + '\n');
           return 0;
         }
-        process.stdout.write(USAGE + '\n');
+        process.stdout.write((await usage()) + '\n');
         return 0;
       case undefined:
       case '--help':
       case '-h':
-        process.stdout.write(USAGE + '\n');
+        process.stdout.write((await usage()) + '\n');
         return cmd === undefined ? 2 : 0;
       default:
         throw new UsageError(

@@ -5,7 +5,7 @@
  *   DIR/<name>/scenario.ts       the definition: features, initramfs, (disk), stages, check
  *   DIR/<name>/init.sh           the initramfs's /init: mounts, probes, (switch_root)
  *   DIR/<name>/rootinit.sh       --disk: the root disk's /sbin/init (a script: PID 1's exe is its interpreter)
- *   DIR/<name>/<name>.test.ts    a mocha test that boots it with boot() on debian/bookworm
+ *   DIR/<name>/<name>.test.ts    a mocha test that boots it with boot() on the default kernel (DEFAULTS.kernel)
  *   DIR/package.json             where missing: "type": "module", the test tools, `npm test`, `npm run typecheck`
  *   DIR/tsconfig.json            where missing: `npx tsc --noEmit` checks the scenario against rootprobe's types
  *   DIR/.mocharc.json            where missing: mocha loads TypeScript through tsx
@@ -18,6 +18,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { UsageError } from '../errors.ts';
 import { COMMANDS, parseCommand } from './options.ts';
+import { DEFAULTS } from '../plan/defaults.ts';
 
 export const SCENARIO_NAME = /^[a-z0-9][a-z0-9_.-]*$/;
 
@@ -143,8 +144,8 @@ import sc from './scenario.ts';
 describe('${name}', function () {
   this.timeout(300_000); // the first run downloads the kernel; a boot takes seconds
 
-  it('passes on Debian bookworm', async () => {
-    const run = await boot(sc, { kernel: 'debian/bookworm' });
+  it('passes on ${DEFAULTS.kernel}', async () => {
+    const run = await boot(sc, { kernel: '${DEFAULTS.kernel}' });
     expect(run.outcome, run.message).to.equal('passed');
     expect(run.stagesReported).to.deep.equal(${stages});
   });
@@ -261,7 +262,7 @@ export async function newScenario(name: string, parent: string, opts: { disk?: b
 }
 
 export async function cmdNew(args: string[]): Promise<number> {
-  const parsed = parseCommand(COMMANDS.new, args);
+  const parsed = await parseCommand(COMMANDS.new, args);
   if (parsed.help) return 0;
   const { values, positionals } = parsed;
   if (positionals.length !== 1) throw new UsageError('usage: rootprobe new <name> [--disk] [--dir DIR] (see: rootprobe new --help)');

@@ -3,12 +3,24 @@
  * (node:util parseArgs) and by `rootprobe <command> --help`, so the help cannot list an option
  * the parser does not take, nor miss one it does.
  *
- *   const parsed = parseCommand(COMMANDS.shell, args);
+ *   const parsed = await parseCommand(COMMANDS.shell, args);
  *   if (parsed.help) return 0;           // `--help` / `-h`: the usage was printed
  *   const { values, positionals } = parsed;
+ *
+ * The kernel specs' forms in the help are made from the kernel-provider registry
+ * (kernels/registry.ts) when a help is printed, not when this module is loaded: the registry
+ * imports every provider, which `rootprobe list` and a usage error do not need (start-up time).
  */
 import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.ts';
+import { DEFAULTS } from '../plan/defaults.ts';
+import type { KernelProvider } from '../../kernels/provider.ts';
+
+/** What a help made at print time is made from. */
+export interface HelpContext {
+  /** The kernel specs the registry's providers take, as one line of help. */
+  kernels: string;
+}
 
 export interface OptionSpec {
   type: 'string' | 'boolean';
@@ -17,8 +29,8 @@ export interface OptionSpec {
   short?: string;
   /** The value's placeholder in the help (`FILE`, `N`); string options only. */
   arg?: string;
-  /** One line (or a few) of help. */
-  help: string;
+  /** One line (or a few) of help; a function when it is made from the registry (HelpContext). */
+  help: string | ((ctx: HelpContext) => string);
 }
 
 export interface CommandSpec {
@@ -35,9 +47,23 @@ export interface CommandSpec {
   notes?: string;
 }
 
-const KERNEL_HELP =
-  'debian/bookworm (default), debian/trixie, debian/sid, debian/<suite>:<flavour>, build/<recipe>, ' +
-  'file:<bzImage>[,modules=<dir>,config=<file>], git:<tree>[@<rev>] (rootprobe kernels lists the forms)';
+/** The kernel option's help: the default and every provider's forms (`rootprobe kernels` lists the kernels). */
+export function kernelHelp(registered: readonly Pick<KernelProvider, 'forms'>[]): string {
+  return `${DEFAULTS.kernel} (default), or ${registered.flatMap((p) => p.forms).join(', or ')} (rootprobe kernels lists the kernels)`;
+}
+
+/** The context of the help from the providers given (the registry's, or a test's). */
+export function helpContext(registered: readonly Pick<KernelProvider, 'forms'>[]): HelpContext {
+  return { kernels: kernelHelp(registered) };
+}
+
+/** The context of the help from the kernel-provider registry, imported only now. */
+export async function loadHelpContext(): Promise<HelpContext> {
+  const { providers } = await import('../../kernels/registry.ts');
+  return helpContext(providers());
+}
+
+const KERNEL_HELP = (ctx: HelpContext) => ctx.kernels;
 const CONFIG_OPTIONS = {
   'config-add': {
     type: 'string',
@@ -58,7 +84,7 @@ const ARCH = {
   arg: 'ARCH',
   help: "the guests' architecture: x86_64 (default), arm64, riscv64; debian/<suite> takes its flavour (the default kernel too), build/ and git: kernels are cross-built for it",
 } as const;
-const ARTIFACTS = { type: 'string', arg: 'DIR', help: 'where run folders are kept (default ./rootprobe-artifacts)' } as const;
+const ARTIFACTS = { type: 'string', arg: 'DIR', help: `where run folders are kept (default ./${DEFAULTS.artifactsRoot})` } as const;
 const SCENARIOS = { type: 'string', multiple: true, arg: 'DIR', help: 'load more scenarios from DIR (repeatable)' } as const;
 const CMDLINE = { type: 'string', arg: 'TEXT', help: "append to the guest's kernel command line" } as const;
 
@@ -106,7 +132,7 @@ export const COMMANDS = {
     positionals: true,
     options: {
       all: { type: 'boolean', help: 'every scenario (also the default when none is named)' },
-      kernel: { type: 'string', multiple: true, arg: 'K', help: `${KERNEL_HELP}; repeat for a matrix` },
+      kernel: { type: 'string', multiple: true, arg: 'K', help: (ctx) => `${ctx.kernels}; repeat for a matrix` },
       arch: ARCH,
       jobs: { type: 'string', arg: 'N', help: 'VMs booted at once (default: the number of cores)' },
       json: {
@@ -156,7 +182,7 @@ export const COMMANDS = {
     positionals: false,
     options: {
       initramfs: { type: 'string', arg: 'FILE', help: 'the initramfs as your generator made it (compressed, several segments: fine)' },
-      kernel: { type: 'string', arg: 'K', help: 'file:<bzImage> (your kernel), or debian/bookworm etc.' },
+      kernel: { type: 'string', arg: 'K', help: `file:<bzImage> (your kernel), or ${DEFAULTS.kernel} etc.` },
       uki: {
         type: 'string',
         arg: 'FILE',
@@ -180,7 +206,7 @@ export const COMMANDS = {
         arg: 'poweroff|none',
         help: 'once booted, rootprobe asks the distro to power off (default); none: the guest decides',
       },
-      timeout: { type: 'string', arg: 'SEC', help: 'deadline under KVM (default 120; x5 under TCG)' },
+      timeout: { type: 'string', arg: 'SEC', help: `deadline under KVM (default ${DEFAULTS.externalTimeoutSec}; x5 under TCG)` },
       memory: { type: 'string', arg: 'MIB', help: "the guest's memory in MiB" },
       json: { type: 'string', arg: 'FILE', help: 'the report as JSON (schemas/report.schema.json)' },
       html: { type: 'string', arg: 'FILE', help: "one self-contained page of the run: each stage's mount tree, processes, console" },
@@ -226,7 +252,7 @@ export const COMMANDS = {
     summary: 'the readback of each stage on two kernels side by side, only what differs (exit 1 when something does)',
     positionals: true,
     options: {
-      kernel: { type: 'string', multiple: true, arg: 'K', help: `exactly two: ${KERNEL_HELP}` },
+      kernel: { type: 'string', multiple: true, arg: 'K', help: (ctx) => `exactly two: ${ctx.kernels}` },
       arch: ARCH,
       jobs: { type: 'string', arg: 'N', help: 'VMs booted at once (default: the number of cores)' },
       json: {
@@ -358,20 +384,21 @@ function wrap(text: string, width: number, indent: number): string {
   return lines.join(`\n${' '.repeat(indent)}`);
 }
 
-function optionRows(spec: CommandSpec): string[] {
+function optionRows(spec: CommandSpec, ctx: HelpContext): string[] {
   const opts: Array<[string, OptionSpec]> = [...Object.entries(spec.options), ['help', HELP_OPTION]];
   const lefts = opts.map(([n, o]) => optionLeft(n, o) + (o.multiple ? '...' : ''));
   const w = Math.min(Math.max(...lefts.map((l) => l.length)) + 2, 28);
   return opts.map(([, o], i) => {
     const left = lefts[i];
     const pad = left.length + 2 > w ? `\n  ${' '.repeat(w)}` : ' '.repeat(w - left.length);
-    return `  ${left}${pad}${wrap(o.help, 96 - w, w + 2)}`;
+    const help = typeof o.help === 'function' ? o.help(ctx) : o.help;
+    return `  ${left}${pad}${wrap(help, 96 - w, w + 2)}`;
   });
 }
 
 /** `rootprobe <command> --help`: the usage line and every option of the table. */
-export function helpText(spec: CommandSpec): string {
-  const rows = optionRows(spec);
+export function helpText(spec: CommandSpec, ctx: HelpContext): string {
+  const rows = optionRows(spec, ctx);
   return [
     `usage: rootprobe ${spec.name}${spec.synopsis ? ` ${spec.synopsis}` : ''}`,
     '',
@@ -384,7 +411,7 @@ export function helpText(spec: CommandSpec): string {
 }
 
 /** The top-level usage: every command's synopsis and summary, from the same tables. */
-export function usageText(): string {
+export function usageText(ctx: HelpContext): string {
   const specs: CommandSpec[] = Object.values(COMMANDS);
   const lines = specs.map((s) => `  rootprobe ${s.name}${s.synopsis ? ` ${s.synopsis}` : ''}\n      ${wrap(s.summary, 90, 6)}`);
   return [
@@ -394,7 +421,7 @@ export function usageText(): string {
     ...lines,
     '',
     'run options:',
-    ...optionRows(COMMANDS.run),
+    ...optionRows(COMMANDS.run, ctx),
     '',
     "`rootprobe <command> --help` lists a command's options.",
     'environment: ROOTPROBE_ACCEL=kvm|tcg, ROOTPROBE_TIMEOUT_FACTOR, ROOTPROBE_CACHE, ROOTPROBE_DEBIAN_MIRROR',
@@ -408,15 +435,21 @@ type ParseConfig<O extends Record<string, OptionSpec>> = {
   options: O & { help: typeof HELP_OPTION };
 };
 
+type Parsed<O extends Record<string, OptionSpec>> = ReturnType<typeof parseArgs<ParseConfig<O>>> & { help: boolean };
+type SpecOf<O extends Record<string, OptionSpec>> = {
+  name: string;
+  synopsis: string;
+  summary: string;
+  positionals: boolean;
+  options: O;
+  notes?: string;
+};
+
 /**
- * Parses a command's arguments with its table. `--help`/`-h` prints the command's help and
- * returns help: true; an unknown option or a missing value is a UsageError (exit 2) that names
- * the command's --help.
+ * Parses a command's arguments with its table, printing nothing: help: true for `--help`/`-h`;
+ * an unknown option or a missing value is a UsageError (exit 2) that names the command's --help.
  */
-export function parseCommand<const O extends Record<string, OptionSpec>>(
-  spec: { name: string; synopsis: string; summary: string; positionals: boolean; options: O; notes?: string },
-  args: string[],
-): ReturnType<typeof parseArgs<ParseConfig<O>>> & { help: boolean } {
+export function parseOptions<const O extends Record<string, OptionSpec>>(spec: SpecOf<O>, args: string[]): Parsed<O> {
   let parsed: ReturnType<typeof parseArgs<ParseConfig<O>>>;
   try {
     parsed = parseArgs<ParseConfig<O>>({ args, allowPositionals: true, options: { ...spec.options, help: HELP_OPTION } });
@@ -427,14 +460,18 @@ export function parseCommand<const O extends Record<string, OptionSpec>>(
       `${spec.name}: ${err.message.split('\n')[0].replace(/\. To specify a positional.*$/, '')} (see: rootprobe ${spec.name} --help)`,
     );
   }
-  if ((parsed.values as { help?: boolean }).help) {
-    process.stdout.write(`${helpText(spec)}\n`);
-    return { ...parsed, help: true };
-  }
+  if ((parsed.values as { help?: boolean }).help) return { ...parsed, help: true };
   if (!spec.positionals && parsed.positionals.length > 0) {
     throw new UsageError(
       `${spec.name} takes no ${parsed.positionals.length === 1 ? 'argument' : 'arguments'} (got ${parsed.positionals.join(' ')}); see: rootprobe ${spec.name} --help`,
     );
   }
   return { ...parsed, help: false };
+}
+
+/** parseOptions, and for `--help`/`-h` the command's help printed (made from the registry then). */
+export async function parseCommand<const O extends Record<string, OptionSpec>>(spec: SpecOf<O>, args: string[]): Promise<Parsed<O>> {
+  const parsed = parseOptions(spec, args);
+  if (parsed.help) process.stdout.write(`${helpText(spec, await loadHelpContext())}\n`);
+  return parsed;
 }

@@ -40,7 +40,7 @@ export function gdbNotice(kernel: Pick<Kernel, 'vmlinux' | 'arch'>, socket: stri
 }
 
 export async function cmdShell(args: string[]): Promise<number> {
-  const parsed = parseCommand(COMMANDS.shell, args);
+  const parsed = await parseCommand(COMMANDS.shell, args);
   if (parsed.help) return 0;
   const { values, positionals } = parsed;
   if (positionals.length !== 1) throw new UsageError('usage: rootprobe shell <scenario> [--kernel K] [--stage S] [--gdb]');

@@ -55,7 +55,7 @@ export function showText(run: RunRecord, n: number, opts: { stage?: string; proc
 }
 
 export async function cmdShow(args: string[]): Promise<number> {
-  const parsed = parseCommand(COMMANDS.show, args);
+  const parsed = await parseCommand(COMMANDS.show, args);
   if (parsed.help) return 0;
   const { values, positionals } = parsed;
   if (positionals.length !== 1) throw new UsageError(`show takes one report file (got ${positionals.length})\n${SHOW_USAGE}`);
@@ -102,7 +102,7 @@ function diffPairs(runs: readonly RunRecord[], diffs: NonNullable<Awaited<Return
 }
 
 export async function cmdReport(args: string[]): Promise<number> {
-  const parsed = parseCommand(COMMANDS.report, args);
+  const parsed = await parseCommand(COMMANDS.report, args);
   if (parsed.help) return 0;
   const { values, positionals } = parsed;
   if (positionals.length !== 1) throw new UsageError(`report takes one report file (got ${positionals.length})\n${REPORT_USAGE}`);

@@ -5,11 +5,11 @@
  * never changed) and disks (copy-on-write: never written), and reports the stages of the
  * distro's own flow: initramfs, realroot, and for dracut shutdown.
  */
-import { COMMANDS, helpText, parseCommand } from '../cli/options.ts';
+import { COMMANDS, helpContext, helpText, parseCommand } from '../cli/options.ts';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { UsageError } from '../errors.ts';
-import { resolveKernel } from '../../kernels/index.ts';
+import { providers, resolveKernel } from '../../kernels/index.ts';
 import { detectAccel } from '../qemu/accel.ts';
 import { initOf, runExternal, type ExternalRecord } from './run.ts';
 import { reportHtml } from '../report/html.ts';
@@ -22,11 +22,12 @@ import { espInputs, ukiInputs } from './run.ts';
 import { checkBoot, parseFirmware } from '../firmware/uefi.ts';
 import { defaultArch, archOf } from '../arch/index.ts';
 import { removeTempDir } from '../lifecycle.ts';
+import { DEFAULTS } from '../plan/defaults.ts';
 
-export const EXTERNAL_USAGE = helpText(COMMANDS['run external']);
+export const EXTERNAL_USAGE = helpText(COMMANDS['run external'], helpContext(providers()));
 
 export async function cmdRunExternal(args: string[]): Promise<number> {
-  const parsed = parseCommand(COMMANDS['run external'], args);
+  const parsed = await parseCommand(COMMANDS['run external'], args);
   if (parsed.help) return 0;
   const { values, positionals } = parsed;
   if (positionals.length > 0)
@@ -63,7 +64,7 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
   }
   const started = new Date();
   await checkOutputs([
-    { flag: '--artifacts', path: values.artifacts ?? 'rootprobe-artifacts', kind: 'folder' },
+    { flag: '--artifacts', path: values.artifacts ?? DEFAULTS.artifactsRoot, kind: 'folder' },
     values.json !== undefined ? { flag: '--json', path: values.json, kind: 'file' } : undefined,
     values.html !== undefined ? { flag: '--html', path: values.html, kind: 'file', allowDash: true } : undefined,
   ]);
@@ -92,7 +93,7 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
     // A UKI's own .cmdline unless --cmdline replaces it (as a loader's options do without Secure Boot).
     cmdline: values.cmdline ?? fromEsp?.cmdline ?? fromUki?.cmdline,
     accel: accel.accel as 'kvm' | 'tcg',
-    artifactsRoot: values.artifacts ?? 'rootprobe-artifacts',
+    artifactsRoot: values.artifacts ?? DEFAULTS.artifactsRoot,
     keep: values.keep ?? false,
     name: values.name,
     end,

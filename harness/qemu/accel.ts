@@ -13,6 +13,7 @@ import { requireTool } from '../host.ts';
 import { makeTempDir, removeTempDir } from '../lifecycle.ts';
 import { bootQemu } from './runner.ts';
 import { defaultArch, hostArchSpec, type ArchSpec } from '../arch/index.ts';
+import { DEFAULTS } from '../plan/defaults.ts';
 
 export type Accel = 'kvm' | 'tcg';
 
@@ -126,7 +127,7 @@ async function probeKvm(kernelPath: string, qemu: string, arch: ArchSpec, opts: 
         kernel: kernelPath,
         append: 'root=/dev/rootprobe-none',
         accel: 'kvm',
-        memoryMiB: 256,
+        memoryMiB: DEFAULTS.memoryMiB,
         runDir,
         qemuBinary: qemu,
         arch,

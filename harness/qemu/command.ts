@@ -128,7 +128,7 @@ export function qemuArgs(spec: BootSpec, channel: QemuChannel): string[] {
       );
     }
   }
-  const firmware = spec.firmware ?? 'bios';
+  const firmware = spec.firmware ?? DEFAULTS.firmware;
   if (firmware !== 'bios' && firmware !== 'uefi') throw new UsageError(`firmware must be 'bios' or 'uefi'; got ${String(spec.firmware)}`);
   if (!arch.firmware.includes(firmware)) throw new UsageError(`${arch.name} boots with ${arch.firmware.join(' or ')}, not ${firmware}`);
   if (firmware === 'uefi' && !spec.uefi)
@@ -243,7 +243,7 @@ export function qemuArgs(spec: BootSpec, channel: QemuChannel): string[] {
 export function gdbCommand(o: { socket: string; vmlinux?: string; arch?: ArchSpec; hostArch?: string }): string[] {
   const arch = o.arch ?? defaultArch();
   const gdb = (o.hostArch ?? process.arch) === arch.hostArch ? 'gdb' : 'gdb-multiarch';
-  return [gdb, ...(o.vmlinux ? [o.vmlinux] : ['-ex', `set architecture ${arch.gdbArchitecture}`]), '-ex', `target remote ${o.socket}`];
+  return [gdb, ...(o.vmlinux ? [o.vmlinux] : ['-ex', `set architecture ${arch.gdbArch}`]), '-ex', `target remote ${o.socket}`];
 }
 
 export { shellQuote, shellLine } from '../quote.ts';

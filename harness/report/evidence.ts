@@ -7,6 +7,7 @@
  */
 import type { MatrixReport } from './formats.ts';
 import type { RunRecord } from '../run/run-scenario.ts';
+import { DEFAULT_ARCH } from '../arch/index.ts';
 
 export interface SeedClaim {
   /** The seed's number, as scenarios name it in `seeds`: '004'. */
@@ -155,7 +156,7 @@ export function evidenceMarkdown(report: MatrixReport, scenarios: readonly Scena
   out.push(
     `- firmware: ${[...new Set(report.runs.map((r) => `${r.firmware ?? 'bios'}${r.boot ? ` via ${r.boot}` : ''}`))].join(', ') || 'none ran'}`,
   );
-  const arches = [...new Set(report.runs.map((r) => r.arch ?? 'x86_64'))];
+  const arches = [...new Set(report.runs.map((r) => r.arch ?? DEFAULT_ARCH))];
   out.push(
     `- architectures: ${arches.join(', ') || 'none ran'} (the architecture of each kernel is in its name; \`rootprobe diff\` across two shows what differs)`,
   );

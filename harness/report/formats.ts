@@ -3,6 +3,7 @@
  * readback), JUnit XML (one testcase per scenario x kernel) and TAP version 13.
  */
 import type { RunRecord } from '../run/run-scenario.ts';
+import { DEFAULT_ARCH } from '../arch/index.ts';
 
 export interface MatrixReport {
   tool: 'rootprobe';
@@ -95,7 +96,7 @@ export function toJUnit(report: MatrixReport): string {
       const attempts = (r.attempts ?? []).map((a, n) => `attempt ${n + 1}: ${a.outcome}${a.message ? ` - ${firstLine(a.message)}` : ''}`);
       const props = [
         `accel=${r.accel}`,
-        `arch=${r.arch ?? 'x86_64'}`,
+        `arch=${r.arch ?? DEFAULT_ARCH}`,
         `firmware=${r.firmware ?? 'bios'}${r.boot ? ` boot=${r.boot}` : ''}`,
         `release=${r.kernelRelease}`,
         ...(r.flaky ? ['flaky: the attempts disagreed'] : []),
@@ -134,7 +135,7 @@ export function toTap(report: MatrixReport): string {
       `outcome: ${r.outcome}`,
       `duration_ms: ${r.durationMs}`,
       `accel: ${r.accel}`,
-      `arch: ${r.arch ?? 'x86_64'}`,
+      `arch: ${r.arch ?? DEFAULT_ARCH}`,
       `firmware: ${r.firmware ?? 'bios'}${r.boot ? ` via ${r.boot}` : ''}`,
     ];
     if (r.message) y.push('message: |', ...r.message.split('\n').map((l) => `  ${l}`));

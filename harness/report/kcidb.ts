@@ -125,13 +125,9 @@ function outputFiles(r: RunRecord): Resource[] | undefined {
     .map((f) => ({ name: path.basename(f), url: fileUrl(f) }));
 }
 
-/**
- * KCIDB's architecture of a build: the kernel's own ARCH name as KernelCI writes it (`arm64`,
- * `riscv`), except `x86_64` for 64-bit x86 (KernelCI's name for ARCH=x86 64-bit builds).
- */
+/** KCIDB's architecture of a build: the architecture table's `kcidbArch` (`x86_64`, `arm64`, `riscv`). */
 export function kcidbArch(arch: string | undefined): string {
-  const a = archByName(arch ?? DEFAULT_ARCH);
-  return a.name === 'x86_64' ? 'x86_64' : a.kbuild.arch;
+  return archByName(arch ?? DEFAULT_ARCH).kcidbArch;
 }
 
 /** The run's report as KCIDB v5.3 data. */

@@ -21,6 +21,7 @@ import { isPeopleError } from '../errors.ts';
 import type { BootPath, Firmware } from '../plan/types.ts';
 import { checkBoot } from '../firmware/uefi.ts';
 import { archOf, defaultArch } from '../arch/index.ts';
+import { DEFAULTS } from '../plan/defaults.ts';
 
 // Through the package's own name (its `exports` lists ./package.json), so that the sources
 // and the compiled tree in dist/ find the same file.
@@ -83,7 +84,7 @@ export function skippedRecord(
     arch: archOf(k).name,
     outcome: 'skipped',
     message: reason,
-    memoryMiB: s.memoryMiB ?? 256,
+    memoryMiB: s.memoryMiB ?? DEFAULTS.memoryMiB,
     rerun: rerunLine(s, k, { rerunArgs: opts.rerunArgs }),
   });
 }
@@ -94,14 +95,14 @@ export async function runMatrix(scenarios: Scenario[], kernelSpecs: string[], op
   // Definition mistakes (validate.ts) and a bad ROOTPROBE_TIMEOUT_FACTOR: before any download.
   validateScenarios(scenarios);
   timeoutFactor('kvm');
-  checkBoot(opts.firmware ?? 'bios', opts.boot, defaultArch());
+  checkBoot(opts.firmware ?? DEFAULTS.firmware, opts.boot, defaultArch());
   const chosen = shardCells(scenarios, kernelSpecs, opts.shard);
   const kernelById = new Map<string, Kernel>();
   for (const spec of [...new Set(chosen.map((c) => c.kernel))]) {
     kernelById.set(spec, await resolveKernel(spec, { onProgress: (m) => progress.message(`kernel ${spec}: ${m}`) }));
   }
   const kernels = [...kernelById.values()];
-  for (const k of kernels) checkBoot(opts.firmware ?? 'bios', opts.boot, archOf(k));
+  for (const k of kernels) checkBoot(opts.firmware ?? DEFAULTS.firmware, opts.boot, archOf(k));
   // Every image is built (or found in the cache) before the first boot, so a scenario that
   // cannot be built (a missing host binary, a kernel without an option it needs, a disk
   // that does not fit) is an error before anything boots.
@@ -136,7 +137,7 @@ export async function runMatrix(scenarios: Scenario[], kernelSpecs: string[], op
     .map(([a, x]) => `; ${a} guests: ${x.accel} (${x.reason}${x.cached ? ', cached' : ''})`);
   progress.message(
     `accelerator: ${accel.accel} (${accel.reason}${accel.cached ? ', cached' : ''})${others.join('')}; ${opts.jobs} at once` +
-      ` (${[...new Set(cells.map((c) => c.s.memoryMiB ?? 256))].join('/') || 256} MiB each); ` +
+      ` (${[...new Set(cells.map((c) => c.s.memoryMiB ?? DEFAULTS.memoryMiB))].join('/') || DEFAULTS.memoryMiB} MiB each); ` +
       `${cells.some((c) => c.skip) ? `${cells.filter((c) => c.skip).length} cell(s) skipped before boot; ` : ''}` +
       `${scenarios.length} scenario(s) x ${kernelSpecs.length} kernel(s)${shardNote ? `; ${shardNote}` : ''}`,
   );
@@ -193,8 +194,8 @@ export async function runMatrix(scenarios: Scenario[], kernelSpecs: string[], op
           outcome: 'error',
           message: `the run's artifacts could not be kept under ${opts.artifactsRoot}: ${(e as Error).message}`,
           durationMs: Date.now() - started,
-          memoryMiB: s.memoryMiB ?? 256,
-          rerun: `npx rootprobe run ${s.name} --kernel ${k.id}`,
+          memoryMiB: s.memoryMiB ?? DEFAULTS.memoryMiB,
+          rerun: rerunLine(s, k, opts),
         });
       };
       const attempt = () =>

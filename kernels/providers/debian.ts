@@ -1,10 +1,10 @@
 /** `debian/<suite>[:<flavour>]`: Debian's kernel packages (kernels/debian.ts). */
 import { UsageError } from '../../harness/errors.ts';
 import {
-  ARCH_FLAVOUR,
+  archFlavour,
   DEBIAN_SUITES,
   DEFAULT_FLAVOUR,
-  FIRST_SUITE,
+  firstSuite,
   cachedDebianKernel,
   debianId,
   flavourArch,
@@ -34,7 +34,7 @@ export const debianProvider: KernelProvider<DebianSpec> = {
     if (!(DEBIAN_SUITES as readonly string[]).includes(suite)) throw new UsageError(`kernel "${s}": unknown Debian suite "${suite}".`);
     const flavour = m[2] ?? DEFAULT_FLAVOUR;
     const arch = flavourArch(flavour);
-    const first = FIRST_SUITE[arch.name];
+    const first = firstSuite(arch.name);
     if (first && DEBIAN_SUITES.indexOf(suite as never) < DEBIAN_SUITES.indexOf(first as never)) {
       throw new UsageError(`kernel "${s}": Debian ${suite} has no ${arch.debianArch} kernels (the architecture is in ${first} and later).`);
     }
@@ -48,10 +48,10 @@ export const debianProvider: KernelProvider<DebianSpec> = {
       throw new UsageError(
         `kernel "${k.id}" is a kernel for ${k.arch}, not for ${arch} (--arch ${arch}); drop the flavour or name one for ${arch}.`,
       );
-    const first = FIRST_SUITE[arch];
+    const first = firstSuite(arch);
     const suite =
       opts?.asDefault && first && DEBIAN_SUITES.indexOf(k.suite as never) < DEBIAN_SUITES.indexOf(first as never) ? first : k.suite;
-    return debianProvider.parse(debianId(suite, ARCH_FLAVOUR[arch] ?? DEFAULT_FLAVOUR)).id;
+    return debianProvider.parse(debianId(suite, archFlavour(arch))).id;
   },
   known: () => [...DEBIAN_SUITES.map((s) => `debian/${s}`), 'debian/bookworm:cloud-arm64', 'debian/trixie:riscv64'],
 };
