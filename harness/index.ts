@@ -33,7 +33,7 @@ import type { Scenario as Scenario_ } from './scenario.ts';
 import { DEFAULTS } from './plan/defaults.ts';
 import { checkBootOptions, type BootOptions } from './boot-options.ts';
 
-export { bootOptionsSchema, type BootOptions } from './boot-options.ts';
+export type { BootOptions } from './boot-options.ts';
 
 /**
  * One boot of one scenario, for a test author's own suite: checks the definition, resolves
