@@ -26,6 +26,7 @@ export { UsageError, SetupError, DefinitionError } from './errors.ts';
 
 import { resolveKernel as resolveKernel_ } from '../kernels/index.ts';
 import { detectAccel as detectAccel_ } from './qemu/accel.ts';
+import { archOf } from './arch/index.ts';
 import { runScenario as runScenario_, type RunRecord as RunRecord_ } from './run/run-scenario.ts';
 import { validateScenarios as validate_ } from './validate.ts';
 import { skippedRecord as skippedRecord_ } from './run/matrix.ts';
@@ -52,7 +53,7 @@ export async function boot(sc: Scenario_, options: BootOptions = {}): Promise<Ru
   const opts = checkBootOptions(options);
   validate_([sc]);
   const kernel = await resolveKernel_(opts.kernel ?? DEFAULTS.kernel);
-  const { accel } = await detectAccel_(kernel.vmlinuz);
+  const { accel } = await detectAccel_(kernel.vmlinuz, { arch: archOf(kernel) });
   const skip = sc.skipIf?.(kernel);
   if (skip) return skippedRecord_(sc, kernel, skip, accel);
   return runScenario_(sc, kernel, {
