@@ -11,7 +11,8 @@
  *   the repository under the cache (`git clone --shared`: it reads the user's objects and
  *   writes nothing there), never touching the user's checkout, index, HEAD or refs. A checkout
  *   rewrites only the files that differ, so moving between revisions (bisect) stays incremental.
- * - The configuration: the user's `.config` (config=FILE) or `make tinyconfig`, then
+ * - The configuration: the user's `.config` (config=FILE) or `make tinyconfig` (`make defconfig`
+ *   with base=defconfig), then
  *   kernels/recipes/base.config (what every scenario needs), then fragments and config-add
  *   options; an option asked for that `olddefconfig` dropped is an error naming it.
  * - `,arch=arm64`: built for that architecture (cross-compiled, its fragment
@@ -155,7 +156,7 @@ export async function resolveGitKernel(spec: GitSpec, onProgress?: Progress): Pr
     builder: BUILDER_VERSION,
     arch: arch.name,
     fragments,
-    config: spec.extras.config ? await fs.readFile(spec.extras.config, 'utf8') : 'tinyconfig',
+    config: spec.extras.config ? await fs.readFile(spec.extras.config, 'utf8') : (spec.extras.base ?? 'tinyconfig'),
   }).slice(0, 12);
   const home = treeHome(gitTree ? (await git(spec.path, ['rev-parse', '--show-toplevel'])).trim() : spec.path);
   const buildDir = path.join(home, `build-${spec.rev ? 'rev' : 'wt'}${arch.name !== DEFAULT_ARCH ? `-${arch.name}` : ''}-${configInputs}`);
@@ -174,7 +175,7 @@ export async function resolveGitKernel(spec: GitSpec, onProgress?: Progress): Pr
           const built = await kbuild({
             tree,
             outDir: buildDir,
-            base: spec.extras.config ? { file: spec.extras.config } : { target: 'tinyconfig' },
+            base: spec.extras.config ? { file: spec.extras.config } : { target: spec.extras.base ?? 'tinyconfig' },
             fragments,
             what: `kernel ${spec.id}`,
             log,

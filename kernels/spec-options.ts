@@ -3,6 +3,7 @@
  *   ,config-add=CONFIG_X=y      one option on top of the configuration (repeatable)
  *   ,fragment=FILE              a config fragment file on top (repeatable)
  *   ,config=FILE                the tree's own .config as the base (git: kernels only)
+ *   ,base=defconfig             the architecture's defconfig as the base instead of tinyconfig (git: only)
  *   ,arch=arm64                 built for that architecture (cross-compiled on another host)
  * The CLI's `--config-add CONFIG_X=y` and `--fragment FILE` add them to every such spec.
  */
@@ -20,7 +21,12 @@ export interface BuildExtras {
   config?: string;
   /** The architecture built for, when not the default (harness/arch/). */
   arch?: string;
+  /** The make target the configuration starts from when there is no config= (git: only; default tinyconfig). */
+  base?: 'defconfig';
 }
+
+/** The bases a git: kernel's configuration may start from (`,base=`), the first the default. */
+export const CONFIG_BASES = ['tinyconfig', 'defconfig'] as const;
 
 const OPTION = /^CONFIG_[A-Za-z0-9_]+=(y|m|n|[0-9]+|0x[0-9a-fA-F]+|"[^"]*")$/;
 
@@ -47,6 +53,10 @@ export function parseExtras(spec: string, options: Array<[string, string]>, allo
       if (out.arch) throw new UsageError(`kernel "${spec}": arch= given twice.`);
       if (!ARCHES[v]) throw new UsageError(`kernel "${spec}": unknown architecture arch=${v}; known: ${Object.keys(ARCHES).join(', ')}.`);
       if (v !== DEFAULT_ARCH) out.arch = v;
+    } else if (k === 'base' && allowConfig) {
+      if (!(CONFIG_BASES as readonly string[]).includes(v))
+        throw new UsageError(`kernel "${spec}": base=${v} is not one of ${CONFIG_BASES.join(', ')}.`);
+      if (v === 'defconfig') out.base = 'defconfig';
     } else if (k === 'config' && allowConfig) {
       if (out.config) throw new UsageError(`kernel "${spec}": config= given twice.`);
       const abs = path.resolve(v);
@@ -56,6 +66,8 @@ export function parseExtras(spec: string, options: Array<[string, string]>, allo
       throw new UsageError(`kernel "${spec}": unknown option ${k}=.`);
     }
   }
+  if (out.base && out.config)
+    throw new UsageError(`kernel "${spec}": config= and base= both name where the configuration starts; give one.`);
   return out;
 }
 
@@ -63,6 +75,7 @@ export function parseExtras(spec: string, options: Array<[string, string]>, allo
 export function extrasSuffix(e: BuildExtras): string {
   return [
     ...(e.arch ? [`arch=${e.arch}`] : []),
+    ...(e.base ? [`base=${e.base}`] : []),
     ...(e.config ? [`config=${e.config}`] : []),
     ...e.fragments.map((f) => `fragment=${f}`),
     ...e.configAdd.map((c) => `config-add=${c}`),

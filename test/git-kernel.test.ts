@@ -13,6 +13,7 @@ import { parseKernelSpec } from '../kernels/index.ts';
 import { UsageError } from '../harness/errors.ts';
 import { withCliExtras } from '../kernels/spec-options.ts';
 import { compilerErrors } from '../kernels/kbuild.ts';
+import type { GitSpec } from '../kernels/git.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = path.join(ROOT, 'bin/rootprobe.js');
@@ -51,6 +52,22 @@ describe('git: kernels (kernels/git.ts, kernels/providers/git.ts)', () => {
       .and.not.have.property('rev');
     expect(parseKernelSpec(`git:${at}@v6.1`)).to.include({ path: at, rev: 'v6.1' });
     rmSync(at, { recursive: true, force: true });
+  });
+
+  it('starts the configuration from defconfig with base=defconfig (tinyconfig is the default and not in the id)', () => {
+    const s = parseKernelSpec('git:/src/linux,base=defconfig,config-add=CONFIG_LKDTM=y') as GitSpec;
+    expect(s.id).to.equal('git:/src/linux,base=defconfig,config-add=CONFIG_LKDTM=y');
+    expect(s.extras.base).to.equal('defconfig');
+    expect(parseKernelSpec('git:/src/linux,base=tinyconfig').id).to.equal('git:/src/linux');
+    expect(() => parseKernelSpec('git:/src/linux,base=allyesconfig')).to.throw(
+      UsageError,
+      /base=allyesconfig is not one of tinyconfig, defconfig/,
+    );
+    expect(() => parseKernelSpec(`git:/src/linux,base=defconfig,config=${path.join(ROOT, 'kernels/recipes/base.config')}`)).to.throw(
+      UsageError,
+      /config= and base= both name where the configuration starts/,
+    );
+    expect(() => parseKernelSpec('build/nonroot-6.1,base=defconfig')).to.throw(UsageError);
   });
 
   it('refuses what it cannot build, saying why', () => {

@@ -11,12 +11,12 @@ const REV = /^[A-Za-z0-9._/~^{}:-]+$/;
 
 export const gitProvider: KernelProvider<GitSpec> = {
   kind: 'git',
-  forms: ['git:<tree>[@<rev>][,arch=<arch>][,config=<.config>][,fragment=FILE]...[,config-add=CONFIG_X=y]...'],
+  forms: ['git:<tree>[@<rev>][,arch=<arch>][,base=defconfig|,config=<.config>][,fragment=FILE]...[,config-add=CONFIG_X=y]...'],
   summary:
     'your kernel source tree (a git work tree or not), built out of tree and incrementally; @<rev> builds that revision without touching your checkout',
   claims: (s) => s.startsWith('git:'),
   parse(s) {
-    const { base, options } = splitSpec(s, ['config', 'fragment', 'config-add', 'arch']);
+    const { base, options } = splitSpec(s, ['config', 'fragment', 'config-add', 'arch', 'base']);
     let where = base.slice('git:'.length);
     let rev: string | undefined;
     const at = where.lastIndexOf('@');
