@@ -235,7 +235,10 @@ export async function cleanupAll(): Promise<void> {
     }
   }
   const dirs = [...tempDirs];
-  tempDirs.clear();
+  // On a signal the folders stay tracked until the exit: work still in flight (an artifact
+  // folder being assembled as <dir>.partial-PID) may write into one after it was removed here,
+  // and the exit handler removes it again, synchronously, when nothing can run after it.
+  if (!signalled || keepTmp()) tempDirs.clear();
   if (keepTmp()) {
     for (const d of dirs) process.stderr.write(`rootprobe: kept temporary folder ${d}\n`);
   } else {
