@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import { spawn, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { writeNewcFile } from '../harness/cpio/index.ts';
@@ -56,7 +56,7 @@ describe('runner faults (issue 13: full disk, interrupted artifacts, external wi
     expect((await cli(['build', 'switch_root', '--out', clean])).code, 'a second build into its own folder').to.equal(0);
   });
 
-  it('a full host disk ends the run as error naming ENOSPC and the host folder, not as a timeout @boot', async function () {
+  it("a full host disk ends the run at the guest's first disk I/O error as error naming ENOSPC and the host folder, not as a timeout @boot", async function () {
     if (process.getuid?.() !== 0) this.skip(); // mounting the small tmpfs needs root
     const small = path.join(dir, 'small');
     mkdirSync(small);
@@ -72,6 +72,15 @@ describe('runner faults (issue 13: full disk, interrupted artifacts, external wi
         .to.match(/the host's disk is full \(ENOSPC\)/)
         .and.match(new RegExp(small.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')));
       expect(r.stdout).to.not.match(/timeout/i);
+      // Ended by the guest's disk I/O error while the host folder was full (not by the deadline,
+      // nor by rootprobe's own console log failing later), and at once: under TCG the deadline is 300 s.
+      const run = JSON.parse(readFileSync(json, 'utf8')).runs[0];
+      expect(run.message).to.match(
+        /the guest's writes to its disk images in \S+ failed \(\d+ bytes free there; the guest saw: [^)]*\bvda\b/,
+      );
+      expect(run.durationMs, `took ${run.durationMs} ms of a ${run.deadlineMs} ms deadline`).to.be.below(
+        Math.min(30_000, run.deadlineMs / 2),
+      );
     } finally {
       execFileSync('umount', ['-l', small]);
     }

@@ -10,7 +10,16 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KernelLogWatcher, disallowed, describeReport } from '../harness/verdict/kernel-log.ts';
 import { kernelLogVerdict } from '../harness/verdict/channel.ts';
-import { checkRoom, freeBytes, hostDiskVerdict, type StatFs } from '../harness/verdict/host-disk.ts';
+import {
+  checkRoom,
+  FULL_BELOW,
+  FULL_DISK_MARK,
+  freeBytes,
+  GUEST_DISK_ERROR_RE,
+  hostDiskVerdict,
+  hostDiskWatch,
+  type StatFs,
+} from '../harness/verdict/host-disk.ts';
 import { SetupError } from '../harness/errors.ts';
 import * as os from 'node:os';
 import { checkVerdict } from '../harness/verdict/check.ts';
@@ -25,6 +34,8 @@ import kernelWarning from './fixtures/scenarios/kernel-warning/scenario.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const LKDTM = readFileSync(path.join(here, 'fixtures/verdict/lkdtm-console.txt'), 'utf8');
+/** The console of the runner-faults fill_disk boot (TMPDIR on a 40 MiB tmpfs), from /init on; cut where rootprobe's console.log hit ENOSPC. */
+const FULL_DISK = readFileSync(path.join(here, 'fixtures/verdict/full-disk-console.txt'), 'utf8').split(/\r?\n/).filter(Boolean);
 
 function watch(text: string): KernelLogWatcher {
   const w = new KernelLogWatcher();
@@ -202,6 +213,15 @@ describe('the console watcher (harness/qemu/console.ts)', () => {
     c.end();
     expect(c.kernelReports.map((r) => r.kind)).to.deep.equal(['warning']);
   });
+
+  it('keeps the guest disk I/O errors of the recorded full-disk console as notices, the buffer cache wording too', () => {
+    const c = new ConsoleWatcher();
+    c.write(Buffer.from(FULL_DISK.join('\n')));
+    c.end();
+    expect(c.notices).to.have.length(10);
+    expect(c.notices[0]).to.include('I/O error, dev vda, sector 118786');
+    expect(c.notices).to.include('[    4.776261] Buffer I/O error on device vda, logical block 59393');
+  });
 });
 
 describe('the verdict of a full host disk and of a check (harness/verdict/)', () => {
@@ -209,6 +229,86 @@ describe('the verdict of a full host disk and of a check (harness/verdict/)', ()
     const io = boot({ notices: ['[ 3.1] I/O error, dev vda, sector 1234 op 0x1:(WRITE)'] });
     expect(hostDiskVerdict(io, '/', true)).to.equal(undefined); // this machine's / is not full
     expect(hostDiskVerdict(boot({}), '/', true)).to.equal(undefined);
+    const full: StatFs = () => ({ bavail: 3, bsize: 4096 });
+    expect(hostDiskVerdict(io, '/run/x', true, full)?.message).to.equal(
+      `${FULL_DISK_MARK}: the guest's writes to its disk images in /run/x failed (12288 bytes free there; ` +
+        'the guest saw: I/O error, dev vda, sector 1234 op 0x1:(WRITE)). Free space there, or point TMPDIR at a larger file system.',
+    );
+    expect(hostDiskVerdict(io, '/run/x', false, full), 'no disk copies').to.equal(undefined);
+  });
+
+  it('knows a guest disk I/O error by the recorded console, and the older kernels wording, not other I/O lines', () => {
+    const first = FULL_DISK.findIndex((l) => l.includes('I/O error'));
+    expect(first).to.be.greaterThan(5);
+    expect(
+      FULL_DISK.slice(0, first).filter((l) => GUEST_DISK_ERROR_RE.test(l)),
+      'before the first error (the mount, vda found)',
+    ).to.deep.equal([]);
+    expect(FULL_DISK.slice(first).filter((l) => !GUEST_DISK_ERROR_RE.test(l))).to.deep.equal([]);
+    for (const l of [
+      '[   12.3] blk_update_request: I/O error, dev vda, sector 2048 op 0x1:(WRITE) flags 0x800 phys_seg 1 prio class 0',
+      '[    3.0] Buffer I/O error on dev vdb1, logical block 0, lost async page write',
+      '[    5.1] EXT4-fs error (device vda): ext4_journal_check_start:83: comm dd: Detected aborted journal',
+      '[    5.2] Aborting journal on device vda-8.',
+    ])
+      expect(GUEST_DISK_ERROR_RE.test(l), l).to.equal(true);
+    for (const l of [
+      '[    0.279282] APIC: Switch to symmetric I/O mode setup',
+      '[    1.753551] 00:04: ttyS0 at I/O 0x3f8 (irq = 4, base_baud = 115200) is a 16550A',
+      '[    2.905479] EXT4-fs (vda): mounted filesystem with ordered data mode. Quota mode: none.',
+      '[    2.9] EXT4-fs warning (device vda): ext4_enable_quotas:6412: Failed to enable quota tracking',
+      '[    4.0] I/O error, dev loop0, sector 0 op 0x0:(READ) flags 0x80700 phys_seg 1 prio class 2',
+      '[    4.1] Buffer I/O error on dev sr0, logical block 0, async page read',
+      '[    4.2] EXT4-fs error (device loop1): ext4_find_entry:1682: inode #2: comm ls: reading directory lblock 0',
+    ])
+      expect(GUEST_DISK_ERROR_RE.test(l), l).to.equal(false);
+  });
+
+  it('while the guest runs, ends on the first guest disk I/O error when the disk folder is full, never while it has room', () => {
+    const asked: string[] = [];
+    const statfsOf =
+      (bavail: number): StatFs =>
+      (dir) => {
+        asked.push(dir);
+        return { bavail, bsize: 4096 };
+      };
+    const full = hostDiskWatch('/tmp/rootprobe-fill_disk-x', statfsOf(1));
+    const said = FULL_DISK.map(full);
+    const first = said.findIndex((m) => m !== undefined);
+    expect(FULL_DISK[first]).to.include('I/O error, dev vda, sector 118786');
+    expect(said[first]).to.equal(
+      `${FULL_DISK_MARK}: the guest's writes to its disk images in /tmp/rootprobe-fill_disk-x failed (4096 bytes free there; ` +
+        'the guest saw: I/O error, dev vda, sector 118786 op 0x1:(WRITE) flags 0x4000 phys_seg 1 prio class 2). ' +
+        'Free space there, or point TMPDIR at a larger file system.',
+    );
+    // statfs only for the I/O error lines, none for the boot's other lines.
+    expect(asked).to.have.length(FULL_DISK.length - first);
+    expect(new Set(asked)).to.deep.equal(new Set(['/tmp/rootprobe-fill_disk-x']));
+    // The same errors with room on the host are the guest's own: nothing ends.
+    const roomy = hostDiskWatch('/x', statfsOf(FULL_BELOW / 4096));
+    expect(FULL_DISK.map(roomy).filter(Boolean)).to.deep.equal([]);
+    expect(hostDiskWatch('/x', statfsOf(FULL_BELOW / 4096 - 1))(FULL_DISK[first]), 'a byte under the mark').to.match(
+      /\(1044480 bytes free there;/,
+    );
+    const unreadable = hostDiskWatch('/x', () => {
+      throw new Error('EACCES');
+    });
+    expect(FULL_DISK.map(unreadable).filter(Boolean)).to.deep.equal([]);
+  });
+
+  it('keeps the message of a boot the watch ended as it is, and names a run file the host could not write', () => {
+    const msg = `${FULL_DISK_MARK}: the guest's writes to its disk images in /d failed (0 bytes free there; the guest saw: x). Free space there.`;
+    expect(hostDiskVerdict(boot({ end: 'stopped', stopReason: msg }), '/d', true)).to.deep.equal({ outcome: 'error', message: msg });
+    const own = hostDiskVerdict(
+      boot({ end: 'stopped', stopReason: 'the host could not write /d/console.log: ENOSPC no space' }),
+      '/d',
+      true,
+      () => ({ bavail: 0, bsize: 4096 }),
+    );
+    expect(own?.message).to.equal(
+      `${FULL_DISK_MARK}: the host could not write /d/console.log: ENOSPC no space (0 bytes free in /d). Free space there, or point TMPDIR at a larger file system.`,
+    );
+    expect(hostDiskVerdict(boot({ end: 'stopped', stopReason: 'interrupted' }), '/d', true)).to.equal(undefined);
   });
 
   it('refuses a disk copy the host has no room for, naming the folder, the free and the needed bytes', () => {

@@ -103,14 +103,16 @@ function writeHeader(buf: Buffer, at: number, p: Planned, size: number, name: Bu
 
 // ---------------------------------------------------------------------------------------------
 // Planning: validate, normalise, synthesise parents, sort, assign inodes and link counts.
+// planEntries runs the phases in order; each is exported for its own tests, not from the
+// package (cpio/index.ts).
 
 /** An input entry; a file's in-memory data may already sit in the spill file. */
-interface Item {
+export interface PlanItem {
   entry: CpioEntry;
   spill?: { offset: number; length: number };
 }
 
-interface Node {
+export interface PlanNode {
   path: string;
   parts: Buffer[];
   entry: CpioEntry | undefined; // undefined: a synthesised parent folder
@@ -164,7 +166,7 @@ function splitParts(p: string): Buffer[] {
 }
 
 /** One input entry as a node: validated, its path normalised, its header fields filled. */
-function planOne({ entry: e, spill }: Item, defaultMtime: number, seen: Map<string, Node>): Node {
+export function planOne({ entry: e, spill }: PlanItem, defaultMtime: number, seen: Map<string, PlanNode>): PlanNode {
   if (!e || typeof e !== 'object') throw new UsageError(`A cpio entry must be an object, got ${String(e)}.`);
   const p = archivePath(e.path);
   const where = `cpio entry "${p}"`;
@@ -238,7 +240,7 @@ function planOne({ entry: e, spill }: Item, defaultMtime: number, seen: Map<stri
 }
 
 /** Adds the missing parent folders of every node; a parent that exists must be a folder. */
-function addParents(nodes: Map<string, Node>, defaultMtime: number): void {
+export function addParents(nodes: Map<string, PlanNode>, defaultMtime: number): void {
   for (const node of [...nodes.values()]) {
     const parts = node.path.split('/');
     for (let i = 1; i < parts.length; i++) {
@@ -273,7 +275,7 @@ function addParents(nodes: Map<string, Node>, defaultMtime: number): void {
 }
 
 /** Inodes 1..N in archive order (hard links take their target's later); folder link counts 2 + subfolders. */
-function numberNodes(sorted: Node[], nodes: Map<string, Node>): void {
+export function numberNodes(sorted: PlanNode[], nodes: Map<string, PlanNode>): void {
   // Inodes 1..N in archive order; hard links take their target's.
   let ino = 0;
   for (const n of sorted) if (n.entry?.type !== 'hardlink') n.planned.ino = ++ino;
@@ -291,8 +293,8 @@ function numberNodes(sorted: Node[], nodes: Map<string, Node>): void {
 }
 
 /** Hard-link groups: members share inode, mode, owner, mtime; the data goes on the last member only. */
-function groupHardLinks(sorted: Node[], nodes: Map<string, Node>): void {
-  const groups = new Map<Node, Node[]>();
+export function groupHardLinks(sorted: PlanNode[], nodes: Map<string, PlanNode>): void {
+  const groups = new Map<PlanNode, PlanNode[]>();
   for (const n of sorted) {
     if (n.entry?.type !== 'hardlink') continue;
     const t = nodes.get(n.target!);
@@ -340,9 +342,9 @@ function groupHardLinks(sorted: Node[], nodes: Map<string, Node>): void {
 }
 
 /** Turns input entries into the exact headers to write, in archive order. */
-export function planEntries(items: Item[], opts: PackOptions = {}): Planned[] {
+export function planEntries(items: PlanItem[], opts: PackOptions = {}): Planned[] {
   const defaultMtime = opts.mtime !== undefined ? u32('packNewc options', 'mtime', opts.mtime) : (sourceDateEpoch() ?? 0);
-  const nodes = new Map<string, Node>();
+  const nodes = new Map<string, PlanNode>();
   for (const item of items) {
     const n = planOne(item, defaultMtime, nodes);
     nodes.set(n.path, n);
@@ -594,7 +596,7 @@ export async function writeNewcFile(
   let spillFd: number | undefined;
   const tmpOut = `${outPath}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
   try {
-    let items: Item[];
+    let items: PlanItem[];
     if (Array.isArray(entries)) {
       items = entries.map((entry) => ({ entry }));
     } else {

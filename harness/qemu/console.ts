@@ -6,13 +6,15 @@
  */
 import { StringDecoder } from 'node:string_decoder';
 import { KernelLogWatcher, type KernelReport } from '../verdict/kernel-log.ts';
+import { GUEST_DISK_ERROR_RE } from '../verdict/host-disk.ts';
 
 export const PANIC_MARK = 'Kernel panic - not syncing';
 const TAIL_LINES = 20;
 /** A longer ring, only for what user space said before a panic (verdict/user-space.ts). */
 const RECENT_LINES = 300;
-const NOTICE_RE =
-  /Initramfs unpacking failed|Out of memory|oom-kill|Unable to mount root fs|No working init found|I\/O error, dev vd|Buffer I\/O error on dev vd|EXT4-fs error/;
+const NOTICE_RE = new RegExp(
+  `Initramfs unpacking failed|Out of memory|oom-kill|Unable to mount root fs|No working init found|EXT4-fs error|${GUEST_DISK_ERROR_RE.source}`,
+);
 const MAX_NOTICES = 10;
 /** A console "line" longer than this is cut into pieces (a guest may print without newlines). */
 const MAX_LINE = 64 * 1024;

@@ -1,23 +1,26 @@
 /**
  * Boots one QEMU guest and watches it: the console streamed to `console.log` and, line by line,
  * through a ConsoleWatcher (console.ts: tail, notices, panic, kernel reports) to a handler; the
- * result channel streamed to `result.stream` and to a handler as raw bytes. The boot ends the moment QEMU exits, on a kernel panic line, at the
- * deadline, on stop() or on the abort signal; QEMU never outlives it (see lifecycle.ts).
+ * result channel (result-socket.ts) streamed to `result.stream` and to a handler as raw bytes.
+ * The boot ends the moment QEMU exits, on a kernel panic line, at the deadline, on stop() or on
+ * the abort signal; QEMU never outlives it (see lifecycle.ts). What happened is recorded as
+ * events, and how the boot ended is a pure function of them (ending.ts).
  *
  * Files in runDir: console.log, result.stream, qemu.cmdline (the exact argv, shell-quoted on
  * one line; note that its result channel is a socket QEMU waits on: to rerun it by hand,
  * replace `socket,id=res,...` by `file,id=res,path=result.stream`, see standaloneArgv()),
  * qemu.pid (written by QEMU, removed by QEMU when it exits cleanly).
  */
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, type WriteStream } from 'node:fs';
-import * as net from 'node:net';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { Readable } from 'node:stream';
 import { SetupError, UsageError } from '../errors.ts';
 import { ownerTag, removeTempDir, spawnGuarded, terminate, trackTempDir } from '../lifecycle.ts';
 import { MAX_SOCKET_PATH, qemuArgs, shellLine, type BootSpec } from './command.ts';
 import { ConsoleWatcher } from './console.ts';
+import { abortReason, BootEvents, type BootEnd, type BootEvent } from './ending.ts';
+import { ResultSocket } from './result-socket.ts';
+import { endStream, writeWithBackpressure } from './streams.ts';
 import type { KernelReport } from '../verdict/kernel-log.ts';
 import { userSpaceLines } from '../verdict/user-space.ts';
 
@@ -32,7 +35,7 @@ export interface BootHandlers {
   onResult?(chunk: Buffer): void;
 }
 
-export type BootEnd = 'exited' | 'panic' | 'deadline' | 'stopped' | 'signal' | 'spawn-error';
+export type { BootEnd } from './ending.ts';
 
 export interface BootOutcome {
   end: BootEnd;
@@ -101,22 +104,6 @@ function mustExist(what: string, p: string): void {
   }
 }
 
-/** Writes to a stream and pauses `source` until the stream drains (bounded memory). */
-function writeWithBackpressure(ws: WriteStream, chunk: Buffer, source: Readable | net.Socket): void {
-  if (!ws.write(chunk)) {
-    source.pause();
-    ws.once('drain', () => source.resume());
-  }
-}
-
-function endStream(ws: WriteStream): Promise<void> {
-  return new Promise((resolve) => {
-    if (ws.writableFinished || ws.destroyed) return resolve();
-    ws.once('error', () => resolve());
-    ws.end(() => resolve());
-  });
-}
-
 /** Replaces the waiting result socket by a file, so a person can rerun the argv from a shell. */
 export function standaloneArgv(argv: string[], resultFile = 'result.stream'): string[] {
   return argv.map((a) => (a.startsWith('socket,id=res,') ? `file,id=res,path=${resultFile.replaceAll(',', ',,')}` : a));
@@ -159,9 +146,7 @@ export function bootQemu(spec: BootSpec, opts: BootOptions): { control: BootCont
   const consoleWs = createWriteStream(consoleLog);
   const resultWs = createWriteStream(resultStream);
   let stderrBuf = Buffer.alloc(0);
-  let ending: { end: 'panic' | 'deadline' | 'stopped'; reason?: string } | undefined;
-  let spawnError: Error | undefined;
-  let exited = false;
+  const events = new BootEvents();
   const timers: NodeJS.Timeout[] = [];
 
   const started = Date.now();
@@ -174,18 +159,26 @@ export function bootQemu(spec: BootSpec, opts: BootOptions): { control: BootCont
   });
 
   const kill = (graceMs: number): void => {
-    if (!exited) void terminate(child, graceMs);
+    if (!events.exited) void terminate(child, graceMs);
   };
-  const requestEnd = (end: 'panic' | 'deadline' | 'stopped', reason?: string): void => {
-    if (ending || exited) return;
-    ending = { end, reason };
-    if (end === 'panic') {
-      const t = setTimeout(() => kill(0), PANIC_GRACE_MS);
-      timers.push(t);
-    } else {
-      kill(1000);
-    }
+  /** Records what happened; the first request to end the boot ends QEMU. */
+  const observe = (ev: BootEvent): void => {
+    if (!events.record(ev)) return;
+    if (ev.kind === 'panic') timers.push(setTimeout(() => kill(0), PANIC_GRACE_MS));
+    else kill(1000);
   };
+  const stop = (reason: string): void => observe({ kind: 'stop', reason });
+  /** A user's handler that throws stops the boot, saying so. */
+  const guarded =
+    <T>(name: string, handler: ((x: T) => void) | undefined) =>
+    (x: T): void => {
+      if (!handler) return;
+      try {
+        handler(x);
+      } catch (e) {
+        stop(`${name} handler threw: ${(e as Error).message}`);
+      }
+    };
 
   // A host write error (a full disk) on the console log or the result stream ends the boot,
   // saying so (qemu/../verdict/host-disk.ts names it), instead of crashing the process.
@@ -193,22 +186,13 @@ export function bootQemu(spec: BootSpec, opts: BootOptions): { control: BootCont
     [consoleWs, consoleLog],
     [resultWs, resultStream],
   ] as const) {
-    ws.on('error', (e: NodeJS.ErrnoException) =>
-      requestEnd('stopped', `the host could not write ${file}: ${e.code ?? ''} ${e.message}`.trim()),
-    );
+    ws.on('error', (e: NodeJS.ErrnoException) => stop(`the host could not write ${file}: ${e.code ?? ''} ${e.message}`.trim()));
   }
 
   // Console: a ring of the last lines, never the whole text.
   const con = new ConsoleWatcher({
-    onPanic: () => requestEnd('panic'),
-    onLine: (line) => {
-      if (!opts.onConsole) return;
-      try {
-        opts.onConsole(line);
-      } catch (e) {
-        requestEnd('stopped', `onConsole handler threw: ${(e as Error).message}`);
-      }
-    },
+    onPanic: (line) => observe({ kind: 'panic', line }),
+    onLine: guarded('onConsole', opts.onConsole),
   });
   if (child.stdout) {
     const out = child.stdout;
@@ -229,72 +213,36 @@ export function bootQemu(spec: BootSpec, opts: BootOptions): { control: BootCont
   });
 
   // Result channel: QEMU listens and waits for us before it starts the guest.
-  let sock: net.Socket | undefined;
-  let sockClosed: Promise<void> = Promise.resolve();
-  const connect = (): void => {
-    if (exited || ending) return;
-    const s = net.createConnection(socketPath);
-    s.once('error', () => {
-      s.destroy();
-      if (sock === s) return; // an error after connecting: close follows
-      const t = setTimeout(connect, 20);
-      timers.push(t);
-    });
-    s.once('connect', () => {
-      sock = s;
-      sockClosed = new Promise((resolve) => s.once('close', () => resolve()));
-      s.on('data', (chunk: Buffer) => {
-        writeWithBackpressure(resultWs, chunk, s);
-        if (opts.onResult) {
-          try {
-            opts.onResult(chunk);
-          } catch (e) {
-            requestEnd('stopped', `onResult handler threw: ${(e as Error).message}`);
-          }
-        }
-      });
-    });
-  };
-  connect();
+  const result = new ResultSocket({
+    socketPath,
+    file: resultWs,
+    onData: guarded('onResult', opts.onResult),
+    onClose: () => observe({ kind: 'result-closed' }),
+    keepTrying: () => !events.settled,
+  });
+  result.connect();
 
-  timers.push(setTimeout(() => requestEnd('deadline'), Math.min(opts.deadlineMs, MAX_TIMER)));
-  const onAbort = (): void => {
-    const r = opts.signal?.reason;
-    requestEnd('stopped', r instanceof Error ? r.message : r !== undefined ? String(r) : 'aborted');
-  };
+  timers.push(setTimeout(() => observe({ kind: 'deadline' }), Math.min(opts.deadlineMs, MAX_TIMER)));
+  const onAbort = (): void => stop(abortReason(opts.signal?.reason));
   if (opts.signal?.aborted) onAbort();
   else opts.signal?.addEventListener('abort', onAbort, { once: true });
 
   const outcome = new Promise<BootOutcome>((resolve) => {
-    let done = false;
+    let spawnError: Error | undefined;
     const finish = async (exitCode: number | null, signal: string | null): Promise<void> => {
-      if (done) return;
-      done = true;
-      exited = true;
+      if (events.exited) return;
+      events.record({ kind: 'exit', exitCode, signal });
       const durationMs = Date.now() - started;
       for (const t of timers) clearTimeout(t);
       opts.signal?.removeEventListener('abort', onAbort);
-      con.end();
+      con.end(); // a last partial line may still be the panic line
       // QEMU is gone, so the socket's far end is closed; wait briefly for the last bytes.
-      if (sock) {
-        const t = setTimeout(() => sock?.destroy(), 1000);
-        await sockClosed;
-        clearTimeout(t);
-      }
+      await result.drain(1000);
       await Promise.all([endStream(consoleWs), endStream(resultWs)]);
       await removeTempDir(privDir);
-      let end: BootEnd;
-      if (spawnError) end = 'spawn-error';
-      else if (con.panicLine !== undefined && (!ending || ending.end === 'panic')) end = 'panic';
-      else if (ending) end = ending.end;
-      else if (signal !== null) end = 'signal';
-      else end = 'exited';
+      const ending = events.ending();
       resolve({
-        end,
-        exitCode,
-        signal,
-        ...(con.panicLine !== undefined ? { panicLine: con.panicLine } : {}),
-        ...(end === 'stopped' ? { stopReason: ending?.reason } : {}),
+        ...ending,
         durationMs,
         consoleTail: [...con.tail],
         notices: [...con.notices],
@@ -311,6 +259,7 @@ export function bootQemu(spec: BootSpec, opts: BootOptions): { control: BootCont
     };
     child.once('error', (e) => {
       spawnError = e;
+      events.record({ kind: 'spawn-error', message: e.message });
       // A spawn failure emits no 'close' when no stdio was opened; don't wait for it.
       setTimeout(() => void finish(child.exitCode, child.signalCode), 50);
     });
@@ -320,7 +269,7 @@ export function bootQemu(spec: BootSpec, opts: BootOptions): { control: BootCont
   return {
     control: {
       stop(reason: string) {
-        requestEnd('stopped', reason);
+        stop(reason);
       },
     },
     outcome,

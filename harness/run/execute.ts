@@ -21,7 +21,7 @@ import { DEFAULTS } from '../plan/defaults.ts';
 import type { BootPlan, PlanRun } from '../plan/types.ts';
 import { channelVerdict, kernelLogVerdict, TIMING_KINDS, type Verdict } from '../verdict/channel.ts';
 import { checkVerdict } from '../verdict/check.ts';
-import { checkRoom, hostDiskVerdict } from '../verdict/host-disk.ts';
+import { checkRoom, hostDiskVerdict, hostDiskWatch } from '../verdict/host-disk.ts';
 import { artifactDir, keepArtifacts } from './artifacts.ts';
 import { bareRecord, foldRecordMessage, type Accel, type RunEvent, type RunRecord } from './record.ts';
 import {
@@ -69,6 +69,8 @@ export interface BootAndReadOptions {
   interactive?: boolean;
   onStage?: (name: string) => void;
   onConsole?: (line: string) => void;
+  /** The folder of the run's disk copies: a guest disk's I/O error while it is full ends the boot at once (verdict/host-disk.ts). */
+  hostDiskDir?: string;
 }
 
 /**
@@ -90,12 +92,17 @@ export async function bootAndRead(spec: BootSpec, readback: RunReadback, opts: B
       });
     },
   });
+  const fullHostDisk = opts.hostDiskDir !== undefined ? hostDiskWatch(opts.hostDiskDir) : undefined;
   const started = bootQemu(spec, {
     deadlineMs: opts.deadlineMs,
     signal: opts.signal,
     interactive: opts.interactive,
     onResult: (chunk) => decoder.push(chunk),
-    onConsole: (line) => opts.onConsole?.(line),
+    onConsole: (line) => {
+      const full = fullHostDisk?.(line);
+      if (full) control?.stop(full);
+      opts.onConsole?.(line);
+    },
   });
   control = started.control;
   const boot = await started.outcome;
@@ -362,6 +369,7 @@ export async function execute(plan: BootPlan, opts: ExecuteOptions): Promise<Run
         graceMs: plan.graceSec * 1000 * factor,
         onStage: (stage) => emit({ type: 'stage', scenario: plan.name, kernel: plan.kernel.id, stage, elapsedMs: Date.now() - started }),
         onConsole: (line) => emit({ type: 'console', scenario: plan.name, kernel: plan.kernel.id, line }),
+        ...(plan.disks.some((d) => d.mode === 'copy') ? { hostDiskDir: runDir } : {}),
       },
     );
     record.consoleTail = boot.consoleTail;
