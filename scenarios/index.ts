@@ -7,6 +7,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DefinitionError, UsageError } from '../harness/errors.ts';
+import { nearestKey } from '../harness/nearest.ts';
 import type { Scenario } from '../harness/scenario.ts';
 
 export const BUILTIN_DIR = path.dirname(fileURLToPath(import.meta.url));
@@ -137,7 +138,15 @@ export function pickScenarios(all: Scenario[], names: string[]): Scenario[] {
   const unknown = names.filter((n) => !all.some((s) => s.name === n));
   if (unknown.length > 0) {
     throw new UsageError(
-      `unknown scenario${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}. Known: ${all.map((s) => s.name).join(', ')}`,
+      `unknown scenario${unknown.length > 1 ? 's' : ''}: ${unknown
+        .map((n) => {
+          const near = nearestKey(
+            n,
+            all.map((s) => s.name),
+          );
+          return near ? `${n} (did you mean ${near}?)` : n;
+        })
+        .join(', ')}. Known: ${all.map((s) => s.name).join(', ')}`,
     );
   }
   return names.map((n) => all.find((s) => s.name === n)!);

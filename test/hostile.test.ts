@@ -123,6 +123,12 @@ describe('CLI: hostile and malformed input is exit 2, never an internal error, a
     // kernel specs
     { title: 'an unknown kernel form', args: ['run', '--kernel', 'nosuch'], says: /kernel "nosuch"/ },
     { title: 'an unknown Debian suite', args: ['run', '--kernel', 'debian/potato'], says: /unknown Debian suite "potato"/ },
+    {
+      title: 'a misspelt Debian suite',
+      args: ['run', '--kernel', 'debian/bookwrm'],
+      says: /unknown Debian suite "bookwrm" \(did you mean bookworm\?\)/,
+    },
+    { title: 'a misspelt scenario', args: ['run', 'swich_root'], says: /unknown scenario: swich_root \(did you mean switch_root\?\)/ },
     { title: 'a Debian flavour with bad characters', args: ['run', '--kernel', 'debian/bookworm:BAD!'], says: /debian\/bookworm:BAD!/ },
     { title: 'an unknown recipe', args: ['run', '--kernel', 'build/nosuch'], says: /build\/nosuch/ },
     { title: 'file: with no path', args: ['run', '--kernel', 'file:'], says: /file:/ },

@@ -1,5 +1,6 @@
 /** `debian/<suite>[:<flavour>]`: Debian's kernel packages (kernels/debian.ts). */
 import { UsageError } from '../../harness/errors.ts';
+import { nearestKey } from '../../harness/nearest.ts';
 import {
   archFlavour,
   DEBIAN_SUITES,
@@ -31,7 +32,10 @@ export const debianProvider: KernelProvider<DebianSpec> = {
     const m = /^debian\/([a-z]+)(?::([a-z0-9]+(?:-[a-z0-9]+)*))?$/.exec(s);
     if (!m) throw new UsageError(`kernel "${s}" is not a valid spec.`);
     const suite = m[1];
-    if (!(DEBIAN_SUITES as readonly string[]).includes(suite)) throw new UsageError(`kernel "${s}": unknown Debian suite "${suite}".`);
+    if (!(DEBIAN_SUITES as readonly string[]).includes(suite)) {
+      const near = nearestKey(suite, [...DEBIAN_SUITES]);
+      throw new UsageError(`kernel "${s}": unknown Debian suite "${suite}"${near ? ` (did you mean ${near}?)` : ''}.`);
+    }
     const flavour = m[2] ?? DEFAULT_FLAVOUR;
     const arch = flavourArch(flavour);
     const first = firstSuite(arch.name);
