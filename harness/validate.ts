@@ -21,7 +21,7 @@
  */
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import * as path from 'node:path';
-import { DefinitionError, isPeopleError } from './errors.ts';
+import { DefinitionError, isPeopleError, SetupError } from './errors.ts';
 import { definitionIssues, expectedStages, RESERVED_STAGES, type Scenario } from './scenario.ts';
 
 /** `stage('x')`, `ctx.stage("x")`, `stage(\`x\`)`: the stage names check() asks for. */
@@ -169,10 +169,14 @@ export function validateScenarios(scenarios: Scenario[]): void {
   if (problems.length > 1) throw new DefinitionError(`${problems.length} scenario definition problems:\n  ${problems.join('\n  ')}`);
 }
 
-/** A people error from building a scenario's images, with the scenario's name and file added. */
+/**
+ * A people error from building a scenario's images (its definition, or a host file it names that
+ * this machine lacks), with the scenario's name and file added; the error keeps its class.
+ */
 export function withScenario(e: unknown, sc: Scenario): unknown {
-  if (!(e instanceof DefinitionError) || !isPeopleError(e) || e.message.includes(sc.file)) return e;
-  const wrapped = new DefinitionError(`${where(sc)}: ${e.message}`);
+  if (!(e instanceof DefinitionError || e instanceof SetupError) || !isPeopleError(e) || e.message.includes(sc.file)) return e;
+  const wrapped =
+    e instanceof SetupError ? new SetupError(`${where(sc)}: ${e.message}`) : new DefinitionError(`${where(sc)}: ${e.message}`);
   wrapped.stack = e.stack;
   return wrapped;
 }
