@@ -39,6 +39,13 @@ probe_root() {
   fi
 }
 
+# Why the `shutdown` stage will not come: on the console, and as a guest-error frame whose
+# message the verdict quotes beside the missing stage.
+no_shutdown() {
+  log "no shutdown stage: $1"
+  probe_root guest-error -v "message=no shutdown stage: $1" > $N 2>&1
+}
+
 on_term() {
   [ $state = initramfs ] && return 0
   sd=$P/1/root/run/initramfs
@@ -48,8 +55,14 @@ on_term() {
     for f in busybox probe lib.sh port; do $BB cp -a $L/$f $sd/.rootprobe/; done
     $BB cp $L/hook-shutdown.sh $hooks/99-rootprobe.sh
     log "shutdown hook installed in the shutdown initramfs"
+    # systemd-shutdown returns into it only if access("/run/initramfs/shutdown", X_OK)
+    # succeeds, which it cannot on a noexec /run (dracut's shell /init mounts /run so).
+    ro=$($BB awk '$5 == "/run" { print $6 }' $P/1/mountinfo 2>$N | $BB tail -n 1)
+    case ",$ro," in
+      *,noexec,*) no_shutdown "/run is mounted noexec ($ro), so systemd-shutdown cannot execute /run/initramfs/shutdown and will not return into the shutdown initramfs" ;;
+    esac
   elif [ "$RP_SHUTDOWN" = 1 ]; then
-    log "no shutdown initramfs at /run/initramfs: no shutdown stage"
+    no_shutdown "no shutdown initramfs at /run/initramfs (nothing restored it)"
   fi
   $BB umount $P 2>$N
   exit 0
@@ -77,13 +90,16 @@ done
 
 if [ "$RP_END" != none ]; then
   if in_root /bin/sh -c 'command -v systemctl' > $N 2>&1; then
-    # Right after the switch systemd is still deserialising and refuses connections: ask
-    # again until it answers with a state, then wait for the boot to be over.
+    # Right after the switch systemd is still deserialising and refuses connections; after a
+    # shell initramfs's switch_root it has only just been exec'd and says `offline` (no
+    # /run/systemd/system yet): a poweroff asked then is queued before sysinit.target, so
+    # units such as dracut-shutdown.service never start. Ask again until it answers with the
+    # state of a running manager, then wait for the boot to be over.
     k=0
     st=
     while [ $k -lt "$RP_BOOT_WAIT" ]; do
       st=$($BB timeout "$RP_BOOT_WAIT" $BB chroot $P/1/root systemctl is-system-running --wait 2>&1)
-      case "$st" in initializing | starting | running | degraded | maintenance | stopping | offline) break ;; esac
+      case "$st" in initializing | starting | running | degraded | maintenance | stopping) break ;; esac
       $BB sleep 1
       k=$((k + 1))
     done
