@@ -22,8 +22,33 @@ import { SetupError } from '../harness/errors.ts';
 import { requireTool } from '../harness/host.ts';
 import { debianArchive } from '../kernels/apt-sources.ts';
 
-export type DistroGenerator = 'initramfs-tools' | 'dracut';
-export const DISTRO_GENERATORS: DistroGenerator[] = ['initramfs-tools', 'dracut'];
+export type DistroGenerator = 'initramfs-tools' | 'dracut' | 'dracut-shell' | 'tiny-initramfs';
+export const DISTRO_GENERATORS: DistroGenerator[] = ['initramfs-tools', 'dracut', 'dracut-shell', 'tiny-initramfs'];
+
+/**
+ * How each root gets its initramfs: the package its apt installs beside the kernel, and
+ * configuration files written into the root before (the kernel's postinst runs the
+ * generator with them). `dracut` is Debian's default: with systemd in the root, dracut puts
+ * systemd into the initramfs too (its /init is systemd, initrd-switch-root.service switches).
+ * `dracut-shell` omits dracut's systemd module, so its /init is dracut's shell script that
+ * switches with switch_root. `tiny-initramfs` is one static C program as /init; on a cloud
+ * kernel it needs virtio and ext4 as modules, named here (its auto-detection would read the
+ * building machine's own root).
+ */
+export const DISTRO_RECIPES: Record<DistroGenerator, { package: string; files?: Record<string, string> }> = {
+  'initramfs-tools': { package: 'initramfs-tools' },
+  dracut: { package: 'dracut' },
+  'dracut-shell': {
+    package: 'dracut',
+    files: { 'etc/dracut.conf.d/50-rootprobe-no-systemd.conf': 'omit_dracutmodules+=" systemd "\n' },
+  },
+  'tiny-initramfs': {
+    package: 'tiny-initramfs',
+    files: {
+      'etc/tiny-initramfs/tiny-initramfs.conf': 'AUTO_MODULES=no\nINCLUDE_MODULES="virtio_pci,virtio_blk,ext4"\nMICROCODE=no\n',
+    },
+  },
+};
 
 /** Bump when what a build makes changes. */
 const RECIPE = 'debian-distro-1';
@@ -71,7 +96,10 @@ function run(cmd: string, args: string[], opts: { timeoutMs?: number } = {}): Pr
 }
 
 function cacheKey(generator: DistroGenerator, suite: string, uri: string): string {
-  return `${suite}-${generator}-${contentHash(RECIPE, suite, generator, BASE_PACKAGES, KERNEL_PACKAGE, uri)}`;
+  const { package: pkg, files } = DISTRO_RECIPES[generator];
+  // The first two generators' keys are as before their recipe said more (caches stay valid).
+  const recipe = pkg === generator && !files ? [] : [pkg, JSON.stringify(files ?? {})];
+  return `${suite}-${generator}-${contentHash(RECIPE, suite, generator, BASE_PACKAGES, KERNEL_PACKAGE, uri, ...recipe)}`;
 }
 
 /** The cached images, if built; never builds. */
@@ -135,7 +163,12 @@ export async function debianDistro(generator: DistroGenerator, opts: DistroOptio
       ]);
       facts.debootstrapSec = Math.round((Date.now() - t) / 1000);
       t = Date.now();
-      say(`apt-get install ${KERNEL_PACKAGE} ${generator} in the root`);
+      const recipe = DISTRO_RECIPES[generator];
+      for (const [rel, text] of Object.entries(recipe.files ?? {})) {
+        await fs.mkdir(path.dirname(path.join(root, rel)), { recursive: true });
+        await fs.writeFile(path.join(root, rel), text);
+      }
+      say(`apt-get install ${KERNEL_PACKAGE} ${recipe.package} in the root`);
       const script = [
         'set -e',
         'R="$1"; shift',
@@ -155,7 +188,7 @@ export async function debianDistro(generator: DistroGenerator, opts: DistroOptio
         script,
         'sh',
         root,
-        generator,
+        recipe.package,
         KERNEL_PACKAGE,
       ]);
       facts.installSec = Math.round((Date.now() - t) / 1000);

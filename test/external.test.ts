@@ -108,7 +108,47 @@ describe('external mode: reading the given initramfs (harness/external/segment.t
     const conf = seg.find((e) => e.path === '.rootprobe/external.conf')!.data.toString();
     expect(conf)
       .to.match(/RP_SHUTDOWN=1/)
+      .and.match(/^RP_PROBE_IN_WRAPPER=0$/m)
       .and.match(/RP_HOOKDIR='?usr\/lib\/dracut\/hooks'?$/m);
+  });
+
+  it("recognises tiny-initramfs's layout (one ELF /init, /target, no shell) and probes it from the wrapper", async () => {
+    const t = new ImageTree('tiny-like');
+    t.file('/init', Buffer.concat([Buffer.from('\x7fELF', 'latin1'), Buffer.alloc(60)]), 0o755);
+    t.dir('/target');
+    t.dir('/dev');
+    t.dir('/proc');
+    t.file('/modules', 'virtio_blk.ko\n');
+    const f = path.join(work, 'tiny-like.img');
+    await fs.copyFile(await buildCpioSegment(t, { compress: 'gzip' }), f);
+    const info = await inspectInitramfs(f);
+    expect(info.generator).to.equal('tiny-initramfs');
+    expect(info.hookPoint).to.match(/none in the archive: rootprobe's wrapper probes before its \/init runs/);
+    const seg = await readNewc(
+      await fs.readFile(
+        await buildCpioSegment(await externalSegment(info, { init: '/init', end: 'poweroff', bootWaitSec: 60, daemons: 'marked' })),
+      ),
+    );
+    const conf = seg.find((e) => e.path === '.rootprobe/external.conf')!.data.toString();
+    expect(conf)
+      .to.match(/^RP_PROBE_IN_WRAPPER=1$/m)
+      .and.match(/^RP_DAEMONS=marked$/m)
+      .and.match(/^RP_SHUTDOWN=0$/m);
+    // The same layout with a shell in it is no tiny-initramfs (and has no known hook point).
+    t.file('/bin/sh', 'x', 0o755);
+    await fs.copyFile(await buildCpioSegment(t, { compress: 'gzip' }), f);
+    const other = await inspectInitramfs(f);
+    expect(other.generator).to.equal('unknown');
+    const conf2 = (
+      await readNewc(
+        await fs.readFile(await buildCpioSegment(await externalSegment(other, { init: '/init', end: 'poweroff', bootWaitSec: 60 }))),
+      )
+    )
+      .find((e) => e.path === '.rootprobe/external.conf')!
+      .data.toString();
+    expect(conf2)
+      .to.match(/^RP_PROBE_IN_WRAPPER=1$/m)
+      .and.match(/^RP_DAEMONS=$/m);
   });
 
   it('puts our initramfs-tools hook just before the param.conf line of ORDER', () => {

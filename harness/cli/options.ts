@@ -208,6 +208,10 @@ export const COMMANDS = {
       },
       timeout: { type: 'string', arg: 'SEC', help: `deadline under KVM (default ${DEFAULTS.externalTimeoutSec}; x5 under TCG)` },
       memory: { type: 'string', arg: 'MIB', help: "the guest's memory in MiB" },
+      'storage-daemons': {
+        type: 'boolean',
+        help: "start two stand-in root storage daemons from the initramfs's own sleep, one with argv[0] '@rootprobe-storaged' (systemd spares it), one without; report each stage's sighting and fail if the marked one is gone",
+      },
       json: { type: 'string', arg: 'FILE', help: 'the report as JSON (schemas/report.schema.json)' },
       html: { type: 'string', arg: 'FILE', help: "one self-contained page of the run: each stage's mount tree, processes, console" },
       keep: { type: 'boolean', help: 'keep the run folder when the run passed too' },

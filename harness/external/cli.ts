@@ -99,6 +99,7 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
     end,
     timeoutSec,
     memoryMiB,
+    ...(values['storage-daemons'] ? { storageDaemons: 'marked' as const } : {}),
     onEvent: (e) => {
       if (e.type === 'stage') process.stderr.write(`stage ${e.stage} (${(e.elapsedMs / 1000).toFixed(1)} s)\n`);
     },
@@ -112,7 +113,7 @@ export async function cmdRunExternal(args: string[]): Promise<number> {
   ]);
   const lines = [
     `${rec.outcome.toUpperCase()} ${rec.scenario} on ${rec.kernel} (${rec.kernelRelease}, ${rec.accel}, ${rec.firmware ?? 'bios'}${rec.boot ? ` via ${rec.boot}` : ''}, ${(rec.durationMs / 1000).toFixed(1)} s)`,
-    `  initramfs: ${rec.info.generator}, ${rec.info.segments} segment(s) (${rec.info.compressions.join(', ')})`,
+    `  initramfs: ${rec.info.generator}, ${rec.info.segments} segment(s) (${rec.info.compressions.join(', ')}); initramfs stage: ${rec.info.hookPoint}`,
     `  stages: ${rec.stagesReported.join(', ') || 'none'}`,
     ...rec.evidence.map((e) => `  ${e}`),
     ...rec.inputs.map((i) => `  ${i.before === i.after ? 'unchanged' : 'CHANGED'} ${i.path} (sha256 ${i.after.slice(0, 16)}...)`),

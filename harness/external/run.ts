@@ -39,7 +39,8 @@ import { makeTempDir } from '../lifecycle.ts';
 import { resolveKernel } from '../../kernels/index.ts';
 import type { Accel, RunEvent, RunRecord } from '../run/record.ts';
 import type { Kernel } from '../../kernels/index.ts';
-import { externalSegment, inspectInitramfs, RDINIT, type InitramfsInfo } from './segment.ts';
+import { externalSegment, inspectInitramfs, RDINIT, type InitramfsInfo, type StorageDaemons } from './segment.ts';
+import { daemonBehaviours, daemonEvidence, daemonFates, storageDaemonProblem } from './daemons.ts';
 import { mountTreeText } from '../report/tree-text.ts';
 
 chai.use(rootprobeChai);
@@ -101,6 +102,11 @@ export interface ExternalOptions {
   esp?: string;
   /** With `esp`: the copy and the entry read from it (espInputs()). */
   userEsp?: UserEsp;
+  /**
+   * Start two stand-in root storage daemons from the initramfs (daemons.ts); the verdict then
+   * also asks that the `@`-marked one is alive in every stage. 'unmarked': its broken twin.
+   */
+  storageDaemons?: StorageDaemons;
 }
 
 export interface ExternalRecord extends RunRecord {
@@ -226,7 +232,13 @@ export async function runExternal(opts: ExternalOptions): Promise<ExternalRecord
 
   const before = await Promise.all(inputsPaths.map((p) => sha256File(p)));
   const seg = await buildCpioSegment(
-    await externalSegment(info, { init, end, bootWaitSec: opts.bootWaitSec ?? DEFAULTS.bootWaitSec, arch: archOf(kernel) }),
+    await externalSegment(info, {
+      init,
+      end,
+      bootWaitSec: opts.bootWaitSec ?? DEFAULTS.bootWaitSec,
+      arch: archOf(kernel),
+      daemons: opts.storageDaemons,
+    }),
   );
   const inputs: ExternalRecord['inputs'] = [];
   const plan: BootPlan = {
@@ -267,6 +279,15 @@ export async function runExternal(opts: ExternalOptions): Promise<ExternalRecord
         info,
         evidence: (line) => record.evidence.push(line),
       };
+      if (opts.storageDaemons) {
+        const problem = storageDaemonProblem(
+          daemonFates(
+            stagesWanted.map((n) => readback.stage(n)),
+            opts.storageDaemons,
+          ),
+        );
+        if (problem) chai.expect.fail(problem);
+      }
       if (!opts.noDefaultCheck) checkDistroFlow(ctx);
       if (opts.check) await opts.check(ctx);
     },
@@ -277,6 +298,15 @@ export async function runExternal(opts: ExternalOptions): Promise<ExternalRecord
       (record as ExternalRecord).inputs = inputs;
       (record as ExternalRecord).info = infoOut;
       record.behaviours.unshift(`generator: ${info.generator}`);
+      if (opts.storageDaemons) {
+        // Whatever the verdict: where each daemon was seen in the stages that did arrive.
+        const fates = daemonFates(
+          record.stages.filter((st) => stagesWanted.includes(st.name)),
+          opts.storageDaemons,
+        );
+        record.behaviours.push(...daemonBehaviours(fates));
+        record.evidence.push(...daemonEvidence(fates));
+      }
       const changed = inputs.filter((x) => x.before !== x.after);
       if (changed.length > 0) {
         record.outcome = 'error';

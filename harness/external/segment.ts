@@ -33,7 +33,15 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 export const GUEST_DIR = path.join(here, 'guest');
 export const RDINIT = `${TOOLKIT_DIR}/init`;
 
-export type Generator = 'dracut' | 'initramfs-tools' | 'unknown';
+export type Generator = 'dracut' | 'initramfs-tools' | 'tiny-initramfs' | 'unknown';
+
+/**
+ * Generators whose archive has no hook point rootprobe can add a file to: the wrapper probes
+ * `initramfs` itself, before their init has run. tiny-initramfs is one static C program as
+ * /init (beside its modules, a `modules` list and an empty /target where it mounts the root):
+ * nothing in it runs anything else before it switches.
+ */
+export const NO_HOOK_POINT: ReadonlySet<Generator> = new Set(['tiny-initramfs', 'unknown']);
 
 export interface InitramfsInfo {
   file: string;
@@ -48,6 +56,8 @@ export interface InitramfsInfo {
   hookDir?: string;
   /** initramfs-tools: the archive's scripts/init-bottom/ORDER. */
   initBottomOrder?: string;
+  /** Where the `initramfs` stage is taken: the generator's hook point, or rootprobe's wrapper. */
+  hookPoint: string;
   /** Every path in the archive (later segments win). */
   paths: Set<string>;
 }
@@ -147,7 +157,7 @@ export async function inspectInitramfs(file: string): Promise<InitramfsInfo> {
   if ([...paths].some((p) => /^\.rootprobe(-agent)?(\/|$)/.test(p))) {
     throw new UsageError(`${file} already has a /.rootprobe folder: give the initramfs as the generator made it.`);
   }
-  const info: InitramfsInfo = { file, generator: 'unknown', segments, compressions, paths };
+  const info: InitramfsInfo = { file, generator: 'unknown', segments, compressions, paths, hookPoint: '' };
   const init = last.get('init');
   if (init) info.init = { type: init.type, target: init.target };
   const prePivot = [...paths].find((p) => /(^|\/)dracut\/hooks\/pre-pivot$/.test(p) && last.get(p)?.type === 'dir');
@@ -159,9 +169,27 @@ export async function inspectInitramfs(file: string): Promise<InitramfsInfo> {
     if (order && order.type === 'file') {
       info.generator = 'initramfs-tools';
       info.initBottomOrder = order.data.toString('utf8');
-    }
+    } else if (isTinyInitramfs(last)) info.generator = 'tiny-initramfs';
   }
+  info.hookPoint =
+    info.generator === 'dracut'
+      ? `${info.hookDir}/pre-pivot (a file of rootprobe's)`
+      : info.generator === 'initramfs-tools'
+        ? "scripts/init-bottom/ORDER (rootprobe's line before param.conf)"
+        : `none in the archive: rootprobe's wrapper probes before ${info.init?.type === 'file' ? 'its /init' : 'the init'} runs`;
   return info;
+}
+
+/** tiny-initramfs's layout (mktirfs): /init an ELF program, /target, a `modules` list, no shell. */
+function isTinyInitramfs(last: Map<string, CpioReadEntry>): boolean {
+  const init = last.get('init');
+  return (
+    init?.type === 'file' &&
+    init.data.subarray(0, 4).toString('latin1') === '\x7fELF' &&
+    last.get('target')?.type === 'dir' &&
+    !last.has('bin') &&
+    !last.has('usr')
+  );
 }
 
 export interface SegmentConfig {
@@ -173,7 +201,16 @@ export interface SegmentConfig {
   bootWaitSec: number;
   /** The guest's architecture (the toolkit's programs are its); default x86-64. */
   arch?: ArchSpec;
+  /** Start the two stand-in storage daemons from the initramfs (init.sh): see StorageDaemons. */
+  daemons?: StorageDaemons;
 }
+
+/**
+ * `marked`: one daemon's argv[0] is `@rootprobe-storaged`, systemd's mark for a root storage
+ * daemon; `unmarked`: the same daemon without the `@` (the broken twin). Either way a second
+ * one, `rootprobe-storaged-plain`, shows what happens to any other process of the initramfs.
+ */
+export type StorageDaemons = 'marked' | 'unmarked';
 
 /** The `initramfs-tools` ORDER with our hook: just before the param.conf line, or at the end. */
 export function orderWithHook(order: string, hookLine: string): string {
@@ -198,10 +235,12 @@ export async function externalSegment(info: InitramfsInfo, cfg: SegmentConfig): 
   const conf = [
     `RP_INIT=${shellQuote(cfg.init)}`,
     `RP_GENERATOR=${info.generator}`,
+    `RP_PROBE_IN_WRAPPER=${NO_HOOK_POINT.has(info.generator) ? 1 : 0}`,
     `RP_END=${cfg.end}`,
     `RP_BOOT_WAIT=${Math.max(1, Math.round(cfg.bootWaitSec))}`,
     `RP_SHUTDOWN=${info.generator === 'dracut' ? 1 : 0}`,
     `RP_HOOKDIR=${shellQuote(info.hookDir ?? 'usr/lib/dracut/hooks')}`,
+    `RP_DAEMONS=${cfg.daemons ?? ''}`,
     '',
   ].join('\n');
   t.file(`${R}/external.conf`, conf, 0o644);

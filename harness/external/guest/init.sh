@@ -32,9 +32,37 @@ else
   echo "rootprobe: could not mount the agent's tmpfs; only the initramfs stage will report" > /dev/console
 fi
 
-# No hook point known in this archive: the `initramfs` stage is taken here, before the
-# distro's init has run.
-[ "$RP_GENERATOR" = unknown ] && $R/probe initramfs
+# --storage-daemons: two stand-ins for root storage daemons, started here from the
+# initramfs's own sleep (not busybox: it dispatches on argv[0]), each in a session of its own
+# with its cwd at /. One's argv[0] is '@rootprobe-storaged' (systemd's mark for a daemon the
+# switch and the final killing spree must spare), the other's 'rootprobe-storaged-plain'; with
+# RP_DAEMONS=unmarked the first lacks the '@' (the broken twin of the check on it).
+if [ -n "$RP_DAEMONS" ]; then
+  s=
+  for c in /usr/bin/sleep /bin/sleep /usr/sbin/sleep /sbin/sleep; do
+    [ -f "$c" ] || continue
+    case "$($BB readlink -f "$c")" in *busybox*) continue ;; esac
+    s=$c
+    break
+  done
+  if [ -n "$s" ]; then
+    marked=@rootprobe-storaged
+    [ "$RP_DAEMONS" = unmarked ] && marked=rootprobe-storaged
+    null=
+    if [ ! -e /dev/null ]; then $BB mknod -m 666 /dev/null c 1 3 && null=made; fi
+    (cd / && exec $BB setsid $BB sh -c "exec -a $marked $s 100000" < /dev/null > /dev/null 2>&1) &
+    (cd / && exec $BB setsid $BB sh -c "exec -a rootprobe-storaged-plain $s 100000" < /dev/null > /dev/null 2>&1) &
+    $BB usleep 100000
+    [ "$null" = made ] && $BB rm -f /dev/null
+    echo "rootprobe: storage daemons started from $s ($marked, rootprobe-storaged-plain)" > /dev/console
+  else
+    echo "rootprobe: no sleep program of this initramfs's own (only busybox or none): no storage daemons started" > /dev/console
+  fi
+fi
+
+# No hook point known in this archive (or none in it at all, as in tiny-initramfs): the
+# `initramfs` stage is taken here, before the distro's init has run.
+[ "$RP_PROBE_IN_WRAPPER" = 1 ] && $R/probe initramfs
 
 exec "${RP_INIT:-/init}" "$@"
 echo "rootprobe: exec ${RP_INIT:-/init} failed" > /dev/console
