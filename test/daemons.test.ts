@@ -72,5 +72,11 @@ describe('external mode: stand-in storage daemons (harness/external/daemons.ts)'
     const dead = structuredClone(recorded['dracut-systemd'].stages);
     (dead[2] as unknown as { processes: unknown[] }).processes = dead[2].processes.filter((p) => p.cmdline[0] !== MARKED);
     expect(storageDaemonProblem(daemonFates(dead))).to.equal(`the storage daemon ${MARKED} is gone at shutdown`);
+    const never = structuredClone(recorded['dracut-systemd'].stages);
+    for (const s of never)
+      (s as unknown as { processes: unknown[] }).processes = s.processes.filter((p) => !p.cmdline[0]?.includes('storaged'));
+    expect(storageDaemonProblem(daemonFates(never))).to.match(
+      new RegExp(`^the storage daemon ${MARKED} was in no stage: it never started`),
+    );
   });
 });

@@ -75,6 +75,8 @@ export function storageDaemonProblem(fates: DaemonFate[]): string | undefined {
   const d = fates.find((f) => f.storage)!;
   const gone = d.seen.filter((s) => !s.process).map((s) => s.stage);
   if (gone.length === 0) return undefined;
+  if (gone.length === d.seen.length)
+    return `the storage daemon ${d.argv0} was in no stage: it never started (it needs a sleep program of the initramfs's own, not busybox's; the console says why)`;
   const why = d.argv0.startsWith('@') ? '' : `: its argv[0] '${d.argv0}' lacks the '@' that tells systemd to spare a root storage daemon`;
   return `the storage daemon ${d.argv0} is gone at ${gone.join(', ')}${why}`;
 }
