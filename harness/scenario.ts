@@ -139,6 +139,17 @@ export const diskSchema = z
   })
   .superRefine(checkDisk);
 
+/** A stage name: letters, digits, _ . -; not a reserved one. */
+function stageName() {
+  return text('a stage name')
+    .regex(STAGE_NAME, {
+      error: (iss) => `${JSON.stringify(iss.input)} is not a valid stage name (letters, digits, _ . -, at most 64)`,
+    })
+    .refine((s) => !RESERVED_STAGES.includes(s), {
+      error: (iss) => `stage ${JSON.stringify(iss.input)} is reserved: 'done' is implied as the last stage`,
+    });
+}
+
 export const scenarioSchema = z
   .strictObject({
     /** The scenario's name: lowercase letters, digits, _ . - */
@@ -172,17 +183,13 @@ export const scenarioSchema = z
     /** Extra kernel command line. */
     cmdline: text('kernel command line words').optional(),
     /** The stages the guest probes, in order (`done`, the last, is implied). */
-    stages: z
-      .array(
-        text('a stage name')
-          .regex(STAGE_NAME, {
-            error: (iss) => `${JSON.stringify(iss.input)} is not a valid stage name (letters, digits, _ . -, at most 64)`,
-          })
-          .refine((s) => !RESERVED_STAGES.includes(s), {
-            error: (iss) => `stage ${JSON.stringify(iss.input)} is reserved: 'done' is implied as the last stage`,
-          }),
-      )
-      .min(1, { error: 'must list at least one stage' }),
+    stages: z.array(stageName()).min(1, { error: 'must list at least one stage' }),
+    /**
+     * Stages only some kernels reach (initrd_linuxrc's `linuxrc`: Linux 7 no longer runs an
+     * initrd's /linuxrc): the guest may probe them, the run does not wait for them, and the
+     * check asks `result.has(name)`.
+     */
+    optionalStages: z.array(stageName()).optional(),
     /** Under KVM; scaled for TCG and by ROOTPROBE_TIMEOUT_FACTOR. Default 30. */
     timeoutSec: z
       .number({ error: (iss) => `must be a number of seconds (got ${kindOf(iss.input)})` })
@@ -223,6 +230,15 @@ export const scenarioSchema = z
     const seen = new Set<string>();
     def.stages.forEach((s, i) => {
       if (seen.has(s)) ctx.addIssue({ code: 'custom', path: ['stages', i], message: `stage '${s}' is listed twice` });
+      seen.add(s);
+    });
+    (def.optionalStages ?? []).forEach((s, i) => {
+      if (seen.has(s))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['optionalStages', i],
+          message: `stage '${s}' is listed twice (in stages or optionalStages)`,
+        });
       seen.add(s);
     });
     const names = new Set<string>();
@@ -394,6 +410,11 @@ export function scenario(definition: ScenarioDefinition, where: { url: string })
     );
   }
   return { ...(def as ScenarioDefinition), file, dir: path.dirname(file) };
+}
+
+/** Every stage a run of this scenario may report: the required ones, `done`, the optional ones. */
+export function declaredStages(s: ScenarioDefinition): string[] {
+  return [...expectedStages(s), ...(s.optionalStages ?? [])];
 }
 
 /** The stages a run of this scenario must report, `done` last. */

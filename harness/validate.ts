@@ -22,7 +22,7 @@
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { DefinitionError, isPeopleError, SetupError } from './errors.ts';
-import { definitionIssues, expectedStages, RESERVED_STAGES, type Scenario } from './scenario.ts';
+import { definitionIssues, declaredStages, RESERVED_STAGES, type Scenario } from './scenario.ts';
 
 /** `stage('x')`, `ctx.stage("x")`, `stage(\`x\`)`: the stage names check() asks for. */
 const STAGE_CALL = /\bstage\(\s*(['"`])([^'"`$\\]+)\1\s*\)/g;
@@ -136,7 +136,7 @@ export function definitionProblems(scenarios: Scenario[]): string[] {
       continue;
     }
     const source = readText(sc.file);
-    const declared = expectedStages(sc);
+    const declared = declaredStages(sc);
     const asserted = assertedStages(sc);
     const at = (name: string): number | undefined =>
       lineOf(source, new RegExp(`\\bstage\\(\\s*['"\`]${name.replace(/[.]/g, '\\.')}['"\`]`));
@@ -144,7 +144,7 @@ export function definitionProblems(scenarios: Scenario[]): string[] {
       if (!declared.includes(name) && !RESERVED_STAGES.includes(name)) {
         problems.push(
           `${where(sc, at(name))}: check() asserts on stage '${name}', which the scenario does not declare ` +
-            `(stages: ${sc.stages.join(', ')}); add it to stages, or fix the name`,
+            `(stages: ${[...sc.stages, ...(sc.optionalStages ?? [])].join(', ')}); add it to stages, or fix the name`,
         );
       }
     }

@@ -91,6 +91,9 @@ describe('scenario definitions checked whole (zod schema)', () => {
     expect(issues({ stages: ['done'] })[0]).to.include('stage "done" is reserved');
     expect(issues({ stages: ['a b'] })[0]).to.include('is not a valid stage name');
     expect(issues({ stages: ['a', 'a'] })[0]).to.include("`stages[1]`: stage 'a' is listed twice");
+    expect(issues({ stages: ['a'], optionalStages: ['a'] })[0]).to.include("`optionalStages[0]`: stage 'a' is listed twice");
+    expect(issues({ optionalStages: ['guest-error'] })[0]).to.include('stage "guest-error" is reserved');
+    expect(issues({ optionalStages: ['b'] })).to.deep.equal([]);
     expect(issues({ timeoutSec: -1 })[0]).to.include('`timeoutSec`: must be positive');
     expect(issues({ memoryMiB: 32 })[0]).to.include('`memoryMiB`: must be at least 64');
     expect(issues({ memoryMiB: '512' })[0]).to.include('`memoryMiB`: must be a number (MiB of guest memory), got the string "512"');
@@ -155,6 +158,7 @@ describe('scenario definitions checked whole (zod schema)', () => {
       disks: true,
       cmdline: true,
       stages: true,
+      optionalStages: true,
       timeoutSec: true,
       memoryMiB: true,
       skipIf: true,

@@ -18,7 +18,7 @@ import { loadScenarios, pickScenarios } from '../../scenarios/index.ts';
 import { kernelsForArch, parseKernelSpec, resolveKernel, type Kernel } from '../../kernels/index.ts';
 import { prepareImages } from '../run/prepare.ts';
 import { detectAccel } from '../qemu/accel.ts';
-import { expectedStages } from '../scenario.ts';
+import { declaredStages } from '../scenario.ts';
 import { validateScenarios, withScenario } from '../validate.ts';
 import { DEFAULTS } from '../plan/defaults.ts';
 import { planScenario } from '../plan/scenario.ts';
@@ -49,7 +49,7 @@ export async function cmdShell(args: string[]): Promise<number> {
   const { firmware, boot } = bootOptions(values);
   const [sc] = pickScenarios(await loadScenarios(values.scenarios ?? []), positionals);
   validateScenarios([sc]);
-  const stages = expectedStages(sc);
+  const stages = declaredStages(sc);
   const stage = values.stage ?? sc.stages[0];
   if (!stages.includes(stage)) {
     throw new UsageError(`scenario '${sc.name}' has no stage '${stage}'; its stages: ${stages.join(', ')}`);

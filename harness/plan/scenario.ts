@@ -6,7 +6,7 @@ import * as chai from 'chai';
 import { rootprobeChai } from '../assert/chai-rootprobe.ts';
 import { archOf } from '../arch/index.ts';
 import { shellQuote } from '../quote.ts';
-import { expectedStages, type CheckContext, type Scenario } from '../scenario.ts';
+import { declaredStages, expectedStages, type CheckContext, type Scenario } from '../scenario.ts';
 import type { PreparedImages } from '../run/prepare.ts';
 import type { Kernel } from '../../kernels/index.ts';
 import { DEFAULTS } from './defaults.ts';
@@ -58,6 +58,7 @@ export function rerunLine(
 
 export function planScenario(sc: Scenario, kernel: Kernel, images: PreparedImages, opts: ScenarioPlanOptions = {}): BootPlan {
   const expected = expectedStages(sc);
+  const declared = declaredStages(sc);
   return {
     name: sc.name,
     arch: archOf(kernel),
@@ -72,16 +73,19 @@ export function planScenario(sc: Scenario, kernel: Kernel, images: PreparedImage
     timeoutSec: sc.timeoutSec ?? DEFAULTS.timeoutSec,
     graceSec: DEFAULTS.graceSec,
     stages: expected,
+    optionalStages: sc.optionalStages ?? [],
     complete: (rb) => rb.done,
     undeclared: (names) =>
-      `the guest probed stage(s) ${names.map((n) => `\`${n}\``).join(', ')} that scenario '${sc.name}' does not declare (${sc.file}); declared: ${expected.join(', ')}`,
+      `the guest probed stage(s) ${names.map((n) => `\`${n}\``).join(', ')} that scenario '${sc.name}' does not declare (${sc.file}); declared: ${declared.join(', ')}`,
     checkName: `scenario '${sc.name}' check`,
     check: async ({ readback, disks, record }) => {
       const ctx: CheckContext = {
         result: readback,
         stage: (name: string) => {
-          if (!expected.includes(name)) {
-            throw new Error(`scenario '${sc.name}' asserts on stage \`${name}\`, which it does not declare in stages (${sc.file})`);
+          if (!declared.includes(name)) {
+            throw new Error(
+              `scenario '${sc.name}' asserts on stage \`${name}\`, which it does not declare in stages or optionalStages (${sc.file})`,
+            );
           }
           return readback.stage(name);
         },

@@ -72,6 +72,8 @@ export interface BootPlan {
   graceSec: number;
   /** The stages the guest must report. */
   stages: string[];
+  /** Stages the guest may also report without being waited for (not undeclared). */
+  optionalStages?: string[];
   /** True once the guest has said all it will. */
   complete: (readback: RunReadback) => boolean;
   /** The error for stages the guest sent that the plan does not expect (undefined: allowed). */

@@ -292,7 +292,10 @@ async function judge(plan: BootPlan, boot: BootOutcome, run: PlanRun, runDir: st
     plan.disks.some((d) => d.mode === 'copy'),
   );
   if (full) return full;
-  const early = channelVerdict(boot, run.readback, run.record, plan.stages, { undeclared: plan.undeclared });
+  const early = channelVerdict(boot, run.readback, run.record, plan.stages, {
+    undeclared: plan.undeclared,
+    optional: plan.optionalStages,
+  });
   if (early)
     return plan.waitingFor && early.outcome !== 'passed' ? { ...early, message: `${early.message ?? ''}\n  (${plan.waitingFor})` } : early;
   const checked = plan.check ? await checkVerdict(plan.checkName, () => plan.check!(run)) : { outcome: 'passed' as const };

@@ -76,7 +76,7 @@ export function channelVerdict(
   readback: RunReadback,
   record: Pick<RunRecord, 'deadlineMs' | 'accel' | 'memoryMiB'>,
   expected: string[],
-  opts: { undeclared?: (names: string[]) => string } = {},
+  opts: { undeclared?: (names: string[]) => string; optional?: string[] } = {},
 ): Verdict | undefined {
   if (boot.end === 'spawn-error') return { outcome: 'error', message: `QEMU did not start: ${boot.stderr.trim()}` };
   if (readback.damaged.length > 0) {
@@ -108,7 +108,7 @@ export function channelVerdict(
     };
   }
   const guestError = readback.has('guest-error') ? readback.stage('guest-error').vars.message : undefined;
-  const undeclared = readback.names.filter((n) => !expected.includes(n) && n !== 'guest-error');
+  const undeclared = readback.names.filter((n) => !expected.includes(n) && !opts.optional?.includes(n) && n !== 'guest-error');
   if (undeclared.length > 0 && opts.undeclared) return { outcome: 'error', message: opts.undeclared(undeclared) };
   const missing = expected.find((s) => !readback.has(s));
   if (missing) {
