@@ -164,7 +164,7 @@ describe('issue 20 scenarios and their broken twins @boot', function () {
   before(async () => {
     artifacts = await fs.mkdtemp(path.join(os.tmpdir(), 'rootprobe-new-scenarios-test-'));
     const kernels = new Map<string, Kernel>();
-    for (const k of ['debian/bookworm', 'debian/sid', 'build/nonroot-6.1']) kernels.set(k, await resolveKernel(k));
+    for (const k of ['debian/bookworm', 'debian/sid', 'build/nonroot-6.1', 'build/stock-7.2']) kernels.set(k, await resolveKernel(k));
     const accel = (await detectAccel(kernels.get('debian/bookworm')!.vmlinuz)).accel;
     const all = await loadScenarios(twinDirs.filter((d) => existsSync(d)));
     const runs: Array<[string, string]> = [
@@ -175,6 +175,8 @@ describe('issue 20 scenarios and their broken twins @boot', function () {
       ['kernel_root_twin_switch', 'build/nonroot-6.1'],
       ['initrd_linuxrc', 'build/nonroot-6.1'],
       ['initrd_linuxrc_twin_exec', 'build/nonroot-6.1'],
+      ['initrd_linuxrc_twin_none', 'build/nonroot-6.1'],
+      ['initrd_linuxrc', 'build/stock-7.2'],
       ['retain_initrd', 'debian/sid'],
       ['retain_initrd_without', 'debian/sid'],
       ['retain_initrd_twin_no_param', 'debian/sid'],
@@ -249,6 +251,42 @@ describe('issue 20 scenarios and their broken twins @boot', function () {
     expect(r.behaviours.join('\n')).to.match(/moved the old initrd to \/initrd/);
     const rc = r.stages.find((x) => x.name === 'linuxrc')!;
     expect(Number(rc.vars.pid)).to.be.greaterThan(1);
+  });
+
+  it('initrd_linuxrc on Linux 7 (build/stock-7.2): the kernel loads the initrd into the RAM disk, says it is deprecated, runs no /linuxrc and mounts root= itself', () => {
+    const r = get('initrd_linuxrc@build/stock-7.2');
+    expect(r.outcome, r.message).to.equal('passed');
+    expect(r.stagesReported).to.deep.equal(['realroot', 'done']);
+    expect(r.behaviours).to.include(
+      'the kernel loaded the initrd into /dev/ram0 but ran no /linuxrc: it mounted root= directly (the RAM disk is left for root=/dev/ram0)',
+    );
+    expect(r.behaviours.join('\n')).to.match(/kernel: using deprecated initrd support, will be removed in January 2027/);
+  });
+
+  it('an initrd_linuxrc twin with no /linuxrc on 6.1 fails: the kernel ran the initrd path, nothing probed linuxrc', () => {
+    const r = get('initrd_linuxrc_twin_none@build/nonroot-6.1');
+    expect(r.outcome, r.message).to.equal('failed');
+    expect(r.message).to.match(/the kernel ran the initrd path \("Trying to move old root to \/initrd/);
+  });
+
+  it('rootprobe diff shows how the old initrd path changed from 6.1 to 7.2: the linuxrc stage, the deprecation line, /initrd', async () => {
+    const r = await cli([
+      'diff',
+      '--kernel',
+      'build/nonroot-6.1',
+      '--kernel',
+      'build/stock-7.2',
+      'initrd_linuxrc',
+      '--artifacts',
+      artifacts,
+    ]);
+    expect(r.code, r.stderr).to.equal(1);
+    const out = r.stdout;
+    expect(out).to.include('initrd_linuxrc: build/nonroot-6.1 (6.1.176) vs build/stock-7.2 (7.2.13)');
+    expect(out).to.match(/stage linuxrc:\n\s+reported\n\s+- build\/nonroot-6\.1: yes\n\s+\+ build\/stock-7\.2: no/);
+    expect(out).to.match(/- build\/nonroot-6\.1: kernel: using deprecated initrd support, will be removed in 2021\./);
+    expect(out).to.match(/\+ build\/stock-7\.2: kernel: using deprecated initrd support, will be removed in January 2027/);
+    expect(out).to.match(/mount \/initrd\n\s+- build\/nonroot-6\.1: ext2 from \/dev\/root\.old.*\n\s+\+ build\/stock-7\.2: \(absent\)/);
   });
 
   it('an initrd_linuxrc twin whose /linuxrc execs init itself fails: that init is not PID 1', () => {

@@ -8,5 +8,5 @@ mount -t proc proc /proc
 grep -q ' /dev ' /proc/self/mountinfo || mount -t devtmpfs devtmpfs /dev
 
 probe realroot -v pid=$$ -f /etc/rootprobe-disk -f /initrd/etc/rootprobe-initrd \
-  -c kernel-said 'dmesg | grep -e "deprecated initrd" -e "old root" -e "VFS: Mounted root" -e "Freeing initrd"'
+  -c kernel-said 'dmesg | grep -e "deprecated initrd" -e "old root" -e "VFS: Mounted root" -e "Freeing initrd" -e "RAMDISK: Loading"'
 rp_finish

@@ -11,6 +11,10 @@
  * on the disk, atop a mount it cannot see, with the old initrd at /initrd. The kernel's
  * deprecation line is reported as a behaviour.
  *
+ * Linux 7 removed the running of /linuxrc (handle_initrd): it still loads the image into
+ * /dev/ram0 and prints the deprecation line, then mounts root= directly. The `linuxrc` stage
+ * is therefore optional, and its absence passes only in that shape (checkNoLinuxrc).
+ *
  * The kernel needs the RAM disk driver and virtio-blk and ext4 built in (a module could only
  * come from the initrd it is to load): recipe kernels have them; Debian's cloud kernels do not
  * (CONFIG_BLK_DEV_RAM=m), so those cells are skipped with the reason.
@@ -53,6 +57,10 @@ function kernelLines(text: string | undefined): string[] {
 
 export function checkLinuxrc(ctx: CheckContext): void {
   const { stage, expect, evidence, behaviour } = ctx;
+  if (!ctx.result.has('linuxrc')) {
+    checkNoLinuxrc(ctx);
+    return;
+  }
 
   // /linuxrc: not PID 1, its / is the initrd (the RAM disk the kernel mounted).
   const rc = stage('linuxrc');
@@ -105,6 +113,49 @@ export function checkLinuxrc(ctx: CheckContext): void {
   if (moved) evidence(`kernel: ${moved}`);
 }
 
+/**
+ * No `linuxrc` stage: a kernel that loads an initrd but no longer runs it (Linux 7 removed
+ * handle_initrd: the RAM disk is only usable as root=/dev/ram0). Told from the guest, not the
+ * version: the kernel said it loaded the image into the RAM disk and printed its deprecation
+ * line, and never said "Trying to move old root" (which a kernel that ran /linuxrc says after
+ * it, whether /linuxrc worked or not); the real init is PID 1 on the disk and the initrd is
+ * mounted nowhere. Anything else without the stage fails.
+ */
+function checkNoLinuxrc(ctx: CheckContext): void {
+  const { stage, expect, evidence, behaviour } = ctx;
+  const real = stage('realroot');
+  const said = kernelLines(real.command('kernel-said')?.output);
+  const ran = said.find((l) => /Trying to move old root/.test(l));
+  expect(ran, `the kernel ran the initrd path ("${ran}") but /linuxrc never probed`).to.equal(undefined);
+  const loaded = said.find((l) => /RAMDISK: Loading/.test(l));
+  expect(
+    loaded,
+    `no linuxrc stage, and the kernel did not say it loaded the initrd into the RAM disk; it said:\n${said.join('\n')}`,
+  ).to.not.equal(undefined);
+  const deprecated = said.find((l) => /deprecated initrd support/.test(l));
+  expect(deprecated, `the kernel's deprecation line; it said:\n${said.join('\n')}`).to.not.equal(undefined);
+  expect(real.vars.pid, "the real root's init runs as PID 1").to.equal('1');
+  expect(real.file('/etc/rootprobe-disk')).to.equal('the real root disk\n');
+  const root = real.pid1Mountinfo.at('/');
+  expect(root?.fsType, `/ is the disk (${root?.raw})`).to.equal('ext4');
+  const ram = real.pid1Mountinfo.entries.filter(
+    (m) => /^\/dev\/(ram|root\.old)/.test(m.source) || (INITRD_FS.test(m.fsType) && m.fsType !== 'ext4'),
+  );
+  expect(
+    ram.map((m) => m.raw),
+    'the initrd is mounted nowhere',
+  ).to.deep.equal([]);
+  expect(real.file('/initrd/etc/rootprobe-initrd'), 'no initrd at /initrd').to.equal(undefined);
+  behaviour(`kernel: ${deprecated}`);
+  behaviour(
+    'the kernel loaded the initrd into /dev/ram0 but ran no /linuxrc: it mounted root= directly (the RAM disk is left for root=/dev/ram0)',
+  );
+  evidence(
+    `realroot: PID 1 on ${root!.source} (mount ${root!.mountId} atop ${root!.parentId}); no /linuxrc ran, nothing of the initrd is mounted`,
+  );
+  for (const l of said.filter((x) => x !== deprecated)) evidence(`kernel: ${l}`);
+}
+
 export default scenario(
   {
     name: 'initrd_linuxrc',
@@ -141,7 +192,9 @@ export default scenario(
         },
       },
     ],
-    stages: ['linuxrc', 'realroot'],
+    // Linux 7 loads the initrd but runs no /linuxrc: then only realroot comes (checkNoLinuxrc).
+    stages: ['realroot'],
+    optionalStages: ['linuxrc'],
     check: (ctx) => checkLinuxrc(ctx),
   },
   import.meta,
