@@ -3,7 +3,8 @@
  * recorded from two real boots of Debian bookworm roots (test/distro.test.ts boots them):
  * dracut with systemd in the initramfs (the plain daemon is gone after the switch, the
  * `@`-marked one is alive through the shutdown initramfs) and dracut's shell flow (both survive
- * the switch; no shutdown stage). The broken twin: the same tables with the marked daemon's
+ * the switch, the plain one dies of systemd-shutdown's SIGTERM: the agent's `killing-spree`
+ * stage; no shutdown stage). The broken twin: the same tables with the marked daemon's
  * `@` taken away, as if it had been started without it, and a table where it died.
  */
 import { expect } from 'chai';
@@ -32,8 +33,8 @@ describe('external mode: stand-in storage daemons (harness/external/daemons.ts)'
     const fates = daemonFates(recorded['dracut-systemd'].stages);
     expect(fates.map((f) => f.argv0)).to.deep.equal([MARKED, PLAIN]);
     expect(daemonBehaviours(fates)).to.deep.equal([
-      `storage daemon ${MARKED}: alive at initramfs, realroot, shutdown`,
-      `storage daemon ${PLAIN}: alive at initramfs; gone at realroot, shutdown`,
+      `storage daemon ${MARKED}: alive at initramfs, realroot, killing-spree, shutdown`,
+      `storage daemon ${PLAIN}: alive at initramfs; gone at realroot, killing-spree, shutdown`,
     ]);
     expect(storageDaemonProblem(fates)).to.equal(undefined);
     const ev = daemonEvidence(fates);
@@ -46,11 +47,11 @@ describe('external mode: stand-in storage daemons (harness/external/daemons.ts)'
     ]);
   });
 
-  it("dracut's shell flow: both survive the switch", () => {
+  it("dracut's shell flow: both survive the switch; systemd-shutdown's SIGTERM kills the plain one", () => {
     const fates = daemonFates(recorded['dracut-shell'].stages);
     expect(daemonBehaviours(fates)).to.deep.equal([
-      `storage daemon ${MARKED}: alive at initramfs, realroot`,
-      `storage daemon ${PLAIN}: alive at initramfs, realroot`,
+      `storage daemon ${MARKED}: alive at initramfs, realroot, killing-spree`,
+      `storage daemon ${PLAIN}: alive at initramfs, realroot; gone at killing-spree`,
     ]);
     expect(storageDaemonProblem(fates)).to.equal(undefined);
   });
@@ -67,10 +68,10 @@ describe('external mode: stand-in storage daemons (harness/external/daemons.ts)'
     const fates = daemonFates(unmarked, 'unmarked');
     expect(fates[0].argv0).to.equal(UNMARKED);
     expect(storageDaemonProblem(fates)).to.equal(
-      `the storage daemon ${UNMARKED} is gone at realroot, shutdown: its argv[0] '${UNMARKED}' lacks the '@' that tells systemd to spare a root storage daemon`,
+      `the storage daemon ${UNMARKED} is gone at realroot, killing-spree, shutdown: its argv[0] '${UNMARKED}' lacks the '@' that tells systemd to spare a root storage daemon`,
     );
     const dead = structuredClone(recorded['dracut-systemd'].stages);
-    (dead[2] as unknown as { processes: unknown[] }).processes = dead[2].processes.filter((p) => p.cmdline[0] !== MARKED);
+    (dead[3] as unknown as { processes: unknown[] }).processes = dead[3].processes.filter((p) => p.cmdline[0] !== MARKED);
     expect(storageDaemonProblem(daemonFates(dead))).to.equal(`the storage daemon ${MARKED} is gone at shutdown`);
     const never = structuredClone(recorded['dracut-systemd'].stages);
     for (const s of never)

@@ -71,7 +71,7 @@ describe('distro generators: debootstrapped Debian with initramfs-tools, dracut 
     // Each root once; dracut's two flows with the stand-in storage daemons, and the broken twin
     // (systemd in the initramfs, the storage daemon started without its '@').
     const cases: Array<{ g: DistroGenerator; name: string; daemons?: StorageDaemons }> = [
-      { g: 'initramfs-tools', name: 'debian-initramfs-tools' },
+      { g: 'initramfs-tools', name: 'debian-initramfs-tools', daemons: 'marked' },
       { g: 'dracut', name: 'debian-dracut', daemons: 'marked' },
       { g: 'dracut-shell', name: 'debian-dracut-shell', daemons: 'marked' },
       { g: 'tiny-initramfs', name: 'debian-tiny-initramfs' },
@@ -116,7 +116,7 @@ describe('distro generators: debootstrapped Debian with initramfs-tools, dracut 
       const rootMount = stage(r, 'realroot').mountinfo.find((m) => m.mountPoint === '/')!;
       expect(rootMount).to.include({ fsType: 'ext4', source: '/dev/vda' });
       if (c.g === 'dracut') {
-        expect(r.stagesReported).to.deep.equal(['initramfs', 'realroot', 'shutdown']);
+        expect(r.stagesReported).to.deep.equal(['initramfs', 'realroot', 'killing-spree', 'shutdown']);
         // systemd is the initramfs's PID 1 (initrd-switch-root.service switches), the root at /sysroot.
         expect(pid1(r, 'initramfs').exe).to.equal('/usr/lib/systemd/systemd');
         expect(stage(r, 'initramfs').mountinfo.find((m) => m.mountPoint === '/sysroot')).to.include({ fsType: 'ext4' });
@@ -126,13 +126,18 @@ describe('distro generators: debootstrapped Debian with initramfs-tools, dracut 
         expect(sd.mountinfo.filter((m) => m.major === rootMount.major && m.minor === rootMount.minor)).to.deep.equal([]);
         // systemd's switch spares only the '@' daemon; it lives on into the shutdown initramfs.
         expect(r.behaviours).to.include.members([
-          `storage daemon ${MARKED}: alive at initramfs, realroot, shutdown`,
-          `storage daemon ${PLAIN}: alive at initramfs; gone at realroot, shutdown`,
+          `storage daemon ${MARKED}: alive at initramfs, realroot, killing-spree, shutdown`,
+          `storage daemon ${PLAIN}: alive at initramfs; gone at realroot, killing-spree, shutdown`,
         ]);
         const daemon = stage(r, 'realroot').processes.find((p) => p.cmdline[0] === MARKED)!;
         expect(daemon).to.include({ exe: '/usr/bin/sleep (deleted)', root: '/' });
       } else if (c.g === 'initramfs-tools') {
-        expect(r.stagesReported).to.deep.equal(['initramfs', 'realroot']);
+        expect(r.stagesReported).to.deep.equal(['initramfs', 'realroot', 'killing-spree']);
+        // run-init kills nothing; systemd-shutdown's SIGTERM spares only the '@' daemon.
+        expect(r.behaviours).to.include.members([
+          `storage daemon ${MARKED}: alive at initramfs, realroot, killing-spree`,
+          `storage daemon ${PLAIN}: alive at initramfs, realroot; gone at killing-spree`,
+        ]);
         const ini = stage(r, 'initramfs');
         expect(ini.mountinfo.find((m) => m.mountPoint === '/root')).to.include({ fsType: 'ext4', source: '/dev/vda' });
       } else {
@@ -160,16 +165,19 @@ describe('distro generators: debootstrapped Debian with initramfs-tools, dracut 
         .mountinfo.find((m) => m.mountPoint === '/run')!
         .options.split(','),
     ).to.include('noexec');
+    // Both reach the real root; systemd-shutdown's SIGTERM to every remaining process then
+    // kills the plain one and spares the '@' one.
+    expect(shell.stagesReported).to.deep.equal(['initramfs', 'realroot', 'killing-spree', 'guest-error']);
     expect(shell.behaviours).to.include.members([
-      `storage daemon ${MARKED}: alive at initramfs, realroot`,
-      `storage daemon ${PLAIN}: alive at initramfs, realroot`,
+      `storage daemon ${MARKED}: alive at initramfs, realroot, killing-spree`,
+      `storage daemon ${PLAIN}: alive at initramfs, realroot; gone at killing-spree`,
     ]);
 
     // The broken twin: without its '@' systemd's switch kills the storage daemon too.
     const twin = rec('debian-dracut-unmarked');
     expect(twin.outcome, say(twin)).to.equal('failed');
     expect(twin.message).to.include(
-      `the storage daemon ${UNMARKED} is gone at realroot, shutdown: its argv[0] '${UNMARKED}' lacks the '@'`,
+      `the storage daemon ${UNMARKED} is gone at realroot, killing-spree, shutdown: its argv[0] '${UNMARKED}' lacks the '@'`,
     );
 
     for (const r of recs) for (const inp of r.inputs) expect(inp.after, inp.path).to.equal(inp.before);

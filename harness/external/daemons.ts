@@ -18,6 +18,13 @@ export const MARKED = '@rootprobe-storaged';
 export const UNMARKED = 'rootprobe-storaged';
 export const PLAIN = 'rootprobe-storaged-plain';
 
+/**
+ * The stages the daemons are looked for in, in boot order: `killing-spree` is the agent's, taken
+ * when systemd-shutdown's SIGTERM to every remaining process reaches it (only with the daemons,
+ * and only where systemd is the real root's init), before the shutdown initramfs (if any).
+ */
+export const DAEMON_STAGES = ['initramfs', 'realroot', 'killing-spree', 'shutdown'];
+
 export interface DaemonFate {
   /** argv[0] as started (the marked one's, or its unmarked twin's, or the plain one's). */
   argv0: string;

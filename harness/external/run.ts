@@ -40,7 +40,7 @@ import { resolveKernel } from '../../kernels/index.ts';
 import type { Accel, RunEvent, RunRecord } from '../run/record.ts';
 import type { Kernel } from '../../kernels/index.ts';
 import { externalSegment, inspectInitramfs, RDINIT, type InitramfsInfo, type StorageDaemons } from './segment.ts';
-import { daemonBehaviours, daemonEvidence, daemonFates, storageDaemonProblem } from './daemons.ts';
+import { DAEMON_STAGES, daemonBehaviours, daemonEvidence, daemonFates, storageDaemonProblem } from './daemons.ts';
 import { mountTreeText } from '../report/tree-text.ts';
 
 chai.use(rootprobeChai);
@@ -280,12 +280,8 @@ export async function runExternal(opts: ExternalOptions): Promise<ExternalRecord
         evidence: (line) => record.evidence.push(line),
       };
       if (opts.storageDaemons) {
-        const problem = storageDaemonProblem(
-          daemonFates(
-            stagesWanted.map((n) => readback.stage(n)),
-            opts.storageDaemons,
-          ),
-        );
+        const seen = DAEMON_STAGES.filter((n) => readback.has(n)).map((n) => readback.stage(n));
+        const problem = storageDaemonProblem(daemonFates(seen, opts.storageDaemons));
         if (problem) chai.expect.fail(problem);
       }
       if (!opts.noDefaultCheck) checkDistroFlow(ctx);
@@ -300,8 +296,9 @@ export async function runExternal(opts: ExternalOptions): Promise<ExternalRecord
       record.behaviours.unshift(`generator: ${info.generator}`);
       if (opts.storageDaemons) {
         // Whatever the verdict: where each daemon was seen in the stages that did arrive.
+        const byName = new Map(record.stages.map((st) => [st.name, st]));
         const fates = daemonFates(
-          record.stages.filter((st) => stagesWanted.includes(st.name)),
+          DAEMON_STAGES.filter((n) => byName.has(n)).map((n) => byName.get(n)!),
           opts.storageDaemons,
         );
         record.behaviours.push(...daemonBehaviours(fates));

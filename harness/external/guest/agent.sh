@@ -9,7 +9,8 @@
 #     is-system-running --wait, bounded), then asks for the distro's own shutdown:
 #     `poweroff` run inside the real root (systemctl poweroff on systemd).
 #  3. SIGTERM from the switch (systemd kills leftover initrd processes) is ignored. SIGTERM
-#     after the switch is systemd-shutdown's: if the distro restored its shutdown initramfs
+#     after the switch is systemd-shutdown's: with --storage-daemons the agent probes
+#     `killing-spree` (who is left after it); if the distro restored its shutdown initramfs
 #     (/run/initramfs/shutdown, dracut), the agent copies the toolkit into it and adds a
 #     shutdown hook that probes `shutdown` there; then it exits, so shutdown does not wait.
 L=/.rootprobe-agent
@@ -48,6 +49,13 @@ no_shutdown() {
 
 on_term() {
   [ $state = initramfs ] && return 0
+  if [ -n "$RP_DAEMONS" ]; then
+    # --storage-daemons: the process table as systemd-shutdown's SIGTERM to every remaining
+    # process (all but those whose argv[0] begins with '@') left it; a plain sleep dies of it
+    # at once, and systemd-shutdown waits for us before its SIGKILL.
+    $BB usleep 200000
+    probe_root killing-spree
+  fi
   sd=$P/1/root/run/initramfs
   if [ "$RP_SHUTDOWN" = 1 ] && [ -e $sd/shutdown ]; then
     hooks=$sd/$RP_HOOKDIR/shutdown

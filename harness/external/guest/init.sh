@@ -15,6 +15,12 @@ BB=$R/busybox
 L=/.rootprobe-agent
 . $R/external.conf
 
+# busybox sh opens /dev/null for a background job: an archive without one gets it for that
+# moment only.
+null=
+null_on() { [ -e /dev/null ] || { $BB mknod -m 666 /dev/null c 1 3 && null=made; }; }
+null_off() { [ "$null" = made ] && $BB rm -f /dev/null; null=; }
+
 if $BB mount -t tmpfs -o mode=0700,size=16m rootprobe-agent $L; then
   for f in busybox probe lib.sh agent external.conf port hook-shutdown.sh; do
     [ -e $R/$f ] && $BB cp -a $R/$f $L/
@@ -22,12 +28,11 @@ if $BB mount -t tmpfs -o mode=0700,size=16m rootprobe-agent $L; then
   $BB mkdir -p $L/proc
   $BB mknod -m 600 $L/console c 5 1
   $BB mknod -m 666 $L/null c 1 3
-  null=
-  if [ ! -e /dev/null ]; then $BB mknod -m 666 /dev/null c 1 3 && null=made; fi
+  null_on
   $BB setsid $L/busybox sh $L/agent < $L/console > $L/console 2>&1 &
   n=0
   while [ ! -e $L/started ] && [ $n -lt 100 ]; do $BB usleep 20000; n=$((n + 1)); done
-  [ "$null" = made ] && $BB rm -f /dev/null
+  null_off
 else
   echo "rootprobe: could not mount the agent's tmpfs; only the initramfs stage will report" > /dev/console
 fi
@@ -48,12 +53,11 @@ if [ -n "$RP_DAEMONS" ]; then
   if [ -n "$s" ]; then
     marked=@rootprobe-storaged
     [ "$RP_DAEMONS" = unmarked ] && marked=rootprobe-storaged
-    null=
-    if [ ! -e /dev/null ]; then $BB mknod -m 666 /dev/null c 1 3 && null=made; fi
+    null_on
     (cd / && exec $BB setsid $BB sh -c "exec -a $marked $s 100000" < /dev/null > /dev/null 2>&1) &
     (cd / && exec $BB setsid $BB sh -c "exec -a rootprobe-storaged-plain $s 100000" < /dev/null > /dev/null 2>&1) &
     $BB usleep 100000
-    [ "$null" = made ] && $BB rm -f /dev/null
+    null_off
     echo "rootprobe: storage daemons started from $s ($marked, rootprobe-storaged-plain)" > /dev/console
   else
     echo "rootprobe: no sleep program of this initramfs's own (only busybox or none): no storage daemons started" > /dev/console
