@@ -20,11 +20,11 @@
  */
 import { promises as fs, existsSync, statSync } from 'node:fs';
 import * as path from 'node:path';
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cacheRoot, cachedEntry, contentHash, withLock } from '../harness/cache.ts';
 import { SetupError, UsageError } from '../harness/errors.ts';
 import { requireTool } from '../harness/host.ts';
+import { runGuarded } from '../harness/lifecycle.ts';
 import { archFragment, BuildStepError, buildEnv, buildTools, kbuild, type Progress } from './kbuild.ts';
 import { archByName, DEFAULT_ARCH } from '../harness/arch/index.ts';
 import { RECIPES_DIR } from './build.ts';
@@ -44,21 +44,26 @@ export interface GitSpec {
   [field: string]: unknown;
 }
 
-/** Runs git read-only against a repository; its stdout. */
-export function git(cwd: string, args: string[], opts: { input?: string; maxBuffer?: number } = {}): Promise<string> {
+/**
+ * Runs git read-only against a repository; its stdout. Through lifecycle.runGuarded, so a signal
+ * to rootprobe ends it (a long `git archive` or `fetch` is no orphan); output beyond
+ * `maxBuffer` is an error, never a silently cut result (the work tree's diff is a cache key).
+ */
+export async function git(cwd: string, args: string[], opts: { input?: string; maxBuffer?: number } = {}): Promise<string> {
   const bin = requireTool('git', 'to read a kernel source tree (git:)');
-  return new Promise((resolve, reject) => {
-    const child = execFile(
-      bin,
-      ['-C', cwd, ...args],
-      { maxBuffer: opts.maxBuffer ?? 256 * 2 ** 20, encoding: 'buffer', env: { ...process.env, GIT_OPTIONAL_LOCKS: '0' } },
-      (err, stdout, stderr) => {
-        if (err) reject(new SetupError(`git ${args.join(' ')} in ${cwd} failed: ${stderr.toString().trim() || err.message}`));
-        else resolve(stdout.toString('utf8'));
-      },
-    );
-    if (opts.input !== undefined) child.stdin?.end(opts.input);
-  });
+  const max = opts.maxBuffer ?? 256 * 2 ** 20;
+  const what = `git ${args.join(' ')} in ${cwd}`;
+  const r = await runGuarded(bin, ['-C', cwd, ...args], {
+    maxBuffer: max + 1,
+    env: { ...process.env, GIT_OPTIONAL_LOCKS: '0' },
+    ...(opts.input !== undefined ? { input: opts.input } : {}),
+  }).catch((e: Error) => Promise.reject(new SetupError(`${what} could not start: ${e.message}`)));
+  if (r.code !== 0) {
+    const said = r.stderr.toString('utf8').trim();
+    throw new SetupError(`${what} failed: ${said || (r.signal ? `killed by ${r.signal}` : `exit code ${r.code}`)}`);
+  }
+  if (r.stdout.length > max) throw new SetupError(`${what}: its output is larger than ${max} bytes`);
+  return r.stdout.toString('utf8');
 }
 
 export function checkKernelTree(tree: string, spec: string): void {
