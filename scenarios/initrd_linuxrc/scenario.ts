@@ -21,7 +21,7 @@
  */
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { scenario, type CheckContext } from '../../harness/scenario.ts';
+import { scenario, type CheckContext, type ScenarioDefinition } from '../../harness/scenario.ts';
 import { baseRootDisk } from '../../images/base.ts';
 
 /** This folder (twins in the tests reuse its guest scripts). */
@@ -156,6 +156,21 @@ function checkNoLinuxrc(ctx: CheckContext): void {
   for (const l of said.filter((x) => x !== deprecated)) evidence(`kernel: ${l}`);
 }
 
+/**
+ * The old-style initrd: the base root, the marker file, and `linuxrc` (a host script) as its
+ * /linuxrc, or no /linuxrc at all (undefined). The twins change only that.
+ */
+export function linuxrcInitrd(linuxrc: string | undefined): NonNullable<ScenarioDefinition['initrd']> {
+  return {
+    sizeMiB: 8,
+    content(t) {
+      t.merge(baseRootDisk());
+      if (linuxrc) t.script('/linuxrc', linuxrc);
+      t.file('/etc/rootprobe-initrd', 'the old-style initrd\n');
+    },
+  };
+}
+
 export default scenario(
   {
     name: 'initrd_linuxrc',
@@ -167,14 +182,7 @@ export default scenario(
     features: ['initrd', 'proc', 'devtmpfs', 'serial', 'virtio-blk', 'ext4'],
     skipIf: cannotRunLinuxrc,
     initramfs: false,
-    initrd: {
-      sizeMiB: 8,
-      content(t) {
-        t.merge(baseRootDisk());
-        t.script('/linuxrc', path.join(HERE, 'linuxrc.sh'));
-        t.file('/etc/rootprobe-initrd', 'the old-style initrd\n');
-      },
-    },
+    initrd: linuxrcInitrd(path.join(HERE, 'linuxrc.sh')),
     // The RAM disk must hold the 8 MiB image (the default is 4 MiB); no rootfstype=: the kernel
     // mounts the initrd with the same list of types as the root.
     cmdline: 'root=/dev/vda ramdisk_size=16384',
