@@ -20,6 +20,7 @@
  * kernel.json. A failed build leaves no entry (its
  * log is kept beside the entries as `build-<recipe>.failed.log`).
  */
+import { nearestKey } from '../harness/nearest.ts';
 import { promises as fs, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
@@ -124,8 +125,9 @@ export function loadRecipe(name: string, root = RECIPES_DIR): Recipe {
   const file = path.join(dir, 'recipe.json');
   if (!RECIPE_NAME.test(name) || !existsSync(file)) {
     const known = listRecipes(root);
+    const near = nearestKey(name, known);
     throw new UsageError(
-      `kernel build/${name}: no recipe ${name} in ${root}. Known recipes: ${known.length ? known.join(', ') : '(none)'}.`,
+      `kernel build/${name}: no recipe ${name} in ${root}${near ? ` (did you mean build/${near}?)` : ''}. Known recipes: ${known.length ? known.join(', ') : '(none)'}.`,
     );
   }
   const recipe = parseRecipe(readFileSync(file, 'utf8'), name, dir, root);

@@ -65,6 +65,10 @@ describe('build recipes', () => {
     expect(parseKernelSpec('build/stock-6.1,config-add=CONFIG_LKDTM=y').id).to.equal('build/stock-6.1,config-add=CONFIG_LKDTM=y');
     expect(() => parseKernelSpec('build/stock-6.1,config-add=LKDTM')).to.throw(UsageError, /config-add=LKDTM is not CONFIG_NAME=value/);
     expect(() => parseKernelSpec('build/no-such')).to.throw(UsageError, /no recipe no-such.*Known recipes: .*nonroot-6\.1/);
+    expect(() => parseKernelSpec('build/stock-6.2')).to.throw(
+      UsageError,
+      /no recipe stock-6\.2 in .* \(did you mean build\/stock-6\.1\?\)/,
+    );
     const r = loadRecipe('nonroot-6.1');
     expect(r.patches.map((p) => path.basename(p))).to.deep.equal(['0001-init-nonroot_initramfs.patch']);
     expect(loadRecipe('stock-6.1').patches).to.deep.equal([]);
