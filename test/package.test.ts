@@ -62,6 +62,9 @@ describe('the npm package', function () {
       'dist/kernels/recipes/base.config',
       'dist/kernels/recipes/arch/arm64.config',
       'dist/kernels/recipes/nonroot-6.1/recipe.json',
+      // zod bundled into one module (start-up), with its licence
+      'dist/vendor/zod.js',
+      'dist/vendor/zod.LICENSE',
       'package.json',
     ]);
     expect(files.filter((f) => f.startsWith('test/') || f.includes('fixtures'))).to.deep.equal([]);
