@@ -345,3 +345,14 @@ export function runGuarded(
 
 /** Runs after prctl(PR_SET_PDEATHSIG): exits if the parent died before that, else becomes the command. */
 const GUARD_SCRIPT = '[ "$PPID" = "$1" ] || exit 137; shift; exec "$@"';
+
+/**
+ * Promise.all that waits for every promise before it throws the first failure: nothing
+ * started here is still building (a mke2fs, a cache entry being written) when it returns.
+ */
+export async function settled<T extends readonly unknown[]>(ps: T): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
+  const rs = await Promise.allSettled(ps);
+  const failed = rs.find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return rs.map((r) => (r as PromiseFulfilledResult<unknown>).value) as { -readonly [K in keyof T]: Awaited<T[K]> };
+}

@@ -15,7 +15,7 @@ import {
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { runGuarded, spawnGuarded, terminate, trackTempDir, tracked } from '../harness/lifecycle.ts';
+import { runGuarded, settled, spawnGuarded, terminate, trackTempDir, tracked } from '../harness/lifecycle.ts';
 import { buildEsp } from '../harness/firmware/esp.ts';
 import { readUserEsp } from '../harness/firmware/user-esp.ts';
 import { splitUki } from '../harness/firmware/uki.ts';
@@ -111,6 +111,21 @@ describe('lifecycle: temp dirs and children in this process', () => {
     expect(child.signalCode).to.equal('SIGKILL');
     expect(took).to.be.within(900, 2500);
     expect(tracked().children).to.not.include(child.pid);
+  });
+
+  it('settled() gives the values in order, and throws the first failure only once every promise has ended', async () => {
+    expect(await settled([Promise.resolve(1), new Promise<string>((r) => setTimeout(() => r('b'), 20))] as const)).to.deep.equal([1, 'b']);
+    let slowEnded = false;
+    const slow = new Promise<void>((r) =>
+      setTimeout(() => {
+        slowEnded = true;
+        r();
+      }, 50),
+    );
+    const err = await settled([Promise.reject(new Error('first')), slow, Promise.reject(new Error('second'))]).catch((e: Error) => e);
+    expect((err as Error).message).to.equal('first');
+    // Promise.all would have thrown at once, with the slow write still going
+    expect(slowEnded).to.equal(true);
   });
 
   it('trackTempDir returns an untrack function', () => {

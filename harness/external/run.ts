@@ -19,8 +19,7 @@
 import { promises as fs } from 'node:fs';
 import { sha256File } from '../cache.ts';
 import * as path from 'node:path';
-import * as chai from 'chai';
-import { rootprobeChai } from '../assert/chai-rootprobe.ts';
+import { preloadExpect, rootprobeExpect } from '../assert/expect.ts';
 import type { RunReadback } from '../readback/result.ts';
 import type { Stage } from '../readback/snapshot.ts';
 import type { MountinfoEntry } from '../readback/mountinfo.ts';
@@ -42,8 +41,6 @@ import type { Kernel } from '../../kernels/index.ts';
 import { externalSegment, inspectInitramfs, RDINIT, type InitramfsInfo, type StorageDaemons } from './segment.ts';
 import { DAEMON_STAGES, daemonBehaviours, daemonEvidence, daemonFates, storageDaemonProblem } from './daemons.ts';
 import { mountTreeText } from '../report/tree-text.ts';
-
-chai.use(rootprobeChai);
 
 export interface ExternalCheckContext {
   result: RunReadback;
@@ -270,11 +267,13 @@ export async function runExternal(opts: ExternalOptions): Promise<ExternalRecord
     complete: (rb) => stagesWanted.every((st) => rb.has(st)),
     waitingFor: `initramfs made by ${info.generator}`,
     checkName: 'external check',
+    whileBooting: preloadExpect,
     check: async ({ readback, record }) => {
+      const expect = await rootprobeExpect();
       const ctx: ExternalCheckContext = {
         result: readback,
         stage: (n) => readback.stage(n),
-        expect: chai.expect,
+        expect,
         kernel,
         info,
         evidence: (line) => record.evidence.push(line),
@@ -282,7 +281,7 @@ export async function runExternal(opts: ExternalOptions): Promise<ExternalRecord
       if (opts.storageDaemons) {
         const seen = DAEMON_STAGES.filter((n) => readback.has(n)).map((n) => readback.stage(n));
         const problem = storageDaemonProblem(daemonFates(seen, opts.storageDaemons));
-        if (problem) chai.expect.fail(problem);
+        if (problem) expect.fail(problem);
       }
       if (!opts.noDefaultCheck) checkDistroFlow(ctx);
       if (opts.check) await opts.check(ctx);

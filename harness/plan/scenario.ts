@@ -2,8 +2,7 @@
  * The boot plan of a scenario on a kernel: its prepared images (run/prepare.ts), its command
  * line, memory, deadline and stages, and its check with the scenario's CheckContext.
  */
-import * as chai from 'chai';
-import { rootprobeChai } from '../assert/chai-rootprobe.ts';
+import { preloadExpect, rootprobeExpect } from '../assert/expect.ts';
 import { archOf } from '../arch/index.ts';
 import { shellQuote } from '../quote.ts';
 import { declaredStages, expectedStages, type CheckContext, type Scenario } from '../scenario.ts';
@@ -11,8 +10,6 @@ import type { PreparedImages } from '../run/prepare.ts';
 import type { Kernel } from '../../kernels/index.ts';
 import { DEFAULTS } from './defaults.ts';
 import type { BootPath, BootPlan, Firmware } from './types.ts';
-
-chai.use(rootprobeChai);
 
 export interface ScenarioPlanOptions {
   /** Appended to the kernel command line. */
@@ -78,7 +75,9 @@ export function planScenario(sc: Scenario, kernel: Kernel, images: PreparedImage
     undeclared: (names) =>
       `the guest probed stage(s) ${names.map((n) => `\`${n}\``).join(', ')} that scenario '${sc.name}' does not declare (${sc.file}); declared: ${declared.join(', ')}`,
     checkName: `scenario '${sc.name}' check`,
+    whileBooting: preloadExpect,
     check: async ({ readback, disks, record }) => {
+      const expect = await rootprobeExpect();
       const ctx: CheckContext = {
         result: readback,
         stage: (name: string) => {
@@ -89,7 +88,7 @@ export function planScenario(sc: Scenario, kernel: Kernel, images: PreparedImage
           }
           return readback.stage(name);
         },
-        expect: chai.expect,
+        expect,
         kernel,
         disks,
         evidence: (line) => record.evidence.push(line),

@@ -82,6 +82,8 @@ export interface BootPlan {
   waitingFor?: string;
   /** The check on the readback: an assertion that does not hold fails the run. */
   check?: (run: PlanRun) => void | Promise<void>;
+  /** Called once QEMU has started: work the check will need, done while the guest boots (loading chai). */
+  whileBooting?: () => void;
   /** What the check is, for an error it throws: "scenario 'x' check". */
   checkName: string;
   /** Kernel reports (WARNING, BUG, ...) that do not fail the run: matched against their title and first line. */

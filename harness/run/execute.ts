@@ -14,7 +14,7 @@ import { FrameDecoder, type ReadbackEvent } from '../readback/frame.ts';
 import { RunReadback } from '../readback/result.ts';
 import { bootQemu, type BootOutcome, type BootSpec } from '../qemu/runner.ts';
 import { timeoutFactor } from '../qemu/accel.ts';
-import { makeTempDir, removeTempDir } from '../lifecycle.ts';
+import { makeTempDir, removeTempDir, settled } from '../lifecycle.ts';
 import { concatSegments } from '../image/initramfs.ts';
 import { copyForRun } from '../image/disk.ts';
 import { DEFAULTS } from '../plan/defaults.ts';
@@ -212,14 +212,6 @@ export async function planEsp(plan: BootPlan, runDir: string, initrd: string | u
 
 export async function materialize(plan: BootPlan, runDir: string): Promise<Materialized> {
   checkBootPath(plan);
-  let initrd: string | undefined;
-  if (plan.initramfs.length > 0) {
-    initrd = path.join(runDir, 'initrd.img');
-    await concatSegments(
-      plan.initramfs.map((s) => s.path),
-      initrd,
-    );
-  }
   // The disks copied for the run, and a user's ESP (boot path esp), which is copied too.
   const copies = [
     ...plan.disks.filter((d) => d.mode === 'copy').map((d) => d.path),
@@ -229,14 +221,25 @@ export async function materialize(plan: BootPlan, runDir: string): Promise<Mater
     const need = (await Promise.all(copies.map(allocated))).reduce((a, b) => a + b, 0) + DISK_MARGIN;
     checkRoom(runDir, need, "this run's disk copies (with 16 MiB for the guest's writes)");
   }
+  const initrd = plan.initramfs.length > 0 ? path.join(runDir, 'initrd.img') : undefined;
+  const diskPath = (d: BootPlan['disks'][number]): string => (d.mode === 'copy' ? path.join(runDir, `disk-${d.name}.img`) : d.path);
+  // The initramfs join and the disk copies at once (they are on QEMU's critical path); all
+  // end before a failure is thrown, so none is still writing into the folder being removed.
+  await settled([
+    ...(initrd
+      ? [
+          concatSegments(
+            plan.initramfs.map((s) => s.path),
+            initrd,
+          ),
+        ]
+      : []),
+    ...plan.disks.filter((d) => d.mode === 'copy').map((d) => copyForRun(d.path, diskPath(d))),
+  ]);
   const disks: NonNullable<BootSpec['disks']> = [];
   const byName: Record<string, { path: string }> = {};
   for (const d of plan.disks) {
-    let p = d.path;
-    if (d.mode === 'copy') {
-      p = path.join(runDir, `disk-${d.name}.img`);
-      await copyForRun(d.path, p);
-    }
+    const p = diskPath(d);
     disks.push({
       path: p,
       ...(d.mode === 'overlay' ? { snapshot: true } : {}),
@@ -361,7 +364,7 @@ export async function execute(plan: BootPlan, opts: ExecuteOptions): Promise<Run
     const files = await materialize(plan, runDir);
     if (opts.signal?.aborted) throw new Error('interrupted before boot');
     emit({ type: 'phase', scenario: plan.name, kernel: plan.kernel.id, phase: 'boot' });
-    boot = await bootAndRead(
+    const booting = bootAndRead(
       { ...bootSpecOf(plan, opts.accel, runDir, files), ...(opts.gdbSocket ? { gdbSocket: opts.gdbSocket } : {}) },
       readback,
       {
@@ -375,6 +378,9 @@ export async function execute(plan: BootPlan, opts: ExecuteOptions): Promise<Run
         ...(plan.disks.some((d) => d.mode === 'copy') ? { hostDiskDir: runDir } : {}),
       },
     );
+    // QEMU is running (bootQemu spawns it before its first await).
+    plan.whileBooting?.();
+    boot = await booting;
     record.consoleTail = boot.consoleTail;
     record.stagesReported = readback.names;
     record.stages = readback.stages.map((s) => s.toJSON());

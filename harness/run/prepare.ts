@@ -9,6 +9,7 @@ import { buildCpioSegment } from '../image/initramfs.ts';
 import { buildExt4, rawImage } from '../image/disk.ts';
 import { probeToolkit, staticProgram } from '../guest/toolkit.ts';
 import { requireTool } from '../host.ts';
+import { settled } from '../lifecycle.ts';
 import { archOf } from '../arch/index.ts';
 import { baseInitramfs } from '../../images/base.ts';
 import { checkFeatures } from '../../kernels/config.ts';
@@ -79,8 +80,7 @@ export async function prepareImages(sc: Scenario, kernel: Kernel, opts: { firmwa
           `which nothing could load: ${modules.join(', ')} (the scenario's skipIf should name this kernel)`,
       );
     }
-    const disks: PreparedDisk[] = [];
-    for (const d of sc.disks ?? []) disks.push({ name: d.name, cachedPath: await buildDisk(d, ctx) });
+    const disks = await buildDisks(sc, ctx);
     // An old-style initrd: an ext2 image, the only "segment" (QEMU's -initrd takes it as it is).
     const segments: PreparedImages['segments'] = [];
     if (sc.initrd) {
@@ -113,14 +113,16 @@ export async function prepareImages(sc: Scenario, kernel: Kernel, opts: { firmwa
     ['scenario', overlay],
     ['probe', toolkit],
   ];
-  for (const [, t] of parts) await t.validate();
-  const segments: PreparedImages['segments'] = [];
-  for (const [name, t] of parts) {
-    if ((await t.list()).length === 0) continue;
-    segments.push({ name, path: await buildCpioSegment(t) });
-  }
+  await settled(parts.map(([, t]) => t.validate()));
+  // The segments and disks at once: a warm run checks each in the cache, a cold one builds
+  // its cpio segments beside its mke2fs runs.
+  const [built, disks] = await settled([
+    settled(parts.map(async ([name, t]) => ((await t.list()).length === 0 ? undefined : { name, path: await buildCpioSegment(t) }))),
+    buildDisks(sc, ctx),
+  ] as const);
+  return { segments: built.filter((s) => s !== undefined), disks, modules: wanted, warnings };
+}
 
-  const disks: PreparedDisk[] = [];
-  for (const d of sc.disks ?? []) disks.push({ name: d.name, cachedPath: await buildDisk(d, ctx) });
-  return { segments, disks, modules: wanted, warnings };
+function buildDisks(sc: Scenario, ctx: BuildContext): Promise<PreparedDisk[]> {
+  return settled((sc.disks ?? []).map(async (d) => ({ name: d.name, cachedPath: await buildDisk(d, ctx) })));
 }
