@@ -23,22 +23,27 @@ async function scenarioFiles(dir: string): Promise<string[]> {
   for (const e of ents.sort((a, b) => a.name.localeCompare(b.name))) {
     const p = path.join(dir, e.name);
     if (e.isDirectory()) {
-      for (const f of ['scenario.ts', 'scenario.mts', 'scenario.js', 'scenario.mjs']) {
-        if (
-          await fs.stat(path.join(p, f)).then(
-            () => true,
-            () => false,
-          )
-        ) {
-          out.push(path.join(p, f));
-          break;
-        }
-      }
+      const f = await folderScenarioFile(p);
+      if (f) out.push(f);
     } else if (/\.(ts|mts|js|mjs)$/.test(e.name) && !/\.(test|d)\.m?ts$/.test(e.name) && dir !== BUILTIN_DIR) {
       out.push(p);
     }
   }
   return out;
+}
+
+/** A scenario folder's scenario.ts (or .mts, .js, .mjs), if it has one. */
+async function folderScenarioFile(dir: string): Promise<string | undefined> {
+  for (const f of ['scenario.ts', 'scenario.mts', 'scenario.js', 'scenario.mjs']) {
+    if (
+      await fs.stat(path.join(dir, f)).then(
+        (st) => st.isFile(),
+        () => false,
+      )
+    )
+      return path.join(dir, f);
+  }
+  return undefined;
 }
 
 function isScenario(v: unknown): v is Scenario {
@@ -150,4 +155,27 @@ export function pickScenarios(all: Scenario[], names: string[]): Scenario[] {
     );
   }
   return names.map((n) => all.find((s) => s.name === n)!);
+}
+
+/**
+ * The named scenarios: what pickScenarios(await loadScenarios(extraDirs), names) gives, but
+ * when every name is a built-in scenario in the folder of its name (and no --scenarios
+ * folder is given, whose names could clash with them), only those folders are loaded:
+ * `rootprobe run switch_root` then imports one scenario, not all of them (start-up). Any
+ * other case, including a misspelt name, loads them all, for the error and its suggestion.
+ */
+export async function loadNamedScenarios(names: string[], extraDirs: string[] = []): Promise<Scenario[]> {
+  if (extraDirs.length === 0 && names.length > 0 && names.every((n) => /^[A-Za-z0-9_.-]+$/.test(n) && !n.startsWith('.'))) {
+    const found: Scenario[] = [];
+    for (const name of names) {
+      const file = await folderScenarioFile(path.join(BUILTIN_DIR, name));
+      const sc = file
+        ? Object.values(await importScenarioFile(file)).find((v): v is Scenario => isScenario(v) && v.name === name)
+        : undefined;
+      if (!sc) break;
+      found.push(sc);
+    }
+    if (found.length === names.length) return found;
+  }
+  return pickScenarios(await loadScenarios(extraDirs), names);
 }

@@ -11,7 +11,7 @@ import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { junitMerge, matrixCells, parseShard, shardCells } from '../harness/run/shard.ts';
 import { definitionProblems, validateScenarios } from '../harness/validate.ts';
-import { loadScenarios, pickScenarios } from '../scenarios/index.ts';
+import { loadNamedScenarios, loadScenarios, pickScenarios } from '../scenarios/index.ts';
 import { toJUnit, toTap, summarize, type MatrixReport } from '../harness/report/formats.ts';
 import { Progress, summaryText } from '../harness/report/terminal.ts';
 import type { RunRecord, Outcome } from '../harness/run/run-scenario.ts';
@@ -259,6 +259,28 @@ describe('scenario definitions are checked before anything boots', () => {
     // and in the library, for lists not made by loadScenarios
     const [a] = await loadScenarios([path.join(fixtures, 'dayday')]).then((all) => pickScenarios(all, ['hello-nochdir']));
     expect(() => validateScenarios([a, { ...a } as Scenario])).to.throw(DefinitionError, /defined twice/);
+  });
+
+  it('loadNamedScenarios gives what the whole list gives: a built-in from its own folder, others through the list', async () => {
+    const all = await loadScenarios([]);
+    const byName = (n: string) => all.find((s) => s.name === n);
+    const [sw, pivot] = await loadNamedScenarios(['switch_root', 'pivot_root']);
+    expect(sw).to.equal(byName('switch_root'));
+    expect(pivot).to.equal(byName('pivot_root'));
+    // a second scenario of a folder named otherwise (retain_initrd/ defines it)
+    expect((await loadNamedScenarios(['retain_initrd_without']))[0]).to.equal(byName('retain_initrd_without'));
+    // a misspelt name: the whole list's error and suggestion; a path-like name is only a name
+    await loadNamedScenarios(['switch_rot']).then(
+      () => expect.fail('resolved'),
+      (e: Error) => expect(e.message).to.match(/unknown scenario: switch_rot \(did you mean switch_root\?\)/),
+    );
+    await loadNamedScenarios(['../scenarios/switch_root']).then(
+      () => expect.fail('resolved'),
+      (e: Error) => expect(e.message).to.match(/unknown scenario: \.\.\/scenarios\/switch_root/),
+    );
+    // with --scenarios folders, their names are loaded and checked against the built-ins
+    const [hello] = await loadNamedScenarios(['hello-nochdir'], [path.join(fixtures, 'dayday')]);
+    expect(hello.name).to.equal('hello-nochdir');
   });
 
   it('a disk that does not fit: exit 2 naming the scenario file, with no QEMU started', async function () {

@@ -18,7 +18,7 @@ import { allowKernelLogOption, COMMANDS, parseCommand } from './options.ts';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { UsageError, SetupError } from '../errors.ts';
-import { loadScenarios, pickScenarios } from '../../scenarios/index.ts';
+import { loadNamedScenarios } from '../../scenarios/index.ts';
 import { kernelsForArch, parseKernelSpec, resolveKernel, type Kernel } from '../../kernels/index.ts';
 import { checkoutRevision, git, type GitSpec } from '../../kernels/git.ts';
 import { extrasSuffix, withCliExtras } from '../../kernels/spec-options.ts';
@@ -271,7 +271,7 @@ export async function cmdBisect(args: string[]): Promise<number> {
   const runs = Number(values.runs ?? 1);
   if (!Number.isInteger(runs) || runs < 1 || runs > 100)
     throw new UsageError(`--runs takes a whole number from 1 to 100 (got '${values.runs}')`);
-  const [sc] = pickScenarios(await loadScenarios(values.scenarios ?? []), positionals);
+  const [sc] = await loadNamedScenarios(positionals, values.scenarios ?? []);
   validateScenarios([sc]);
   const started = Date.now();
   const result = await bisect({

@@ -9,7 +9,7 @@ import { archOf } from '../arch/index.ts';
 import { COMMANDS, parseCommand } from './options.ts';
 import * as path from 'node:path';
 import { UsageError } from '../errors.ts';
-import { loadScenarios, pickScenarios } from '../../scenarios/index.ts';
+import { loadNamedScenarios } from '../../scenarios/index.ts';
 import { kernelsForArch, parseKernelSpec, resolveKernel, type Kernel } from '../../kernels/index.ts';
 import { prepareImages } from '../run/prepare.ts';
 import { detectAccel } from '../qemu/accel.ts';
@@ -48,7 +48,7 @@ export async function cmdBuild(args: string[]): Promise<number> {
   parseKernelSpec(spec);
   const { firmware, boot } = bootOptions(values);
   await checkOutDir(values.out, values.force ?? false);
-  const [sc] = pickScenarios(await loadScenarios(values.scenarios ?? []), positionals);
+  const [sc] = await loadNamedScenarios(positionals, values.scenarios ?? []);
   validateScenarios([sc]);
   const kernel = await resolveKernel(spec, { onProgress: (m) => process.stderr.write(`kernel ${spec}: ${m}\n`) });
   const accel = await detectAccel(kernel.vmlinuz, { arch: archOf(kernel), onProgress: (m) => process.stderr.write(`accel: ${m}\n`) });

@@ -93,7 +93,7 @@ async function cmdRun(args: string[]): Promise<number> {
   const { resolveShard } = await import('../run/shard.ts');
   const shard = values.shard !== undefined ? resolveShard(values.shard) : undefined;
   if (shard && shard.from !== '--shard') process.stderr.write(`shard ${shard.index}/${shard.count} (from ${shard.from})\n`);
-  const [{ parseKernelSpec, kernelsForArch }, { withCliExtras }, { loadScenarios, pickScenarios }] = await Promise.all([
+  const [{ parseKernelSpec, kernelsForArch }, { withCliExtras }, { loadScenarios, loadNamedScenarios }] = await Promise.all([
     import('../../kernels/index.ts'),
     import('../../kernels/spec-options.ts'),
     import('../../scenarios/index.ts'),
@@ -103,9 +103,11 @@ async function cmdRun(args: string[]): Promise<number> {
   );
   for (const k of kernels) parseKernelSpec(k); // a bad spec is a usage error before anything runs
   const jobs = positiveInt(values.jobs, '--jobs', os.availableParallelism());
-  const all = await loadScenarios(values.scenarios ?? []);
-  const chosen = positionals.length > 0 && !values.all ? pickScenarios(all, once(positionals, 'scenario')) : all;
   if (positionals.length > 0 && values.all) throw new UsageError('name scenarios or give --all, not both');
+  const chosen =
+    positionals.length > 0
+      ? await loadNamedScenarios(once(positionals, 'scenario'), values.scenarios ?? [])
+      : await loadScenarios(values.scenarios ?? []);
   const rerunArgs = (values.scenarios ?? []).flatMap((d) => ['--scenarios', path.resolve(d)]);
   const artifactsRoot = values.artifacts ?? DEFAULTS.artifactsRoot;
   // Every output is checked before the first download or boot (exit 2 naming it).

@@ -14,7 +14,7 @@ import { archOf } from '../arch/index.ts';
 import { COMMANDS, parseCommand } from './options.ts';
 import { spawnSync } from 'node:child_process';
 import { UsageError } from '../errors.ts';
-import { loadScenarios, pickScenarios } from '../../scenarios/index.ts';
+import { loadNamedScenarios } from '../../scenarios/index.ts';
 import { kernelsForArch, parseKernelSpec, resolveKernel, type Kernel } from '../../kernels/index.ts';
 import { prepareImages } from '../run/prepare.ts';
 import { detectAccel } from '../qemu/accel.ts';
@@ -47,7 +47,7 @@ export async function cmdShell(args: string[]): Promise<number> {
   const [spec] = kernelsForArch(values.kernel ? [values.kernel] : undefined, values.arch, DEFAULTS.kernel);
   parseKernelSpec(spec);
   const { firmware, boot } = bootOptions(values);
-  const [sc] = pickScenarios(await loadScenarios(values.scenarios ?? []), positionals);
+  const [sc] = await loadNamedScenarios(positionals, values.scenarios ?? []);
   validateScenarios([sc]);
   const stages = declaredStages(sc);
   const stage = values.stage ?? sc.stages[0];
