@@ -20,7 +20,7 @@ import { MAX_SOCKET_PATH, qemuArgs, shellLine, type BootSpec } from './command.t
 import { ConsoleWatcher } from './console.ts';
 import { abortReason, BootEvents, type BootEnd, type BootEvent } from './ending.ts';
 import { ResultSocket } from './result-socket.ts';
-import { endStream, writeWithBackpressure } from './streams.ts';
+import { batchedWriter, endStream } from './streams.ts';
 import type { KernelReport } from '../verdict/kernel-log.ts';
 import { userSpaceLines } from '../verdict/user-space.ts';
 
@@ -194,13 +194,11 @@ export function bootQemu(spec: BootSpec, opts: BootOptions): { control: BootCont
     onPanic: (line) => observe({ kind: 'panic', line }),
     onLine: guarded('onConsole', opts.onConsole),
   });
-  if (child.stdout) {
-    const out = child.stdout;
-    out.on('data', (chunk: Buffer) => {
-      writeWithBackpressure(consoleWs, chunk, out);
-      con.write(chunk);
-    });
-  }
+  const consoleOut = child.stdout ? batchedWriter(consoleWs, child.stdout) : undefined;
+  child.stdout?.on('data', (chunk: Buffer) => {
+    consoleOut!.push(chunk);
+    con.write(chunk);
+  });
   child.stderr?.on('data', (raw: Buffer) => {
     // QEMU announces that it waits for our socket connection; that is expected, not news.
     const chunk = raw.includes('QEMU waiting for connection on')
@@ -238,6 +236,7 @@ export function bootQemu(spec: BootSpec, opts: BootOptions): { control: BootCont
       con.end(); // a last partial line may still be the panic line
       // QEMU is gone, so the socket's far end is closed; wait briefly for the last bytes.
       await result.drain(1000);
+      consoleOut?.flush();
       await Promise.all([endStream(consoleWs), endStream(resultWs)]);
       await removeTempDir(privDir);
       const ending = events.ending();
