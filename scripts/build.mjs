@@ -50,8 +50,26 @@ await build({
   legalComments: 'inline',
   outfile: vendored,
   logLevel: 'warning',
+  // zod's messages in English only: every other locale is 260 KB of the bundle that each
+  // start would parse, and rootprobe's own messages come from its error callbacks anyway.
+  plugins: [
+    {
+      name: 'zod-english-only',
+      setup(b) {
+        b.onResolve({ filter: /\/locales\/index\.js$/ }, (a) => ({ path: path.resolve(a.resolveDir, a.path), namespace: 'zod-en' }));
+        b.onLoad({ filter: /.*/, namespace: 'zod-en' }, (a) => ({
+          contents: `export { default as en } from ${JSON.stringify(path.join(path.dirname(a.path), 'en.js'))};`,
+          loader: 'js',
+          resolveDir: path.dirname(a.path),
+        }));
+      },
+    },
+  ],
 });
-cpSync(path.join(path.dirname(createRequire(import.meta.url).resolve('zod/package.json')), 'LICENSE'), path.join(dist, 'vendor', 'zod.LICENSE'));
+cpSync(
+  path.join(path.dirname(createRequire(import.meta.url).resolve('zod/package.json')), 'LICENSE'),
+  path.join(dist, 'vendor', 'zod.LICENSE'),
+);
 const ZOD_IMPORT = /(\bfrom\s*|\bimport\s*\(\s*)(['"])zod(\/[^'"]*)?\2/g;
 let rewired = 0;
 function rewire(dir) {
@@ -74,6 +92,4 @@ function rewire(dir) {
 }
 rewire(dist);
 if (rewired === 0) throw new Error('no compiled module imports zod: scripts/build.mjs bundles it for nothing');
-console.log(
-  `rootprobe: built dist/ (${copied} guest files and recipes copied beside the modules; zod bundled for ${rewired} import(s))`,
-);
+console.log(`rootprobe: built dist/ (${copied} guest files and recipes copied beside the modules; zod bundled for ${rewired} import(s))`);

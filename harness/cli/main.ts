@@ -120,29 +120,13 @@ async function cmdRun(args: string[]): Promise<number> {
     values.html !== undefined ? { flag: '--html', path: values.html, kind: 'file', allowDash: true } : undefined,
     values.kcidb !== undefined ? { flag: '--kcidb', path: values.kcidb, kind: 'file', allowDash: true } : undefined,
   ]);
-  const [
-    { runMatrix },
-    { toJUnit, toTap },
-    { evidenceMarkdown },
-    { summaryText },
-    { toKcidbJson },
-    { reportJson },
-    { reportHtml },
-    { artifactConsoleLog },
-    { expectedStages },
-  ] = await Promise.all([
-    import('../run/matrix.ts'),
-    import('../report/formats.ts'),
-    import('../report/evidence.ts'),
-    import('../report/terminal.ts'),
-    import('../report/kcidb.ts'),
-    import('../report/json.ts'),
-    import('../report/html.ts'),
-    import('../report/console-log.ts'),
-    import('../scenario.ts'),
-  ]);
+  const [{ runMatrix }, { expectedStages }] = await Promise.all([import('../run/matrix.ts'), import('../scenario.ts')]);
+  // The report writers are not needed before the first boot: loaded while it runs.
+  let writers: Promise<typeof import('../report/writers.ts')> | undefined;
+  const reportWriters = () => (writers ??= import('../report/writers.ts'));
   const kcidbOpts = { stages: Object.fromEntries(chosen.map((s) => [s.name, expectedStages(s)])) };
   const report = await runMatrix(chosen, kernels, {
+    onFirstBoot: () => void reportWriters().catch(() => {}),
     jobs,
     artifactsRoot,
     keep: values.keep ?? false,
@@ -154,6 +138,7 @@ async function cmdRun(args: string[]): Promise<number> {
     firmware,
     boot,
     partialReport: async (partial) => {
+      const { toJUnit, evidenceMarkdown, toKcidbJson, reportJson, reportHtml, artifactConsoleLog } = await reportWriters();
       process.stderr.write(
         lostText(
           await writeReports([
@@ -168,6 +153,7 @@ async function cmdRun(args: string[]): Promise<number> {
     },
   });
   // A report that cannot be written does not stop the others nor the summary; it is named after it.
+  const { toJUnit, toTap, evidenceMarkdown, summaryText, toKcidbJson, reportJson, reportHtml, artifactConsoleLog } = await reportWriters();
   const lost = await writeReports([
     { flag: '--json', path: values.json, text: () => reportJson(report, 'run') },
     { flag: '--html', path: values.html, text: () => reportHtml(report, { consoleLog: artifactConsoleLog }) },

@@ -49,6 +49,8 @@ export interface MatrixOptions {
   /** Every cell's firmware (default bios) and boot path (default `kernel`: -kernel). */
   firmware?: Firmware;
   boot?: BootPath;
+  /** Called once, when the first QEMU has started: the caller's work for later, done while guests boot (the CLI loads its report writers). */
+  onFirstBoot?: () => void;
 }
 
 function summaryOf(r: RunRecord): RunAttempt {
@@ -92,6 +94,7 @@ export function skippedRecord(
 export async function runMatrix(scenarios: Scenario[], kernelSpecs: string[], opts: MatrixOptions): Promise<MatrixReport> {
   const started = Date.now();
   const progress = opts.progress ?? new Progress();
+  let firstBooted = false;
   // Definition mistakes (validate.ts) and a bad ROOTPROBE_TIMEOUT_FACTOR: before any download.
   validateScenarios(scenarios);
   timeoutFactor('kvm');
@@ -210,7 +213,13 @@ export async function runMatrix(scenarios: Scenario[], kernelSpecs: string[], op
           boot: opts.boot,
           images,
           signal: abort.signal,
-          onEvent: (e) => progress.event(e),
+          onEvent: (e) => {
+            progress.event(e);
+            if (e.type === 'phase' && e.phase === 'boot' && !firstBooted) {
+              firstBooted = true;
+              opts.onFirstBoot?.();
+            }
+          },
         }).catch(hostError);
       let r = await attempt();
       const attempts: RunAttempt[] = [summaryOf(r)];
