@@ -124,12 +124,19 @@ function readPlain(buf: Buffer, from: number, where: Where, out: CpioReadEntry[]
   if (segments === 0) throw new Error(`No newc archive in the data at ${where(from)}: it is all zeros.`);
 }
 
-function parseField(buf: Buffer, at: number, name: Field, entryAt: string): number {
-  const s = buf.toString('latin1', at, at + 8);
-  if (!/^[0-9a-fA-F]{8}$/.test(s)) {
-    throw new Error(`bad newc header at ${entryAt}: field ${name} is ${JSON.stringify(s)}, not 8 hex digits.`);
+/** An 8-digit hex field, read from the bytes (the guest's frames are read while it boots: no strings per field). */
+function parseField(buf: Buffer, at: number, name: Field, entryAt: () => string): number {
+  let v = 0;
+  for (let i = 0; i < 8; i++) {
+    const c = buf[at + i];
+    const d = c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : c >= 0x41 && c <= 0x46 ? c - 0x37 : -1;
+    if (d < 0) {
+      const s = buf.toString('latin1', at, at + 8);
+      throw new Error(`bad newc header at ${entryAt()}: field ${name} is ${JSON.stringify(s)}, not 8 hex digits.`);
+    }
+    v = v * 16 + d;
   }
-  return parseInt(s, 16);
+  return v;
 }
 
 /** One segment, from its first header through TRAILER!!!; returns the offset after the trailer. */
@@ -145,29 +152,30 @@ function readSegment(buf: Buffer, start: number, where: Where, out: CpioReadEntr
   let o = start;
   let last: string | undefined;
   for (;;) {
-    const at = where(o);
+    const entryStart = o;
+    const at = (): string => where(entryStart);
     if (o >= buf.length || o + 110 > buf.length) {
       const after = last === undefined ? '' : ` after entry ${JSON.stringify(last)}`;
       throw new Error(
         o >= buf.length
-          ? `truncated archive: it ends at ${at}${after} without a ${TRAILER} entry.`
-          : `truncated newc header at ${at}${after}: needs 110 bytes, only ${buf.length - o} left.`,
+          ? `truncated archive: it ends at ${at()}${after} without a ${TRAILER} entry.`
+          : `truncated newc header at ${at()}${after}: needs 110 bytes, only ${buf.length - o} left.`,
       );
     }
     const magic = buf.toString('latin1', o, o + 6);
     if (magic !== '070701' && magic !== '070702') {
       const hint = magic === '070707' ? ' That is the old portable (odc) format; write the archive with -H newc.' : '';
-      throw new Error(`bad magic at ${at}: expected "070701" (newc), found ${showBytes(buf, o)}.${hint}`);
+      throw new Error(`bad magic at ${at()}: expected "070701" (newc), found ${showBytes(buf, o)}.${hint}`);
     }
     const h = {} as Record<Field, number>;
     FIELDS.forEach((f, i) => (h[f] = parseField(buf, o + 6 + 8 * i, f, at)));
-    if (h.namesize < 1) throw new Error(`bad newc header at ${at}: namesize is 0 (it counts the name's NUL).`);
+    if (h.namesize < 1) throw new Error(`bad newc header at ${at()}: namesize is 0 (it counts the name's NUL).`);
     const nameEnd = o + 110 + h.namesize;
     if (nameEnd > buf.length) {
-      throw new Error(`truncated entry at ${at}: its name needs ${h.namesize} bytes, only ${buf.length - o - 110} left.`);
+      throw new Error(`truncated entry at ${at()}: its name needs ${h.namesize} bytes, only ${buf.length - o - 110} left.`);
     }
     if (buf[nameEnd - 1] !== 0) {
-      throw new Error(`bad newc header at ${at}: the name (namesize ${h.namesize}) does not end with a NUL byte.`);
+      throw new Error(`bad newc header at ${at()}: the name (namesize ${h.namesize}) does not end with a NUL byte.`);
     }
     const name = buf.toString('utf8', o + 110, nameEnd - 1);
     const dataStart = pad4(nameEnd);
@@ -178,7 +186,7 @@ function readSegment(buf: Buffer, start: number, where: Where, out: CpioReadEntr
     const dataEnd = dataStart + h.filesize;
     if (dataEnd > buf.length) {
       throw new Error(
-        `truncated entry ${JSON.stringify(name)} at ${at}: its header says ${h.filesize} bytes of data, ` +
+        `truncated entry ${JSON.stringify(name)} at ${at()}: its header says ${h.filesize} bytes of data, ` +
           `only ${Math.max(0, buf.length - dataStart)} left.`,
       );
     }
@@ -187,12 +195,12 @@ function readSegment(buf: Buffer, start: number, where: Where, out: CpioReadEntr
       let sum = 0;
       for (const b of body) sum = (sum + b) >>> 0;
       if (sum !== h.check) {
-        throw new Error(`entry ${JSON.stringify(name)} at ${at}: checksum ${h.check} in the header, ${sum} in the data.`);
+        throw new Error(`entry ${JSON.stringify(name)} at ${at()}: checksum ${h.check} in the header, ${sum} in the data.`);
       }
     }
     const type = TYPE_OF_BITS.get(h.mode & S_IFMT);
     if (!type) {
-      throw new Error(`entry ${JSON.stringify(name)} at ${at}: unknown file type bits 0o${(h.mode & S_IFMT).toString(8)} in mode.`);
+      throw new Error(`entry ${JSON.stringify(name)} at ${at()}: unknown file type bits 0o${(h.mode & S_IFMT).toString(8)} in mode.`);
     }
     const e: CpioReadEntry = {
       path: lenientPath(name),
