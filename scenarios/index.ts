@@ -3,11 +3,13 @@
  * folders a user names with --scenarios (same layout: one folder per scenario, or .ts files
  * whose default export is a scenario()).
  */
-import { promises as fs } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { promises as fs, readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DefinitionError, UsageError } from '../harness/errors.ts';
 import { nearestKey } from '../harness/nearest.ts';
+import { stableJson } from '../harness/cache.ts';
 import type { Scenario } from '../harness/scenario.ts';
 
 export const BUILTIN_DIR = path.dirname(fileURLToPath(import.meta.url));
@@ -178,4 +180,60 @@ export async function loadNamedScenarios(names: string[], extraDirs: string[] = 
     if (found.length === names.length) return found;
   }
   return pickScenarios(await loadScenarios(extraDirs), names);
+}
+
+/** What `rootprobe list` shows of a scenario. */
+export interface ScenarioSummary {
+  name: string;
+  description: string;
+  seeds?: string[];
+}
+
+/** The index of the built-in scenarios that the package build writes beside them (dist/scenarios/). */
+export const BUILTIN_INDEX = 'builtin-index.json';
+
+interface BuiltinIndex {
+  /** Every module under the folder with the sha256 of its text: the index holds while they are the same. */
+  files: Record<string, string>;
+  scenarios: ScenarioSummary[];
+}
+
+/** The folder's modules and their hashes (by content: npm pack and install do not keep mtimes). */
+function moduleHashes(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const rel of readdirSync(BUILTIN_DIR, { recursive: true, encoding: 'utf8' }).sort()) {
+    if (!/\.(m?js|m?ts)$/.test(rel) || /\.d\.m?ts$/.test(rel)) continue;
+    out[rel.split(path.sep).join('/')] = createHash('sha256')
+      .update(readFileSync(path.join(BUILTIN_DIR, rel)))
+      .digest('hex');
+  }
+  return out;
+}
+
+/**
+ * The built-in scenarios' names and descriptions. The compiled package answers from the index
+ * its build wrote (writeBuiltinIndex) as long as every module of the folder has the text it
+ * had then: `rootprobe list` then imports no scenario (start-up). The sources, or
+ * a changed file, load them all.
+ */
+export async function builtinSummaries(): Promise<ScenarioSummary[]> {
+  try {
+    const index = JSON.parse(readFileSync(path.join(BUILTIN_DIR, BUILTIN_INDEX), 'utf8')) as BuiltinIndex;
+    if (stableJson(moduleHashes()) === stableJson(index.files)) return index.scenarios;
+  } catch {
+    // no index (the sources), or an unreadable one: load them
+  }
+  return (await loadScenarios([])).map(summaryOf);
+}
+
+function summaryOf(s: Scenario): ScenarioSummary {
+  return { name: s.name, description: s.description, ...(s.seeds?.length ? { seeds: [...s.seeds] } : {}) };
+}
+
+/** Writes the index builtinSummaries() reads (scripts/build.mjs, in dist/scenarios/): returns how many scenarios it lists. */
+export async function writeBuiltinIndex(): Promise<number> {
+  const scenarios = (await loadScenarios([])).map(summaryOf);
+  const index: BuiltinIndex = { files: moduleHashes(), scenarios };
+  await fs.writeFile(path.join(BUILTIN_DIR, BUILTIN_INDEX), `${JSON.stringify(index, null, 1)}\n`);
+  return scenarios.length;
 }

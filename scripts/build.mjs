@@ -15,7 +15,7 @@ import { execFileSync } from 'node:child_process';
 import { cpSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dist = path.join(root, 'dist');
@@ -92,4 +92,10 @@ function rewire(dir) {
 }
 rewire(dist);
 if (rewired === 0) throw new Error('no compiled module imports zod: scripts/build.mjs bundles it for nothing');
-console.log(`rootprobe: built dist/ (${copied} guest files and recipes copied beside the modules; zod bundled for ${rewired} import(s))`);
+// The built-in scenarios' names and descriptions, for `rootprobe list` (scenarios/index.ts).
+const { writeBuiltinIndex } = await import(pathToFileURL(path.join(dist, 'scenarios', 'index.js')).href);
+const listed = await writeBuiltinIndex();
+console.log(
+  `rootprobe: built dist/ (${copied} guest files and recipes copied beside the modules; zod bundled for ${rewired} import(s); ` +
+    `${listed} built-in scenarios indexed)`,
+);

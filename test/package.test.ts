@@ -84,6 +84,38 @@ describe('the npm package', function () {
     expect(bad.stderr).to.include('unknown scenario: no_such_scenario');
   });
 
+  it("lists the built-in scenarios from the build's index as the sources list them, and not once a module changed", async () => {
+    const installed = path.join(project, 'node_modules/rootprobe/dist/scenarios');
+    const index = JSON.parse(await fs.readFile(path.join(installed, 'builtin-index.json'), 'utf8')) as {
+      files: Record<string, string>;
+      scenarios: Array<{ name: string }>;
+    };
+    expect(Object.keys(index.files)).to.include('switch_root/scenario.js');
+    const fromSources = ok(await run(process.execPath, [path.join(ROOT, 'bin/rootprobe.js'), 'list'], { cwd: ROOT }), 'list (sources)');
+    const fromIndex = ok(await run(process.execPath, [bin, 'list'], { cwd: project }), 'list (package)');
+    expect(fromIndex.stdout).to.equal(fromSources.stdout);
+    expect(index.scenarios.map((s) => s.name)).to.deep.equal(
+      fromSources.stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.split(/\s+/)[0]),
+    );
+    // A module edited in place (same size: one letter): its description is read from the module, not the index.
+    const file = path.join(installed, 'switch_root/scenario.js');
+    const text = await fs.readFile(file, 'utf8');
+    const edited = text.replace(/description:\s*['"`](.)/, (m, c: string) => m.slice(0, -1) + (c === 'Q' ? 'R' : 'Q'));
+    expect(edited).to.not.equal(text);
+    expect(edited.length).to.equal(text.length);
+    await fs.writeFile(file, edited);
+    try {
+      const changed = ok(await run(process.execPath, [bin, 'list'], { cwd: project }), 'list (edited module)');
+      expect(changed.stdout).to.not.equal(fromIndex.stdout);
+      expect(changed.stdout.split('\n').filter((l, i) => l !== fromIndex.stdout.split('\n')[i])).to.have.length(1);
+    } finally {
+      await fs.writeFile(file, text);
+    }
+  });
+
   it('type-checks a TypeScript user of the package with tsc --noEmit, and catches a wrong type', async () => {
     const dir = path.join(project, 'ts');
     await fs.mkdir(path.join(dir, 'scenarios'), { recursive: true });

@@ -253,8 +253,9 @@ async function cmdList(args: string[]): Promise<number> {
   const parsed = await parseCommand(COMMANDS.list, args);
   if (parsed.help) return 0;
   const { values } = parsed;
-  const { loadScenarios } = await import('../../scenarios/index.ts');
-  const all = await loadScenarios(values.scenarios ?? []);
+  const { builtinSummaries, loadScenarios } = await import('../../scenarios/index.ts');
+  // With no --scenarios folder, the built-in ones (from the package's index where it holds)
+  const all = values.scenarios?.length ? await loadScenarios(values.scenarios) : await builtinSummaries();
   const w = Math.max(...all.map((s) => s.name.length)) + 2;
   for (const s of all) {
     const seeds = s.seeds?.length ? ` [seeds ${s.seeds.join(', ')}]` : '';
