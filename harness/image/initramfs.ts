@@ -3,9 +3,8 @@
  * keyed by the tree's fingerprint; and the concatenation of several segments into one initrd,
  * which the kernel unpacks in order (later segments overwrite earlier files).
  */
-import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { cachedEntry, contentHash } from '../cache.ts';
 import { writeNewcFile } from '../cpio/index.ts';
 import { UsageError } from '../errors.ts';
@@ -54,22 +53,34 @@ export async function concatSegments(paths: string[], outPath: string): Promise<
     }
   }
   const tmp = `${outPath}.tmp-${process.pid}`;
-  const out = createWriteStream(tmp);
+  // Read and written through one 1 MiB buffer: the run's initrd is joined before every boot,
+  // and through streams (64 KiB chunks, a pipeline per segment) its 4 MB took 25-45 ms.
+  const out = await fs.open(tmp, 'w');
+  const buf = Buffer.allocUnsafe(1 << 20);
   let written = 0;
   try {
     for (const p of paths) {
       const pad = (4 - (written % 4)) % 4;
       if (pad) {
-        out.write(Buffer.alloc(pad));
+        await out.write(Buffer.alloc(pad));
         written += pad;
       }
-      await pipeline(createReadStream(p), out, { end: false });
-      written += (await fs.stat(p)).size;
+      const src = await fs.open(p, 'r');
+      try {
+        for (;;) {
+          const { bytesRead } = await src.read(buf, 0, buf.length, null);
+          if (bytesRead === 0) break;
+          for (let off = 0; off < bytesRead; ) off += (await out.write(buf, off, bytesRead - off)).bytesWritten;
+          written += bytesRead;
+        }
+      } finally {
+        await src.close();
+      }
     }
-    await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    await out.close();
     await fs.rename(tmp, outPath);
   } catch (e) {
-    out.destroy();
+    await out.close().catch(() => {});
     await fs.rm(tmp, { force: true });
     throw e;
   }
