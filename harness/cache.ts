@@ -5,7 +5,7 @@
  * is discarded and rebuilt; a half-built entry is never visible under its final name.
  * Two processes building the same entry serialise on a lock folder.
  */
-import { createReadStream, promises as fs, statSync } from 'node:fs';
+import { createReadStream, promises as fs, readFileSync, statSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createHash } from 'node:crypto';
@@ -28,11 +28,13 @@ export function cacheRoot(): string {
  * write in the same clock tick would leave its identity unchanged (git's "racy" files).
  */
 export async function fileMemo<T>(kind: string, file: string, compute: () => Promise<T>): Promise<T> {
-  const st = await fs.stat(file);
+  // The lookup is synchronous: a warm run makes a dozen before QEMU starts, and each awaited
+  // stat and read went through the thread pool, four hops a read.
+  const st = statSync(file);
   const id = `${kind}\0${path.resolve(file)}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
   const memoFile = path.join(cacheRoot(), 'memo', `${createHash('sha256').update(id).digest('hex').slice(0, 40)}.json`);
   try {
-    const stored = JSON.parse(await fs.readFile(memoFile, 'utf8')) as { id: string; value: T };
+    const stored = JSON.parse(readFileSync(memoFile, 'utf8')) as { id: string; value: T };
     if (stored.id === id) return stored.value;
   } catch {
     // not remembered yet, or unreadable: compute it
@@ -101,7 +103,7 @@ async function listFiles(dir: string, base = dir, out: Record<string, number> = 
 export async function isWholeEntry(dir: string): Promise<boolean> {
   let m: Manifest;
   try {
-    m = JSON.parse(await fs.readFile(path.join(dir, MANIFEST), 'utf8')) as Manifest;
+    m = JSON.parse(readFileSync(path.join(dir, MANIFEST), 'utf8')) as Manifest;
   } catch {
     return false;
   }

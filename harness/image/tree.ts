@@ -10,7 +10,7 @@
  * them (so `busybox()` then `file('/sbin/init', …)` gives the file, in either order).
  */
 import { createHash } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { promises as fs, statSync } from 'node:fs';
 import { runGuarded } from '../lifecycle.ts';
 import * as path from 'node:path';
 import { archivePath, type CpioEntry } from '../cpio/index.ts';
@@ -133,7 +133,8 @@ const hashMemo = new Map<string, string>();
  * process and across processes (fileMemo), so that a warm image build reads no file whole.
  */
 export async function hashHostFile(file: string): Promise<string> {
-  const st = await fs.stat(file);
+  // Synchronous (as fileMemo's lookup): a warm run hashes a dozen host files before QEMU starts.
+  const st = statSync(file);
   const key = `${file}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
   const hit = hashMemo.get(key);
   if (hit) return hit;
