@@ -6,7 +6,7 @@
  */
 import type { WriteStream } from 'node:fs';
 import * as net from 'node:net';
-import { readInBatches, writeWithBackpressure } from './streams.ts';
+import { writeWithBackpressure } from './streams.ts';
 
 /** How long to wait before trying again while QEMU has not opened its socket yet (QEMU waits for us before the guest starts: every ms here is on the boot's critical path). */
 export const RETRY_MS = 5;
@@ -22,8 +22,6 @@ export interface ResultSocketOptions {
   /** False once the boot is ending: no new attempt to connect is made. */
   keepTrying(): boolean;
   retryMs?: number;
-  /** Read at most once every this many ms (readInBatches; default 8). */
-  batchMs?: number;
 }
 
 export class ResultSocket {
@@ -41,9 +39,7 @@ export class ResultSocket {
   /** Tries to connect until it does or `keepTrying` says no. */
   connect(): void {
     if (this.cancelled || !this.opts.keepTrying()) return;
-    // A high-water mark of 1: readInBatches' pause then stops reading the socket at once (with
-    // the default 64 KiB Node reads on into its buffer, and a boot's frames came truncated).
-    const s = new net.Socket({ readableHighWaterMark: 1 } as net.SocketConstructorOpts).connect(this.opts.socketPath);
+    const s = net.createConnection(this.opts.socketPath);
     s.once('error', () => {
       s.destroy();
       if (this.sock === s) return; // an error after connecting: close follows
@@ -61,7 +57,6 @@ export class ResultSocket {
         writeWithBackpressure(this.opts.file, chunk, s);
         this.opts.onData?.(chunk);
       });
-      readInBatches(s, this.opts.batchMs);
     });
   }
 
