@@ -9,6 +9,7 @@ import { buildCpioSegment } from '../image/initramfs.ts';
 import { buildExt4, rawImage } from '../image/disk.ts';
 import { probeToolkit, staticProgram } from '../guest/toolkit.ts';
 import { requireTool } from '../host.ts';
+import { SetupError } from '../errors.ts';
 import { settled } from '../lifecycle.ts';
 import { archOf } from '../arch/index.ts';
 import { baseInitramfs } from '../../images/base.ts';
@@ -75,7 +76,7 @@ export async function prepareImages(sc: Scenario, kernel: Kernel, opts: { firmwa
   // No initramfs: the kernel mounts the root itself; no segment at all (and no -initrd).
   if (sc.initramfs === false) {
     if (modules.length > 0) {
-      throw new (await import('../errors.ts')).SetupError(
+      throw new SetupError(
         `scenario '${sc.name}' boots without an initramfs, but kernel ${kernel.id} has these options as modules, ` +
           `which nothing could load: ${modules.join(', ')} (the scenario's skipIf should name this kernel)`,
       );
@@ -95,7 +96,7 @@ export async function prepareImages(sc: Scenario, kernel: Kernel, opts: { firmwa
   const mods = new ImageTree(`modules for ${kernel.release}`, { arch: ctx.arch });
   if (wanted.length > 0) {
     if (!kernel.modulesDir) {
-      throw new (await import('../errors.ts')).SetupError(
+      throw new SetupError(
         `kernel ${kernel.id} has these options as modules but no modules folder: ${wanted.join(', ')}; ` +
           `give one with file:<bzImage>,modules=<dir>, or build them in`,
       );
