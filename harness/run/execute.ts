@@ -213,10 +213,8 @@ export async function planEsp(plan: BootPlan, runDir: string, initrd: string | u
 export async function materialize(plan: BootPlan, runDir: string): Promise<Materialized> {
   checkBootPath(plan);
   // The disks copied for the run, and a user's ESP (boot path esp), which is copied too.
-  const copies = [
-    ...plan.disks.filter((d) => d.mode === 'copy').map((d) => d.path),
-    ...((plan.boot ?? 'kernel') === 'esp' ? [plan.esp!] : []),
-  ];
+  const copied = plan.disks.filter((d) => d.mode === 'copy');
+  const copies = [...copied.map((d) => d.path), ...((plan.boot ?? 'kernel') === 'esp' ? [plan.esp!] : [])];
   if (copies.length > 0) {
     const need = (await Promise.all(copies.map(allocated))).reduce((a, b) => a + b, 0) + DISK_MARGIN;
     checkRoom(runDir, need, "this run's disk copies (with 16 MiB for the guest's writes)");
@@ -234,7 +232,7 @@ export async function materialize(plan: BootPlan, runDir: string): Promise<Mater
           ),
         ]
       : []),
-    ...plan.disks.filter((d) => d.mode === 'copy').map((d) => copyForRun(d.path, diskPath(d))),
+    ...copied.map((d) => copyForRun(d.path, diskPath(d))),
   ]);
   const disks: NonNullable<BootSpec['disks']> = [];
   const byName: Record<string, { path: string }> = {};
