@@ -101,6 +101,16 @@ describe('image building (with a cache of its own)', () => {
       expect(h.message).to.include('/nothing');
     });
 
+    it("says so at once when a script's text is given where its host path goes", () => {
+      const t = new ImageTree('t');
+      expect(() => t.script('/init', '#!/bin/sh\nprobe one\n')).to.throw(
+        UsageError,
+        /\/init: copy\(\) and script\(\) take the path of a file on this machine, and this is a file's text \("#!\/bin\/sh\\nprobe one\\n"…\); give the text with file\("\/init", text, 0o755\)/,
+      );
+      expect(() => t.copy('/etc/x', 'line one\nline two')).to.throw(UsageError, /copy\(\) and script\(\)/);
+      expect(() => t.script('/init', 'scenarios/x/init.sh')).to.not.throw();
+    });
+
     it('reports a missing host file from validate(), before any build', async () => {
       const t = new ImageTree('missing').copy('/etc/thing', '/nonexistent/rootprobe-file');
       const e = await rejects(t.validate());

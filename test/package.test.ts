@@ -138,7 +138,7 @@ export const sc: Scenario = scenario({
   name: 'typed_user',
   description: 'a TypeScript user scenario',
   features: ['initrd', 'proc', 'serial'],
-  initramfs(t) { t.script('/init', '#!/bin/sh\\n. /.rootprobe/lib.sh\\nmount -t proc proc /proc\\nprobe one\\nrp_finish\\n'); },
+  initramfs(t) { t.file('/init', '#!/bin/sh\\n. /.rootprobe/lib.sh\\nmount -t proc proc /proc\\nprobe one\\nrp_finish\\n', 0o755); },
   stages: ['one'],
   check({ stage, expect }) { expect(stage('one')).to.have.mount('/').of.type('rootfs'); },
 }, import.meta);

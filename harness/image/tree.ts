@@ -255,6 +255,13 @@ export class ImageTree {
   copy(guestPath: string, hostPath: string, mode?: number): this {
     const g = this.norm(guestPath);
     if (mode !== undefined) checkMode(mode, `copy ${g}`);
+    // The commonest slip: the file's text where its host path goes (`t.script('/init', '#!/bin/sh…')`).
+    if (/\n/.test(hostPath) || hostPath.startsWith('#!')) {
+      throw new UsageError(
+        `image "${this.name}": ${g}: copy() and script() take the path of a file on this machine, and this is a ` +
+          `file's text (${JSON.stringify(hostPath.slice(0, 24))}…); give the text with file(${JSON.stringify(g)}, text, 0o755).`,
+      );
+    }
     const host = path.resolve(hostPath);
     return this.push(async (t, ctx) => {
       let st;
